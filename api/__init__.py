@@ -1,0 +1,1 @@
+"""HTTP: the FastAPI app, its schemas, the Python client and the `hpo` CLI."""

@@ -1,0 +1,121 @@
+"""A small synchronous Python client of the HTTP API; the CLI talks through it alone."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+TERMINAL_STATES = ("completed", "stopped", "failed")
+
+
+class ClientError(Exception):
+    """The service refused the request or could not be reached; the message says which."""
+
+
+class HpoClient:
+    def __init__(self, url: str = "http://127.0.0.1:8000", *, token: str | None = None,
+                 timeout_s: float = 30.0):  # fmt: skip
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> HpoClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ClientError(f"cannot reach the service at {self.url}: {exc}") from exc
+        if response.status_code >= 400:
+            raise ClientError(_error_message(response))
+        return response.json() if response.content else None
+
+    def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("POST", "/api/v1/studies", json=spec)
+        return result
+
+    def submit_file(self, path: Path) -> dict[str, Any]:
+        """Submit a study file (YAML or JSON) as it is; the service validates it."""
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ClientError(f"cannot read {path}: {exc.strerror}") from exc
+        media = "application/json" if path.suffix == ".json" else "application/yaml"
+        result: dict[str, Any] = self._request(
+            "POST", "/api/v1/studies", content=text.encode(), headers={"Content-Type": media}
+        )
+        return result
+
+    def get(self, study_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", f"/api/v1/studies/{study_id}")
+        return result
+
+    def studies(self, *, state: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        params = {"limit": limit, **({"state": state} if state else {})}
+        items: list[dict[str, Any]] = self._request("GET", "/api/v1/studies", params=params)["items"]
+        return items
+
+    def trials(self, study_id: int, *, order: str = "number", limit: int = 50) -> list[dict[str, Any]]:
+        params = {"order": order, "limit": limit}
+        page = self._request("GET", f"/api/v1/studies/{study_id}/trials", params=params)
+        items: list[dict[str, Any]] = page["items"]
+        return items
+
+    def trial(self, study_id: int, number: int) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", f"/api/v1/studies/{study_id}/trials/{number}")
+        return result
+
+    def best(self, study_id: int, *, k: int = 1) -> list[dict[str, Any]]:
+        page = self._request("GET", f"/api/v1/studies/{study_id}/best", params={"k": k})
+        items: list[dict[str, Any]] = page["items"]
+        return items
+
+    def stop(self, study_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("POST", f"/api/v1/studies/{study_id}/stop")
+        return result
+
+    def wait(
+        self, study_id: int, *, poll_s: float = 0.5, timeout_s: float | None = None,
+        on_update: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Poll until the study ends; `on_update` sees every polled state."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            study = self.get(study_id)
+            if on_update is not None:
+                on_update(study)
+            if study["state"] in TERMINAL_STATES:
+                return study
+            if deadline is not None and time.monotonic() > deadline:
+                raise ClientError(f"study {study_id} still {study['state']} after {timeout_s}s")
+            time.sleep(poll_s)
+
+    def healthy(self) -> bool:
+        try:
+            return self._http.get("/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        error = response.json()["error"]
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {response.status_code}: {response.text[:200]}"
+    details = error.get("details", [])
+    if not details:
+        return f"HTTP {response.status_code}: {error.get('message', '')}"
+    lines = [f"  {d['loc']}: {d['msg']}" for d in details]
+    return "\n".join([f"HTTP {response.status_code}: {error.get('code', 'error')}", *lines])
+

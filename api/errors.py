@@ -1,0 +1,65 @@
+"""The one place where errors become HTTP responses, all of one JSON shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from api.schemas import ErrorBody, ErrorDetail, ErrorOut
+from service.errors import Conflict, InvalidRequest, NotFound, ServiceError, Unavailable
+
+_STATUS: dict[type[ServiceError], tuple[int, str]] = {
+    NotFound: (404, "not_found"),
+    InvalidRequest: (422, "invalid_request"),
+    Conflict: (409, "conflict"),
+    Unavailable: (503, "unavailable"),
+}
+_UNION_TAGS = {"float", "int", "categorical"}
+
+
+def error_response(
+    status: int, code: str, message: str, details: list[ErrorDetail] | None = None
+) -> JSONResponse:
+    body = ErrorOut(error=ErrorBody(code=code, message=message, details=details or []))
+    return JSONResponse(body.model_dump(), status_code=status)
+
+
+def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    """`('body', 'space', 'lr', 'float', 'high')` -> `space.lr.high`."""
+    parts = list(loc[1:] if loc and loc[0] in ("body", "query", "path") else loc)
+    if len(parts) >= 3 and parts[0] == "space" and parts[2] in _UNION_TAGS:
+        del parts[2]
+    if len(parts) >= 2 and parts[0] in ("sampler", "pruner"):
+        del parts[1]
+    return ".".join(str(p) for p in parts if p != "[key]") or "body"
+
+
+def validation_details(errors: list[Any]) -> list[ErrorDetail]:
+    return [ErrorDetail(loc=field_path(e.get("loc", ())), msg=e.get("msg", "")) for e in errors]
+
+
+async def _on_validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = validation_details(list(exc.errors()))
+    summary = "; ".join(f"{d.loc}: {d.msg}" for d in details[:5])
+    return error_response(422, "invalid_request", f"invalid request: {summary}", details)
+
+
+async def _on_service_error(_: Request, exc: Exception) -> JSONResponse:
+    status, code = next((v for k, v in _STATUS.items() if isinstance(exc, k)), (500, "internal"))
+    return error_response(status, code, str(exc))
+
+
+async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return error_response(exc.status_code, f"http_{exc.status_code}", str(exc.detail))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(ServiceError, _on_service_error)
+    app.add_exception_handler(HTTPException, _on_http_error)

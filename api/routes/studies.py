@@ -1,0 +1,91 @@
+"""Study routes: thin handlers that validate, call the service and return a schema."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from api.deps import Studies
+from api.schemas import (
+    BestOut,
+    ErrorOut,
+    StudyOut,
+    StudyPage,
+    StudyState,
+    TrialDetailOut,
+    TrialOut,
+    TrialPage,
+    TrialState,
+)
+from api.yaml_route import YamlOrJsonRoute
+from service.spec import StudySpec
+
+router = APIRouter(prefix="/api/v1/studies", tags=["studies"], route_class=YamlOrJsonRoute)
+_ERRORS = {code: {"model": ErrorOut} for code in (404, 409, 422, 503)}
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Cursor = Annotated[str | None, Query(max_length=500)]
+_YAML_BODY = {
+    "requestBody": {
+        "content": {"application/yaml": {"schema": {"$ref": "#/components/schemas/StudySpec"}}}
+    }
+}
+
+
+@router.post(
+    "", status_code=201, response_model=StudyOut, responses=_ERRORS, openapi_extra=_YAML_BODY
+)
+async def submit_study(spec: StudySpec, studies: Studies, response: Response) -> StudyOut:
+    """Store a study (JSON or YAML) and start searching; 422 names every bad field."""
+    view = await studies.submit(spec)
+    response.headers["Location"] = f"/api/v1/studies/{view.record.id}"
+    return StudyOut.of(view)
+
+
+@router.get("", response_model=StudyPage, responses=_ERRORS)
+def list_studies(
+    studies: Studies, state: StudyState | None = None, limit: Limit = 50, cursor: Cursor = None
+) -> StudyPage:
+    """Studies, newest first, one page at a time."""
+    page = studies.list(state=state, limit=limit, cursor=cursor)
+    return StudyPage(items=[StudyOut.of(v) for v in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/{study_id}", response_model=StudyOut, responses=_ERRORS)
+def get_study(study_id: int, studies: Studies) -> StudyOut:
+    """One study: state, spec, trial counts by state, best trial, timings, error."""
+    return StudyOut.of(studies.get(study_id))
+
+
+@router.post("/{study_id}/stop", status_code=202, response_model=StudyOut, responses=_ERRORS)
+async def stop_study(study_id: int, studies: Studies) -> StudyOut:
+    """Stop a queued or running study; running trials end as cancelled."""
+    return StudyOut.of(await studies.stop(study_id))
+
+
+@router.get("/{study_id}/trials", response_model=TrialPage, responses=_ERRORS)
+def list_trials(
+    study_id: int,
+    studies: Studies,
+    state: TrialState | None = None,
+    order: Literal["best", "number"] = "number",
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> TrialPage:
+    """A study's trials by number or best value first, one page at a time."""
+    page = studies.trials(study_id, state=state, order=order, limit=limit, cursor=cursor)
+    return TrialPage(items=[TrialOut.of(t) for t in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/{study_id}/trials/{number}", response_model=TrialDetailOut, responses=_ERRORS)
+def get_trial(study_id: int, number: int, studies: Studies) -> TrialDetailOut:
+    """One trial with its per-epoch learning curve."""
+    return TrialDetailOut.of(studies.trial(study_id, number))
+
+
+@router.get("/{study_id}/best", response_model=BestOut, responses=_ERRORS)
+def best_trials(
+    study_id: int, studies: Studies, k: Annotated[int, Query(ge=1, le=1000)] = 1
+) -> BestOut:
+    """The k best complete trials, best first."""
+    return BestOut(items=[TrialOut.of(t) for t in studies.best(study_id, k=k)])

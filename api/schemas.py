@@ -1,0 +1,104 @@
+"""Response schemas: what the API promises to return, per resource."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from service.studies import StudyView
+from storage.records import TrialRecord
+
+StudyState = Literal["queued", "running", "completed", "stopped", "failed"]
+TrialState = Literal["waiting", "running", "complete", "pruned", "failed"]
+
+
+class TrialOut(BaseModel):
+    number: int
+    state: TrialState
+    params: dict[str, Any]
+    value: float | None
+    values: list[float] | None
+    best_epoch: int | None
+    epochs_run: int
+    stop_reason: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_s: float | None
+    node: str | None
+    retry_of: int | None
+    error: str | None
+
+    @classmethod
+    def of(cls, trial: TrialRecord) -> TrialOut:
+        fields = {name: getattr(trial, name) for name in cls.model_fields}
+        return cls(**fields)
+
+
+class TrialDetailOut(TrialOut):
+    epochs: list[dict[str, float]] = Field(
+        description="Per epoch: epoch, train_loss, val_loss, val metrics, lr, seconds."
+    )
+
+    @classmethod
+    def of(cls, trial: TrialRecord) -> TrialDetailOut:
+        base = TrialOut.of(trial).model_dump()
+        epochs = [{"epoch": e.epoch, **e.metrics, "seconds": e.seconds} for e in trial.epochs]
+        return cls(**base, epochs=epochs)
+
+
+class StudyOut(BaseModel):
+    id: int
+    name: str
+    state: StudyState
+    state_reason: str | None
+    spec: dict[str, Any]
+    counts: dict[str, int]
+    best: TrialOut | None
+    optuna_study_name: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+
+    @classmethod
+    def of(cls, view: StudyView) -> StudyOut:
+        r = view.record
+        return cls(
+            id=r.id, name=r.name, state=r.state, state_reason=r.state_reason, spec=r.spec,
+            counts=view.counts, best=TrialOut.of(view.best) if view.best else None,
+            optuna_study_name=r.optuna_study_name, created_at=r.created_at,
+            started_at=r.started_at, finished_at=r.finished_at, error=r.error,
+        )  # fmt: skip
+
+
+class StudyPage(BaseModel):
+    items: list[StudyOut]
+    next_cursor: str | None
+
+
+class TrialPage(BaseModel):
+    items: list[TrialOut]
+    next_cursor: str | None
+
+
+class BestOut(BaseModel):
+    items: list[TrialOut]
+
+
+class ErrorDetail(BaseModel):
+    loc: str
+    msg: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail] = []
+
+
+class ErrorOut(BaseModel):
+    """The one shape of every error response."""
+
+    error: ErrorBody

@@ -1,0 +1,1 @@
+"""Search spaces, samplers and pruners: pure functions over Optuna, no I/O."""

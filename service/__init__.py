@@ -1,0 +1,1 @@
+"""Orchestration: settings, the study spec, study drivers, start-up and recovery."""

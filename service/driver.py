@@ -1,0 +1,210 @@
+"""The study driver: keeps up to `parallelism` trials in flight until the budget ends.
+
+Each of its slot loops asks Optuna for params, trains epoch by epoch on a slot,
+records every epoch, asks the pruner, applies early stopping and tells Optuna
+the outcome. Optuna and the store are called on one thread per driver, so the
+event loop never blocks on a database and Optuna sees one caller at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import optuna
+
+from search.space import suggest
+from service.outcome import TrialOutcome
+from service.runner import Slot, TrialError, TrialRunner, TrialStart, WorkerLost
+from service.spec import StudySpec
+from storage.repository import Store
+from workers.early_stopping import EarlyStopping
+
+T = TypeVar("T")
+
+
+class StudyDriver:
+    """Runs one study to the end of its budget, or until `request_stop`."""
+
+    def __init__(
+        self,
+        study_id: int,
+        spec: StudySpec,
+        optuna_study: optuna.Study,
+        *,
+        store: Store,
+        runner: TrialRunner,
+    ):
+        self.study_id = study_id
+        self.spec = spec
+        self.optuna_study = optuna_study
+        self.store = store
+        self.runner = runner
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"study-{study_id}")
+        self._n_claimed = 0
+        self._n_failed = 0
+        self._end_reason: str | None = None
+        self._started = time.monotonic()
+
+    async def run(self) -> None:
+        """Drive the study and write its final state; never raises for a trial's fault."""
+        await self._io(self.store.set_study_state, self.study_id, "running")
+        self._started = time.monotonic()
+        error: str | None = None
+        try:
+            n_loops = min(self.spec.budget.parallelism, self.spec.budget.max_trials)
+            async with asyncio.TaskGroup() as group:
+                for _ in range(n_loops):
+                    group.create_task(self._slot_loop())
+        except Exception as exc:  # noqa: BLE001 - the study fails, the service goes on
+            error = _describe(exc)
+        finally:
+            await self.runner.close()
+        state, reason = self._final_state(error)
+        await self._io(self.store.set_study_state, self.study_id, state, reason=reason, error=error)
+        self._executor.shutdown(wait=False)
+
+    def request_stop(self, reason: str = "user") -> None:
+        """End the study: running trials stop after their current epoch as cancelled."""
+        self._end_reason = self._end_reason or reason
+
+    def _final_state(self, error: str | None) -> tuple[str, str]:
+        if error is not None:
+            return "failed", "error"
+        reason = self._end_reason or "max_trials"
+        if reason == "user":
+            return "stopped", reason
+        if reason == "max_failed_trials":
+            return "failed", reason
+        return "completed", reason
+
+    async def _slot_loop(self) -> None:
+        slot = await self.runner.open_slot()
+        while self._claim_trial():
+            outcome = await self._run_trial(slot)
+            if outcome.stop_reason == "worker_lost":
+                await slot.close()
+                slot = await self.runner.open_slot()
+
+    def _claim_trial(self) -> bool:
+        self._check_timeout()
+        if self._end_reason is not None or self._n_claimed >= self.spec.budget.max_trials:
+            return False
+        self._n_claimed += 1
+        return True
+
+    def _check_timeout(self) -> None:
+        timeout_s = self.spec.budget.timeout_s
+        if timeout_s is not None and time.monotonic() - self._started >= timeout_s:
+            self.request_stop("timeout")
+
+    async def _run_trial(self, slot: Slot) -> TrialOutcome:
+        trial, params = await self._io(self._ask)
+        await self._io(
+            self.store.create_trial, self.study_id, trial.number, params, node=slot.node
+        )
+        outcome = await self._train(slot, trial, {**self.spec.params, **params})
+        await self._io(self._finish, trial, outcome)
+        return outcome
+
+    def _ask(self) -> tuple[optuna.Trial, dict[str, Any]]:
+        trial = self.optuna_study.ask()
+        return trial, suggest(trial, self.spec.space, self.spec.params)
+
+    async def _train(self, slot: Slot, trial: optuna.Trial, params: dict[str, Any]) -> TrialOutcome:
+        try:
+            await slot.start_trial(TrialStart(params, seed=self.spec.split.seed + trial.number))
+            outcome = await self._epochs(slot, trial)
+            await slot.end_trial()
+            return outcome
+        except WorkerLost as exc:
+            return TrialOutcome("worker_lost", error=str(exc))
+        except TrialError as exc:
+            return TrialOutcome("failed", error=str(exc))
+
+    async def _epochs(self, slot: Slot, trial: optuna.Trial) -> TrialOutcome:
+        budget, objective = self.spec.budget, self.spec.objective
+        stopper = EarlyStopping(
+            patience=self.spec.early_stopping.patience,
+            min_delta=self.spec.early_stopping.min_delta,
+            direction=objective.direction,
+        )
+        best = _Best(objective.direction)
+        for epoch in range(1, budget.max_epochs + 1):
+            self._check_timeout()
+            if self._end_reason is not None:
+                return best.outcome("cancelled")
+            metrics = await slot.run_epoch()
+            value = float(metrics[objective.metric])
+            diverged = not (math.isfinite(value) and math.isfinite(metrics["train_loss"]))
+            pruned = await self._io(self._record_epoch, trial, epoch, metrics, diverged)
+            if diverged:
+                return best.outcome("diverged")
+            best.update(epoch, value)
+            if best.reached(budget.target):
+                self.request_stop("target_reached")
+                return best.outcome("completed")
+            if pruned:
+                return best.outcome("pruned")
+            if stopper.update(epoch, value):
+                return best.outcome("early_stopped")
+        return best.outcome("completed")
+
+    def _record_epoch(
+        self, trial: optuna.Trial, epoch: int, metrics: dict[str, float], diverged: bool
+    ) -> bool:
+        seconds = metrics.get("seconds", 0.0)
+        values = {k: v for k, v in metrics.items() if k != "seconds"}
+        self.store.add_epoch(self.study_id, trial.number, epoch=epoch, seconds=seconds, metrics=values)
+        if diverged:
+            return False
+        trial.report(float(metrics[self.spec.objective.metric]), epoch)
+        return trial.should_prune()
+
+    def _finish(self, trial: optuna.Trial, outcome: TrialOutcome) -> None:
+        """Tell Optuna first, then write the summary row the API reads."""
+        if outcome.state == "complete":
+            self.optuna_study.tell(trial, outcome.value)
+        else:
+            self.optuna_study.tell(trial, state=outcome.optuna_state)
+        self.store.finish_trial(
+            self.study_id, trial.number, state=outcome.state, value=outcome.value,
+            best_epoch=outcome.best_epoch, stop_reason=outcome.stop_reason, error=outcome.error,
+        )  # fmt: skip
+        if outcome.state == "failed":
+            self._n_failed += 1
+            if self._n_failed >= self.spec.budget.max_failed_trials:
+                self.request_stop("max_failed_trials")
+
+    async def _io(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+
+
+class _Best:
+    """The best validation value of a curve so far, in the study's direction."""
+
+    def __init__(self, direction: str):
+        self._sign = 1.0 if direction == "maximize" else -1.0
+        self.value: float | None = None
+        self.epoch: int | None = None
+
+    def update(self, epoch: int, value: float) -> None:
+        if self.value is None or self._sign * (value - self.value) > 0:
+            self.value, self.epoch = value, epoch
+
+    def reached(self, target: float | None) -> bool:
+        return target is not None and self.value is not None and self._sign * (self.value - target) >= 0
+
+    def outcome(self, stop_reason: str) -> TrialOutcome:
+        return TrialOutcome(stop_reason, value=self.value, best_epoch=self.epoch)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(e) for e in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,23 @@
+"""Errors named for what the caller should do; `api` maps them to HTTP in one place."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base of the errors the service raises on purpose."""
+
+
+class NotFound(ServiceError):
+    """The study or trial does not exist (or is not the caller's): do not retry."""
+
+
+class InvalidRequest(ServiceError):
+    """The request breaks a rule of the service: fix it and resend."""
+
+
+class Conflict(ServiceError):
+    """The study's current state does not allow this: check its state first."""
+
+
+class Unavailable(ServiceError):
+    """A backing part (database, Ray) is not reachable: retry later."""

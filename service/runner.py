@@ -1,0 +1,127 @@
+"""How a driver reaches trial slots: a small protocol, and its Ray implementation.
+
+The driver sees only `TrialRunner` and `Slot`, so its logic runs the same with
+a fake runner in tests and with Ray actors in the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import ray
+import ray.exceptions
+
+from service.spec import StudySpec
+from workers.data import DataSplits, load_splits
+
+
+class WorkerLost(Exception):
+    """The slot's process or node died; the trial may be retried on a new slot."""
+
+
+class TrialError(Exception):
+    """Training raised for these params; the trial fails, the study goes on."""
+
+
+@dataclass(frozen=True)
+class TrialStart:
+    params: dict[str, Any]
+    seed: int
+
+
+class Slot(Protocol):
+    node: str
+
+    async def start_trial(self, start: TrialStart) -> None: ...
+
+    async def run_epoch(self) -> dict[str, float]: ...
+
+    async def end_trial(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class TrialRunner(Protocol):
+    async def open_slot(self) -> Slot: ...
+
+    async def close(self) -> None: ...
+
+
+class RaySlot:
+    """One `workers.slot.TrialSlot` actor, with Ray's errors turned into ours."""
+
+    def __init__(self, actor: Any, data_key: str, data_ref: ray.ObjectRef, spec: StudySpec):
+        self._actor = actor
+        self._data_key = data_key
+        self._data_ref = data_ref
+        self._spec = spec
+        self.node = ""
+
+    async def locate(self) -> None:
+        placement = await _call(self._actor.placement.remote())
+        gpus = f" gpu={','.join(placement.gpu_ids)}" if placement.gpu_ids else ""
+        self.node = f"{placement.node[:12]} pid={placement.pid}{gpus}"
+
+    async def start_trial(self, start: TrialStart) -> None:
+        await _call(
+            self._actor.start_trial.remote(
+                self._data_key, self._data_ref, start.params, model=self._spec.model.kind,
+                objective=self._spec.objective.metric,
+                direction=self._spec.objective.direction, seed=start.seed,
+            )
+        )  # fmt: skip
+
+    async def run_epoch(self) -> dict[str, float]:
+        metrics: dict[str, float] = await _call(self._actor.run_epoch.remote())
+        return metrics
+
+    async def end_trial(self) -> None:
+        await _call(self._actor.end_trial.remote())
+
+    async def close(self) -> None:
+        ray.kill(self._actor, no_restart=True)
+
+
+async def _call(ref: ray.ObjectRef) -> Any:
+    try:
+        return await ref
+    except ray.exceptions.RayActorError as exc:
+        raise WorkerLost(str(exc).splitlines()[0]) from exc
+    except ray.exceptions.RayTaskError as exc:
+        cause = exc.cause if exc.cause is not None else exc
+        raise TrialError(f"{type(cause).__name__}: {cause}") from exc
+
+
+class RayTrialRunner:
+    """Slots for one study: actors sized by `resources`, the data put in Ray once."""
+
+    def __init__(self, study_id: int, spec: StudySpec, data: DataSplits):
+        from workers.slot import create_slot
+
+        self._create_slot = create_slot
+        self._spec = spec
+        self._data_key = f"study-{study_id}"
+        self._data_ref = ray.put(data)
+        self._slots: list[RaySlot] = []
+
+    @classmethod
+    async def for_study(cls, study_id: int, spec: StudySpec) -> RayTrialRunner:
+        data = await asyncio.to_thread(load_splits, spec.dataset, spec.split)
+        return cls(study_id, spec, data)
+
+    async def open_slot(self) -> Slot:
+        resources = self._spec.resources
+        actor = self._create_slot(
+            num_cpus=resources.cpus_per_trial, num_gpus=resources.gpus_per_trial
+        )
+        slot = RaySlot(actor, self._data_key, self._data_ref, self._spec)
+        self._slots.append(slot)
+        await slot.locate()
+        return slot
+
+    async def close(self) -> None:
+        for slot in self._slots:
+            await slot.close()
+        self._slots.clear()

@@ -1,0 +1,81 @@
+"""Start-up and shut-down: settings in, a running study service out.
+
+Nothing here runs at import time; `open_runtime` is called by the app's lifespan
+(or by tests and `hpo demo`) and `Runtime.close` undoes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import optuna
+import ray
+from sqlalchemy import Engine
+
+from service.runner import RayTrialRunner, TrialRunner
+from service.settings import Settings
+from service.spec import StudySpec
+from service.studies import StudyService
+from storage.engine import create_engine_for
+from storage.migrate import upgrade_schema
+from storage.repository import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    store: Store
+    studies: StudyService
+    owns_ray: bool
+
+    async def close(self) -> None:
+        await self.studies.close()
+        self.engine.dispose()
+        if self.owns_ray:
+            await asyncio.to_thread(ray.shutdown)
+
+
+async def open_runtime(settings: Settings) -> Runtime:
+    """Migrate the database, connect Ray and resume what the database says is pending."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(upgrade_schema, settings.database_url)
+    engine = create_engine_for(settings.database_url)
+    store = Store(engine)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna_storage = optuna.storages.RDBStorage(
+        settings.database_url, engine_kwargs=_optuna_engine_kwargs(settings.database_url)
+    )
+    owns_ray = await asyncio.to_thread(_connect_ray, settings)
+    studies = StudyService(store, optuna_storage, _ray_runner)
+    await studies.start()
+    return Runtime(settings, engine, store, studies, owns_ray)
+
+
+def _optuna_engine_kwargs(url: str) -> dict[str, object]:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True}
+
+
+def _connect_ray(settings: Settings) -> bool:
+    """Join the configured Ray cluster, or start a local one; True when we started it."""
+    if ray.is_initialized():
+        return False
+    if settings.ray_address is None:
+        ray.init(
+            num_cpus=settings.ray_num_cpus, include_dashboard=False,
+            logging_level=logging.WARNING, log_to_driver=False,
+        )  # fmt: skip
+    else:
+        ray.init(address=settings.ray_address, logging_level=logging.WARNING, log_to_driver=False)
+    log.info("Ray resources: %s", ray.cluster_resources())
+    return True
+
+
+async def _ray_runner(study_id: int, spec: StudySpec) -> TrialRunner:
+    return await RayTrialRunner.for_study(study_id, spec)

@@ -1,0 +1,28 @@
+"""The service's one settings class: the only place that reads the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration from `HPO_*` variables; built once at start-up and passed down."""
+
+    model_config = SettingsConfigDict(env_prefix="HPO_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("data"), description="Where the SQLite file and uploads live.")
+    database_url: str = Field(default="", description="SQLAlchemy URL; default SQLite in data_dir.")
+    ray_address: str | None = Field(default=None, description="'auto', host:port, or None for a local Ray.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    ray_num_cpus: int | None = Field(default=None, ge=1, description="CPUs of a local Ray.")
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'hpo.db'}"
+        return self

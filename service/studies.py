@@ -1,0 +1,186 @@
+"""The study service: submits, reads and stops studies; owns one driver per running study.
+
+It works the same in-process (tests, `hpo demo`) and behind the HTTP API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import optuna
+
+from search.pruners import build_pruner
+from search.samplers import build_sampler
+from service.driver import StudyDriver
+from service.errors import Conflict, InvalidRequest, NotFound, Unavailable
+from service.runner import TrialRunner
+from service.spec import StudySpec
+from storage.errors import InvalidCursorError, NotFoundError, StorageError
+from storage.records import Page, StudyRecord, TrialRecord
+from storage.repository import Store
+
+log = logging.getLogger(__name__)
+
+RunnerFactory = Callable[[int, StudySpec], Awaitable[TrialRunner]]
+ACTIVE_STATES = ("queued", "running")
+
+
+@dataclass(frozen=True)
+class StudyView:
+    """A study as the API shows it: its record with trial counts and best trial."""
+
+    record: StudyRecord
+    counts: dict[str, int]
+    best: TrialRecord | None
+
+
+class StudyService:
+    def __init__(self, store: Store, optuna_storage: optuna.storages.BaseStorage, runners: RunnerFactory):
+        self.store = store
+        self.optuna_storage = optuna_storage
+        self._runners = runners
+        self._drivers: dict[int, StudyDriver] = {}
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+
+    async def start(self) -> None:
+        """Start queued studies; mark studies a previous process left running as stopped."""
+        for record in await asyncio.to_thread(self.store.studies_in_states, ACTIVE_STATES):
+            if record.state == "queued":
+                self._launch(record)
+            else:
+                await asyncio.to_thread(self._close_interrupted, record)
+
+    def _close_interrupted(self, record: StudyRecord) -> None:
+        study = self._load_optuna_study(record, StudySpec.model_validate(record.spec))
+        for trial in self.store.running_trials(record.id):
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            self.store.finish_trial(
+                record.id, trial.number, state="failed", value=None, best_epoch=None,
+                stop_reason="worker_lost", error="the service stopped while the trial ran",
+            )  # fmt: skip
+        self.store.set_study_state(record.id, "stopped", reason="interrupted")
+
+    async def close(self) -> None:
+        """Stop every driver and wait for their trials to be recorded."""
+        for driver in self._drivers.values():
+            driver.request_stop("user")
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    async def submit(self, spec: StudySpec) -> StudyView:
+        record = await asyncio.to_thread(self._create, spec)
+        self._launch(record)
+        return await asyncio.to_thread(self.get, record.id)
+
+    def _create(self, spec: StudySpec) -> StudyRecord:
+        with _storage_errors():
+            record = self.store.create_study(
+                name=spec.name, spec=spec.model_dump(mode="json"), direction=spec.objective.direction
+            )
+            try:
+                optuna.create_study(
+                    storage=self.optuna_storage, study_name=record.optuna_study_name,
+                    direction=spec.objective.direction,
+                )  # fmt: skip
+            except Exception:
+                self.store.delete_study(record.id)
+                raise
+            return record
+
+    def _launch(self, record: StudyRecord) -> None:
+        task = asyncio.create_task(self._drive(record), name=f"study-{record.id}")
+        self._tasks[record.id] = task
+        task.add_done_callback(lambda _: self._forget(record.id))
+
+    def _forget(self, study_id: int) -> None:
+        self._tasks.pop(study_id, None)
+        self._drivers.pop(study_id, None)
+
+    async def _drive(self, record: StudyRecord) -> None:
+        spec = StudySpec.model_validate(record.spec)
+        try:
+            study = await asyncio.to_thread(self._load_optuna_study, record, spec)
+            runner = await self._runners(record.id, spec)
+        except Exception as exc:  # noqa: BLE001 - a study that cannot start fails, visibly
+            log.exception("study %s could not start", record.id)
+            error = f"{type(exc).__name__}: {exc}"
+            await asyncio.to_thread(
+                self.store.set_study_state, record.id, "failed", reason="error", error=error
+            )
+            return
+        driver = StudyDriver(record.id, spec, study, store=self.store, runner=runner)
+        self._drivers[record.id] = driver
+        await driver.run()
+
+    def _load_optuna_study(self, record: StudyRecord, spec: StudySpec) -> optuna.Study:
+        return optuna.load_study(
+            study_name=record.optuna_study_name, storage=self.optuna_storage,
+            sampler=build_sampler(spec.sampler), pruner=build_pruner(spec.pruner),
+        )  # fmt: skip
+
+    async def stop(self, study_id: int) -> StudyView:
+        view = await asyncio.to_thread(self.get, study_id)
+        if view.record.state not in ACTIVE_STATES:
+            raise Conflict(f"study {study_id} is {view.record.state}; only queued or running stop")
+        driver = self._drivers.get(study_id)
+        if driver is not None:
+            driver.request_stop("user")
+        else:
+            task = self._tasks.get(study_id)
+            if task is not None:
+                task.cancel()
+            await asyncio.to_thread(self.store.set_study_state, study_id, "stopped", reason="user")
+        return await asyncio.to_thread(self.get, study_id)
+
+    async def wait(self, study_id: int) -> None:
+        """Wait until the study's driver, if any, has finished."""
+        task = self._tasks.get(study_id)
+        if task is not None:
+            await asyncio.shield(task)
+
+    def get(self, study_id: int) -> StudyView:
+        with _storage_errors():
+            return self._view(self.store.get_study(study_id))
+
+    def _view(self, record: StudyRecord) -> StudyView:
+        best = self.store.best_trials(record.id, k=1)
+        return StudyView(record, self.store.count_trials(record.id), best[0] if best else None)
+
+    def list(self, *, state: str | None, limit: int, cursor: str | None) -> Page:
+        with _storage_errors():
+            page = self.store.list_studies(state=state, limit=limit, cursor=cursor)
+            return Page([self._view(r) for r in page.items], page.next_cursor)
+
+    def trials(
+        self, study_id: int, *, state: str | None, order: str, limit: int, cursor: str | None
+    ) -> Page:
+        with _storage_errors():
+            self.store.get_study(study_id)
+            return self.store.list_trials(
+                study_id, state=state, order=order, limit=limit, cursor=cursor
+            )
+
+    def trial(self, study_id: int, number: int) -> TrialRecord:
+        with _storage_errors():
+            return self.store.get_trial(study_id, number)
+
+    def best(self, study_id: int, *, k: int) -> list[TrialRecord]:
+        with _storage_errors():
+            self.store.get_study(study_id)
+            return self.store.best_trials(study_id, k=k)
+
+
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    """Turn the store's errors into the service's, named for the caller's next move."""
+    try:
+        yield
+    except NotFoundError as exc:
+        raise NotFound(str(exc)) from exc
+    except InvalidCursorError as exc:
+        raise InvalidRequest(str(exc)) from exc
+    except StorageError as exc:
+        raise Unavailable(str(exc)) from exc

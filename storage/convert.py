@@ -1,0 +1,49 @@
+"""ORM rows to frozen records, so rows never outlive their session."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from storage.models import EpochRow, StudyRow, TrialRow
+from storage.records import EpochRecord, StudyRecord, TrialRecord
+
+
+def study_record(row: StudyRow) -> StudyRecord:
+    return StudyRecord(
+        id=row.id,
+        name=row.name,
+        state=row.state,
+        state_reason=row.state_reason,
+        spec=row.spec,
+        optuna_study_name=row.optuna_study_name,
+        direction=row.direction,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        error=row.error,
+    )
+
+
+def trial_record(row: TrialRow, epochs: Sequence[EpochRow] = ()) -> TrialRecord:
+    return TrialRecord(
+        study_id=row.study_id,
+        number=row.number,
+        state=row.state,
+        params=row.params,
+        value=row.value,
+        values=row.values,
+        best_epoch=row.best_epoch,
+        epochs_run=row.epochs_run,
+        stop_reason=row.stop_reason,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        duration_s=row.duration_s,
+        node=row.node,
+        retry_of=row.retry_of,
+        error=row.error,
+        epochs=[epoch_record(epoch) for epoch in epochs],
+    )
+
+
+def epoch_record(row: EpochRow) -> EpochRecord:
+    return EpochRecord(epoch=row.epoch, seconds=row.seconds, metrics=row.metrics)

@@ -1,0 +1,32 @@
+"""Errors named for what the caller should do; ORM and driver errors never escape `storage`."""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """The database failed or refused an operation; retrying may help."""
+
+
+class NotFoundError(StorageError):
+    """The asked-for object does not exist; retrying will not help."""
+
+
+class StudyNotFound(NotFoundError):
+    def __init__(self, study_id: int) -> None:
+        super().__init__(f"study {study_id} does not exist")
+        self.study_id = study_id
+
+
+class TrialNotFound(NotFoundError):
+    def __init__(self, study_id: int, number: int) -> None:
+        super().__init__(f"trial {number} of study {study_id} does not exist")
+        self.study_id = study_id
+        self.number = number
+
+
+class ConflictError(StorageError):
+    """The write breaks a uniqueness or reference rule (e.g. a trial number used twice)."""
+
+
+class InvalidCursorError(StorageError):
+    """A pagination cursor was not one this store handed out."""

@@ -1,0 +1,57 @@
+"""Statement builders for trial lists: orderings and the keyset conditions that page them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy.sql.elements import UnaryExpression
+
+from storage.cursor import decode_cursor, encode_cursor
+from storage.models import TrialRow
+
+
+def best_trials_query(study_id: int, direction: str, k: int) -> Select[TrialRow]:
+    """Top-k complete trials; plain ASC/DESC on `value` so the (study_id, state, value)
+    index serves it on both SQLite and PostgreSQL (nulls are filtered out anyway)."""
+    value = TrialRow.value.desc() if direction == "maximize" else TrialRow.value.asc()
+    return (
+        select(TrialRow)
+        .where(
+            TrialRow.study_id == study_id,
+            TrialRow.state == "complete",
+            TrialRow.value.is_not(None),
+        )
+        .order_by(value, TrialRow.number.asc())
+        .limit(k)
+    )
+
+
+def trial_order(order: str, direction: str) -> tuple[UnaryExpression[Any], ...]:
+    if order == "number":
+        return (TrialRow.number.asc(),)
+    value = TrialRow.value.desc() if direction == "maximize" else TrialRow.value.asc()
+    return (value.nulls_last(), TrialRow.number.asc())
+
+
+def trial_cursor(order: str, row: TrialRow) -> str:
+    if order == "number":
+        return encode_cursor("trials-number", row.number)
+    return encode_cursor("trials-best", row.value, row.number)
+
+
+def trials_after(order: str, direction: str, cursor: str) -> ColumnElement[bool]:
+    """The rows that come strictly after the cursor's row in `order`."""
+    if order == "number":
+        (number,) = decode_cursor(cursor, "trials-number", (int,))
+        return TrialRow.number > number
+    value, number = decode_cursor(cursor, "trials-best", (None, int))
+    return _best_after(direction, value, number)
+
+
+def _best_after(direction: str, value: float | None, number: int) -> ColumnElement[bool]:
+    column = TrialRow.value
+    if value is None:
+        return and_(column.is_(None), TrialRow.number > number)
+    beyond = column < value if direction == "maximize" else column > value
+    return or_(beyond, and_(column == value, TrialRow.number > number), column.is_(None))

@@ -1,0 +1,61 @@
+"""Plain values the store hands out: ORM rows never leave `storage`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+STUDY_STATES = ("queued", "running", "completed", "stopped", "failed")
+TRIAL_STATES = ("waiting", "running", "complete", "pruned", "failed")
+FINISHED_TRIAL_STATES = ("complete", "pruned", "failed")
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    id: int
+    name: str
+    state: str
+    state_reason: str | None
+    spec: dict[str, Any]
+    optuna_study_name: str
+    direction: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int
+    seconds: float
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    study_id: int
+    number: int
+    state: str
+    params: dict[str, Any]
+    value: float | None
+    values: list[float] | None
+    best_epoch: int | None
+    epochs_run: int
+    stop_reason: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_s: float | None
+    node: str | None
+    retry_of: int | None
+    error: str | None
+    epochs: list[EpochRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a keyset-paginated list; `next_cursor` is opaque to callers."""
+
+    items: list[Any]
+    next_cursor: str | None

@@ -1,0 +1,274 @@
+"""The service's store: short transactions in, frozen records out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from storage import queries
+from storage.checks import check_direction, check_order, check_positive, check_state
+from storage.convert import study_record, trial_record
+from storage.cursor import decode_cursor, encode_cursor, paginate
+from storage.errors import StudyNotFound, TrialNotFound
+from storage.lookups import require_study, study_direction, study_row, trial_row
+from storage.models import EpochRow, StudyRow, TrialRow
+from storage.records import (
+    FINISHED_TRIAL_STATES,
+    STUDY_STATES,
+    TRIAL_STATES,
+    Page,
+    StudyRecord,
+    TrialRecord,
+)
+from storage.session import session_scope
+
+_TERMINAL_STUDY_STATES = ("completed", "stopped", "failed")
+
+
+class Store:
+    """Studies, trials and learning curves on one engine (SQLite or PostgreSQL).
+
+    Every method is one short transaction. Methods taking a `study_id` raise StudyNotFound
+    when it does not exist; database failures surface as StorageError (ConflictError for
+    broken uniqueness rules), and arguments outside the documented values as ValueError.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def _session(self) -> AbstractContextManager[Session]:
+        return session_scope(self._engine)
+
+    # Studies
+
+    def create_study(self, *, name: str, spec: dict[str, Any], direction: str) -> StudyRecord:
+        """Store a new `queued` study; its Optuna study name derives from its id."""
+        check_direction(direction)
+        with self._session() as session:
+            row = StudyRow(
+                name=name,
+                state="queued",
+                spec=spec,
+                direction=direction,
+                created_at=_now(),
+                optuna_study_name=f"pending-{uuid4().hex}",
+            )
+            session.add(row)
+            session.flush()
+            row.optuna_study_name = f"hpo-study-{row.id}"
+            session.flush()
+            return study_record(row)
+
+    def get_study(self, study_id: int) -> StudyRecord:
+        with self._session() as session:
+            return study_record(study_row(session, study_id))
+
+    def list_studies(
+        self, *, state: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page:
+        """Newest first; the cursor is the last id seen, so new studies never shift pages."""
+        check_positive("limit", limit)
+        query = select(StudyRow).order_by(StudyRow.id.desc()).limit(limit + 1)
+        if state is not None:
+            check_state(state, STUDY_STATES, "study")
+            query = query.where(StudyRow.state == state)
+        if cursor is not None:
+            (last_id,) = decode_cursor(cursor, "studies", (int,))
+            query = query.where(StudyRow.id < last_id)
+        with self._session() as session:
+            rows = list(session.scalars(query))
+            return paginate(rows, limit, study_record, lambda row: encode_cursor("studies", row.id))
+
+    def studies_in_states(self, states: Sequence[str]) -> list[StudyRecord]:
+        """Studies in any of `states`, oldest first (e.g. to resume `running` ones on start-up)."""
+        for state in states:
+            check_state(state, STUDY_STATES, "study")
+        query = select(StudyRow).where(StudyRow.state.in_(list(states))).order_by(StudyRow.id)
+        with self._session() as session:
+            return [study_record(row) for row in session.scalars(query)]
+
+    def set_study_state(
+        self, study_id: int, state: str, *, reason: str | None = None, error: str | None = None
+    ) -> StudyRecord:
+        """Move a study to `state`; `reason` and `error` describe the new state and replace
+        the old ones. started_at is set once; finished_at on a terminal state, cleared on resume.
+        """
+        check_state(state, STUDY_STATES, "study")
+        with self._session() as session:
+            row = study_row(session, study_id)
+            now = _now()
+            row.state, row.state_reason, row.error = state, reason, error
+            if state == "running" and row.started_at is None:
+                row.started_at = now
+            row.finished_at = now if state in _TERMINAL_STUDY_STATES else None
+            session.flush()
+            return study_record(row)
+
+    def delete_study(self, study_id: int) -> None:
+        """Delete a study; the database cascades to its trials and epochs."""
+        statement = delete(StudyRow).where(StudyRow.id == study_id).returning(StudyRow.id)
+        with self._session() as session:
+            if session.scalar(statement) is None:
+                raise StudyNotFound(study_id)
+
+    # Trials
+
+    def count_trials(self, study_id: int) -> dict[str, int]:
+        """Trials per state, every state present (0 when none), in one GROUP BY."""
+        query = (
+            select(TrialRow.state, func.count())
+            .where(TrialRow.study_id == study_id)
+            .group_by(TrialRow.state)
+        )
+        with self._session() as session:
+            rows = session.execute(query).all()
+            if not rows:
+                require_study(session, study_id)
+        counts = dict.fromkeys(TRIAL_STATES, 0)
+        counts.update({state: n for state, n in rows})
+        return counts
+
+    def create_trial(
+        self,
+        study_id: int,
+        number: int,
+        params: dict[str, Any],
+        *,
+        state: str = "running",
+        node: str | None = None,
+        retry_of: int | None = None,
+    ) -> TrialRecord:
+        """Store a trial started now. Raises ConflictError if the study has `number` already."""
+        check_state(state, TRIAL_STATES, "trial")
+        with self._session() as session:
+            require_study(session, study_id)
+            row = TrialRow(
+                study_id=study_id,
+                number=number,
+                state=state,
+                params=params,
+                epochs_run=0,
+                started_at=_now(),
+                node=node,
+                retry_of=retry_of,
+            )
+            session.add(row)
+            session.flush()
+            return trial_record(row)
+
+    def add_epoch(
+        self, study_id: int, number: int, *, epoch: int, seconds: float, metrics: dict[str, float]
+    ) -> None:
+        """Record one epoch's metrics and count it on the trial, atomically.
+
+        Raises TrialNotFound, or ConflictError if the epoch was recorded already.
+        """
+        bump = (
+            update(TrialRow)
+            .where(TrialRow.study_id == study_id, TrialRow.number == number)
+            .values(epochs_run=TrialRow.epochs_run + 1)
+            .returning(TrialRow.id)
+        )
+        row = {"study_id": study_id, "number": number, "epoch": epoch}
+        with self._session() as session:
+            if session.scalar(bump) is None:
+                raise TrialNotFound(study_id, number)
+            session.execute(insert(EpochRow).values(**row, seconds=seconds, metrics=metrics))
+
+    def finish_trial(
+        self,
+        study_id: int,
+        number: int,
+        *,
+        state: str,
+        value: float | None,
+        best_epoch: int | None,
+        stop_reason: str,
+        error: str | None = None,
+        values: Sequence[float] | None = None,
+    ) -> TrialRecord:
+        """Close a trial with its outcome; finished_at is now, duration_s counts from start."""
+        check_state(state, FINISHED_TRIAL_STATES, "finished trial")
+        with self._session() as session:
+            row = trial_row(session, study_id, number)
+            now = _now()
+            row.state, row.value, row.best_epoch = state, value, best_epoch
+            row.values = None if values is None else list(values)
+            row.stop_reason, row.error, row.finished_at = stop_reason, error, now
+            row.duration_s = _seconds_between(row.started_at, now)
+            session.flush()
+            return trial_record(row)
+
+    def get_trial(self, study_id: int, number: int) -> TrialRecord:
+        """One trial with its learning curve, epochs in order."""
+        epochs = (
+            select(EpochRow)
+            .where(EpochRow.study_id == study_id, EpochRow.number == number)
+            .order_by(EpochRow.epoch)
+        )
+        with self._session() as session:
+            row = trial_row(session, study_id, number)
+            return trial_record(row, list(session.scalars(epochs)))
+
+    def list_trials(
+        self,
+        study_id: int,
+        *,
+        state: str | None = None,
+        order: str = "number",
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Trials by number, or `best` first (in the study's direction, unscored last)."""
+        check_positive("limit", limit)
+        check_order(order)
+        with self._session() as session:
+            direction = study_direction(session, study_id)
+            query = (
+                select(TrialRow)
+                .where(TrialRow.study_id == study_id)
+                .order_by(*queries.trial_order(order, direction))
+                .limit(limit + 1)
+            )
+            if state is not None:
+                check_state(state, TRIAL_STATES, "trial")
+                query = query.where(TrialRow.state == state)
+            if cursor is not None:
+                query = query.where(queries.trials_after(order, direction, cursor))
+            rows = list(session.scalars(query))
+            return paginate(rows, limit, trial_record, lambda row: queries.trial_cursor(order, row))
+
+    def best_trials(self, study_id: int, *, k: int = 1) -> list[TrialRecord]:
+        """The k best complete trials with a value, best first in the study's direction."""
+        check_positive("k", k)
+        with self._session() as session:
+            direction = study_direction(session, study_id)
+            rows = session.scalars(queries.best_trials_query(study_id, direction, k))
+            return [trial_record(row) for row in rows]
+
+    def running_trials(self, study_id: int) -> list[TrialRecord]:
+        """Trials still `running`, by number (e.g. to mark them interrupted after a restart)."""
+        query = (
+            select(TrialRow)
+            .where(TrialRow.study_id == study_id, TrialRow.state == "running")
+            .order_by(TrialRow.number)
+        )
+        with self._session() as session:
+            rows = list(session.scalars(query))
+            if not rows:
+                require_study(session, study_id)
+            return [trial_record(row) for row in rows]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _seconds_between(start: datetime | None, end: datetime) -> float | None:
+    return None if start is None else (end - start).total_seconds()

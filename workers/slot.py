@@ -1,0 +1,80 @@
+"""The trial slot: a long-lived Ray actor that trains one epoch per call.
+
+A slot is reused from trial to trial so torch is imported once per process,
+and a study's tensors are built once per slot. It never touches a database.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+
+
+@dataclass(frozen=True)
+class SlotPlacement:
+    """Where a slot runs: shown with each trial it trains."""
+
+    node: str
+    pid: int
+    gpu_ids: list[str]
+
+
+class TrialSlot:
+    """Holds one Trainer at a time; `data` arrives once per study from the object store."""
+
+    def __init__(self, *, num_threads: int = 1):
+        import torch
+
+        torch.set_num_threads(max(1, num_threads))
+        self._data_key: str | None = None
+        self._tensors: Any = None
+        self._trainer: Any = None
+
+    def placement(self) -> SlotPlacement:
+        context = ray.get_runtime_context()
+        return SlotPlacement(
+            node=context.get_node_id(),
+            pid=os.getpid(),
+            gpu_ids=[str(g) for g in context.get_accelerator_ids().get("GPU", [])],
+        )
+
+    def start_trial(
+        self, data_key: str, data: Any, params: dict[str, Any], *, model: str, objective: str,
+        direction: str, seed: int,
+    ) -> None:  # fmt: skip
+        """Build the trial's model and optimizer; tensors are reused for the same data_key."""
+        from workers.trainer import TensorData, Trainer
+
+        if data_key != self._data_key:
+            self._tensors = TensorData(data, _device(self.placement().gpu_ids))
+            self._data_key = data_key
+        self._trainer = Trainer(
+            self._tensors, params, model=model, objective=objective, direction=direction, seed=seed
+        )
+
+    def run_epoch(self) -> dict[str, float]:
+        """Train one epoch and return its metrics."""
+        if self._trainer is None:
+            raise RuntimeError("run_epoch called before start_trial")
+        metrics: dict[str, float] = self._trainer.train_epoch()
+        return metrics
+
+    def end_trial(self) -> None:
+        self._trainer = None
+
+
+def _device(gpu_ids: list[str]) -> Any:
+    import torch
+
+    return torch.device("cuda" if gpu_ids and torch.cuda.is_available() else "cpu")
+
+
+def create_slot(*, num_cpus: float, num_gpus: float) -> Any:
+    """Start a slot actor with the trial's resources; Ray places it on a fitting node."""
+    actor_class = ray.remote(TrialSlot)
+    return actor_class.options(num_cpus=num_cpus, num_gpus=num_gpus).remote(
+        num_threads=max(1, int(num_cpus))
+    )
