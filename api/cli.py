@@ -44,7 +44,9 @@ def serve(
 ) -> None:
     """Run the API, the study drivers and (unless --ray-address) a local Ray."""
     settings = _settings(host=host, port=port, ray_address=ray_address, database_url=database_url)
-    console.print(f"hpo-service on http://{settings.host}:{settings.port}  db={settings.database_url}")
+    console.print(
+        f"hpo-service on http://{settings.host}:{settings.port}  db={settings.database_url}"
+    )
     uvicorn.run(_app(settings), host=settings.host, port=settings.port, log_level="warning")
 
 
@@ -60,7 +62,10 @@ def submit(
     with HpoClient(url, token=token) as client:
         study = client.submit_file(file)
         if not as_json:
-            console.print(f"study {study['id']} '{study['name']}' submitted ({url}/api/v1/studies/{study['id']})")
+            console.print(
+                f"study {study['id']} '{study['name']}' submitted: "
+                f"{url}/api/v1/studies/{study['id']}"
+            )
         if wait:
             study = _follow(client, study, quiet=as_json)
             _print_best(client, study, k=5, as_json=as_json)
@@ -69,8 +74,12 @@ def submit(
 
 
 @app.command()
-def studies(url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False,
-            state: Annotated[str | None, typer.Option(help="Only this state.")] = None) -> None:  # fmt: skip
+def studies(
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: AsJson = False,
+    state: Annotated[str | None, typer.Option(help="Only this state.")] = None,
+) -> None:
     """List studies, newest first."""
     with HpoClient(url, token=token) as client:
         items = client.studies(state=state)
@@ -81,7 +90,9 @@ def studies(url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False
         done = sum(s["counts"].get(k, 0) for k in ("complete", "pruned", "failed"))
         total = s["spec"]["budget"]["max_trials"]
         best = s["best"]["value"] if s["best"] else None
-        table.add_row(str(s["id"]), s["name"], s["state"], f"{done}/{total}", _fmt(best), s["created_at"][:19])
+        table.add_row(
+            str(s["id"]), s["name"], s["state"], f"{done}/{total}", _fmt(best), s["created_at"][:19]
+        )
     console.print(table)
 
 
@@ -101,7 +112,9 @@ def demo(
 ) -> None:
     """Start the service, submit an example study over HTTP, follow it, print the best trials."""
     settings = _settings(port=port)
-    server = uvicorn.Server(uvicorn.Config(_app(settings), host=settings.host, port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(_app(settings), host=settings.host, port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     console.print(f"starting hpo-service (SQLite at {settings.database_url}, local Ray) ...")
     thread.start()
@@ -146,8 +159,13 @@ def _wait_healthy(client: HpoClient, server: uvicorn.Server, timeout_s: float = 
 
 def _follow(client: HpoClient, study: dict[str, Any], *, quiet: bool) -> dict[str, Any]:
     total = study["spec"]["budget"]["max_trials"]
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} trials"),
-               TextColumn("{task.fields[status]}"), TimeElapsedColumn())  # fmt: skip
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} trials"),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, disable=quiet) as progress:
         task = progress.add_task(f"study {study['id']}", total=total, status="")
 
@@ -155,7 +173,9 @@ def _follow(client: HpoClient, study: dict[str, Any], *, quiet: bool) -> dict[st
             c = s["counts"]
             done = c["complete"] + c["pruned"] + c["failed"]
             best = s["best"]["value"] if s["best"] else None
-            status = f"running {c['running']}  pruned {c['pruned']}  best {_fmt(best)}  [{s['state']}]"
+            status = (
+                f"running {c['running']}  pruned {c['pruned']}  best {_fmt(best)}  [{s['state']}]"
+            )
             progress.update(task, completed=done, status=status)
 
         return client.wait(study["id"], on_update=update)
@@ -166,14 +186,19 @@ def _print_best(client: HpoClient, study: dict[str, Any], *, k: int, as_json: bo
     if as_json:
         return _print_json({"study": study, "best": trials})
     reason = f" ({study['state_reason']})" if study.get("state_reason") else ""
-    console.print(f"study {study['id']} {study['state']}{reason}; metric {study['spec']['objective']['metric']}")
+    console.print(
+        f"study {study['id']} {study['state']}{reason}; "
+        f"metric {study['spec']['objective']['metric']}"
+    )
     if study.get("error"):
         console.print(f"[red]error:[/red] {study['error']}")
     table = Table("trial", "value", "best epoch", "epochs", "stop", "params")
     for t in trials:
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in t["params"].items())
-        table.add_row(str(t["number"]), _fmt(t["value"]), str(t["best_epoch"]), str(t["epochs_run"]),
-                      t["stop_reason"] or "", params)  # fmt: skip
+        table.add_row(
+            str(t["number"]), _fmt(t["value"]), str(t["best_epoch"]), str(t["epochs_run"]),
+            t["stop_reason"] or "", params,
+        )  # fmt: skip
     console.print(table)
 
 

@@ -63,10 +63,14 @@ class HpoClient:
 
     def studies(self, *, state: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         params = {"limit": limit, **({"state": state} if state else {})}
-        items: list[dict[str, Any]] = self._request("GET", "/api/v1/studies", params=params)["items"]
+        items: list[dict[str, Any]] = self._request("GET", "/api/v1/studies", params=params)[
+            "items"
+        ]
         return items
 
-    def trials(self, study_id: int, *, order: str = "number", limit: int = 50) -> list[dict[str, Any]]:
+    def trials(
+        self, study_id: int, *, order: str = "number", limit: int = 50
+    ) -> list[dict[str, Any]]:
         params = {"order": order, "limit": limit}
         page = self._request("GET", f"/api/v1/studies/{study_id}/trials", params=params)
         items: list[dict[str, Any]] = page["items"]
@@ -118,4 +122,3 @@ def _error_message(response: httpx.Response) -> str:
         return f"HTTP {response.status_code}: {error.get('message', '')}"
     lines = [f"  {d['loc']}: {d['msg']}" for d in details]
     return "\n".join([f"HTTP {response.status_code}: {error.get('code', 'error')}", *lines])
-

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, Field
 
@@ -66,7 +66,8 @@ class StudyOut(BaseModel):
     def of(cls, view: StudyView) -> StudyOut:
         r = view.record
         return cls(
-            id=r.id, name=r.name, state=r.state, state_reason=r.state_reason, spec=r.spec,
+            id=r.id, name=r.name, state=cast(StudyState, r.state),
+            state_reason=r.state_reason, spec=r.spec,
             counts=view.counts, best=TrialOut.of(view.best) if view.best else None,
             optuna_study_name=r.optuna_study_name, created_at=r.created_at,
             started_at=r.started_at, finished_at=r.finished_at, error=r.error,

@@ -63,6 +63,8 @@ PRUNERS: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
 }
 
 
-def build_pruner(spec: NoPrunerSpec | MedianPrunerSpec | AshaPrunerSpec) -> optuna.pruners.BasePruner:
+def build_pruner(
+    spec: NoPrunerSpec | MedianPrunerSpec | AshaPrunerSpec,
+) -> optuna.pruners.BasePruner:
     """The Optuna pruner for a validated pruner spec."""
     return PRUNERS[spec.type](spec)

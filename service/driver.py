@@ -104,9 +104,7 @@ class StudyDriver:
 
     async def _run_trial(self, slot: Slot) -> TrialOutcome:
         trial, params = await self._io(self._ask)
-        await self._io(
-            self.store.create_trial, self.study_id, trial.number, params, node=slot.node
-        )
+        await self._io(self.store.create_trial, self.study_id, trial.number, params, node=slot.node)
         outcome = await self._train(slot, trial, {**self.spec.params, **params})
         await self._io(self._finish, trial, outcome)
         return outcome
@@ -159,7 +157,9 @@ class StudyDriver:
     ) -> bool:
         seconds = metrics.get("seconds", 0.0)
         values = {k: v for k, v in metrics.items() if k != "seconds"}
-        self.store.add_epoch(self.study_id, trial.number, epoch=epoch, seconds=seconds, metrics=values)
+        self.store.add_epoch(
+            self.study_id, trial.number, epoch=epoch, seconds=seconds, metrics=values
+        )
         if diverged:
             return False
         trial.report(float(metrics[self.spec.objective.metric]), epoch)
@@ -198,7 +198,11 @@ class _Best:
             self.value, self.epoch = value, epoch
 
     def reached(self, target: float | None) -> bool:
-        return target is not None and self.value is not None and self._sign * (self.value - target) >= 0
+        return (
+            target is not None
+            and self.value is not None
+            and self._sign * (self.value - target) >= 0
+        )
 
     def outcome(self, stop_reason: str) -> TrialOutcome:
         return TrialOutcome(stop_reason, value=self.value, best_epoch=self.epoch)

@@ -13,9 +13,13 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="HPO_", extra="ignore")
 
-    data_dir: Path = Field(default=Path("data"), description="Where the SQLite file and uploads live.")
+    data_dir: Path = Field(
+        default=Path("data"), description="Where the SQLite file and uploads live."
+    )
     database_url: str = Field(default="", description="SQLAlchemy URL; default SQLite in data_dir.")
-    ray_address: str | None = Field(default=None, description="'auto', host:port, or None for a local Ray.")
+    ray_address: str | None = Field(
+        default=None, description="'auto', host:port, or None for a local Ray."
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     ray_num_cpus: int | None = Field(default=None, ge=1, description="CPUs of a local Ray.")

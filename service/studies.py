@@ -39,7 +39,9 @@ class StudyView:
 
 
 class StudyService:
-    def __init__(self, store: Store, optuna_storage: optuna.storages.BaseStorage, runners: RunnerFactory):
+    def __init__(
+        self, store: Store, optuna_storage: optuna.storages.BaseStorage, runners: RunnerFactory
+    ):
         self.store = store
         self.optuna_storage = optuna_storage
         self._runners = runners
@@ -78,7 +80,9 @@ class StudyService:
     def _create(self, spec: StudySpec) -> StudyRecord:
         with _storage_errors():
             record = self.store.create_study(
-                name=spec.name, spec=spec.model_dump(mode="json"), direction=spec.objective.direction
+                name=spec.name,
+                spec=spec.model_dump(mode="json"),
+                direction=spec.objective.direction,
             )
             try:
                 optuna.create_study(
@@ -149,12 +153,12 @@ class StudyService:
         best = self.store.best_trials(record.id, k=1)
         return StudyView(record, self.store.count_trials(record.id), best[0] if best else None)
 
-    def list(self, *, state: str | None, limit: int, cursor: str | None) -> Page:
+    def list_studies(self, *, state: str | None, limit: int, cursor: str | None) -> Page:
         with _storage_errors():
             page = self.store.list_studies(state=state, limit=limit, cursor=cursor)
             return Page([self._view(r) for r in page.items], page.next_cursor)
 
-    def trials(
+    def list_trials(
         self, study_id: int, *, state: str | None, order: str, limit: int, cursor: str | None
     ) -> Page:
         with _storage_errors():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+
 import numpy as np
 from sklearn.model_selection import train_test_split
 
@@ -45,9 +46,7 @@ def load_splits(dataset: BuiltinDataset, split: SplitSpec) -> DataSplits:
 
 def split_arrays(x: np.ndarray, y: np.ndarray, split: SplitSpec) -> DataSplits:
     if split.validation + split.test >= 1:
-        raise ValueError(
-            f"validation + test must be < 1, got {split.validation} + {split.test}"
-        )
+        raise ValueError(f"validation + test must be < 1, got {split.validation} + {split.test}")
     x_rest, x_test, y_rest, y_test = _hold_out(x, y, split.test, split.seed)
     val_share = split.validation / (1 - split.test)
     x_train, x_val, y_train, y_val = train_test_split(

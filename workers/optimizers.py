@@ -28,9 +28,7 @@ def _nesterov(parameters: Iterable[torch.nn.Parameter], p: dict[str, Any]) -> to
 
 
 def _adagrad(parameters: Iterable[torch.nn.Parameter], p: dict[str, Any]) -> torch.optim.Optimizer:
-    return torch.optim.Adagrad(
-        parameters, lr=p["lr"], eps=p["eps"], weight_decay=p["weight_decay"]
-    )
+    return torch.optim.Adagrad(parameters, lr=p["lr"], eps=p["eps"], weight_decay=p["weight_decay"])
 
 
 def _adadelta(parameters: Iterable[torch.nn.Parameter], p: dict[str, Any]) -> torch.optim.Optimizer:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 
@@ -22,7 +22,9 @@ from api.yaml_route import YamlOrJsonRoute
 from service.spec import StudySpec
 
 router = APIRouter(prefix="/api/v1/studies", tags=["studies"], route_class=YamlOrJsonRoute)
-_ERRORS = {code: {"model": ErrorOut} for code in (404, 409, 422, 503)}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (404, 409, 422, 503)
+}
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Cursor = Annotated[str | None, Query(max_length=500)]
 _YAML_BODY = {
@@ -47,7 +49,7 @@ def list_studies(
     studies: Studies, state: StudyState | None = None, limit: Limit = 50, cursor: Cursor = None
 ) -> StudyPage:
     """Studies, newest first, one page at a time."""
-    page = studies.list(state=state, limit=limit, cursor=cursor)
+    page = studies.list_studies(state=state, limit=limit, cursor=cursor)
     return StudyPage(items=[StudyOut.of(v) for v in page.items], next_cursor=page.next_cursor)
 
 
@@ -73,7 +75,7 @@ def list_trials(
     cursor: Cursor = None,
 ) -> TrialPage:
     """A study's trials by number or best value first, one page at a time."""
-    page = studies.trials(study_id, state=state, order=order, limit=limit, cursor=cursor)
+    page = studies.list_trials(study_id, state=state, order=order, limit=limit, cursor=cursor)
     return TrialPage(items=[TrialOut.of(t) for t in page.items], next_cursor=page.next_cursor)
 
 
