@@ -39,7 +39,15 @@ def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
 
 
 def validation_details(errors: list[Any]) -> list[ErrorDetail]:
-    return [ErrorDetail(loc=field_path(e.get("loc", ())), msg=e.get("msg", "")) for e in errors]
+    return [_detail(e) for e in errors]
+
+
+def _detail(error: dict[str, Any]) -> ErrorDetail:
+    if error.get("type") == "json_invalid":
+        position = error.get("loc", ("body", "?"))[-1]
+        reason = error.get("ctx", {}).get("error", "JSON decode error")
+        return ErrorDetail(loc="body", msg=f"invalid JSON at character {position}: {reason}")
+    return ErrorDetail(loc=field_path(error.get("loc", ())), msg=error.get("msg", ""))
 
 
 async def _on_validation(_: Request, exc: Exception) -> JSONResponse:

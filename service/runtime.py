@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 class Runtime:
     settings: Settings
     engine: Engine
+    optuna_storage: optuna.storages.RDBStorage
     store: Store
     studies: StudyService
     owns_ray: bool
@@ -36,6 +37,7 @@ class Runtime:
     async def close(self) -> None:
         await self.studies.close()
         self.engine.dispose()
+        self.optuna_storage.engine.dispose()
         if self.owns_ray:
             await asyncio.to_thread(ray.shutdown)
 
@@ -53,7 +55,7 @@ async def open_runtime(settings: Settings) -> Runtime:
     owns_ray = await asyncio.to_thread(_connect_ray, settings)
     studies = StudyService(store, optuna_storage, _ray_runner)
     await studies.start()
-    return Runtime(settings, engine, store, studies, owns_ray)
+    return Runtime(settings, engine, optuna_storage, store, studies, owns_ray)
 
 
 def _optuna_engine_kwargs(url: str) -> dict[str, object]:

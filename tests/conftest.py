@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import copy
 import os
+import socket
+import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+import uvicorn
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from api.app import create_app
+from service.settings import Settings
 
 # ---------------------------------------------------------------------------
 # Databases: each test gets its own, on SQLite and (where configured) PostgreSQL.
@@ -57,3 +67,97 @@ def database_url(request: pytest.FixtureRequest) -> str:
     """Every supported database in turn, so storage contracts hold on all of them."""
     url: str = request.getfixturevalue(f"{request.param}_url")
     return url
+
+
+# ---------------------------------------------------------------------------
+# Specs, Ray and a live service.
+# ---------------------------------------------------------------------------
+
+FAST_SPEC: dict[str, Any] = {
+    "name": "test-study",
+    "dataset": {"source": "builtin", "name": "digits"},
+    "space": {
+        "lr": {"type": "float", "low": 1e-3, "high": 0.1, "log": True},
+        "optimizer": {"type": "categorical", "choices": ["sgd", "momentum", "adam"]},
+        "momentum": {
+            "type": "float",
+            "low": 0.5,
+            "high": 0.95,
+            "when": {"optimizer": ["momentum"]},
+        },
+        "batch_size": {"type": "categorical", "choices": [32, 64]},
+    },
+    "params": {"hidden_units": 32},
+    "sampler": {"type": "random", "seed": 0},
+    "pruner": {"type": "none"},
+    "early_stopping": {"patience": 3},
+    "budget": {"max_trials": 4, "max_epochs": 5, "parallelism": 2},
+}
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "space":
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+@pytest.fixture
+def make_spec() -> Callable[..., dict[str, Any]]:
+    """A small, fast study spec as a dict; keyword overrides merge into its sections."""
+
+    def make(**overrides: Any) -> dict[str, Any]:
+        return _merge(FAST_SPEC, overrides)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[None]:
+    """One local Ray for the whole test session; services in tests join it."""
+    import ray
+
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+@contextmanager
+def running_service(settings: Settings) -> Iterator[str]:
+    """Serve the real app with uvicorn on a free loopback port; yields its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test service did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
+        sock.close()
+
+
+@pytest.fixture
+def service_url(ray_cluster: None, database_url: str, tmp_path: Path) -> Iterator[str]:
+    """A live service on each database in turn, sharing the session's Ray."""
+    settings = Settings(database_url=database_url, data_dir=tmp_path / "data")
+    with running_service(settings) as url:
+        yield url
+
+
+@pytest.fixture
+def sqlite_service_url(ray_cluster: None, sqlite_url: str, tmp_path: Path) -> Iterator[str]:
+    """A live service on a SQLite file of this test's own."""
+    settings = Settings(database_url=sqlite_url, data_dir=tmp_path / "data")
+    with running_service(settings) as url:
+        yield url

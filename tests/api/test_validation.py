@@ -1,0 +1,116 @@
+"""Bad input gets a 422 that names the field, and nothing is stored."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+pytestmark = pytest.mark.ray
+
+BAD_SPACES: dict[str, tuple[dict[str, Any], str]] = {
+    "unknown hyperparameter": ({"foo": {"type": "float", "low": 0, "high": 1}}, "space.foo"),
+    "low above high": ({"lr": {"type": "float", "low": 0.5, "high": 0.1}}, "space.lr.high"),
+    "log with low 0": ({"lr": {"type": "float", "low": 0.0, "high": 1, "log": True}}, "space.lr.low"),
+    "log with low < 0": ({"hidden_units": {"type": "int", "low": -1, "high": 8, "log": True}},
+                         "space.hidden_units.low"),
+    "empty choices": ({"optimizer": {"type": "categorical", "choices": []}}, "space.optimizer.choices"),
+    "unknown type": ({"lr": {"type": "gaussian", "low": 0, "high": 1}}, "space.lr"),
+}  # fmt: skip
+
+
+@pytest.fixture
+def client(sqlite_service_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=sqlite_service_url, timeout=30) as http:
+        yield http
+
+
+def _assert_names_field(response: httpx.Response, field: str) -> None:
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request"
+    assert field in [d["loc"] for d in error["details"]], error
+    assert field in error["message"]
+
+
+def _n_studies(client: httpx.Client) -> int:
+    return len(client.get("/api/v1/studies", params={"limit": 1000}).json()["items"])
+
+
+@pytest.mark.parametrize("case", list(BAD_SPACES))
+def test_bad_space_is_422_naming_the_field_and_stores_nothing(
+    client: httpx.Client, make_spec: Callable[..., dict[str, Any]], case: str
+) -> None:
+    space, field = BAD_SPACES[case]
+    before = _n_studies(client)
+    _assert_names_field(client.post("/api/v1/studies", json=make_spec(space=space)), field)
+    assert _n_studies(client) == before
+
+
+def test_max_trials_zero_is_422(client: httpx.Client, make_spec: Callable[..., Any]) -> None:
+    response = client.post("/api/v1/studies", json=make_spec(budget={"max_trials": 0}))
+    _assert_names_field(response, "budget.max_trials")
+    assert _n_studies(client) == 0
+
+
+def test_malformed_json_is_422(client: httpx.Client) -> None:
+    response = client.post(
+        "/api/v1/studies",
+        content=b'{"name": "x", "space": {',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["loc"].startswith("body")
+    assert _n_studies(client) == 0
+
+
+def test_malformed_yaml_is_422(client: httpx.Client) -> None:
+    response = client.post(
+        "/api/v1/studies", content=b"name: [unclosed", headers={"content-type": "application/yaml"}
+    )
+    assert response.status_code == 422
+    assert "YAML" in response.json()["error"]["message"]
+    assert _n_studies(client) == 0
+
+
+def test_conditional_on_unknown_parent_is_422(
+    client: httpx.Client, make_spec: Callable[..., Any]
+) -> None:
+    space = {
+        "momentum": {"type": "float", "low": 0.5, "high": 0.9, "when": {"optimizer": ["momentum"]}}
+    }
+    response = client.post("/api/v1/studies", json=make_spec(space=space))
+    assert response.status_code == 422
+    assert "optimizer" in response.json()["error"]["message"]
+
+
+def test_yaml_spec_is_accepted(client: httpx.Client, make_spec: Callable[..., Any]) -> None:
+    body = yaml.safe_dump(make_spec(name="from-yaml", budget={"max_trials": 1, "max_epochs": 1}))
+    response = client.post(
+        "/api/v1/studies", content=body, headers={"content-type": "application/yaml"}
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["name"] == "from-yaml"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/studies/999", "/api/v1/studies/999/trials", "/api/v1/studies/999/best",
+     "/api/v1/studies/999/trials/0"],
+)  # fmt: skip
+def test_unknown_study_is_404(client: httpx.Client, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 404
+    assert "999" in response.json()["error"]["message"]
+
+
+def test_stop_unknown_study_is_404(client: httpx.Client) -> None:
+    assert client.post("/api/v1/studies/999/stop").status_code == 404
+
+
+def test_bad_cursor_is_422(client: httpx.Client) -> None:
+    response = client.get("/api/v1/studies", params={"cursor": "not-a-cursor"})
+    assert response.status_code == 422
