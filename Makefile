@@ -1,0 +1,34 @@
+# The two commands of the README: `make demo` and `make test`. Everything else helps them.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo serve test check bench clean
+
+# torch first, from the pinned CPU wheel: a bare `torch` requirement would pull a CUDA build.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install  ## start the service on SQLite + a local Ray, run examples/digits.yaml over HTTP
+	$(BIN)/hpo demo examples/digits.yaml
+
+serve: install  ## keep the service running on http://127.0.0.1:8000
+	$(BIN)/hpo serve
+
+test: install  ## the whole test suite (PostgreSQL tests need HPO_TEST_POSTGRES_URL)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+check: install  ## format, lint, type check
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

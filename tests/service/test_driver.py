@@ -1,0 +1,251 @@
+"""The study driver's rules, run through the StudyService with a scripted fake runner.
+
+The runner is the one part replaced: the store, Optuna's RDBStorage and the
+database are real, so what is checked is what the API would show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import optuna
+import pytest
+
+from service.runner import Slot, TrialError, TrialStart, WorkerLost
+from service.spec import StudySpec
+from service.studies import StudyService
+from storage.engine import create_engine_for
+from storage.migrate import upgrade_schema
+from storage.repository import Store
+
+Script = Callable[[dict[str, Any], int], float | BaseException]
+
+
+class ScriptedSlot:
+    """A slot whose epoch values come from `script(params, epoch)`; exceptions are raised."""
+
+    def __init__(self, runner: ScriptedRunner):
+        self.runner = runner
+        self.node = f"fake-{len(runner.slots)}"
+        self.params: dict[str, Any] = {}
+        self.epoch = 0
+        self.closed = False
+
+    async def start_trial(self, start: TrialStart) -> None:
+        self.params, self.epoch = start.params, 0
+
+    async def run_epoch(self) -> dict[str, float]:
+        self.epoch += 1
+        await asyncio.sleep(self.runner.epoch_s)
+        value = self.runner.script(self.params, self.epoch)
+        if isinstance(value, BaseException):
+            raise value
+        loss = 1.0 - value if math.isfinite(value) else value
+        return {
+            "train_loss": loss,
+            "val_loss": loss,
+            "val_accuracy": value,
+            "lr": 0.1,
+            "seconds": 0.0,
+        }
+
+    async def end_trial(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class ScriptedRunner:
+    def __init__(self, script: Script, epoch_s: float = 0.0):
+        self.script = script
+        self.epoch_s = epoch_s
+        self.slots: list[ScriptedSlot] = []
+        self.closed = False
+
+    async def open_slot(self) -> Slot:
+        slot = ScriptedSlot(self)
+        self.slots.append(slot)
+        return slot
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def store(sqlite_url: str) -> Iterator[Store]:
+    upgrade_schema(sqlite_url)
+    engine = create_engine_for(sqlite_url)
+    yield Store(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def optuna_storage(sqlite_url: str) -> Iterator[optuna.storages.RDBStorage]:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.RDBStorage(sqlite_url)
+    yield storage
+    storage.engine.dispose()
+
+
+def run_study(
+    store: Store, optuna_storage: Any, spec: dict[str, Any], script: Script, **runner_kwargs: Any
+) -> tuple[StudyService, int, ScriptedRunner]:
+    runner = ScriptedRunner(script, **runner_kwargs)
+
+    async def runners(study_id: int, _: StudySpec) -> ScriptedRunner:
+        return runner
+
+    async def main() -> tuple[StudyService, int]:
+        service = StudyService(store, optuna_storage, runners)
+        view = await service.submit(StudySpec.model_validate(spec))
+        await service.wait(view.record.id)
+        return service, view.record.id
+
+    service, study_id = asyncio.run(main())
+    return service, study_id, runner
+
+
+def curve(*values: float) -> Script:
+    return lambda params, epoch: values[min(epoch, len(values)) - 1]
+
+
+def trials(service: StudyService, study_id: int) -> list[Any]:
+    page = service.list_trials(study_id, state=None, order="number", limit=1000, cursor=None)
+    return [service.trial(study_id, t.number) for t in page.items]
+
+
+def test_every_trial_runs_to_max_epochs_without_early_stop_or_pruning(
+    store, optuna_storage, make_spec
+) -> None:
+    spec = make_spec(budget={"max_trials": 5, "max_epochs": 4}, early_stopping={"patience": 10})
+    service, study_id, runner = run_study(store, optuna_storage, spec, curve(0.1, 0.2, 0.3, 0.4))
+    study = service.get(study_id)
+    assert (study.record.state, study.record.state_reason) == ("completed", "max_trials")
+    assert study.counts["complete"] == 5
+    assert all(
+        t.epochs_run == 4 and t.stop_reason == "completed" for t in trials(service, study_id)
+    )
+    assert runner.closed and len(runner.slots) == 2
+    assert (
+        len(
+            optuna.load_study(
+                study_name=study.record.optuna_study_name, storage=optuna_storage
+            ).trials
+        )
+        == 5
+    )
+
+
+def test_early_stopping_stops_on_a_plateau_and_keeps_the_best_value(
+    store, optuna_storage, make_spec
+) -> None:
+    spec = make_spec(budget={"max_trials": 2, "max_epochs": 10}, early_stopping={"patience": 2})
+    service, study_id, _ = run_study(store, optuna_storage, spec, curve(0.5, 0.8, 0.7, 0.75, 0.9))
+    for trial in trials(service, study_id):
+        assert (trial.stop_reason, trial.epochs_run, trial.value, trial.best_epoch) == (
+            "early_stopped",
+            4,
+            0.8,
+            2,
+        )
+        assert [e.metrics["val_accuracy"] for e in trial.epochs] == [0.5, 0.8, 0.7, 0.75]
+
+
+def test_pruner_stops_worse_trials(store, optuna_storage, make_spec) -> None:
+    def script(params: dict[str, Any], epoch: int) -> float:
+        return epoch * (0.1 if params["batch_size"] == 64 else 0.01)
+
+    spec = make_spec(
+        space={"batch_size": {"type": "categorical", "choices": [32, 64]}},
+        sampler={"type": "random", "seed": 1},
+        pruner={"type": "median", "n_startup_trials": 1},
+        budget={"max_trials": 10, "max_epochs": 5, "parallelism": 1},
+    )
+    service, study_id, _ = run_study(store, optuna_storage, spec, script)
+    done = trials(service, study_id)
+    pruned = [t for t in done if t.state == "pruned"]
+    assert pruned and all(t.params["batch_size"] == 32 for t in pruned)
+    assert all(t.stop_reason == "pruned" and t.epochs_run < 5 for t in pruned)
+
+
+def test_target_ends_the_study_early(store, optuna_storage, make_spec) -> None:
+    spec = make_spec(budget={"max_trials": 50, "max_epochs": 5, "target": 0.3, "parallelism": 1})
+    service, study_id, _ = run_study(store, optuna_storage, spec, curve(0.1, 0.2, 0.3, 0.4))
+    study = service.get(study_id)
+    assert (study.record.state, study.record.state_reason) == ("completed", "target_reached")
+    assert study.counts["complete"] == 1 and study.best is not None and study.best.value == 0.3
+
+
+def test_failing_trials_end_the_study_at_max_failed_trials(
+    store, optuna_storage, make_spec
+) -> None:
+    spec = make_spec(budget={"max_trials": 20, "max_failed_trials": 3, "parallelism": 1})
+    service, study_id, _ = run_study(
+        store, optuna_storage, spec, lambda p, e: TrialError("ValueError: bad params")
+    )
+    study = service.get(study_id)
+    assert (study.record.state, study.record.state_reason) == ("failed", "max_failed_trials")
+    assert study.counts["failed"] == 3
+    assert all(
+        t.error == "ValueError: bad params" and t.stop_reason == "failed"
+        for t in trials(service, study_id)
+    )
+
+
+def test_a_lost_worker_fails_its_trial_and_the_study_goes_on(
+    store, optuna_storage, make_spec
+) -> None:
+    lost: list[int] = []
+
+    def script(params: dict[str, Any], epoch: int) -> float | BaseException:
+        if not lost and epoch == 2:
+            lost.append(epoch)
+            return WorkerLost("the actor died")
+        return 0.1 * epoch
+
+    spec = make_spec(budget={"max_trials": 4, "max_epochs": 3, "parallelism": 1})
+    service, study_id, runner = run_study(store, optuna_storage, spec, script)
+    done = trials(service, study_id)
+    assert [t.stop_reason for t in done].count("worker_lost") == 1
+    assert service.get(study_id).record.state == "completed"
+    assert len(runner.slots) == 2 and runner.slots[0].closed
+
+
+def test_diverged_trials_end_at_once_as_pruned(store, optuna_storage, make_spec) -> None:
+    spec = make_spec(budget={"max_trials": 1, "max_epochs": 10})
+    service, study_id, _ = run_study(store, optuna_storage, spec, curve(0.5, math.nan))
+    (trial,) = trials(service, study_id)
+    assert (trial.state, trial.stop_reason, trial.epochs_run, trial.value) == (
+        "pruned",
+        "diverged",
+        2,
+        0.5,
+    )
+
+
+def test_stop_cancels_running_trials(store, optuna_storage, make_spec) -> None:
+    spec = make_spec(
+        budget={"max_trials": 10, "max_epochs": 1000}, early_stopping={"patience": 1000}
+    )
+    runner = ScriptedRunner(lambda p, e: 0.001 * e, epoch_s=0.01)
+
+    async def runners(study_id: int, _: StudySpec) -> ScriptedRunner:
+        return runner
+
+    async def main() -> StudyService:
+        service = StudyService(store, optuna_storage, runners)
+        view = await service.submit(StudySpec.model_validate(spec))
+        await asyncio.sleep(0.3)
+        await service.stop(view.record.id)
+        await asyncio.wait_for(service.wait(view.record.id), timeout=10)
+        return service
+
+    service = asyncio.run(main())
+    (study,) = service.list_studies(state=None, limit=10, cursor=None).items
+    assert (study.record.state, study.record.state_reason) == ("stopped", "user")
+    assert study.counts["running"] == 0
+    assert {t.stop_reason for t in trials(service, study.record.id)} == {"cancelled"}
