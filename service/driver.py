@@ -1,9 +1,10 @@
 """The study driver: keeps up to `parallelism` trials in flight until the budget ends.
 
-Each of its slot loops asks Optuna for params, trains epoch by epoch on a slot,
-records every epoch, asks the pruner, applies early stopping and tells Optuna
-the outcome. Optuna and the store are called on one thread per driver, so the
-event loop never blocks on a database and Optuna sees one caller at a time.
+Each slot loop asks Optuna for params, trains epoch by epoch on a slot, records
+every epoch, asks the pruner, applies early stopping and tells Optuna the
+outcome. Decisions are made in memory (see `optuna_bridge`); every write, to
+Optuna's tables and to the store, goes in order through one writer thread per
+study, so a trial's path never waits on a database commit.
 """
 
 from __future__ import annotations
@@ -11,48 +12,37 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
 
-import optuna
-
-from search.space import suggest
+from service.optuna_bridge import OptunaBridge
 from service.outcome import TrialOutcome
 from service.runner import Slot, TrialError, TrialRunner, TrialStart, WorkerLost
 from service.spec import StudySpec
+from service.writer import OrderedWriter
 from storage.repository import Store
 from workers.early_stopping import EarlyStopping
-
-T = TypeVar("T")
 
 
 class StudyDriver:
     """Runs one study to the end of its budget, or until `request_stop`."""
 
     def __init__(
-        self,
-        study_id: int,
-        spec: StudySpec,
-        optuna_study: optuna.Study,
-        *,
-        store: Store,
+        self, study_id: int, spec: StudySpec, optuna: OptunaBridge, *, store: Store,
         runner: TrialRunner,
-    ):
+    ):  # fmt: skip
         self.study_id = study_id
         self.spec = spec
-        self.optuna_study = optuna_study
+        self.optuna = optuna
         self.store = store
         self.runner = runner
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"study-{study_id}")
+        self.writer = OrderedWriter(f"study-{study_id}")
         self._n_claimed = 0
         self._n_failed = 0
         self._end_reason: str | None = None
         self._started = time.monotonic()
 
     async def run(self) -> None:
-        """Drive the study and write its final state; never raises for a trial's fault."""
-        await self._io(self.store.set_study_state, self.study_id, "running")
+        """Drive the study and write its final state; a trial's fault never escapes."""
+        await self.writer.call(self.store.set_study_state, self.study_id, "running")
         self._started = time.monotonic()
         error: str | None = None
         try:
@@ -64,9 +54,12 @@ class StudyDriver:
             error = _describe(exc)
         finally:
             await self.runner.close()
+        error = error or await self.writer.drain()
         state, reason = self._final_state(error)
-        await self._io(self.store.set_study_state, self.study_id, state, reason=reason, error=error)
-        self._executor.shutdown(wait=False)
+        await self.writer.call(
+            self.store.set_study_state, self.study_id, state, reason=reason, error=error
+        )
+        self.writer.close()
 
     def request_stop(self, reason: str = "user") -> None:
         """End the study: running trials stop after their current epoch as cancelled."""
@@ -92,6 +85,7 @@ class StudyDriver:
 
     def _claim_trial(self) -> bool:
         self._check_timeout()
+        self.writer.raise_if_failed()
         if self._end_reason is not None or self._n_claimed >= self.spec.budget.max_trials:
             return False
         self._n_claimed += 1
@@ -103,19 +97,19 @@ class StudyDriver:
             self.request_stop("timeout")
 
     async def _run_trial(self, slot: Slot) -> TrialOutcome:
-        trial, params = await self._io(self._ask)
-        await self._io(self.store.create_trial, self.study_id, trial.number, params, node=slot.node)
+        trial, params, create = self.optuna.ask()
+        self.writer.submit(create)
+        self.writer.submit(
+            self.store.create_trial, self.study_id, trial.number, params, node=slot.node
+        )
         outcome = await self._train(slot, trial, {**self.spec.params, **params})
-        await self._io(self._finish, trial, outcome)
+        self._finish(trial, outcome)
         return outcome
 
-    def _ask(self) -> tuple[optuna.Trial, dict[str, Any]]:
-        trial = self.optuna_study.ask()
-        return trial, suggest(trial, self.spec.space, self.spec.params)
-
-    async def _train(self, slot: Slot, trial: optuna.Trial, params: dict[str, Any]) -> TrialOutcome:
+    async def _train(self, slot: Slot, trial: object, params: dict[str, object]) -> TrialOutcome:
+        number: int = trial.number  # type: ignore[attr-defined]
         try:
-            await slot.start_trial(TrialStart(params, seed=self.spec.split.seed + trial.number))
+            await slot.start_trial(TrialStart(dict(params), seed=self.spec.split.seed + number))
             outcome = await self._epochs(slot, trial)
             await slot.end_trial()
             return outcome
@@ -124,7 +118,7 @@ class StudyDriver:
         except TrialError as exc:
             return TrialOutcome("failed", error=str(exc))
 
-    async def _epochs(self, slot: Slot, trial: optuna.Trial) -> TrialOutcome:
+    async def _epochs(self, slot: Slot, trial: object) -> TrialOutcome:
         budget, objective = self.spec.budget, self.spec.objective
         stopper = EarlyStopping(
             patience=self.spec.early_stopping.patience,
@@ -138,11 +132,12 @@ class StudyDriver:
                 return best.outcome("cancelled")
             metrics = await slot.run_epoch()
             value = float(metrics[objective.metric])
-            diverged = not (math.isfinite(value) and math.isfinite(metrics["train_loss"]))
-            pruned = await self._io(self._record_epoch, trial, epoch, metrics, diverged)
-            if diverged:
+            self._record_epoch(trial, epoch, metrics)
+            if not (math.isfinite(value) and math.isfinite(metrics["train_loss"])):
                 return best.outcome("diverged")
             best.update(epoch, value)
+            pruned, write = self.optuna.report(trial, epoch, value)  # type: ignore[arg-type]
+            self.writer.submit(write)
             if best.reached(budget.target):
                 self.request_stop("target_reached")
                 return best.outcome("completed")
@@ -152,37 +147,26 @@ class StudyDriver:
                 return best.outcome("early_stopped")
         return best.outcome("completed")
 
-    def _record_epoch(
-        self, trial: optuna.Trial, epoch: int, metrics: dict[str, float], diverged: bool
-    ) -> bool:
-        seconds = metrics.get("seconds", 0.0)
+    def _record_epoch(self, trial: object, epoch: int, metrics: dict[str, float]) -> None:
         values = {k: v for k, v in metrics.items() if k != "seconds"}
-        self.store.add_epoch(
-            self.study_id, trial.number, epoch=epoch, seconds=seconds, metrics=values
-        )
-        if diverged:
-            return False
-        trial.report(float(metrics[self.spec.objective.metric]), epoch)
-        return trial.should_prune()
+        self.writer.submit(
+            self.store.add_epoch, self.study_id, trial.number,  # type: ignore[attr-defined]
+            epoch=epoch, seconds=metrics.get("seconds", 0.0), metrics=values,
+        )  # fmt: skip
 
-    def _finish(self, trial: optuna.Trial, outcome: TrialOutcome) -> None:
+    def _finish(self, trial: object, outcome: TrialOutcome) -> None:
         """Tell Optuna first, then write the summary row the API reads."""
-        if outcome.state == "complete":
-            self.optuna_study.tell(trial, outcome.value)
-        else:
-            self.optuna_study.tell(trial, state=outcome.optuna_state)
-        self.store.finish_trial(
-            self.study_id, trial.number, state=outcome.state, value=outcome.value,
-            best_epoch=outcome.best_epoch, stop_reason=outcome.stop_reason, error=outcome.error,
+        value = outcome.value if outcome.state == "complete" else None
+        self.writer.submit(self.optuna.tell(trial, outcome.optuna_state, value))  # type: ignore[arg-type]
+        self.writer.submit(
+            self.store.finish_trial, self.study_id, trial.number,  # type: ignore[attr-defined]
+            state=outcome.state, value=outcome.value, best_epoch=outcome.best_epoch,
+            stop_reason=outcome.stop_reason, error=outcome.error,
         )  # fmt: skip
         if outcome.state == "failed":
             self._n_failed += 1
             if self._n_failed >= self.spec.budget.max_failed_trials:
                 self.request_stop("max_failed_trials")
-
-    async def _io(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
 
 
 class _Best:
@@ -198,11 +182,9 @@ class _Best:
             self.value, self.epoch = value, epoch
 
     def reached(self, target: float | None) -> bool:
-        return (
-            target is not None
-            and self.value is not None
-            and self._sign * (self.value - target) >= 0
-        )
+        if target is None or self.value is None:
+            return False
+        return self._sign * (self.value - target) >= 0
 
     def outcome(self, stop_reason: str) -> TrialOutcome:
         return TrialOutcome(stop_reason, value=self.value, best_epoch=self.epoch)

@@ -18,7 +18,7 @@ from service.runner import RayTrialRunner, TrialRunner
 from service.settings import Settings
 from service.spec import StudySpec
 from service.studies import StudyService
-from storage.engine import create_engine_for
+from storage.engine import create_engine_for, tune_engine
 from storage.migrate import upgrade_schema
 from storage.repository import Store
 
@@ -52,6 +52,7 @@ async def open_runtime(settings: Settings) -> Runtime:
     optuna_storage = optuna.storages.RDBStorage(
         settings.database_url, engine_kwargs=_optuna_engine_kwargs(settings.database_url)
     )
+    tune_engine(optuna_storage.engine)
     owns_ray = await asyncio.to_thread(_connect_ray, settings)
     studies = StudyService(store, optuna_storage, _ray_runner)
     await studies.start()

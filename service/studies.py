@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 import optuna
 
-from search.pruners import build_pruner
-from search.samplers import build_sampler
 from service.driver import StudyDriver
 from service.errors import Conflict, InvalidRequest, NotFound, Unavailable
+from service.optuna_bridge import OptunaBridge
 from service.runner import TrialRunner
 from service.spec import StudySpec
 from storage.errors import InvalidCursorError, NotFoundError, StorageError
@@ -40,7 +39,7 @@ class StudyView:
 
 class StudyService:
     def __init__(
-        self, store: Store, optuna_storage: optuna.storages.BaseStorage, runners: RunnerFactory
+        self, store: Store, optuna_storage: optuna.storages.RDBStorage, runners: RunnerFactory
     ):
         self.store = store
         self.optuna_storage = optuna_storage
@@ -57,7 +56,7 @@ class StudyService:
                 await asyncio.to_thread(self._close_interrupted, record)
 
     def _close_interrupted(self, record: StudyRecord) -> None:
-        study = self._load_optuna_study(record, StudySpec.model_validate(record.spec))
+        study = optuna.load_study(study_name=record.optuna_study_name, storage=self.optuna_storage)
         for trial in self.store.running_trials(record.id):
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
             self.store.finish_trial(
@@ -106,7 +105,9 @@ class StudyService:
     async def _drive(self, record: StudyRecord) -> None:
         spec = StudySpec.model_validate(record.spec)
         try:
-            study = await asyncio.to_thread(self._load_optuna_study, record, spec)
+            bridge = await asyncio.to_thread(
+                OptunaBridge, self.optuna_storage, record.optuna_study_name, spec
+            )
             runner = await self._runners(record.id, spec)
         except Exception as exc:  # noqa: BLE001 - a study that cannot start fails, visibly
             log.exception("study %s could not start", record.id)
@@ -115,15 +116,9 @@ class StudyService:
                 self.store.set_study_state, record.id, "failed", reason="error", error=error
             )
             return
-        driver = StudyDriver(record.id, spec, study, store=self.store, runner=runner)
+        driver = StudyDriver(record.id, spec, bridge, store=self.store, runner=runner)
         self._drivers[record.id] = driver
         await driver.run()
-
-    def _load_optuna_study(self, record: StudyRecord, spec: StudySpec) -> optuna.Study:
-        return optuna.load_study(
-            study_name=record.optuna_study_name, storage=self.optuna_storage,
-            sampler=build_sampler(spec.sampler), pruner=build_pruner(spec.pruner),
-        )  # fmt: skip
 
     async def stop(self, study_id: int) -> StudyView:
         view = await asyncio.to_thread(self.get, study_id)

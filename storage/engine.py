@@ -46,3 +46,13 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor.execute(pragma)
     finally:
         cursor.close()
+
+
+def tune_engine(engine: Engine) -> None:
+    """Give an engine built elsewhere (Optuna's RDBStorage) the same SQLite settings.
+
+    PRAGMAs such as synchronous hold per connection, so pooled connections are dropped.
+    """
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _set_sqlite_pragmas)
+        engine.dispose()
