@@ -111,12 +111,17 @@ def demo(
     keep_serving: Annotated[bool, typer.Option(help="Keep serving after the study.")] = False,
 ) -> None:
     """Start the service, submit an example study over HTTP, follow it, print the best trials."""
+    import ray
+
+    from service.runtime import connect_ray
+
     settings = _settings(port=port)
+    console.print(f"starting hpo-service (SQLite at {settings.database_url}, local Ray) ...")
+    connect_ray(settings)
     server = uvicorn.Server(
         uvicorn.Config(_app(settings), host=settings.host, port=port, log_level="warning")
     )
     thread = threading.Thread(target=server.run, daemon=True)
-    console.print(f"starting hpo-service (SQLite at {settings.database_url}, local Ray) ...")
     thread.start()
     url = f"http://{settings.host}:{port}"
     try:
@@ -133,6 +138,7 @@ def demo(
     finally:
         server.should_exit = True
         thread.join(timeout=60)
+        ray.shutdown()
     if study["state"] != "completed":
         raise typer.Exit(1)
 
@@ -210,3 +216,7 @@ def _fmt(value: Any) -> str:
 
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

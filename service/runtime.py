@@ -53,7 +53,7 @@ async def open_runtime(settings: Settings) -> Runtime:
         settings.database_url, engine_kwargs=_optuna_engine_kwargs(settings.database_url)
     )
     tune_engine(optuna_storage.engine)
-    owns_ray = await asyncio.to_thread(_connect_ray, settings)
+    owns_ray = await asyncio.to_thread(connect_ray, settings)
     studies = StudyService(store, optuna_storage, _ray_runner)
     await studies.start()
     return Runtime(settings, engine, optuna_storage, store, studies, owns_ray)
@@ -65,14 +65,17 @@ def _optuna_engine_kwargs(url: str) -> dict[str, object]:
     return {"pool_pre_ping": True}
 
 
-def _connect_ray(settings: Settings) -> bool:
-    """Join the configured Ray cluster, or start a local one; True when we started it."""
+def connect_ray(settings: Settings) -> bool:
+    """Join the configured Ray cluster, or start a local one; True when this call did it.
+
+    Call it from the main thread where possible: Ray installs signal handlers there.
+    """
     if ray.is_initialized():
         return False
     if settings.ray_address is None:
         ray.init(
             num_cpus=settings.ray_num_cpus, include_dashboard=False,
-            logging_level=logging.WARNING, log_to_driver=False,
+            logging_level=logging.ERROR, log_to_driver=False,
         )  # fmt: skip
     else:
         ray.init(address=settings.ray_address, logging_level=logging.WARNING, log_to_driver=False)

@@ -249,3 +249,46 @@ def test_stop_cancels_running_trials(store, optuna_storage, make_spec) -> None:
     assert (study.record.state, study.record.state_reason) == ("stopped", "user")
     assert study.counts["running"] == 0
     assert {t.stop_reason for t in trials(service, study.record.id)} == {"cancelled"}
+
+
+def test_optuna_storage_holds_the_same_trials_as_the_store(
+    store, optuna_storage, make_spec
+) -> None:
+    def script(params: dict[str, Any], epoch: int) -> float | BaseException:
+        if params["batch_size"] == 32 and epoch == 2:
+            return TrialError("boom")
+        return 0.1 * epoch * params["lr"] * 10
+
+    spec = make_spec(
+        budget={"max_trials": 12, "max_epochs": 4, "parallelism": 3},
+        pruner={"type": "median", "n_startup_trials": 2},
+        sampler={"type": "tpe", "seed": 0, "n_startup_trials": 4},
+    )
+    service, study_id, _ = run_study(store, optuna_storage, spec, script)
+    ours = {t.number: t for t in trials(service, study_id)}
+    name = service.get(study_id).record.optuna_study_name
+    theirs = {
+        t.number: t for t in optuna.load_study(study_name=name, storage=optuna_storage).trials
+    }
+    assert sorted(ours) == sorted(theirs) == list(range(12))
+    states = {"complete": "COMPLETE", "pruned": "PRUNED", "failed": "FAIL"}
+    for number, trial in ours.items():
+        assert theirs[number].params == trial.params
+        assert theirs[number].state.name == states[trial.state]
+        curve = {e.epoch: e.metrics["val_accuracy"] for e in trial.epochs}
+        assert theirs[number].intermediate_values == curve
+        if trial.state == "complete":
+            assert theirs[number].value == trial.value
+
+
+def test_a_resumed_bridge_continues_the_numbering(store, optuna_storage, make_spec) -> None:
+    from service.optuna_bridge import OptunaBridge
+
+    spec = make_spec(budget={"max_trials": 3, "max_epochs": 2})
+    service, study_id, _ = run_study(store, optuna_storage, spec, curve(0.1, 0.2))
+    name = service.get(study_id).record.optuna_study_name
+    bridge = OptunaBridge(optuna_storage, name, StudySpec.model_validate(spec))
+    assert bridge.n_trials == 3
+    trial, _, write = bridge.ask()
+    write()
+    assert trial.number == 3
