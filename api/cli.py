@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import threading
 import time
@@ -47,6 +48,12 @@ def serve(
     console.print(
         f"hpo-service on http://{settings.host}:{settings.port}  db={settings.database_url}"
     )
+    from service.runtime import connect_ray
+
+    connect_ray(settings)
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler found at
+    # start: make that a clean exit rather than Ray's crash report.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(_app(settings), host=settings.host, port=settings.port, log_level="warning")
 
 

@@ -45,7 +45,9 @@ def test_submit_wait_prints_progress_and_the_best_trial(
     assert trials[0]["value"] == study["best"]["value"]
 
 
-def test_a_bad_spec_file_exits_non_zero_naming_the_field(sqlite_service_url: str, tmp_path: Path) -> None:
+def test_a_bad_spec_file_exits_non_zero_naming_the_field(
+    sqlite_service_url: str, tmp_path: Path
+) -> None:
     study_file = tmp_path / "bad.yaml"
     study_file.write_text("name: bad\nbudget: {max_trials: 0}\n")
     result = hpo("submit", str(study_file), "--url", sqlite_service_url)
