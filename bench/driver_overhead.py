@@ -93,9 +93,14 @@ def run_optuna(args: argparse.Namespace) -> float:
     tune_engine(rdb.engine)
     spec = make_spec(args)
     started = time.perf_counter()
-    study = optuna.create_study(storage=rdb, sampler=optuna.samplers.TPESampler(seed=0)
-                                if args.sampler == "tpe" else optuna.samplers.RandomSampler(seed=0),
-                                pruner=optuna.pruners.MedianPruner(), direction="maximize")  # fmt: skip
+    sampler = (
+        optuna.samplers.TPESampler(seed=0)
+        if args.sampler == "tpe"
+        else optuna.samplers.RandomSampler(seed=0)
+    )
+    study = optuna.create_study(
+        storage=rdb, sampler=sampler, pruner=optuna.pruners.MedianPruner(), direction="maximize"
+    )
     for _ in range(args.trials):
         trial = study.ask()
         params = suggest(trial, spec.space, spec.params)
