@@ -33,7 +33,7 @@ def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     parts = list(loc[1:] if loc and loc[0] in ("body", "query", "path") else loc)
     if len(parts) >= 3 and parts[0] == "space" and parts[2] in _UNION_TAGS:
         del parts[2]
-    if len(parts) >= 2 and parts[0] in ("sampler", "pruner"):
+    if len(parts) >= 2 and parts[0] in ("sampler", "pruner", "dataset"):
         del parts[1]
     return ".".join(str(p) for p in parts if p != "[key]") or "body"
 
@@ -59,7 +59,9 @@ async def _on_validation(_: Request, exc: Exception) -> JSONResponse:
 
 async def _on_service_error(_: Request, exc: Exception) -> JSONResponse:
     status, code = next((v for k, v in _STATUS.items() if isinstance(exc, k)), (500, "internal"))
-    return error_response(status, code, str(exc))
+    field = getattr(exc, "field", None)
+    details = [ErrorDetail(loc=field, msg=str(exc))] if field else None
+    return error_response(status, code, str(exc), details)
 
 
 async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:

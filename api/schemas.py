@@ -29,6 +29,9 @@ class TrialOut(BaseModel):
     node: str | None
     retry_of: int | None
     error: str | None
+    test_metrics: dict[str, float] | None = Field(
+        description="Test metrics of the trial's best weights; selection uses validation only."
+    )
 
     @classmethod
     def of(cls, trial: TrialRecord) -> TrialOut:
@@ -37,14 +40,17 @@ class TrialOut(BaseModel):
 
 
 class TrialDetailOut(TrialOut):
-    epochs: list[dict[str, float]] = Field(
-        description="Per epoch: epoch, train_loss, val_loss, val metrics, lr, seconds."
+    epochs: list[dict[str, float | None]] = Field(
+        description="Per epoch: epoch, train_loss, val_loss, val metrics, lr, seconds; "
+        "a NaN or infinite value (a diverged trial) is null."
     )
 
     @classmethod
     def of(cls, trial: TrialRecord) -> TrialDetailOut:
         base = TrialOut.of(trial).model_dump()
-        epochs = [{"epoch": e.epoch, **e.metrics, "seconds": e.seconds} for e in trial.epochs]
+        epochs: list[dict[str, float | None]] = [
+            {"epoch": e.epoch, **e.metrics, "seconds": e.seconds} for e in trial.epochs
+        ]
         return cls(**base, epochs=epochs)
 
 

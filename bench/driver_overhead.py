@@ -42,7 +42,8 @@ class NoOpSlot:
     async def run_epoch(self) -> dict[str, float]:
         return {**METRICS, "val_accuracy": self.value}
 
-    async def end_trial(self) -> None: ...
+    async def end_trial(self) -> None:
+        return None
 
     async def close(self) -> None: ...
 

@@ -10,8 +10,11 @@ study, so a trial's path never waits on a database commit.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import time
+
+import optuna
 
 from service.optuna_bridge import OptunaBridge
 from service.outcome import TrialOutcome
@@ -106,19 +109,21 @@ class StudyDriver:
         self._finish(trial, outcome)
         return outcome
 
-    async def _train(self, slot: Slot, trial: object, params: dict[str, object]) -> TrialOutcome:
-        number: int = trial.number  # type: ignore[attr-defined]
+    async def _train(
+        self, slot: Slot, trial: optuna.Trial, params: dict[str, object]
+    ) -> TrialOutcome:
+        number = trial.number
         try:
             await slot.start_trial(TrialStart(dict(params), seed=self.spec.split.seed + number))
             outcome = await self._epochs(slot, trial)
-            await slot.end_trial()
-            return outcome
+            test_metrics = await slot.end_trial()
+            return dataclasses.replace(outcome, test_metrics=test_metrics)
         except WorkerLost as exc:
             return TrialOutcome("worker_lost", error=str(exc))
         except TrialError as exc:
             return TrialOutcome("failed", error=str(exc))
 
-    async def _epochs(self, slot: Slot, trial: object) -> TrialOutcome:
+    async def _epochs(self, slot: Slot, trial: optuna.Trial) -> TrialOutcome:
         budget, objective = self.spec.budget, self.spec.objective
         stopper = EarlyStopping(
             patience=self.spec.early_stopping.patience,
@@ -136,7 +141,7 @@ class StudyDriver:
             if not (math.isfinite(value) and math.isfinite(metrics["train_loss"])):
                 return best.outcome("diverged")
             best.update(epoch, value)
-            pruned, write = self.optuna.report(trial, epoch, value)  # type: ignore[arg-type]
+            pruned, write = self.optuna.report(trial, epoch, value)
             self.writer.submit(write)
             if best.reached(budget.target):
                 self.request_stop("target_reached")
@@ -147,21 +152,24 @@ class StudyDriver:
                 return best.outcome("early_stopped")
         return best.outcome("completed")
 
-    def _record_epoch(self, trial: object, epoch: int, metrics: dict[str, float]) -> None:
-        values = {k: v for k, v in metrics.items() if k != "seconds"}
+    def _record_epoch(self, trial: optuna.Trial, epoch: int, metrics: dict[str, float]) -> None:
+        """Queue the epoch's row; JSON has no NaN or infinity, so those are stored as null."""
+        values = {
+            k: (v if math.isfinite(v) else None) for k, v in metrics.items() if k != "seconds"
+        }
         self.writer.submit(
-            self.store.add_epoch, self.study_id, trial.number,  # type: ignore[attr-defined]
+            self.store.add_epoch, self.study_id, trial.number,
             epoch=epoch, seconds=metrics.get("seconds", 0.0), metrics=values,
         )  # fmt: skip
 
-    def _finish(self, trial: object, outcome: TrialOutcome) -> None:
+    def _finish(self, trial: optuna.Trial, outcome: TrialOutcome) -> None:
         """Tell Optuna first, then write the summary row the API reads."""
         value = outcome.value if outcome.state == "complete" else None
-        self.writer.submit(self.optuna.tell(trial, outcome.optuna_state, value))  # type: ignore[arg-type]
+        self.writer.submit(self.optuna.tell(trial, outcome.optuna_state, value))
         self.writer.submit(
-            self.store.finish_trial, self.study_id, trial.number,  # type: ignore[attr-defined]
+            self.store.finish_trial, self.study_id, trial.number,
             state=outcome.state, value=outcome.value, best_epoch=outcome.best_epoch,
-            stop_reason=outcome.stop_reason, error=outcome.error,
+            stop_reason=outcome.stop_reason, error=outcome.error, test_metrics=outcome.test_metrics,
         )  # fmt: skip
         if outcome.state == "failed":
             self._n_failed += 1

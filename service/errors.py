@@ -14,6 +14,10 @@ class NotFound(ServiceError):
 class InvalidRequest(ServiceError):
     """The request breaks a rule of the service: fix it and resend."""
 
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
 
 class Conflict(ServiceError):
     """The study's current state does not allow this: check its state first."""

@@ -35,6 +35,7 @@ class TrialOutcome:
     value: float | None = None
     best_epoch: int | None = None
     error: str | None = None
+    test_metrics: dict[str, float] | None = None
 
     @property
     def state(self) -> str:

@@ -13,8 +13,9 @@ from typing import Any, Protocol
 import ray
 import ray.exceptions
 
+from service.datasets import DataRoots, prepare_data
 from service.spec import StudySpec
-from workers.data import DataSplits, load_splits
+from workers.data import PreparedData
 
 
 class WorkerLost(Exception):
@@ -38,7 +39,9 @@ class Slot(Protocol):
 
     async def run_epoch(self) -> dict[str, float]: ...
 
-    async def end_trial(self) -> None: ...
+    async def end_trial(self) -> dict[str, float] | None:
+        """Finish the trial; the test metrics of its best weights, when it has any."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -70,6 +73,7 @@ class RaySlot:
                 self._data_key, self._data_ref, start.params, model=self._spec.model.kind,
                 objective=self._spec.objective.metric,
                 direction=self._spec.objective.direction, seed=start.seed,
+                max_epochs=self._spec.budget.max_epochs,
             )
         )  # fmt: skip
 
@@ -77,8 +81,9 @@ class RaySlot:
         metrics: dict[str, float] = await _call(self._actor.run_epoch.remote())
         return metrics
 
-    async def end_trial(self) -> None:
-        await _call(self._actor.end_trial.remote())
+    async def end_trial(self) -> dict[str, float] | None:
+        metrics: dict[str, float] | None = await _call(self._actor.end_trial.remote())
+        return metrics
 
     async def close(self) -> None:
         ray.kill(self._actor, no_restart=True)
@@ -97,7 +102,7 @@ async def _call(ref: ray.ObjectRef) -> Any:
 class RayTrialRunner:
     """Slots for one study: actors sized by `resources`, the data put in Ray once."""
 
-    def __init__(self, study_id: int, spec: StudySpec, data: DataSplits):
+    def __init__(self, study_id: int, spec: StudySpec, data: PreparedData):
         from workers.slot import create_slot
 
         self._create_slot = create_slot
@@ -107,8 +112,10 @@ class RayTrialRunner:
         self._slots: list[RaySlot] = []
 
     @classmethod
-    async def for_study(cls, study_id: int, spec: StudySpec) -> RayTrialRunner:
-        data = await asyncio.to_thread(load_splits, spec.dataset, spec.split)
+    async def for_study(
+        cls, study_id: int, spec: StudySpec, data_roots: DataRoots
+    ) -> RayTrialRunner:
+        data = await asyncio.to_thread(prepare_data, spec, data_roots)
         return cls(study_id, spec, data)
 
     async def open_slot(self) -> Slot:

@@ -14,6 +14,7 @@ import optuna
 import ray
 from sqlalchemy import Engine
 
+from service.datasets import DataRoots
 from service.runner import RayTrialRunner, TrialRunner
 from service.settings import Settings
 from service.spec import StudySpec
@@ -54,7 +55,12 @@ async def open_runtime(settings: Settings) -> Runtime:
     )
     tune_engine(optuna_storage.engine)
     owns_ray = await asyncio.to_thread(connect_ray, settings)
-    studies = StudyService(store, optuna_storage, _ray_runner)
+    roots = DataRoots(settings.data_root_paths())
+
+    async def ray_runner(study_id: int, spec: StudySpec) -> TrialRunner:
+        return await RayTrialRunner.for_study(study_id, spec, roots)
+
+    studies = StudyService(store, optuna_storage, ray_runner, data_roots=roots)
     await studies.start()
     return Runtime(settings, engine, optuna_storage, store, studies, owns_ray)
 
@@ -81,7 +87,3 @@ def connect_ray(settings: Settings) -> bool:
         ray.init(address=settings.ray_address, logging_level=logging.WARNING, log_to_driver=False)
     log.info("Ray resources: %s", ray.cluster_resources())
     return True
-
-
-async def _ray_runner(study_id: int, spec: StudySpec) -> TrialRunner:
-    return await RayTrialRunner.for_study(study_id, spec)

@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     ray_num_cpus: int | None = Field(default=None, ge=1, description="CPUs of a local Ray.")
+    data_roots: str = Field(
+        default="",
+        description="Comma-separated folders path data sets may come from, besides data_dir.",
+    )
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:
@@ -30,3 +34,10 @@ class Settings(BaseSettings):
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'hpo.db'}"
         return self
+
+    def data_root_paths(self) -> tuple[Path, ...]:
+        """data_dir first (relative dataset paths start there), then HPO_DATA_ROOTS."""
+        extra = [
+            Path(p.strip()).expanduser().resolve() for p in self.data_roots.split(",") if p.strip()
+        ]
+        return (self.data_dir, *extra)

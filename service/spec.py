@@ -5,15 +5,23 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from search.pruners import AshaPrunerSpec, PrunerSpec
 from search.samplers import SamplerSpec, TPESamplerSpec
 from search.space import CategoricalParam, FloatParam, ParamSpec, draw_order
-from workers.hyperparameters import KNOWN_HYPERPARAMETERS
-from workers.spec import BuiltinDataset, ModelSpec, SplitSpec
+from service import spec_checks
+from workers.hyperparameters import KNOWN_HYPERPARAMETERS, OPTIMIZER_NAMES
+from workers.spec import (
+    MAXIMIZED_METRICS,
+    METRICS,
+    BuiltinDataset,
+    DatasetSpec,
+    ModelSpec,
+    SplitSpec,
+)
 
-OBJECTIVE_METRICS = ("val_accuracy", "val_loss")
+OBJECTIVE_METRICS = tuple(sorted({f"val_{m}" for names in METRICS.values() for m in names}))
 
 
 def _known_hyperparameter(name: str) -> str:
@@ -30,7 +38,7 @@ FixedValue = bool | int | float | str
 
 def default_space() -> dict[str, ParamSpec]:
     """The space searched when a spec omits `space` (the one in DESIGN.md)."""
-    optimizers = ["sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw"]
+    optimizers = list(OPTIMIZER_NAMES)
     return {
         "lr": FloatParam(type="float", low=1e-4, high=0.3, log=True),
         "optimizer": CategoricalParam(type="categorical", choices=list(optimizers)),
@@ -48,8 +56,28 @@ class _Strict(BaseModel):
 
 
 class Objective(_Strict):
-    metric: Literal["val_accuracy", "val_loss"] = "val_accuracy"
-    direction: Literal["maximize", "minimize"] = "maximize"
+    metric: str = Field(default="val_accuracy", description=f"One of {list(OBJECTIVE_METRICS)}.")
+    direction: Literal["maximize", "minimize"] = Field(
+        default="maximize",
+        description="Inferred from the metric when omitted (loss, rmse, mae: minimize).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _infer_direction(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("direction") is None:
+            metric = str(data.get("metric", "val_accuracy"))
+            maximize = metric.removeprefix("val_") in MAXIMIZED_METRICS
+            return {**data, "direction": "maximize" if maximize else "minimize"}
+        return data
+
+    @model_validator(mode="after")
+    def _known_metric(self) -> Objective:
+        if self.metric not in OBJECTIVE_METRICS:
+            raise ValueError(
+                f"metric must be one of {list(OBJECTIVE_METRICS)}, got {self.metric!r}"
+            )
+        return self
 
 
 class EarlyStoppingSpec(_Strict):
@@ -81,7 +109,7 @@ class StudySpec(_Strict):
     """A study definition; field names are a contract (see DESIGN.md)."""
 
     name: str = Field(min_length=1, max_length=200)
-    dataset: BuiltinDataset = BuiltinDataset(source="builtin", name="digits")
+    dataset: DatasetSpec = BuiltinDataset(source="builtin", name="digits")
     model: ModelSpec = ModelSpec()
     split: SplitSpec = SplitSpec()
     objective: Objective = Objective()
@@ -93,12 +121,31 @@ class StudySpec(_Strict):
     budget: Budget = Budget()
     resources: Resources = Resources()
 
+    @field_validator("space")
+    @classmethod
+    def _space_values(cls, space: dict[str, ParamSpec]) -> dict[str, ParamSpec]:
+        spec_checks.check_space_values(space)
+        return space
+
+    @field_validator("params")
+    @classmethod
+    def _fixed_values(cls, params: dict[str, FixedValue]) -> dict[str, FixedValue]:
+        spec_checks.check_fixed_values(params)
+        return params
+
     @model_validator(mode="after")
     def _space_is_consistent(self) -> StudySpec:
         both = sorted(set(self.space) & set(self.params))
         if both:
             raise ValueError(f"{both} cannot be both searched (space) and fixed (params)")
         draw_order(self.space, self.params)
+        spec_checks.check_optimizer_knobs(self.space, self.params)
+        return self
+
+    @model_validator(mode="after")
+    def _fits_the_data(self) -> StudySpec:
+        spec_checks.check_objective(self.objective.metric, self.dataset)
+        spec_checks.check_model(self.model.kind, self.dataset)
         return self
 
     def fixed_params(self) -> dict[str, Any]:

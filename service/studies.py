@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import optuna
 
+from service.datasets import DataRoots, check_data_source
 from service.driver import StudyDriver
 from service.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from service.optuna_bridge import OptunaBridge
@@ -39,9 +40,15 @@ class StudyView:
 
 class StudyService:
     def __init__(
-        self, store: Store, optuna_storage: optuna.storages.RDBStorage, runners: RunnerFactory
+        self,
+        store: Store,
+        optuna_storage: optuna.storages.RDBStorage,
+        runners: RunnerFactory,
+        *,
+        data_roots: DataRoots | None = None,
     ):
         self.store = store
+        self.data_roots = data_roots
         self.optuna_storage = optuna_storage
         self._runners = runners
         self._drivers: dict[int, StudyDriver] = {}
@@ -72,6 +79,8 @@ class StudyService:
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
     async def submit(self, spec: StudySpec) -> StudyView:
+        if self.data_roots is not None:
+            check_data_source(spec, self.data_roots)
         record = await asyncio.to_thread(self._create, spec)
         self._launch(record)
         return await asyncio.to_thread(self.get, record.id)

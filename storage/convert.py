@@ -41,6 +41,7 @@ def trial_record(row: TrialRow, epochs: Sequence[EpochRow] = ()) -> TrialRecord:
         node=row.node,
         retry_of=row.retry_of,
         error=row.error,
+        test_metrics=row.test_metrics,
         epochs=[epoch_record(epoch) for epoch in epochs],
     )
 

@@ -98,6 +98,7 @@ class TrialRow(Base):
     node: Mapped[str | None] = mapped_column(String(255))
     retry_of: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+    test_metrics: Mapped[dict[str, float] | None] = mapped_column(JSON)
 
 
 class EpochRow(Base):
@@ -114,4 +115,4 @@ class EpochRow(Base):
     number: Mapped[int] = mapped_column(Integer, primary_key=True)
     epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
     seconds: Mapped[float] = mapped_column(Float)
-    metrics: Mapped[dict[str, float]] = mapped_column(JSON)
+    metrics: Mapped[dict[str, float | None]] = mapped_column(JSON)

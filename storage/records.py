@@ -30,7 +30,7 @@ class StudyRecord:
 class EpochRecord:
     epoch: int
     seconds: float
-    metrics: dict[str, float]
+    metrics: dict[str, float | None]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class TrialRecord:
     node: str | None
     retry_of: int | None
     error: str | None
+    test_metrics: dict[str, float] | None = None
     epochs: list[EpochRecord] = field(default_factory=list)
 
 

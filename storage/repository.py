@@ -163,7 +163,13 @@ class Store:
             return trial_record(row)
 
     def add_epoch(
-        self, study_id: int, number: int, *, epoch: int, seconds: float, metrics: dict[str, float]
+        self,
+        study_id: int,
+        number: int,
+        *,
+        epoch: int,
+        seconds: float,
+        metrics: dict[str, float | None],
     ) -> None:
         """Record one epoch's metrics and count it on the trial, atomically.
 
@@ -192,6 +198,7 @@ class Store:
         stop_reason: str,
         error: str | None = None,
         values: Sequence[float] | None = None,
+        test_metrics: dict[str, float] | None = None,
     ) -> TrialRecord:
         """Close a trial with its outcome; finished_at is now, duration_s counts from start."""
         check_state(state, FINISHED_TRIAL_STATES, "finished trial")
@@ -201,6 +208,7 @@ class Store:
             row.state, row.value, row.best_epoch = state, value, best_epoch
             row.values = None if values is None else list(values)
             row.stop_reason, row.error, row.finished_at = stop_reason, error, now
+            row.test_metrics = test_metrics
             row.duration_s = _seconds_between(row.started_at, now)
             session.flush()
             return trial_record(row)

@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,11 @@ FAST_SPEC: dict[str, Any] = {
 def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     merged = copy.deepcopy(base)
     for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "space":
+        if (
+            isinstance(value, dict)
+            and isinstance(merged.get(key), dict)
+            and key not in ("space", "dataset")
+        ):
             merged[key] = _merge(merged[key], value)
         else:
             merged[key] = copy.deepcopy(value)
@@ -161,3 +166,31 @@ def sqlite_service_url(ray_cluster: None, sqlite_url: str, tmp_path: Path) -> It
     settings = Settings(database_url=sqlite_url, data_dir=tmp_path / "data")
     with running_service(settings) as url:
         yield url
+
+
+@dataclass(frozen=True)
+class LiveService:
+    url: str
+    data_dir: Path
+
+
+@pytest.fixture(scope="module")
+def shared_service(
+    ray_cluster: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveService]:
+    """One live service on SQLite for a whole test module (its tests share the database)."""
+    root = tmp_path_factory.mktemp("service")
+    settings = Settings(database_url=f"sqlite:///{root / 'hpo.db'}", data_dir=root / "data")
+    with running_service(settings) as url:
+        yield LiveService(url, settings.data_dir)
+
+
+def wait_for_study(client: Any, study_id: int, timeout_s: float = 180) -> dict[str, Any]:
+    """Poll a study over HTTP until it leaves queued/running."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        study: dict[str, Any] = client.get(f"/api/v1/studies/{study_id}").json()
+        if study["state"] not in ("queued", "running"):
+            return study
+        time.sleep(0.2)
+    raise AssertionError(f"study {study_id} did not finish within {timeout_s}s")

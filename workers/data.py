@@ -1,19 +1,34 @@
-"""Data sets as in-memory arrays, split and standardized once per study."""
+"""Data sets as in-memory arrays: loaded, checked, split and standardized once per study.
+
+Errors a user can fix (a missing file or column, text or missing values in the
+features) raise `DataError` with a message that says what is wrong where.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
-from workers.spec import BuiltinDataset, SplitSpec
+from workers.spec import BuiltinDataset, PathDataset, SplitSpec, Task
+
+MAX_CLASSES = 100
+
+
+class DataError(ValueError):
+    """The data set cannot be used as given; the message says why."""
 
 
 @dataclass(frozen=True)
-class DataSplits:
-    """Train/validation/test arrays: float32 features, int64 class labels."""
+class Fold:
+    """One train/validation split with the test split, standardized on its training part.
+
+    Features are float32 and flat (N, D); labels are int64 for classification and
+    standardized float32 for regression (`y_scale` turns errors back into units).
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -21,54 +36,161 @@ class DataSplits:
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-    n_classes: int
+    y_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """What a trial trains on: the task, the sample shape and one or more folds."""
+
+    task: Task
+    n_outputs: int
+    sample_shape: tuple[int, ...]
+    folds: list[Fold]
 
     @property
     def n_features(self) -> int:
-        return int(self.x_train.shape[1])
+        return int(np.prod(self.sample_shape))
 
 
-def _digits() -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class RawData:
+    x: np.ndarray
+    y: np.ndarray
+    task: Task
+
+
+def _digits(spec: BuiltinDataset) -> RawData:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    return bunch.data.astype(np.float32), bunch.target.astype(np.int64)
+    return RawData(bunch.images[:, None].astype(np.float32), bunch.target, "classification")
 
 
-BUILTIN_DATASETS: dict[str, Callable[[], tuple[np.ndarray, np.ndarray]]] = {"digits": _digits}
+def _synthetic_classification(spec: BuiltinDataset) -> RawData:
+    from sklearn.datasets import make_classification
 
-
-def load_splits(dataset: BuiltinDataset, split: SplitSpec) -> DataSplits:
-    """Load a data set, split it stratified and standardize on the training part only."""
-    x, y = BUILTIN_DATASETS[dataset.name]()
-    return split_arrays(x, y, split)
-
-
-def split_arrays(x: np.ndarray, y: np.ndarray, split: SplitSpec) -> DataSplits:
-    if split.validation + split.test >= 1:
-        raise ValueError(f"validation + test must be < 1, got {split.validation} + {split.test}")
-    x_rest, x_test, y_rest, y_test = _hold_out(x, y, split.test, split.seed)
-    val_share = split.validation / (1 - split.test)
-    x_train, x_val, y_train, y_val = train_test_split(
-        x_rest, y_rest, test_size=val_share, random_state=split.seed, stratify=y_rest
+    x, y = make_classification(
+        n_samples=2000, n_features=20, n_informative=10, n_classes=3, random_state=spec.seed
     )
-    mean = x_train.mean(axis=0)
-    std = x_train.std(axis=0)
-    std[std == 0] = 1.0
+    return RawData(x, y, "classification")
 
-    def scale(a: np.ndarray) -> np.ndarray:
-        return ((a - mean) / std).astype(np.float32)
 
-    return DataSplits(
-        x_train=scale(x_train), y_train=y_train, x_val=scale(x_val), y_val=y_val,
-        x_test=scale(x_test), y_test=y_test, n_classes=int(y.max()) + 1,
-    )  # fmt: skip
+def _synthetic_regression(spec: BuiltinDataset) -> RawData:
+    from sklearn.datasets import make_regression
+
+    x, y = make_regression(
+        n_samples=2000, n_features=20, n_informative=10, noise=10.0, random_state=spec.seed
+    )
+    return RawData(x, y, "regression")
+
+
+BUILTIN_LOADERS: dict[str, Callable[[BuiltinDataset], RawData]] = {
+    "digits": _digits,
+    "synthetic-classification": _synthetic_classification,
+    "synthetic-regression": _synthetic_regression,
+}
+
+
+def load_raw(dataset: BuiltinDataset | PathDataset, *, path: Path | None = None) -> RawData:
+    """Load a data set; `path` is the checked location of a `path` source's file."""
+    if isinstance(dataset, BuiltinDataset):
+        return BUILTIN_LOADERS[dataset.name](dataset)
+    from workers.files import read_table
+
+    if path is None:
+        raise DataError("a path data set needs its resolved file path")
+    x, y = read_table(path, dataset.file_format, dataset.target)
+    return RawData(x, y, dataset.task or infer_task(y))
+
+
+def infer_task(y: np.ndarray) -> Task:
+    """Classification for integer, boolean or text targets with few values; else regression."""
+    if y.dtype.kind in "biuUSO" and len(np.unique(y)) <= MAX_CLASSES:
+        return "classification"
+    return "regression"
+
+
+def prepare(raw: RawData, split: SplitSpec) -> PreparedData:
+    """Encode labels, hold out the test split, and build the folds (one without `folds`)."""
+    x = raw.x.reshape(len(raw.x), -1).astype(np.float64)
+    sample_shape = tuple(int(d) for d in raw.x.shape[1:]) or (1,)
+    y, n_outputs = _encode_target(raw.y, raw.task)
+    stratify = raw.task == "classification"
+    rest, test = _hold_out(len(y), y if stratify else None, split.test, split.seed)
+    folds = [
+        _standardized(x, y, rest[train], rest[val], test, raw.task)
+        for train, val in _fold_indices(y[rest], stratify, split)
+    ]
+    return PreparedData(raw.task, n_outputs, sample_shape, folds)
+
+
+def _encode_target(y: np.ndarray, task: Task) -> tuple[np.ndarray, int]:
+    if task == "regression":
+        try:
+            return y.astype(np.float64), 1
+        except ValueError as exc:
+            raise DataError(f"a regression target must be numeric: {exc}") from exc
+    classes, codes = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        raise DataError(f"classification needs at least 2 classes, the target has {len(classes)}")
+    return codes.astype(np.int64), len(classes)
 
 
 def _hold_out(
-    x: np.ndarray, y: np.ndarray, share: float, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    n: int, y: np.ndarray | None, share: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    index = np.arange(n)
     if share == 0:
-        return x, x[:0], y, y[:0]
-    parts = train_test_split(x, y, test_size=share, random_state=seed, stratify=y)
-    return parts[0], parts[1], parts[2], parts[3]
+        return index, index[:0]
+    try:
+        rest, test = train_test_split(index, test_size=share, random_state=seed, stratify=y)
+    except ValueError as exc:
+        raise DataError(f"cannot split off the test set: {exc}") from exc
+    return rest, test
+
+
+def _fold_indices(
+    y: np.ndarray, stratify: bool, split: SplitSpec
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    index = np.arange(len(y))
+    try:
+        if split.folds is None:
+            train, val = train_test_split(
+                index, test_size=split.validation / (1 - split.test), random_state=split.seed,
+                stratify=y if stratify else None,
+            )  # fmt: skip
+            return [(train, val)]
+        kind = StratifiedKFold if stratify else KFold
+        splitter = kind(n_splits=split.folds, shuffle=True, random_state=split.seed)
+        return list(splitter.split(index, y))
+    except ValueError as exc:
+        raise DataError(f"cannot split training and validation data: {exc}") from exc
+
+
+def _standardized(
+    x: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray, test: np.ndarray, task: Task
+) -> Fold:
+    mean, std = x[train].mean(axis=0), x[train].std(axis=0)
+    std[std == 0] = 1.0
+
+    def features(rows: np.ndarray) -> np.ndarray:
+        return ((x[rows] - mean) / std).astype(np.float32)
+
+    if task == "classification":
+        targets = [y[rows] for rows in (train, val, test)]
+        scale = 1.0
+    else:
+        y_mean, scale = float(y[train].mean()), float(y[train].std() or 1.0)
+        targets = [((y[rows] - y_mean) / scale).astype(np.float32) for rows in (train, val, test)]
+    return Fold(
+        features(train), targets[0], features(val), targets[1], features(test), targets[2],
+        y_scale=scale,
+    )  # fmt: skip
+
+
+def load_prepared(
+    dataset: BuiltinDataset | PathDataset, split: SplitSpec, *, path: Path | None = None
+) -> PreparedData:
+    """The whole way from a data set spec to what a trial trains on."""
+    return prepare(load_raw(dataset, path=path), split)

@@ -43,17 +43,20 @@ class TrialSlot:
 
     def start_trial(
         self, data_key: str, data: Any, params: dict[str, Any], *, model: str, objective: str,
-        direction: str, seed: int,
+        direction: str, seed: int, max_epochs: int,
     ) -> None:  # fmt: skip
         """Build the trial's model and optimizer; tensors are reused for the same data_key."""
-        from workers.trainer import TensorData, Trainer
+        from workers.trainer import TensorData, TrialTrainer
 
         if data_key != self._data_key:
+            self._tensors = None
             self._tensors = TensorData(data, _device(self.placement().gpu_ids))
             self._data_key = data_key
-        self._trainer = Trainer(
-            self._tensors, params, model=model, objective=objective, direction=direction, seed=seed
-        )
+        self._trainer = None
+        self._trainer = TrialTrainer(
+            self._tensors, params, model=model, objective=objective, direction=direction,
+            seed=seed, max_epochs=max_epochs,
+        )  # fmt: skip
 
     def run_epoch(self) -> dict[str, float]:
         """Train one epoch and return its metrics."""
@@ -62,8 +65,13 @@ class TrialSlot:
         metrics: dict[str, float] = self._trainer.train_epoch()
         return metrics
 
-    def end_trial(self) -> None:
-        self._trainer = None
+    def end_trial(self) -> dict[str, float] | None:
+        """Drop the trial; return the test metrics of its best weights."""
+        trainer, self._trainer = self._trainer, None
+        if trainer is None:
+            return None
+        metrics: dict[str, float] | None = trainer.test_metrics()
+        return metrics
 
 
 def _device(gpu_ids: list[str]) -> Any:

@@ -6,45 +6,85 @@ no torch, so validating a spec is cheap.
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import PurePath
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-BUILTIN_DATASET_NAMES = ("digits",)
-MODEL_KINDS = ("mlp",)
+Task = Literal["classification", "regression"]
+BUILTIN_TASKS: dict[str, Task] = {
+    "digits": "classification",
+    "synthetic-classification": "classification",
+    "synthetic-regression": "regression",
+}
+METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("loss", "accuracy", "f1"),
+    "regression": ("loss", "rmse", "mae", "r2"),
+}
+MAXIMIZED_METRICS = ("accuracy", "f1", "r2")
 
 
-class BuiltinDataset(BaseModel):
+class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BuiltinDataset(_Strict):
+    """A data set that ships with the service: scikit-learn's digits or a seeded synthetic set."""
 
     source: Literal["builtin"]
-    name: str = Field(description=f"One of {list(BUILTIN_DATASET_NAMES)}.")
+    name: Literal["digits", "synthetic-classification", "synthetic-regression"]
+    seed: int = Field(default=0, description="Seed of the synthetic generators.")
 
-    @field_validator("name")
-    @classmethod
-    def _known(cls, name: str) -> str:
-        if name not in BUILTIN_DATASET_NAMES:
+    @property
+    def task(self) -> Task | None:
+        return BUILTIN_TASKS[self.name]
+
+
+class PathDataset(_Strict):
+    """A file under one of the service's data roots: features plus a target column or array."""
+
+    source: Literal["path"]
+    path: str = Field(min_length=1, max_length=1000)
+    format: Literal["csv", "parquet", "npz"] | None = Field(
+        default=None, description="Inferred from the file's suffix when omitted."
+    )
+    target: str = Field(default="target", min_length=1, description="Target column or array.")
+    task: Task | None = Field(default=None, description="Inferred from the target when omitted.")
+
+    @model_validator(mode="after")
+    def _known_format(self) -> PathDataset:
+        if self.format is None and PurePath(self.path).suffix.lstrip(".") not in _FORMATS:
             raise ValueError(
-                f"unknown builtin dataset '{name}', expected one of {list(BUILTIN_DATASET_NAMES)}"
+                f"cannot infer format from '{self.path}': give format (csv, parquet, npz)"
             )
-        return name
+        return self
+
+    @property
+    def file_format(self) -> str:
+        return self.format or PurePath(self.path).suffix.lstrip(".")
 
 
-class SplitSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_FORMATS = ("csv", "parquet", "npz")
+DatasetSpec = Annotated[BuiltinDataset | PathDataset, Field(discriminator="source")]
 
+
+class SplitSpec(_Strict):
     validation: float = Field(default=0.2, gt=0, lt=1)
     test: float = Field(default=0.2, ge=0, lt=1)
     seed: int = 0
+    folds: int | None = Field(
+        default=None, ge=2, le=20,
+        description="k-fold cross-validation on the non-test part; replaces `validation`.",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _leaves_training_data(self) -> SplitSpec:
-        if self.validation + self.test >= 1:
+        if self.folds is None and self.validation + self.test >= 1:
             raise ValueError(f"validation + test must be < 1, got {self.validation} + {self.test}")
         return self
 
 
-class ModelSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: Literal["mlp"] = "mlp"
+class ModelSpec(_Strict):
+    kind: Literal["mlp", "cnn"] = Field(
+        default="mlp", description="cnn needs image data (N,C,H,W)."
+    )

@@ -1,4 +1,10 @@
-"""One trial's training loop: set up, train one epoch, evaluate, keep the best weights."""
+"""A trial's training loop: set up, train one epoch, evaluate, keep the best weights.
+
+`Trainer` trains one fold on tensors sliced per batch (no DataLoader: slicing
+in-memory tensors is 1.4x faster for small models). `TrialTrainer` runs every
+fold of a trial in step and reports their mean, so k-fold cross-validation is
+one more knob, not another loop.
+"""
 
 from __future__ import annotations
 
@@ -8,110 +14,170 @@ import time
 from typing import Any
 
 import torch
-from torch import nn
 
-from workers.data import DataSplits
+from workers.data import Fold, PreparedData
 from workers.hyperparameters import resolve
-from workers.models import MODELS
+from workers.metrics import classification_metrics, loss_function, regression_metrics
+from workers.models import build_model
 from workers.optimizers import build_optimizer
+from workers.schedules import EpochSchedule
 
 
-class TensorData:
-    """A study's splits as tensors on one device, built once and shared by trials."""
+class FoldTensors:
+    """One fold's arrays as tensors on a device, built once per slot and study."""
 
-    def __init__(self, data: DataSplits, device: torch.device):
+    def __init__(self, fold: Fold, device: torch.device):
         def put(array: Any) -> torch.Tensor:
             return torch.tensor(array, device=device)
 
-        self.x_train, self.y_train = put(data.x_train), put(data.y_train)
-        self.x_val, self.y_val = put(data.x_val), put(data.y_val)
-        self.x_test, self.y_test = put(data.x_test), put(data.y_test)
-        self.n_features = data.n_features
-        self.n_classes = data.n_classes
+        self.x_train, self.y_train = put(fold.x_train), put(fold.y_train)
+        self.x_val, self.y_val = put(fold.x_val), put(fold.y_val)
+        self.x_test, self.y_test = put(fold.x_test), put(fold.y_test)
+        self.y_scale = fold.y_scale
+
+
+class TensorData:
+    """A study's prepared data on one device."""
+
+    def __init__(self, data: PreparedData, device: torch.device):
+        self.task = data.task
+        self.n_outputs = data.n_outputs
+        self.sample_shape = data.sample_shape
+        self.folds = [FoldTensors(fold, device) for fold in data.folds]
 
 
 class Trainer:
-    """Trains a model epoch by epoch on in-memory tensors sliced per batch.
+    """Trains one fold epoch by epoch with the trial's optimizer, schedule and regularizers."""
 
-    `objective` names the validation metric (e.g. `val_accuracy`) whose best
-    epoch's weights are kept; `evaluate` after `restore_best` reproduces it.
-    """
-
-    def __init__(
-        self,
-        data: TensorData,
-        params: dict[str, Any],
-        *,
-        model: str = "mlp",
-        objective: str = "val_accuracy",
-        direction: str = "maximize",
-        seed: int = 0,
-    ):
-        self.params = resolve(params)
-        self.data = data
-        self.objective = objective
-        self._sign = 1.0 if direction == "maximize" else -1.0
+    def __init__(self, data: TensorData, fold: int, params: dict[str, Any], *, model: str,
+                 max_epochs: int, direction: str, seed: int):  # fmt: skip
+        self.params = params
+        self.tensors = data.folds[fold]
+        self.task = data.task
         torch.manual_seed(seed)
-        device = data.x_train.device
-        self.model = MODELS[model](data.n_features, data.n_classes, self.params).to(device)
-        self.optimizer = build_optimizer(self.model.parameters(), self.params)
-        self.loss_fn = nn.CrossEntropyLoss()
+        device = self.tensors.x_train.device
+        self.model = build_model(model, data.sample_shape, data.n_outputs, params).to(device)
+        self.optimizer = build_optimizer(self.model.parameters(), params)
+        self.schedule = EpochSchedule(
+            self.optimizer, params, max_epochs=max_epochs, direction=direction
+        )
+        smoothing = float(params["label_smoothing"]) if data.task == "classification" else 0.0
+        self.loss_fn = loss_function(data.task, label_smoothing=smoothing)
         self._generator = torch.Generator(device=device).manual_seed(seed)
-        self.epoch = 0
-        self.best_value: float | None = None
-        self.best_epoch: int | None = None
-        self._best_state: dict[str, torch.Tensor] | None = None
+        self._weights = [p for p in self.model.parameters() if p.dim() > 1]
 
-    def train_epoch(self) -> dict[str, float]:
-        """Run one pass over the training split; return the epoch's metrics."""
-        started = time.perf_counter()
-        self.epoch += 1
-        train_loss = self._fit_one_pass()
-        metrics = {"train_loss": train_loss, **self.evaluate("val")}
-        metrics["lr"] = float(self.optimizer.param_groups[0]["lr"])
-        self._keep_if_best(metrics)
-        metrics["seconds"] = time.perf_counter() - started
-        return metrics
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
 
-    def _fit_one_pass(self) -> float:
-        x, y = self.data.x_train, self.data.y_train
+    def train_epoch(self) -> float:
+        """One pass over the training split; the mean training loss."""
+        x, y = self.tensors.x_train, self.tensors.y_train
         n = x.shape[0]
-        batch_size = n if self.params["batch_size"] == "full" else int(self.params["batch_size"])
+        size = n if self.params["batch_size"] == "full" else min(int(self.params["batch_size"]), n)
         order = torch.randperm(n, generator=self._generator, device=x.device)
         x, y = x[order], y[order]
+        noise, l1, clip = self.params["input_noise"], self.params["l1"], self.params["grad_clip"]
         self.model.train()
         total = torch.zeros((), device=x.device)
-        for start in range(0, n, batch_size):
-            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        for start in range(0, n, size):
+            xb, yb = x[start : start + size], y[start : start + size]
+            if noise:
+                xb = xb + noise * torch.randn(xb.shape, generator=self._generator, device=xb.device)
             loss = self.loss_fn(self.model(xb), yb)
+            total += loss.detach() * xb.shape[0]
+            if l1:
+                loss = loss + l1 * sum(w.abs().sum() for w in self._weights)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
             self.optimizer.step()
-            total += loss.detach() * xb.shape[0]
         return float(total) / n
 
     @torch.no_grad()
     def evaluate(self, split: str = "val") -> dict[str, float]:
-        """Loss and accuracy on a split, with dropout off."""
-        x, y = getattr(self.data, f"x_{split}"), getattr(self.data, f"y_{split}")
+        """Loss and task metrics on a split, in evaluation mode (no dropout, no noise)."""
+        x, y = getattr(self.tensors, f"x_{split}"), getattr(self.tensors, f"y_{split}")
+        if len(x) == 0:
+            return {}
         self.model.eval()
-        logits = self.model(x)
-        loss = float(self.loss_fn(logits, y))
-        accuracy = float((logits.argmax(dim=1) == y).float().mean())
-        return {f"{split}_loss": loss, f"{split}_accuracy": accuracy}
+        output = self.model(x)
+        values = {"loss": self.loss_fn(output, y)}
+        if self.task == "classification":
+            values.update(classification_metrics(output, y))
+        else:
+            values.update(regression_metrics(output, y, self.tensors.y_scale))
+        return {f"{split}_{k}": float(v) for k, v in values.items()}
 
-    def _keep_if_best(self, metrics: dict[str, float]) -> None:
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        return copy.deepcopy(self.model.state_dict())
+
+    def restore(self, state: dict[str, torch.Tensor]) -> None:
+        self.model.load_state_dict(state)
+
+
+class TrialTrainer:
+    """All folds of one trial in step; metrics are means over folds.
+
+    `objective` names the validation metric (e.g. `val_accuracy`) whose best
+    epoch's weights are kept; `restore_best` then `evaluate` reproduces it.
+    """
+
+    def __init__(self, data: TensorData, params: dict[str, Any], *, model: str = "mlp",
+                 objective: str = "val_accuracy", direction: str = "maximize", seed: int = 0,
+                 max_epochs: int = 30):  # fmt: skip
+        self.params = resolve(params)
+        self.objective = objective
+        self._sign = 1.0 if direction == "maximize" else -1.0
+        self.folds = [
+            Trainer(data, i, self.params, model=model, max_epochs=max_epochs, direction=direction,
+                    seed=seed + 1000 * i)
+            for i in range(len(data.folds))
+        ]  # fmt: skip
+        self.epoch = 0
+        self.best_value: float | None = None
+        self.best_epoch: int | None = None
+        self._best_states: list[dict[str, torch.Tensor]] | None = None
+
+    def train_epoch(self) -> dict[str, float]:
+        """Train every fold one epoch; return the mean metrics and the lr used."""
+        started = time.perf_counter()
+        self.epoch += 1
+        lr = self.folds[0].lr
+        losses = [fold.train_epoch() for fold in self.folds]
+        metrics = {"train_loss": sum(losses) / len(losses), **self.evaluate("val"), "lr": lr}
+        if self.objective not in metrics:
+            raise ValueError(
+                f"objective {self.objective} is not among the metrics {sorted(metrics)}"
+            )
         value = metrics[self.objective]
+        for fold in self.folds:
+            fold.schedule.step(value)
+        self._keep_if_best(value)
+        metrics["seconds"] = time.perf_counter() - started
+        return metrics
+
+    def evaluate(self, split: str = "val") -> dict[str, float]:
+        per_fold = [fold.evaluate(split) for fold in self.folds]
+        return {k: sum(m[k] for m in per_fold) / len(per_fold) for k in per_fold[0]}
+
+    def _keep_if_best(self, value: float) -> None:
         if not math.isfinite(value):
             return
         if self.best_value is None or self._sign * (value - self.best_value) > 0:
             self.best_value, self.best_epoch = value, self.epoch
-            self._best_state = copy.deepcopy(self.model.state_dict())
+            self._best_states = [fold.snapshot() for fold in self.folds]
 
     def restore_best(self) -> None:
-        """Load the weights of the best epoch seen so far."""
-        if self._best_state is not None:
-            self.model.load_state_dict(self._best_state)
+        """Load the weights of the best epoch seen so far into every fold."""
+        if self._best_states is not None:
+            for fold, state in zip(self.folds, self._best_states, strict=True):
+                fold.restore(state)
 
-    def best_state(self) -> dict[str, torch.Tensor] | None:
-        return self._best_state
+    def test_metrics(self) -> dict[str, float] | None:
+        """Test-split metrics of the best weights; None before any finite epoch."""
+        if self._best_states is None:
+            return None
+        self.restore_best()
+        return self.evaluate("test") or None

@@ -52,8 +52,8 @@ class ScriptedSlot:
             "seconds": 0.0,
         }
 
-    async def end_trial(self) -> None:
-        pass
+    async def end_trial(self) -> dict[str, float] | None:
+        return None
 
     async def close(self) -> None:
         self.closed = True
