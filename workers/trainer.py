@@ -79,13 +79,13 @@ class Trainer:
         x, y = x[order], y[order]
         noise, l1, clip = self.params["input_noise"], self.params["l1"], self.params["grad_clip"]
         self.model.train()
-        total = torch.zeros((), device=x.device)
+        losses = []
         for start in range(0, n, size):
             xb, yb = x[start : start + size], y[start : start + size]
             if noise:
                 xb = xb + noise * torch.randn(xb.shape, generator=self._generator, device=xb.device)
             loss = self.loss_fn(self.model(xb), yb)
-            total += loss.detach() * xb.shape[0]
+            losses.append(loss.detach())
             if l1:
                 loss = loss + l1 * sum(w.abs().sum() for w in self._weights)
             self.optimizer.zero_grad(set_to_none=True)
@@ -93,7 +93,7 @@ class Trainer:
             if clip:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
             self.optimizer.step()
-        return float(total) / n
+        return _mean_over_samples(losses, n, size)
 
     @torch.no_grad()
     def evaluate(self, split: str = "val") -> dict[str, float]:
@@ -115,6 +115,13 @@ class Trainer:
 
     def restore(self, state: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict(state)
+
+
+def _mean_over_samples(batch_losses: list[torch.Tensor], n: int, size: int) -> float:
+    """Sample-weighted mean of batch means: only the last batch may be smaller."""
+    last = n - size * (len(batch_losses) - 1)
+    full = sum(float(loss) for loss in batch_losses[:-1])
+    return (full * size + float(batch_losses[-1]) * last) / n
 
 
 class TrialTrainer:
