@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import health, studies
+from api.routes import health, schema, studies
 from service.runtime import open_runtime
 from service.settings import Settings
 
@@ -29,4 +29,5 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(studies.router)
+    app.include_router(schema.router)
     return app

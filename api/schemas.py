@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.studies import StudyView
 from storage.records import TrialRecord
@@ -54,6 +54,25 @@ class TrialDetailOut(TrialOut):
         return cls(**base, epochs=epochs)
 
 
+class BudgetPatch(BaseModel):
+    """Budget fields to change when resuming; omitted ones keep their values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_trials: int | None = Field(default=None, ge=1, le=100_000)
+    max_epochs: int | None = Field(default=None, ge=1, le=10_000)
+    parallelism: int | None = Field(default=None, ge=1, le=1_024)
+    timeout_s: float | None = Field(default=None, gt=0)
+    target: float | None = None
+    max_failed_trials: int | None = Field(default=None, ge=1)
+
+
+class ResumeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    budget: BudgetPatch | None = None
+
+
 class StudyOut(BaseModel):
     id: int
     name: str
@@ -67,6 +86,7 @@ class StudyOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     error: str | None
+    warnings: list[str] = Field(description="What the service changed or degraded, and why.")
 
     @classmethod
     def of(cls, view: StudyView) -> StudyOut:
@@ -77,6 +97,7 @@ class StudyOut(BaseModel):
             counts=view.counts, best=TrialOut.of(view.best) if view.best else None,
             optuna_study_name=r.optuna_study_name, created_at=r.created_at,
             started_at=r.started_at, finished_at=r.finished_at, error=r.error,
+            warnings=r.warnings,
         )  # fmt: skip
 
 

@@ -1,12 +1,26 @@
-"""Sampler specs keyed by `type`, each built into the Optuna sampler it names."""
+"""Sampler specs keyed by `type`, each built into the Optuna sampler it names.
+
+What a sampler cannot do is decided here, before a study starts:
+- `cmaes` and `qmc` search float and int parameters only; categorical ones are
+  drawn by Optuna's independent (random) sampler, as Optuna itself does, and the
+  study records a warning saying which parameters that is.
+- `cmaes` has no multi-objective mode: such a spec is refused.
+- `grid` needs a finite grid: given as `grid`, or derived from categorical
+  choices and stepped int/float ranges; a continuous range without a step is
+  refused.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Literal
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Literal
 
 import optuna
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from search.space import CategoricalParam, ParamSpec, grid_values
+
+GridValue = bool | int | float | str
 
 
 class _SamplerSpec(BaseModel):
@@ -19,7 +33,8 @@ class TPESamplerSpec(_SamplerSpec):
     type: Literal["tpe"]
     n_startup_trials: int = Field(default=10, ge=0)
     multivariate: bool = False
-    group: bool = False
+    group: bool = Field(default=False, description="Model conditional branches separately.")
+    constant_liar: bool = Field(default=True, description="Avoid duplicates among parallel trials.")
 
     @model_validator(mode="after")
     def _group_needs_multivariate(self) -> TPESamplerSpec:
@@ -32,29 +47,152 @@ class RandomSamplerSpec(_SamplerSpec):
     type: Literal["random"]
 
 
-SamplerSpec = Annotated[TPESamplerSpec | RandomSamplerSpec, Field(discriminator="type")]
+class CmaEsSamplerSpec(_SamplerSpec):
+    type: Literal["cmaes"]
+    n_startup_trials: int = Field(default=1, ge=0)
+    sigma0: float | None = Field(default=None, gt=0)
+    popsize: int | None = Field(default=None, ge=2)
+    with_margin: bool = False
 
 
-def _tpe(spec: TPESamplerSpec) -> optuna.samplers.BaseSampler:
-    return optuna.samplers.TPESampler(
-        seed=spec.seed,
-        n_startup_trials=spec.n_startup_trials,
-        multivariate=spec.multivariate,
-        group=spec.group,
-        constant_liar=True,
+class GPSamplerSpec(_SamplerSpec):
+    type: Literal["gp"]
+    n_startup_trials: int = Field(default=10, ge=0)
+
+
+class QMCSamplerSpec(_SamplerSpec):
+    type: Literal["qmc"]
+    qmc_type: Literal["sobol", "halton"] = "sobol"
+    scramble: bool = False
+
+
+class GridSamplerSpec(_SamplerSpec):
+    type: Literal["grid"]
+    grid: dict[str, list[GridValue]] | None = Field(
+        default=None, description="Values per parameter; derived from the space when omitted."
     )
 
 
-def _random(spec: RandomSamplerSpec) -> optuna.samplers.BaseSampler:
+class NSGAIISamplerSpec(_SamplerSpec):
+    type: Literal["nsga2"]
+    population_size: int = Field(default=50, ge=2)
+    mutation_prob: float | None = Field(default=None, ge=0, le=1)
+    crossover_prob: float = Field(default=0.9, ge=0, le=1)
+    swapping_prob: float = Field(default=0.5, ge=0, le=1)
+
+
+AnySamplerSpec = (
+    TPESamplerSpec | RandomSamplerSpec | CmaEsSamplerSpec | GPSamplerSpec | QMCSamplerSpec
+    | GridSamplerSpec | NSGAIISamplerSpec
+)  # fmt: skip
+SamplerSpec = Annotated[AnySamplerSpec, Field(discriminator="type")]
+Space = Mapping[str, ParamSpec]
+
+
+def _tpe(spec: TPESamplerSpec, space: Space) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.TPESampler(
+        seed=spec.seed, n_startup_trials=spec.n_startup_trials, multivariate=spec.multivariate,
+        group=spec.group, constant_liar=spec.constant_liar,
+    )  # fmt: skip
+
+
+def _random(spec: RandomSamplerSpec, space: Space) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=spec.seed)
 
 
-SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
-    "tpe": _tpe,
-    "random": _random,
-}
+def _cmaes(spec: CmaEsSamplerSpec, space: Space) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.CmaEsSampler(
+        seed=spec.seed, n_startup_trials=spec.n_startup_trials, sigma0=spec.sigma0,
+        popsize=spec.popsize, with_margin=spec.with_margin, warn_independent_sampling=False,
+        independent_sampler=optuna.samplers.RandomSampler(seed=spec.seed),
+    )  # fmt: skip
 
 
-def build_sampler(spec: TPESamplerSpec | RandomSamplerSpec) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler for a validated sampler spec."""
-    return SAMPLERS[spec.type](spec)
+def _gp(spec: GPSamplerSpec, space: Space) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.GPSampler(
+        seed=spec.seed, n_startup_trials=spec.n_startup_trials, warn_independent_sampling=False
+    )
+
+
+def _qmc(spec: QMCSamplerSpec, space: Space) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.QMCSampler(
+        qmc_type=spec.qmc_type, scramble=spec.scramble, seed=spec.seed,
+        warn_independent_sampling=False, warn_asynchronous_seeding=False,
+        independent_sampler=optuna.samplers.RandomSampler(seed=spec.seed),
+    )  # fmt: skip
+
+
+class _GridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler without its `study.stop()`, which works only inside `optimize`;
+    the driver ends a grid study when its grid is spent (see `grid_size`)."""
+
+    def after_trial(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _grid(spec: GridSamplerSpec, space: Space) -> optuna.samplers.BaseSampler:
+    return _GridSampler(grid_of(spec, space), seed=spec.seed)
+
+
+def _nsga2(spec: NSGAIISamplerSpec, space: Space) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.NSGAIISampler(
+        population_size=spec.population_size, mutation_prob=spec.mutation_prob,
+        crossover_prob=spec.crossover_prob, swapping_prob=spec.swapping_prob, seed=spec.seed,
+    )  # fmt: skip
+
+
+SAMPLERS: dict[str, Callable[[Any, Space], optuna.samplers.BaseSampler]] = {
+    "tpe": _tpe, "random": _random, "cmaes": _cmaes, "gp": _gp, "qmc": _qmc, "grid": _grid,
+    "nsga2": _nsga2,
+}  # fmt: skip
+_NUMERIC_ONLY = ("cmaes", "qmc")
+_SINGLE_OBJECTIVE_ONLY = ("cmaes",)
+
+
+def build_sampler(spec: AnySamplerSpec, space: Space) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler for a validated sampler spec over `space`."""
+    return SAMPLERS[spec.type](spec, space)
+
+
+def grid_of(spec: GridSamplerSpec, space: Space) -> dict[str, list[GridValue]]:
+    """The grid a grid sampler walks: the given one, or one derived from the space."""
+    if spec.grid is not None:
+        return {name: list(values) for name, values in spec.grid.items()}
+    return {name: grid_values(name, param) for name, param in space.items()}
+
+
+def check_sampler(spec: AnySamplerSpec, space: Space, *, n_objectives: int) -> list[str]:
+    """Refuse what the sampler cannot do (ValueError); return warnings for what it degrades."""
+    if spec.type in _SINGLE_OBJECTIVE_ONLY and n_objectives > 1:
+        raise ValueError(
+            f"sampler {spec.type} supports one objective; use tpe, nsga2, gp or random"
+        )
+    if isinstance(spec, GridSamplerSpec):
+        _check_grid(spec, space)
+    categorical = sorted(n for n, p in space.items() if isinstance(p, CategoricalParam))
+    if spec.type in _NUMERIC_ONLY and categorical:
+        return [
+            f"sampler {spec.type} searches float and int parameters only; "
+            f"{categorical} are drawn at random (Optuna's independent sampler)"
+        ]
+    return []
+
+
+def _check_grid(spec: GridSamplerSpec, space: Space) -> None:
+    grid = grid_of(spec, space)
+    missing = sorted(set(space) - set(grid))
+    if missing:
+        raise ValueError(f"grid has no values for searched parameters {missing}")
+    extra = sorted(set(grid) - set(space))
+    if extra:
+        raise ValueError(f"grid names {extra}, which are not in the space")
+    empty = sorted(name for name, values in grid.items() if not values)
+    if empty:
+        raise ValueError(f"grid gives no values for {empty}")
+
+
+def grid_size(spec: GridSamplerSpec, space: Space) -> int:
+    size = 1
+    for values in grid_of(spec, space).values():
+        size *= len(values)
+    return size

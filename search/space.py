@@ -185,3 +185,25 @@ def contains(param: ParamSpec, value: Any) -> bool:
         return True
     steps = (value - param.low) / param.step
     return abs(steps - round(steps)) < 1e-8
+
+
+MAX_GRID_AXIS = 1000
+
+
+def grid_values(name: str, param: ParamSpec) -> list[Any]:
+    """Every value a categorical or stepped parameter can take, for a grid search.
+
+    Raises ValueError for a continuous range (no step) or an axis over MAX_GRID_AXIS values.
+    """
+    if isinstance(param, CategoricalParam):
+        return list(param.choices)
+    if isinstance(param, FloatParam) and param.step is None:
+        raise ValueError(f"grid needs a step (or explicit grid values) for continuous '{name}'")
+    step = param.step if param.step is not None else 1
+    count = int(round((param.high - param.low) / step)) + 1
+    if count > MAX_GRID_AXIS:
+        raise ValueError(f"grid axis '{name}' would have {count} values (at most {MAX_GRID_AXIS})")
+    values = [param.low + i * step for i in range(count)]
+    if isinstance(param, FloatParam):
+        values = [round(v, 12) for v in values]
+    return [v for v in values if v <= param.high + 1e-12]

@@ -49,13 +49,13 @@ def prepare_data(spec: StudySpec, roots: DataRoots) -> PreparedData:
     """Load and split the study's data; ValueError (DataError) says what is wrong with it."""
     path = roots.resolve(spec.dataset) if isinstance(spec.dataset, PathDataset) else None
     data = load_prepared(spec.dataset, spec.split, path=path)
-    metric = spec.objective.metric.removeprefix("val_")
-    if metric not in METRICS[data.task]:
-        allowed = [f"val_{m}" for m in METRICS[data.task]]
-        raise ValueError(
-            f"objective {spec.objective.metric} does not fit this {data.task} data; "
-            f"use one of {allowed}"
-        )
+    allowed = [f"val_{m}" for m in METRICS[data.task]]
+    for objective in spec.objectives:
+        if objective.metric.startswith("val_") and objective.metric not in allowed:
+            raise ValueError(
+                f"objective {objective.metric} does not fit this {data.task} data; "
+                f"use one of {allowed}"
+            )
     if spec.model.kind == "cnn" and len(data.sample_shape) != 3:
         raise ValueError(
             f"model cnn needs image samples (C, H, W); this data has shape {data.sample_shape}"

@@ -16,8 +16,9 @@ import time
 
 import optuna
 
+from search.samplers import GridSamplerSpec, grid_size
 from service.optuna_bridge import OptunaBridge
-from service.outcome import TrialOutcome
+from service.outcome import CurveBest, TrialOutcome
 from service.runner import Slot, TrialError, TrialRunner, TrialStart, WorkerLost
 from service.spec import StudySpec
 from service.writer import OrderedWriter
@@ -30,7 +31,7 @@ class StudyDriver:
 
     def __init__(
         self, study_id: int, spec: StudySpec, optuna: OptunaBridge, *, store: Store,
-        runner: TrialRunner,
+        runner: TrialRunner, n_done: int = 0, n_failed: int = 0,
     ):  # fmt: skip
         self.study_id = study_id
         self.spec = spec
@@ -38,8 +39,9 @@ class StudyDriver:
         self.store = store
         self.runner = runner
         self.writer = OrderedWriter(f"study-{study_id}")
-        self._n_claimed = 0
-        self._n_failed = 0
+        self._n_claimed = n_done
+        self._n_failed = n_failed
+        self._max_trials, self._spent_reason = trial_budget(spec)
         self._end_reason: str | None = None
         self._started = time.monotonic()
 
@@ -49,7 +51,7 @@ class StudyDriver:
         self._started = time.monotonic()
         error: str | None = None
         try:
-            n_loops = min(self.spec.budget.parallelism, self.spec.budget.max_trials)
+            n_loops = min(self.spec.budget.parallelism, self._max_trials - self._n_claimed)
             async with asyncio.TaskGroup() as group:
                 for _ in range(n_loops):
                     group.create_task(self._slot_loop())
@@ -71,7 +73,7 @@ class StudyDriver:
     def _final_state(self, error: str | None) -> tuple[str, str]:
         if error is not None:
             return "failed", "error"
-        reason = self._end_reason or "max_trials"
+        reason = self._end_reason or self._spent_reason
         if reason == "user":
             return "stopped", reason
         if reason == "max_failed_trials":
@@ -89,7 +91,7 @@ class StudyDriver:
     def _claim_trial(self) -> bool:
         self._check_timeout()
         self.writer.raise_if_failed()
-        if self._end_reason is not None or self._n_claimed >= self.spec.budget.max_trials:
+        if self._end_reason is not None or self._n_claimed >= self._max_trials:
             return False
         self._n_claimed += 1
         return True
@@ -124,23 +126,25 @@ class StudyDriver:
             return TrialOutcome("failed", error=str(exc))
 
     async def _epochs(self, slot: Slot, trial: optuna.Trial) -> TrialOutcome:
-        budget, objective = self.spec.budget, self.spec.objective
+        budget, primary = self.spec.budget, self.spec.primary
         stopper = EarlyStopping(
             patience=self.spec.early_stopping.patience,
             min_delta=self.spec.early_stopping.min_delta,
-            direction=objective.direction,
+            direction=primary.direction,
         )
-        best = _Best(objective.direction)
+        best = CurveBest(
+            primary.metric, primary.direction, [o.metric for o in self.spec.objectives]
+        )
         for epoch in range(1, budget.max_epochs + 1):
             self._check_timeout()
             if self._end_reason is not None:
                 return best.outcome("cancelled")
             metrics = await slot.run_epoch()
-            value = float(metrics[objective.metric])
+            value = float(metrics[primary.metric])
             self._record_epoch(trial, epoch, metrics)
             if not (math.isfinite(value) and math.isfinite(metrics["train_loss"])):
                 return best.outcome("diverged")
-            best.update(epoch, value)
+            best.update(epoch, metrics)
             pruned, write = self.optuna.report(trial, epoch, value)
             self.writer.submit(write)
             if best.reached(budget.target):
@@ -164,11 +168,12 @@ class StudyDriver:
 
     def _finish(self, trial: optuna.Trial, outcome: TrialOutcome) -> None:
         """Tell Optuna first, then write the summary row the API reads."""
-        value = outcome.value if outcome.state == "complete" else None
-        self.writer.submit(self.optuna.tell(trial, outcome.optuna_state, value))
+        values = outcome.values if outcome.state == "complete" else None
+        self.writer.submit(self.optuna.tell(trial, outcome.optuna_state, values))
         self.writer.submit(
             self.store.finish_trial, self.study_id, trial.number,
-            state=outcome.state, value=outcome.value, best_epoch=outcome.best_epoch,
+            state=outcome.state, value=outcome.value, values=outcome.values,
+            best_epoch=outcome.best_epoch,
             stop_reason=outcome.stop_reason, error=outcome.error, test_metrics=outcome.test_metrics,
         )  # fmt: skip
         if outcome.state == "failed":
@@ -177,25 +182,13 @@ class StudyDriver:
                 self.request_stop("max_failed_trials")
 
 
-class _Best:
-    """The best validation value of a curve so far, in the study's direction."""
-
-    def __init__(self, direction: str):
-        self._sign = 1.0 if direction == "maximize" else -1.0
-        self.value: float | None = None
-        self.epoch: int | None = None
-
-    def update(self, epoch: int, value: float) -> None:
-        if self.value is None or self._sign * (value - self.value) > 0:
-            self.value, self.epoch = value, epoch
-
-    def reached(self, target: float | None) -> bool:
-        if target is None or self.value is None:
-            return False
-        return self._sign * (self.value - target) >= 0
-
-    def outcome(self, stop_reason: str) -> TrialOutcome:
-        return TrialOutcome(stop_reason, value=self.value, best_epoch=self.epoch)
+def trial_budget(spec: StudySpec) -> tuple[int, str]:
+    """How many trials the study may run, and the reason it ends when they are done."""
+    if isinstance(spec.sampler, GridSamplerSpec):
+        size = grid_size(spec.sampler, spec.space)
+        if size < spec.budget.max_trials:
+            return size, "grid_exhausted"
+    return spec.budget.max_trials, "max_trials"
 
 
 def _describe(exc: BaseException) -> str:

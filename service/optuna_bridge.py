@@ -2,15 +2,20 @@
 
 Sampling and pruning read every trial of a study; against RDBStorage that costs
 tens of milliseconds per trial. The driver therefore decides on an in-memory
-copy, loaded from the database when the driver starts, and each change is
-replayed on RDBStorage (same database URL) so that optuna-dashboard, `optuna
-best-trial` and a restarted service see every trial. Trial numbers agree in both
-because trials are created in the same order in each.
+copy, loaded from the database when the driver starts (so a resumed study's
+sampler sees every earlier trial), and each change is replayed on RDBStorage
+(same database URL) so that optuna-dashboard, `optuna best-trial` and a
+restarted service see every trial. Trial numbers agree in both because trials
+are created in the same order in each.
+
+Multi-objective studies: Optuna refuses `report`/`should_prune` there, so the
+bridge keeps a single-objective shadow study on the `prune_on` objective with
+the same trials and asks the configured pruner on it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
@@ -26,19 +31,31 @@ Write = Callable[[], None]
 
 
 class OptunaBridge:
-    """Decisions in memory; `*_write` methods return the RDBStorage writes to replay in order."""
+    """Decisions in memory; methods also return the RDBStorage writes to replay in order."""
 
     def __init__(self, storage: optuna.storages.RDBStorage, study_name: str, spec: StudySpec):
         self.spec = spec
         self._storage = storage
         self._study_id = storage.get_study_id_from_name(study_name)
+        pruner = build_pruner(spec.pruner, max_epochs=spec.budget.max_epochs)
+        self.multi_objective = len(spec.objectives) > 1
+        # The same name as in RDBStorage: Hyperband assigns brackets by hashing it.
         self.study = optuna.create_study(
-            direction=spec.objective.direction,
-            sampler=build_sampler(spec.sampler),
-            pruner=build_pruner(spec.pruner),
-        )
-        self.study.add_trials(self._finished_trials())
+            study_name=study_name, directions=spec.directions, sampler=build_sampler(spec.sampler, spec.space),
+            pruner=optuna.pruners.NopPruner() if self.multi_objective else pruner,
+        )  # fmt: skip
+        finished = self._finished_trials()
+        self.study.add_trials(finished)
+        self._pruning = self.study
+        if self.multi_objective:
+            self._pruning = optuna.create_study(
+                study_name=study_name, direction=spec.primary.direction, pruner=pruner
+            )
+            self._pruning.add_trials([self._shadow_of(t) for t in finished])
+        for config in spec.initial_trials[len(finished) :]:
+            self.study.enqueue_trial(config)
         self._db_ids: dict[int, int] = {}
+        self._shadows: dict[int, optuna.Trial] = {}
 
     def _finished_trials(self) -> list[FrozenTrial]:
         trials = self._storage.get_all_trials(self._study_id, deepcopy=False)
@@ -46,6 +63,14 @@ class OptunaBridge:
         if unfinished:
             raise RuntimeError(f"trials {unfinished} are unfinished in Optuna; close them first")
         return trials
+
+    def _shadow_of(self, trial: FrozenTrial) -> FrozenTrial:
+        index = self.spec.objectives.index(self.spec.primary)
+        value = trial.values[index] if trial.values else None
+        return optuna.trial.create_trial(
+            state=trial.state, value=value if trial.state == TrialState.COMPLETE else None,
+            intermediate_values=trial.intermediate_values,
+        )  # fmt: skip
 
     @property
     def n_trials(self) -> int:
@@ -55,9 +80,12 @@ class OptunaBridge:
         """Draw the next trial's params; the write creates it, running, in RDBStorage."""
         trial = self.study.ask()
         params = suggest(trial, self.spec.space, self.spec.params)
+        if self.multi_objective:
+            self._shadows[trial.number] = self._pruning.ask()
         frozen = optuna.trial.create_trial(
-            state=TrialState.RUNNING, params=trial.params, distributions=trial.distributions
-        )
+            state=TrialState.RUNNING, params=trial.params, distributions=trial.distributions,
+            system_attrs=self.study._storage.get_trial_system_attrs(trial._trial_id),
+        )  # fmt: skip
 
         def write() -> None:
             db_id = self._storage.create_new_trial(self._study_id, template_trial=frozen)
@@ -69,21 +97,24 @@ class OptunaBridge:
         return trial, params, write
 
     def report(self, trial: optuna.Trial, epoch: int, value: float) -> tuple[bool, Write]:
-        """Report one epoch; True when the pruner says stop."""
-        trial.report(value, epoch)
-        prune = trial.should_prune()
+        """Report the `prune_on` value of one epoch; True when the pruner says stop."""
+        reporter = self._shadows[trial.number] if self.multi_objective else trial
+        reporter.report(value, epoch)
+        prune = reporter.should_prune()
 
         def write() -> None:
             self._storage.set_trial_intermediate_value(self._db_ids[trial.number], epoch, value)
 
         return prune, write
 
-    def tell(self, trial: optuna.Trial, state: TrialState, value: float | None) -> Write:
-        """Finish a trial; a pruned trial's value is its last report, as Optuna does it."""
-        if state == TrialState.COMPLETE:
-            frozen = self.study.tell(trial, value)
-        else:
-            frozen = self.study.tell(trial, state=state)
+    def tell(self, trial: optuna.Trial, state: TrialState, values: Sequence[float] | None) -> Write:
+        """Finish a trial; a pruned single-objective trial's value is its last report."""
+        told = list(values) if state == TrialState.COMPLETE and values is not None else None
+        frozen = self.study.tell(trial, told, state=None if told else state)
+        if self.multi_objective:
+            shadow = self._shadows.pop(trial.number)
+            index = self.spec.objectives.index(self.spec.primary)
+            self._pruning.tell(shadow, told[index] if told else None, state=None if told else state)
 
         def write() -> None:
             self._storage.set_trial_state_values(

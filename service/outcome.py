@@ -29,10 +29,12 @@ _OPTUNA_STATE = {
 
 @dataclass(frozen=True)
 class TrialOutcome:
-    """A finished trial: its value is the best validation value of its curve."""
+    """A finished trial: `value` is the best value of the `prune_on` objective along its
+    curve; `values` are every objective's metric at that best epoch."""
 
     stop_reason: str
     value: float | None = None
+    values: list[float] | None = None
     best_epoch: int | None = None
     error: str | None = None
     test_metrics: dict[str, float] | None = None
@@ -44,3 +46,31 @@ class TrialOutcome:
     @property
     def optuna_state(self) -> optuna.trial.TrialState:
         return _OPTUNA_STATE[self.state]
+
+
+class CurveBest:
+    """The best epoch of a curve so far by the `prune_on` metric, with every objective there."""
+
+    def __init__(self, metric: str, direction: str, objectives: list[str]):
+        self._metric = metric
+        self._sign = 1.0 if direction == "maximize" else -1.0
+        self._objectives = objectives
+        self.value: float | None = None
+        self.epoch: int | None = None
+        self._values: list[float] | None = None
+
+    def update(self, epoch: int, metrics: dict[str, float]) -> None:
+        value = metrics[self._metric]
+        if self.value is None or self._sign * (value - self.value) > 0:
+            self.value, self.epoch = value, epoch
+            self._values = [float(metrics[m]) for m in self._objectives]
+
+    def reached(self, target: float | None) -> bool:
+        if target is None or self.value is None:
+            return False
+        return self._sign * (self.value - target) >= 0
+
+    def outcome(self, stop_reason: str) -> TrialOutcome:
+        return TrialOutcome(
+            stop_reason, value=self.value, values=self._values, best_epoch=self.epoch
+        )

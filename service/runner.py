@@ -71,8 +71,8 @@ class RaySlot:
         await _call(
             self._actor.start_trial.remote(
                 self._data_key, self._data_ref, start.params, model=self._spec.model.kind,
-                objective=self._spec.objective.metric,
-                direction=self._spec.objective.direction, seed=start.seed,
+                objective=self._spec.primary.metric,
+                direction=self._spec.primary.direction, seed=start.seed,
                 max_epochs=self._spec.budget.max_epochs,
             )
         )  # fmt: skip

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from search.pruners import AshaPrunerSpec, PrunerSpec
-from search.samplers import SamplerSpec, TPESamplerSpec
+from search.samplers import SamplerSpec, TPESamplerSpec, check_sampler
 from search.space import CategoricalParam, FloatParam, ParamSpec, draw_order
 from service import spec_checks
 from workers.hyperparameters import KNOWN_HYPERPARAMETERS, OPTIMIZER_NAMES
@@ -21,7 +21,11 @@ from workers.spec import (
     SplitSpec,
 )
 
-OBJECTIVE_METRICS = tuple(sorted({f"val_{m}" for names in METRICS.values() for m in names}))
+COST_METRICS = ("train_seconds", "n_params")
+OBJECTIVE_METRICS = (
+    *sorted({f"val_{m}" for names in METRICS.values() for m in names}),
+    *COST_METRICS,
+)
 
 
 def _known_hyperparameter(name: str) -> str:
@@ -56,10 +60,13 @@ class _Strict(BaseModel):
 
 
 class Objective(_Strict):
-    metric: str = Field(default="val_accuracy", description=f"One of {list(OBJECTIVE_METRICS)}.")
+    metric: str = Field(
+        default="val_accuracy",
+        description=f"One of {list(OBJECTIVE_METRICS)}; the cost metrics suit a second objective.",
+    )
     direction: Literal["maximize", "minimize"] = Field(
         default="maximize",
-        description="Inferred from the metric when omitted (loss, rmse, mae: minimize).",
+        description="Inferred from the metric when omitted (loss, rmse, mae and costs: minimize).",
     )
 
     @model_validator(mode="before")
@@ -112,14 +119,38 @@ class StudySpec(_Strict):
     dataset: DatasetSpec = BuiltinDataset(source="builtin", name="digits")
     model: ModelSpec = ModelSpec()
     split: SplitSpec = SplitSpec()
-    objective: Objective = Objective()
+    objective: Objective | Annotated[list[Objective], Field(min_length=1, max_length=4)] = (
+        Objective()
+    )
+    prune_on: str | None = Field(
+        default=None,
+        description="The objective metric that pruning, early stopping, a trial's best epoch "
+        "and the target use; default the first objective.",
+    )
     space: dict[HyperparameterName, ParamSpec] = Field(default_factory=default_space)
     params: dict[HyperparameterName, FixedValue] = Field(default_factory=dict)
+    initial_trials: list[dict[HyperparameterName, FixedValue]] = Field(
+        default_factory=list, max_length=1000, description="Configs evaluated first, in order."
+    )
     sampler: SamplerSpec = TPESamplerSpec(type="tpe")
     pruner: PrunerSpec = AshaPrunerSpec(type="asha")
     early_stopping: EarlyStoppingSpec = EarlyStoppingSpec()
     budget: Budget = Budget()
     resources: Resources = Resources()
+
+    @property
+    def objectives(self) -> list[Objective]:
+        return list(self.objective) if isinstance(self.objective, list) else [self.objective]
+
+    @property
+    def primary(self) -> Objective:
+        """The objective that pruning, early stopping, best epoch and target follow."""
+        metric = self.prune_on or self.objectives[0].metric
+        return next(o for o in self.objectives if o.metric == metric)
+
+    @property
+    def directions(self) -> list[Literal["maximize", "minimize"]]:
+        return [o.direction for o in self.objectives]
 
     @field_validator("space")
     @classmethod
@@ -140,13 +171,33 @@ class StudySpec(_Strict):
             raise ValueError(f"{both} cannot be both searched (space) and fixed (params)")
         draw_order(self.space, self.params)
         spec_checks.check_optimizer_knobs(self.space, self.params)
+        spec_checks.check_initial_trials(self.initial_trials, self.space)
         return self
 
     @model_validator(mode="after")
-    def _fits_the_data(self) -> StudySpec:
-        spec_checks.check_objective(self.objective.metric, self.dataset)
-        spec_checks.check_model(self.model.kind, self.dataset)
+    def _objectives_are_consistent(self) -> StudySpec:
+        metrics = [o.metric for o in self.objectives]
+        if len(set(metrics)) != len(metrics):
+            raise ValueError(f"objective lists a metric twice: {metrics}")
+        if self.prune_on is not None and self.prune_on not in metrics:
+            raise ValueError(
+                f"prune_on must be one of the objectives {metrics}, got {self.prune_on!r}"
+            )
+        if self.primary.metric in COST_METRICS:
+            raise ValueError(
+                f"{self.primary.metric} cannot drive pruning; set prune_on to a val_ metric"
+            )
         return self
 
-    def fixed_params(self) -> dict[str, Any]:
-        return dict(self.params)
+    @model_validator(mode="after")
+    def _fits_the_data_and_sampler(self) -> StudySpec:
+        for objective in self.objectives:
+            if objective.metric not in COST_METRICS:
+                spec_checks.check_objective(objective.metric, self.dataset)
+        spec_checks.check_model(self.model.kind, self.dataset)
+        check_sampler(self.sampler, self.space, n_objectives=len(self.objectives))
+        return self
+
+    def warnings(self) -> list[str]:
+        """What the study will do differently from what a reader of the spec might expect."""
+        return check_sampler(self.sampler, self.space, n_objectives=len(self.objectives))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from search.space import CategoricalParam, FloatParam, IntParam, ParamSpec
+from search.space import CategoricalParam, FloatParam, IntParam, ParamSpec, contains
 from workers.hyperparameters import OPTIMIZER_KNOBS, check_value
 from workers.spec import METRICS, BuiltinDataset, PathDataset
 
@@ -69,3 +69,14 @@ def check_objective(metric: str, dataset: BuiltinDataset | PathDataset) -> None:
 def check_model(kind: str, dataset: BuiltinDataset | PathDataset) -> None:
     if kind == "cnn" and isinstance(dataset, BuiltinDataset) and dataset.name != "digits":
         raise ValueError(f"model.kind cnn needs image data; builtin '{dataset.name}' is tabular")
+
+
+def check_initial_trials(trials: list[dict[str, Any]], space: Mapping[str, ParamSpec]) -> None:
+    """Each initial config sets searched parameters only, to values the space allows."""
+    for i, config in enumerate(trials):
+        unknown = sorted(set(config) - set(space))
+        if unknown:
+            raise ValueError(f"initial_trials[{i}] sets {unknown}, which are not searched")
+        for name, value in config.items():
+            if not contains(space[name], value):
+                raise ValueError(f"initial_trials[{i}].{name}={value!r} is outside the space")

@@ -10,17 +10,20 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
+from pydantic import ValidationError
 
 from service.datasets import DataRoots, check_data_source
 from service.driver import StudyDriver
 from service.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from service.optuna_bridge import OptunaBridge
+from service.pareto import pareto_front
 from service.runner import TrialRunner
 from service.spec import StudySpec
 from storage.errors import InvalidCursorError, NotFoundError, StorageError
-from storage.records import Page, StudyRecord, TrialRecord
+from storage.records import FINISHED_TRIAL_STATES, Page, StudyRecord, TrialRecord
 from storage.repository import Store
 
 log = logging.getLogger(__name__)
@@ -88,14 +91,13 @@ class StudyService:
     def _create(self, spec: StudySpec) -> StudyRecord:
         with _storage_errors():
             record = self.store.create_study(
-                name=spec.name,
-                spec=spec.model_dump(mode="json"),
-                direction=spec.objective.direction,
-            )
+                name=spec.name, spec=spec.model_dump(mode="json"),
+                direction=spec.primary.direction, warnings=spec.warnings(),
+            )  # fmt: skip
             try:
                 optuna.create_study(
                     storage=self.optuna_storage, study_name=record.optuna_study_name,
-                    direction=spec.objective.direction,
+                    directions=spec.directions,
                 )  # fmt: skip
             except Exception:
                 self.store.delete_study(record.id)
@@ -125,7 +127,11 @@ class StudyService:
                 self.store.set_study_state, record.id, "failed", reason="error", error=error
             )
             return
-        driver = StudyDriver(record.id, spec, bridge, store=self.store, runner=runner)
+        counts = await asyncio.to_thread(self.store.count_trials, record.id)
+        driver = StudyDriver(
+            record.id, spec, bridge, store=self.store, runner=runner,
+            n_done=sum(counts[s] for s in FINISHED_TRIAL_STATES), n_failed=counts["failed"],
+        )  # fmt: skip
         self._drivers[record.id] = driver
         await driver.run()
 
@@ -141,6 +147,34 @@ class StudyService:
             if task is not None:
                 task.cancel()
             await asyncio.to_thread(self.store.set_study_state, study_id, "stopped", reason="user")
+        return await asyncio.to_thread(self.get, study_id)
+
+    async def resume(self, study_id: int, *, budget: dict[str, Any] | None = None) -> StudyView:
+        """Run a finished study further, keeping its trials and its sampler's history.
+
+        `budget` replaces fields of the study's budget (e.g. a larger max_trials); the
+        new spec is validated like a new one. Raises Conflict while the study is active.
+        """
+        view = await asyncio.to_thread(self.get, study_id)
+        if view.record.state in ACTIVE_STATES:
+            raise Conflict(
+                f"study {study_id} is {view.record.state}; only a finished study resumes"
+            )
+        raw = {**view.record.spec, "budget": {**view.record.spec["budget"], **(budget or {})}}
+        try:
+            spec = StudySpec.model_validate(raw)
+        except ValidationError as exc:
+            raise InvalidRequest(f"the resumed spec is invalid: {exc.errors()[0]['msg']}") from exc
+        n_finished = sum(view.counts[s] for s in FINISHED_TRIAL_STATES)
+        if spec.budget.max_trials <= n_finished and view.record.state_reason == "max_trials":
+            raise InvalidRequest(
+                f"budget.max_trials must exceed the {n_finished} trials already run",
+                field="budget.max_trials",
+            )
+        record = await asyncio.to_thread(
+            self.store.reopen_study, study_id, spec=spec.model_dump(mode="json")
+        )
+        self._launch(record)
         return await asyncio.to_thread(self.get, study_id)
 
     async def wait(self, study_id: int) -> None:
@@ -176,9 +210,18 @@ class StudyService:
             return self.store.get_trial(study_id, number)
 
     def best(self, study_id: int, *, k: int) -> list[TrialRecord]:
+        """The k best complete trials; for several objectives, the Pareto front (up to k)."""
         with _storage_errors():
-            self.store.get_study(study_id)
-            return self.store.best_trials(study_id, k=k)
+            record = self.store.get_study(study_id)
+            spec = record.spec
+            objectives = (
+                spec["objective"] if isinstance(spec["objective"], list) else [spec["objective"]]
+            )
+            if len(objectives) == 1:
+                return self.store.best_trials(study_id, k=k)
+            directions = [o["direction"] for o in objectives]
+            front = pareto_front(self.store.complete_values(study_id), directions)
+            return self.store.trials_by_number(study_id, front[:k])
 
 
 @contextmanager

@@ -21,6 +21,7 @@ def study_record(row: StudyRow) -> StudyRecord:
         started_at=row.started_at,
         finished_at=row.finished_at,
         error=row.error,
+        warnings=list(row.warnings or []),
     )
 
 

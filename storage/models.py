@@ -72,6 +72,7 @@ class StudyRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     error: Mapped[str | None] = mapped_column(Text)
+    warnings: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class TrialRow(Base):

@@ -24,6 +24,7 @@ class StudyRecord:
     started_at: datetime | None
     finished_at: datetime | None
     error: str | None
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,9 @@ class Store:
 
     # Studies
 
-    def create_study(self, *, name: str, spec: dict[str, Any], direction: str) -> StudyRecord:
+    def create_study(
+        self, *, name: str, spec: dict[str, Any], direction: str, warnings: Sequence[str] = ()
+    ) -> StudyRecord:
         """Store a new `queued` study; its Optuna study name derives from its id."""
         check_direction(direction)
         with self._session() as session:
@@ -58,6 +60,7 @@ class Store:
                 direction=direction,
                 created_at=_now(),
                 optuna_study_name=f"pending-{uuid4().hex}",
+                warnings=list(warnings),
             )
             session.add(row)
             session.flush()
@@ -109,6 +112,36 @@ class Store:
             row.finished_at = now if state in _TERMINAL_STUDY_STATES else None
             session.flush()
             return study_record(row)
+
+    def reopen_study(self, study_id: int, *, spec: dict[str, Any]) -> StudyRecord:
+        """Give a finished study a new spec (a bigger budget) and queue it again."""
+        with self._session() as session:
+            row = study_row(session, study_id)
+            row.spec, row.state, row.state_reason, row.error = spec, "queued", None, None
+            row.finished_at = None
+            session.flush()
+            return study_record(row)
+
+    def complete_values(self, study_id: int) -> list[tuple[int, list[float]]]:
+        """(number, values) of every complete trial: what a Pareto front is computed from."""
+        query = (
+            select(TrialRow.number, TrialRow.values)
+            .where(TrialRow.study_id == study_id, TrialRow.state == "complete")
+            .where(TrialRow.values.is_not(None))
+            .order_by(TrialRow.number)
+        )
+        with self._session() as session:
+            require_study(session, study_id)
+            return [(number, list(values or [])) for number, values in session.execute(query)]
+
+    def trials_by_number(self, study_id: int, numbers: Sequence[int]) -> list[TrialRecord]:
+        """The named trials (without their curves), in the order of `numbers`."""
+        query = select(TrialRow).where(
+            TrialRow.study_id == study_id, TrialRow.number.in_(list(numbers))
+        )
+        with self._session() as session:
+            rows = {row.number: trial_record(row) for row in session.scalars(query)}
+            return [rows[n] for n in numbers if n in rows]
 
     def delete_study(self, study_id: int) -> None:
         """Delete a study; the database cascades to its trials and epochs."""

@@ -143,12 +143,15 @@ class TrialTrainer:
             for i in range(len(data.folds))
         ]  # fmt: skip
         self.epoch = 0
+        self.n_params = sum(p.numel() for p in self.folds[0].model.parameters())
+        self.train_seconds = 0.0
         self.best_value: float | None = None
         self.best_epoch: int | None = None
         self._best_states: list[dict[str, torch.Tensor]] | None = None
 
     def train_epoch(self) -> dict[str, float]:
-        """Train every fold one epoch; return the mean metrics and the lr used."""
+        """Train every fold one epoch; return the mean metrics, the lr used, and the costs
+        (`train_seconds` so far, `n_params` of one model) that a second objective may use."""
         started = time.perf_counter()
         self.epoch += 1
         lr = self.folds[0].lr
@@ -163,6 +166,9 @@ class TrialTrainer:
             fold.schedule.step(value)
         self._keep_if_best(value)
         metrics["seconds"] = time.perf_counter() - started
+        self.train_seconds += metrics["seconds"]
+        metrics["train_seconds"] = self.train_seconds
+        metrics["n_params"] = float(self.n_params)
         return metrics
 
     def evaluate(self, split: str = "val") -> dict[str, float]:

@@ -10,6 +10,7 @@ from api.deps import Studies
 from api.schemas import (
     BestOut,
     ErrorOut,
+    ResumeIn,
     StudyOut,
     StudyPage,
     StudyState,
@@ -63,6 +64,13 @@ def get_study(study_id: int, studies: Studies) -> StudyOut:
 async def stop_study(study_id: int, studies: Studies) -> StudyOut:
     """Stop a queued or running study; running trials end as cancelled."""
     return StudyOut.of(await studies.stop(study_id))
+
+
+@router.post("/{study_id}/resume", status_code=202, response_model=StudyOut, responses=_ERRORS)
+async def resume_study(study_id: int, studies: Studies, body: ResumeIn | None = None) -> StudyOut:
+    """Run a finished or stopped study further; `budget` fields replace the old ones."""
+    budget = body.budget.model_dump(exclude_unset=True) if body and body.budget else None
+    return StudyOut.of(await studies.resume(study_id, budget=budget))
 
 
 @router.get("/{study_id}/trials", response_model=TrialPage, responses=_ERRORS)

@@ -1,0 +1,17 @@
+"""The study spec's JSON Schema, for editors, generators and validation before submitting."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from service.spec import StudySpec
+
+router = APIRouter(prefix="/api/v1/schema", tags=["schema"])
+
+
+@router.get("/study")
+def study_schema() -> dict[str, Any]:
+    """JSON Schema of the study spec that POST /api/v1/studies accepts."""
+    return StudySpec.model_json_schema()

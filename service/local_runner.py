@@ -1,0 +1,73 @@
+"""Trial slots inside the service's own process: the worker's trainer on threads, no Ray.
+
+The same `workers` code trains as in a Ray slot, without a process per slot:
+tests and benchmarks of the search logic use it, and it documents what a
+runner must do. Only CPU; epochs run on worker threads so the event loop stays free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import torch
+
+from service.datasets import DataRoots, prepare_data
+from service.runner import TrialError, TrialStart
+from service.spec import StudySpec
+from workers.trainer import TensorData, TrialTrainer
+
+
+class InProcessSlot:
+    node = "in-process"
+
+    def __init__(self, tensors: TensorData, spec: StudySpec):
+        self._tensors = tensors
+        self._spec = spec
+        self._trainer: TrialTrainer | None = None
+
+    async def start_trial(self, start: TrialStart) -> None:
+        self._trainer = await _guarded(
+            TrialTrainer, self._tensors, start.params, model=self._spec.model.kind,
+            objective=self._spec.primary.metric, direction=self._spec.primary.direction,
+            seed=start.seed, max_epochs=self._spec.budget.max_epochs,
+        )  # fmt: skip
+
+    async def run_epoch(self) -> dict[str, float]:
+        if self._trainer is None:
+            raise TrialError("run_epoch called before start_trial")
+        metrics: dict[str, float] = await _guarded(self._trainer.train_epoch)
+        return metrics
+
+    async def end_trial(self) -> dict[str, float] | None:
+        trainer, self._trainer = self._trainer, None
+        return None if trainer is None else await _guarded(trainer.test_metrics)
+
+    async def close(self) -> None:
+        self._trainer = None
+
+
+async def _guarded(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - a trial's own failure, as a Ray slot reports it
+        raise TrialError(f"{type(exc).__name__}: {exc}") from exc
+
+
+class InProcessRunner:
+    """Slots for one study on threads of this process, sharing the study's tensors."""
+
+    def __init__(self, spec: StudySpec, tensors: TensorData):
+        self._spec = spec
+        self._tensors = tensors
+
+    @classmethod
+    async def for_study(cls, study_id: int, spec: StudySpec, roots: DataRoots) -> InProcessRunner:
+        data = await asyncio.to_thread(prepare_data, spec, roots)
+        return cls(spec, TensorData(data, torch.device("cpu")))
+
+    async def open_slot(self) -> InProcessSlot:
+        return InProcessSlot(self._tensors, self._spec)
+
+    async def close(self) -> None:
+        return None
