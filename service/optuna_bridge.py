@@ -41,9 +41,11 @@ class OptunaBridge:
         self.multi_objective = len(spec.objectives) > 1
         # The same name as in RDBStorage: Hyperband assigns brackets by hashing it.
         self.study = optuna.create_study(
-            study_name=study_name, directions=spec.directions, sampler=build_sampler(spec.sampler, spec.space),
+            study_name=study_name,
+            directions=spec.directions,
+            sampler=build_sampler(spec.sampler, spec.space),
             pruner=optuna.pruners.NopPruner() if self.multi_objective else pruner,
-        )  # fmt: skip
+        )
         finished = self._finished_trials()
         self.study.add_trials(finished)
         self._pruning = self.study
