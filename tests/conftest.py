@@ -102,7 +102,7 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
         if (
             isinstance(value, dict)
             and isinstance(merged.get(key), dict)
-            and key not in ("space", "dataset")
+            and key not in ("space", "dataset", "params")
         ):
             merged[key] = _merge(merged[key], value)
         else:
