@@ -35,7 +35,12 @@ def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
         del parts[2]
     if len(parts) >= 2 and parts[0] in ("sampler", "pruner", "dataset"):
         del parts[1]
-    return ".".join(str(p) for p in parts if p != "[key]") or "body"
+    return ".".join(str(p) for p in parts if not _is_union_label(p)) or "body"
+
+
+def _is_union_label(part: Any) -> bool:
+    """Pydantic names union members in locations (`[key]`, `list[...]`); users do not."""
+    return isinstance(part, str) and any(c in part for c in "[]()")
 
 
 def validation_details(errors: list[Any]) -> list[ErrorDetail]:

@@ -22,7 +22,10 @@ from service.settings import Settings
 from service.spec import StudySpec
 
 ARMS: dict[str, dict[str, Any]] = {
-    "tpe+asha": {"sampler": {"type": "tpe"}, "pruner": {"type": "asha", "min_epochs": 2, "reduction_factor": 3}},
+    "tpe+asha": {
+        "sampler": {"type": "tpe"},
+        "pruner": {"type": "asha", "min_epochs": 2, "reduction_factor": 3},
+    },
     "random": {"sampler": {"type": "random"}, "pruner": {"type": "none"}},
 }
 
@@ -68,7 +71,9 @@ def main() -> None:
     medians = {arm: statistics.median(values) for arm, values in best.items()}
     print(f"\nwall budget {args.wall_s:.0f} s per study, seeds {args.seeds}")
     for arm, median in medians.items():
-        print(f"  {arm:9s} median best val_accuracy {median:.4f}   per seed {[round(v, 4) for v in best[arm]]}")
+        print(
+            f"  {arm:9s} median best val_accuracy {median:.4f}   per seed {[round(v, 4) for v in best[arm]]}"
+        )
     print(f"  tpe+asha - random: {medians['tpe+asha'] - medians['random']:+.4f}")
 
 

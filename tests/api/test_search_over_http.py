@@ -48,7 +48,9 @@ def test_two_objectives_give_a_non_dominated_front_and_still_prune(
     assert study["state"] == "completed", study
     assert [o["direction"] for o in study["spec"]["objective"]] == ["maximize", "minimize"]
     assert study["counts"]["pruned"] > 0
-    trials = client.get(f"/api/v1/studies/{study['id']}/trials", params={"limit": 100}).json()["items"]
+    trials = client.get(f"/api/v1/studies/{study['id']}/trials", params={"limit": 100}).json()[
+        "items"
+    ]
     complete = [t for t in trials if t["state"] == "complete"]
     front = client.get(f"/api/v1/studies/{study['id']}/best", params={"k": 100}).json()["items"]
     signs = [-1.0, 1.0]
@@ -60,20 +62,32 @@ def test_two_objectives_give_a_non_dominated_front_and_still_prune(
         if other["number"] not in front_numbers:
             assert any(dominates(m["values"], other["values"], signs) for m in front)
     for t in complete:
-        assert t["values"][1] == t["params"]["hidden_units"] * 64 + t["params"]["hidden_units"] + t["params"]["hidden_units"] * 10 + 10
+        assert (
+            t["values"][1]
+            == t["params"]["hidden_units"] * 64
+            + t["params"]["hidden_units"]
+            + t["params"]["hidden_units"] * 10
+            + 10
+        )
 
 
 def test_resume_extends_a_finished_study_over_http(
     client: httpx.Client, make_spec: Callable[..., dict[str, Any]]
 ) -> None:
-    study = submit_and_wait(client, make_spec(name="resumable", budget={"max_trials": 2, "max_epochs": 2}))
-    response = client.post(f"/api/v1/studies/{study['id']}/resume", json={"budget": {"max_trials": 5}})
+    study = submit_and_wait(
+        client, make_spec(name="resumable", budget={"max_trials": 2, "max_epochs": 2})
+    )
+    response = client.post(
+        f"/api/v1/studies/{study['id']}/resume", json={"budget": {"max_trials": 5}}
+    )
     assert response.status_code == 202, response.text
     resumed = wait_for_study(client, study["id"])
     assert resumed["state"] == "completed" and resumed["spec"]["budget"]["max_trials"] == 5
     assert sum(resumed["counts"][s] for s in ("complete", "pruned", "failed")) == 5
     again = client.post(f"/api/v1/studies/{study['id']}/resume", json={"budget": {"max_trials": 5}})
-    assert again.status_code == 422 and "must exceed the 5 trials" in again.json()["error"]["message"]
+    assert (
+        again.status_code == 422 and "must exceed the 5 trials" in again.json()["error"]["message"]
+    )
     bad = client.post(f"/api/v1/studies/{study['id']}/resume", json={"budget": {"max_trials": 0}})
     assert bad.status_code == 422
     assert client.post("/api/v1/studies/9999/resume").status_code == 404
@@ -110,7 +124,14 @@ def test_a_sampler_fallback_is_reported_as_a_warning(
     wait_for_study(client, response.json()["id"])
 
 
-def test_cmaes_with_two_objectives_is_refused(client: httpx.Client, make_spec: Callable[..., dict[str, Any]]) -> None:
-    spec = make_spec(sampler={"type": "cmaes"}, objective=[{"metric": "val_accuracy"}, {"metric": "n_params"}])
+def test_cmaes_with_two_objectives_is_refused(
+    client: httpx.Client, make_spec: Callable[..., dict[str, Any]]
+) -> None:
+    spec = make_spec(
+        sampler={"type": "cmaes"}, objective=[{"metric": "val_accuracy"}, {"metric": "n_params"}]
+    )
     response = client.post("/api/v1/studies", json=spec)
-    assert response.status_code == 422 and "supports one objective" in response.json()["error"]["message"]
+    assert (
+        response.status_code == 422
+        and "supports one objective" in response.json()["error"]["message"]
+    )
