@@ -55,8 +55,12 @@ async def run(seeds: list[int], wall_s: float) -> dict[str, list[float]]:
                 value = done.best.value if done.best and done.best.value is not None else 0.0
                 best[arm].append(value)
                 n = sum(done.counts[s] for s in ("complete", "pruned", "failed"))
-                print(f"seed {seed} {arm:9s} best {value:.4f}  trials {n:3d}  pruned {done.counts['pruned']:3d}"
-                      f"  ({done.record.state_reason})", flush=True)  # fmt: skip
+                pruned = done.counts["pruned"]
+                print(
+                    f"seed {seed} {arm:9s} best {value:.4f}  trials {n:3d}  pruned {pruned:3d}"
+                    f"  ({done.record.state_reason})",
+                    flush=True,
+                )
     finally:
         await runtime.close()
     return best
@@ -71,9 +75,8 @@ def main() -> None:
     medians = {arm: statistics.median(values) for arm, values in best.items()}
     print(f"\nwall budget {args.wall_s:.0f} s per study, seeds {args.seeds}")
     for arm, median in medians.items():
-        print(
-            f"  {arm:9s} median best val_accuracy {median:.4f}   per seed {[round(v, 4) for v in best[arm]]}"
-        )
+        per_seed = [round(v, 4) for v in best[arm]]
+        print(f"  {arm:9s} median best val_accuracy {median:.4f}   per seed {per_seed}")
     print(f"  tpe+asha - random: {medians['tpe+asha'] - medians['random']:+.4f}")
 
 
