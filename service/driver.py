@@ -1,29 +1,34 @@
 """The study driver: keeps up to `parallelism` trials in flight until the budget ends.
 
-Each slot loop asks Optuna for params, trains epoch by epoch on a slot, records
-every epoch, asks the pruner, applies early stopping and tells Optuna the
-outcome. Decisions are made in memory (see `optuna_bridge`); every write, to
-Optuna's tables and to the store, goes in order through one writer thread per
-study, so a trial's path never waits on a database commit.
+Each slot loop takes the next job (a retry of a lost trial, an initial config, or
+a new trial the sampler draws), runs it on its slot (`trial_loop`), and tells
+Optuna and the store the outcome. Decisions are made in memory (see
+`optuna_bridge`); every write goes in order through one writer thread per study,
+so a trial's path never waits on a database commit.
+
+Budget: a trial whose worker was lost is re-run with the same params (its retry
+has `retry_of`) up to `max_retries` times; a retry takes over the lost trial's
+place in `max_trials`, so complete + pruned trials reach max_trials.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import math
 import time
+from collections import deque
+from collections.abc import Iterable
 
 import optuna
 
 from search.samplers import GridSamplerSpec, grid_size
+from service.jobs import TrialJob
 from service.optuna_bridge import OptunaBridge
-from service.outcome import CurveBest, TrialOutcome
-from service.runner import Slot, TrialError, TrialRunner, TrialStart, WorkerLost
+from service.outcome import TrialOutcome
+from service.runner import Slot, TrialRunner
 from service.spec import StudySpec
+from service.trial_loop import TrialContext, run_trial
 from service.writer import OrderedWriter
 from storage.repository import Store
-from workers.early_stopping import EarlyStopping
 
 
 class StudyDriver:
@@ -32,6 +37,7 @@ class StudyDriver:
     def __init__(
         self, study_id: int, spec: StudySpec, optuna: OptunaBridge, *, store: Store,
         runner: TrialRunner, n_done: int = 0, n_failed: int = 0,
+        retries: Iterable[TrialJob] = (),
     ):  # fmt: skip
         self.study_id = study_id
         self.spec = spec
@@ -41,9 +47,15 @@ class StudyDriver:
         self.writer = OrderedWriter(f"study-{study_id}")
         self._n_claimed = n_done
         self._n_failed = n_failed
+        self._retries: deque[TrialJob] = deque(retries)
         self._max_trials, self._spent_reason = trial_budget(spec)
         self._end_reason: str | None = None
+        self._no_more_work = asyncio.Event()
         self._started = time.monotonic()
+        self._ctx = TrialContext(
+            study_id, spec, optuna, store, self.writer, self._study_ending,
+            lambda: self.request_stop("target_reached"),
+        )  # fmt: skip
 
     async def run(self) -> None:
         """Drive the study and write its final state; a trial's fault never escapes."""
@@ -51,9 +63,9 @@ class StudyDriver:
         self._started = time.monotonic()
         error: str | None = None
         try:
-            n_loops = min(self.spec.budget.parallelism, self._max_trials - self._n_claimed)
+            work = self._max_trials - self._n_claimed + len(self._retries)
             async with asyncio.TaskGroup() as group:
-                for _ in range(n_loops):
+                for _ in range(max(0, min(self.spec.budget.parallelism, work))):
                     group.create_task(self._slot_loop())
         except Exception as exc:  # noqa: BLE001 - the study fails, the service goes on
             error = _describe(exc)
@@ -67,8 +79,13 @@ class StudyDriver:
         self.writer.close()
 
     def request_stop(self, reason: str = "user") -> None:
-        """End the study: running trials stop after their current epoch as cancelled."""
+        """End the study: running trials stop before their next epoch as cancelled."""
         self._end_reason = self._end_reason or reason
+        self._no_more_work.set()
+
+    def _study_ending(self) -> bool:
+        self._check_timeout()
+        return self._end_reason is not None
 
     def _final_state(self, error: str | None) -> tuple[str, str]:
         if error is not None:
@@ -81,90 +98,54 @@ class StudyDriver:
         return "completed", reason
 
     async def _slot_loop(self) -> None:
-        slot = await self.runner.open_slot()
-        while self._claim_trial():
-            outcome = await self._run_trial(slot)
-            if outcome.stop_reason == "worker_lost":
+        slot = await self._open_slot()
+        while slot is not None and (job := self._next_job()) is not None:
+            outcome = await self._run_job(slot, job)
+            if outcome.stop_reason == "worker_lost" or outcome.timed_out:
                 await slot.close()
-                slot = await self.runner.open_slot()
+                slot = await self._open_slot()
 
-    def _claim_trial(self) -> bool:
+    async def _open_slot(self) -> Slot | None:
+        """A new slot, or None once no work is left (Ray may queue a slot that never fits)."""
+        opening = asyncio.ensure_future(self.runner.open_slot())
+        finished = asyncio.ensure_future(self._no_more_work.wait())
+        await asyncio.wait({opening, finished}, return_when=asyncio.FIRST_COMPLETED)
+        finished.cancel()
+        if opening.done():
+            return opening.result()
+        opening.cancel()
+        return None
+
+    def _next_job(self) -> TrialJob | None:
         self._check_timeout()
         self.writer.raise_if_failed()
+        if self._end_reason is None and self._retries:
+            return self._retries.popleft()
         if self._end_reason is not None or self._n_claimed >= self._max_trials:
-            return False
+            self._no_more_work.set()
+            return None
+        initial = self.spec.initial_trials
+        params = initial[self._n_claimed] if self._n_claimed < len(initial) else None
         self._n_claimed += 1
-        return True
+        return TrialJob(params=dict(params) if params is not None else None)
 
     def _check_timeout(self) -> None:
         timeout_s = self.spec.budget.timeout_s
         if timeout_s is not None and time.monotonic() - self._started >= timeout_s:
             self.request_stop("timeout")
 
-    async def _run_trial(self, slot: Slot) -> TrialOutcome:
-        trial, params, create = self.optuna.ask()
+    async def _run_job(self, slot: Slot, job: TrialJob) -> TrialOutcome:
+        trial, params, create = self.optuna.ask(job.params)
         self.writer.submit(create)
         self.writer.submit(
-            self.store.create_trial, self.study_id, trial.number, params, node=slot.node
-        )
-        outcome = await self._train(slot, trial, {**self.spec.params, **params})
-        self._finish(trial, outcome)
-        return outcome
-
-    async def _train(
-        self, slot: Slot, trial: optuna.Trial, params: dict[str, object]
-    ) -> TrialOutcome:
-        number = trial.number
-        try:
-            await slot.start_trial(TrialStart(dict(params), seed=self.spec.split.seed + number))
-            outcome = await self._epochs(slot, trial)
-            test_metrics = await slot.end_trial()
-            return dataclasses.replace(outcome, test_metrics=test_metrics)
-        except WorkerLost as exc:
-            return TrialOutcome("worker_lost", error=str(exc))
-        except TrialError as exc:
-            return TrialOutcome("failed", error=str(exc))
-
-    async def _epochs(self, slot: Slot, trial: optuna.Trial) -> TrialOutcome:
-        budget, primary = self.spec.budget, self.spec.primary
-        stopper = EarlyStopping(
-            patience=self.spec.early_stopping.patience,
-            min_delta=self.spec.early_stopping.min_delta,
-            direction=primary.direction,
-        )
-        best = CurveBest(
-            primary.metric, primary.direction, [o.metric for o in self.spec.objectives]
-        )
-        for epoch in range(1, budget.max_epochs + 1):
-            self._check_timeout()
-            if self._end_reason is not None:
-                return best.outcome("cancelled")
-            metrics = await slot.run_epoch()
-            value = float(metrics[primary.metric])
-            self._record_epoch(trial, epoch, metrics)
-            if not (math.isfinite(value) and math.isfinite(metrics["train_loss"])):
-                return best.outcome("diverged")
-            best.update(epoch, metrics)
-            pruned, write = self.optuna.report(trial, epoch, value)
-            self.writer.submit(write)
-            if best.reached(budget.target):
-                self.request_stop("target_reached")
-                return best.outcome("completed")
-            if pruned:
-                return best.outcome("pruned")
-            if stopper.update(epoch, value):
-                return best.outcome("early_stopped")
-        return best.outcome("completed")
-
-    def _record_epoch(self, trial: optuna.Trial, epoch: int, metrics: dict[str, float]) -> None:
-        """Queue the epoch's row; JSON has no NaN or infinity, so those are stored as null."""
-        values = {
-            k: (v if math.isfinite(v) else None) for k, v in metrics.items() if k != "seconds"
-        }
-        self.writer.submit(
-            self.store.add_epoch, self.study_id, trial.number,
-            epoch=epoch, seconds=metrics.get("seconds", 0.0), metrics=values,
+            self.store.create_trial, self.study_id, trial.number, params, node=slot.node,
+            retry_of=job.retry_of,
         )  # fmt: skip
+        outcome = await run_trial(self._ctx, slot, trial, {**self.spec.params, **params})
+        self._finish(trial, outcome)
+        if outcome.stop_reason == "worker_lost" and job.attempt < self.spec.budget.max_retries:
+            self._retries.append(job.retry(trial.number, params))
+        return outcome
 
     def _finish(self, trial: optuna.Trial, outcome: TrialOutcome) -> None:
         """Tell Optuna first, then write the summary row the API reads."""
@@ -173,8 +154,8 @@ class StudyDriver:
         self.writer.submit(
             self.store.finish_trial, self.study_id, trial.number,
             state=outcome.state, value=outcome.value, values=outcome.values,
-            best_epoch=outcome.best_epoch,
-            stop_reason=outcome.stop_reason, error=outcome.error, test_metrics=outcome.test_metrics,
+            best_epoch=outcome.best_epoch, stop_reason=outcome.stop_reason, error=outcome.error,
+            test_metrics=outcome.test_metrics,
         )  # fmt: skip
         if outcome.state == "failed":
             self._n_failed += 1

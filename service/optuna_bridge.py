@@ -54,8 +54,6 @@ class OptunaBridge:
                 study_name=study_name, direction=spec.primary.direction, pruner=pruner
             )
             self._pruning.add_trials([self._shadow_of(t) for t in finished])
-        for config in spec.initial_trials[len(finished) :]:
-            self.study.enqueue_trial(config)
         self._db_ids: dict[int, int] = {}
         self._shadows: dict[int, optuna.Trial] = {}
 
@@ -78,8 +76,13 @@ class OptunaBridge:
     def n_trials(self) -> int:
         return len(self.study.trials)
 
-    def ask(self) -> tuple[optuna.Trial, dict[str, Any], Write]:
-        """Draw the next trial's params; the write creates it, running, in RDBStorage."""
+    def ask(
+        self, fixed: dict[str, Any] | None = None
+    ) -> tuple[optuna.Trial, dict[str, Any], Write]:
+        """Draw the next trial's params (`fixed` ones as given: initial configs, retries);
+        the write creates the trial, running, in RDBStorage."""
+        if fixed is not None:
+            self.study.enqueue_trial(fixed, skip_if_exists=False)
         trial = self.study.ask()
         params = suggest(trial, self.spec.space, self.spec.params)
         if self.multi_objective:

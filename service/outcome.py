@@ -38,6 +38,7 @@ class TrialOutcome:
     best_epoch: int | None = None
     error: str | None = None
     test_metrics: dict[str, float] | None = None
+    timed_out: bool = False
 
     @property
     def state(self) -> str:

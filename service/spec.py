@@ -99,6 +99,12 @@ class Budget(_Strict):
     timeout_s: float | None = Field(default=None, gt=0)
     target: float | None = Field(default=None, description="Stop once a trial reaches this value.")
     max_failed_trials: int = Field(default=10, ge=1, description="Fail the study at this many.")
+    max_retries: int = Field(
+        default=2, ge=0, le=10, description="Re-runs of a config whose worker was lost."
+    )
+    trial_timeout_s: float | None = Field(
+        default=None, gt=0, description="End a trial (cancelled) that runs longer than this."
+    )
 
     @model_validator(mode="after")
     def _finite_target(self) -> Budget:

@@ -18,8 +18,10 @@ from pydantic import ValidationError
 from service.datasets import DataRoots, check_data_source
 from service.driver import StudyDriver
 from service.errors import Conflict, InvalidRequest, NotFound, Unavailable
+from service.jobs import TrialJob
 from service.optuna_bridge import OptunaBridge
 from service.pareto import pareto_front
+from service.recovery import reconcile
 from service.runner import TrialRunner
 from service.spec import StudySpec
 from storage.errors import InvalidCursorError, NotFoundError, StorageError
@@ -58,22 +60,14 @@ class StudyService:
         self._tasks: dict[int, asyncio.Task[None]] = {}
 
     async def start(self) -> None:
-        """Start queued studies; mark studies a previous process left running as stopped."""
+        """Start queued studies; resume those a previous process left running (see recovery)."""
         for record in await asyncio.to_thread(self.store.studies_in_states, ACTIVE_STATES):
-            if record.state == "queued":
-                self._launch(record)
-            else:
-                await asyncio.to_thread(self._close_interrupted, record)
-
-    def _close_interrupted(self, record: StudyRecord) -> None:
-        study = optuna.load_study(study_name=record.optuna_study_name, storage=self.optuna_storage)
-        for trial in self.store.running_trials(record.id):
-            study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-            self.store.finish_trial(
-                record.id, trial.number, state="failed", value=None, best_epoch=None,
-                stop_reason="worker_lost", error="the service stopped while the trial ran",
-            )  # fmt: skip
-        self.store.set_study_state(record.id, "stopped", reason="interrupted")
+            retries: list[TrialJob] = []
+            if record.state == "running":
+                retries = await asyncio.to_thread(
+                    reconcile, self.store, self.optuna_storage, record
+                )
+            self._launch(record, retries)
 
     async def close(self) -> None:
         """Stop every driver and wait for their trials to be recorded."""
@@ -104,8 +98,8 @@ class StudyService:
                 raise
             return record
 
-    def _launch(self, record: StudyRecord) -> None:
-        task = asyncio.create_task(self._drive(record), name=f"study-{record.id}")
+    def _launch(self, record: StudyRecord, retries: list[TrialJob] | None = None) -> None:
+        task = asyncio.create_task(self._drive(record, retries or []), name=f"study-{record.id}")
         self._tasks[record.id] = task
         task.add_done_callback(lambda _: self._forget(record.id))
 
@@ -113,7 +107,7 @@ class StudyService:
         self._tasks.pop(study_id, None)
         self._drivers.pop(study_id, None)
 
-    async def _drive(self, record: StudyRecord) -> None:
+    async def _drive(self, record: StudyRecord, retries: list[TrialJob]) -> None:
         spec = StudySpec.model_validate(record.spec)
         try:
             bridge = await asyncio.to_thread(
@@ -128,9 +122,10 @@ class StudyService:
             )
             return
         counts = await asyncio.to_thread(self.store.count_trials, record.id)
+        n_retries = await asyncio.to_thread(self.store.count_retries, record.id)
         driver = StudyDriver(
             record.id, spec, bridge, store=self.store, runner=runner,
-            n_done=sum(counts[s] for s in FINISHED_TRIAL_STATES), n_failed=counts["failed"],
+            n_done=sum(counts.values()) - n_retries, n_failed=counts["failed"], retries=retries,
         )  # fmt: skip
         self._drivers[record.id] = driver
         await driver.run()
@@ -165,10 +160,11 @@ class StudyService:
             spec = StudySpec.model_validate(raw)
         except ValidationError as exc:
             raise InvalidRequest(f"the resumed spec is invalid: {exc.errors()[0]['msg']}") from exc
-        n_finished = sum(view.counts[s] for s in FINISHED_TRIAL_STATES)
-        if spec.budget.max_trials <= n_finished and view.record.state_reason == "max_trials":
+        n_retries = await asyncio.to_thread(self.store.count_retries, study_id)
+        n_claimed = sum(view.counts[s] for s in FINISHED_TRIAL_STATES) - n_retries
+        if spec.budget.max_trials <= n_claimed and view.record.state_reason == "max_trials":
             raise InvalidRequest(
-                f"budget.max_trials must exceed the {n_finished} trials already run",
+                f"budget.max_trials must exceed the {n_claimed} trials already run",
                 field="budget.max_trials",
             )
         record = await asyncio.to_thread(

@@ -293,6 +293,14 @@ class Store:
             rows = session.scalars(queries.best_trials_query(study_id, direction, k))
             return [trial_record(row) for row in rows]
 
+    def count_retries(self, study_id: int) -> int:
+        """Trials that re-ran a lost trial's params: each took over its predecessor's place."""
+        query = select(func.count()).where(
+            TrialRow.study_id == study_id, TrialRow.retry_of.is_not(None)
+        )
+        with self._session() as session:
+            return int(session.scalar(query) or 0)
+
     def running_trials(self, study_id: int) -> list[TrialRecord]:
         """Trials still `running`, by number (e.g. to mark them interrupted after a restart)."""
         query = (
