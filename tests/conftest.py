@@ -121,13 +121,25 @@ def make_spec() -> Callable[..., dict[str, Any]]:
 
 
 @pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[None]:
-    """One local Ray for the whole test session; services in tests join it."""
+def ray_cluster() -> Iterator[Any]:
+    """One Ray cluster on this machine for the whole session: a head (2 CPUs) and two more
+    nodes, one with 2 CPUs and one with 1 CPU and a declared (fake) GPU. Services in
+    tests join it, so every Ray test runs on several nodes."""
     import ray
+    from ray.cluster_utils import Cluster
 
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
-    yield
+    store = 100 * 2**20
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 2, "include_dashboard": False, "object_store_memory": store},
+    )
+    cluster.add_node(num_cpus=2, object_store_memory=store)
+    cluster.add_node(num_cpus=1, num_gpus=1, object_store_memory=store)
+    ray.init(address=cluster.address, log_to_driver=False, logging_level="WARNING")
+    cluster.wait_for_nodes()
+    yield cluster
     ray.shutdown()
+    cluster.shutdown()
 
 
 @contextmanager
@@ -153,7 +165,7 @@ def running_service(settings: Settings) -> Iterator[str]:
 
 
 @pytest.fixture
-def service_url(ray_cluster: None, database_url: str, tmp_path: Path) -> Iterator[str]:
+def service_url(ray_cluster: Any, database_url: str, tmp_path: Path) -> Iterator[str]:
     """A live service on each database in turn, sharing the session's Ray."""
     settings = Settings(database_url=database_url, data_dir=tmp_path / "data")
     with running_service(settings) as url:
@@ -161,7 +173,7 @@ def service_url(ray_cluster: None, database_url: str, tmp_path: Path) -> Iterato
 
 
 @pytest.fixture
-def sqlite_service_url(ray_cluster: None, sqlite_url: str, tmp_path: Path) -> Iterator[str]:
+def sqlite_service_url(ray_cluster: Any, sqlite_url: str, tmp_path: Path) -> Iterator[str]:
     """A live service on a SQLite file of this test's own."""
     settings = Settings(database_url=sqlite_url, data_dir=tmp_path / "data")
     with running_service(settings) as url:
@@ -176,7 +188,7 @@ class LiveService:
 
 @pytest.fixture(scope="module")
 def shared_service(
-    ray_cluster: None, tmp_path_factory: pytest.TempPathFactory
+    ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveService]:
     """One live service on SQLite for a whole test module (its tests share the database)."""
     root = tmp_path_factory.mktemp("service")
