@@ -1,0 +1,93 @@
+"""`hpo serve` killed with SIGKILL while trials run, started again: the study finishes whole."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.client import HpoClient
+from tests.api.test_serve import free_port
+from tests.service.test_cluster import SLOW_TRIALS
+
+pytestmark = pytest.mark.slow
+
+
+class Serve:
+    """`hpo serve` processes on one data dir, started and killed like an operator would."""
+
+    def __init__(self, data_dir: Path):
+        self.port = free_port()
+        self.env = {**os.environ, "HPO_DATA_DIR": str(data_dir), "HPO_RAY_NUM_CPUS": "2"}
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self) -> HpoClient:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "serve", "--port", str(self.port)], env=self.env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        client = HpoClient(f"http://127.0.0.1:{self.port}")
+        deadline = time.monotonic() + 90
+        while not client.healthy():
+            assert self.process.poll() is None and time.monotonic() < deadline, (
+                "hpo serve did not start"
+            )
+            time.sleep(0.2)
+        return client
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: the server and the local Ray it started."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Serve]:
+    server = Serve(tmp_path / "data")
+    yield server
+    server.stop()
+
+
+def test_a_killed_service_resumes_its_study_without_losing_or_double_counting(
+    serve: Serve, make_spec: Callable[..., dict[str, Any]]
+) -> None:
+    spec = make_spec(
+        name="survivor", **SLOW_TRIALS, budget={"max_trials": 5, "max_epochs": 12, "parallelism": 2}
+    )
+    with serve.start() as client:
+        study_id = client.submit(spec)["id"]
+        deadline = time.monotonic() + 60
+        while sum(t["state"] == "running" for t in client.trials(study_id, limit=100)) < 2:
+            assert time.monotonic() < deadline, "two trials never ran at once"
+            time.sleep(0.1)
+        time.sleep(0.5)
+        serve.kill()
+
+    with serve.start() as client:
+        study = client.wait(study_id, timeout_s=240)
+        done = client.trials(study_id, limit=100)
+    assert study["state"] == "completed", study
+    assert study["counts"]["complete"] + study["counts"]["pruned"] == 5
+    assert study["counts"]["running"] == 0 and all(t["state"] != "running" for t in done)
+    interrupted = [t for t in done if t["stop_reason"] == "worker_lost"]
+    assert len(interrupted) >= 2
+    for trial in interrupted:
+        retries = [t for t in done if t["retry_of"] == trial["number"]]
+        assert len(retries) == 1 and retries[0]["params"] == trial["params"]
+    assert sorted(t["number"] for t in done) == list(range(len(done)))
