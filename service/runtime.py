@@ -79,8 +79,9 @@ def connect_ray(settings: Settings) -> bool:
     if ray.is_initialized():
         return False
     if settings.ray_address is None:
+        # "local" starts a new Ray even when another runs on this machine (Ray would join it).
         ray.init(
-            num_cpus=settings.ray_num_cpus, include_dashboard=False,
+            address="local", num_cpus=settings.ray_num_cpus, include_dashboard=False,
             logging_level=logging.ERROR, log_to_driver=False,
         )  # fmt: skip
     else:
