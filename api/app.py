@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import health, schema, studies
+from api.routes import events, health, schema, studies
 from service.runtime import open_runtime
 from service.settings import Settings
 
@@ -30,4 +30,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(studies.router)
     app.include_router(schema.router)
+    app.include_router(events.router)
     return app

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,33 @@ class HpoClient:
         result: dict[str, Any] = self._request("POST", f"/api/v1/studies/{study_id}/stop")
         return result
 
+    def resume(self, study_id: int, **budget: Any) -> dict[str, Any]:
+        """Run a finished study further; `budget` fields (e.g. max_trials=80) replace old ones."""
+        body = {"budget": budget} if budget else None
+        result: dict[str, Any] = self._request(
+            "POST", f"/api/v1/studies/{study_id}/resume", json=body
+        )
+        return result
+
+    def delete(self, study_id: int) -> None:
+        self._request("DELETE", f"/api/v1/studies/{study_id}")
+
+    def events(
+        self, study_id: int, *, last_event_id: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The study's events as {id, event, data} until the study ends (SSE, resumable)."""
+        headers = {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
+        try:
+            with self._http.stream(
+                "GET", f"/api/v1/studies/{study_id}/events", headers=headers, timeout=None
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise ClientError(_error_message(response))
+                yield from _parse_sse(response.iter_lines())
+        except httpx.TransportError as exc:
+            raise ClientError(f"cannot reach the service at {self.url}: {exc}") from exc
+
     def wait(
         self, study_id: int, *, poll_s: float = 0.5, timeout_s: float | None = None,
         on_update: Callable[[dict[str, Any]], None] | None = None,
@@ -110,6 +138,21 @@ class HpoClient:
             return self._http.get("/healthz").status_code == 200
         except httpx.TransportError:
             return False
+
+
+def _parse_sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    event: dict[str, Any] = {}
+    for line in lines:
+        if not line:
+            if "data" in event:
+                yield event
+            event = {}
+        elif line.startswith("id:"):
+            event["id"] = int(line[3:].strip())
+        elif line.startswith("event:"):
+            event["event"] = line[6:].strip()
+        elif line.startswith("data:"):
+            event["data"] = json.loads(line[5:].strip())
 
 
 def _error_message(response: httpx.Response) -> str:

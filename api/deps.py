@@ -20,3 +20,4 @@ def get_studies(runtime: Annotated[Runtime, Depends(get_runtime)]) -> StudyServi
 
 
 Studies = Annotated[StudyService, Depends(get_studies)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

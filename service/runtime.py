@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import optuna
 import ray
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from service.datasets import DataRoots
 from service.runner import RayTrialRunner, TrialRunner
@@ -34,6 +34,23 @@ class Runtime:
     store: Store
     studies: StudyService
     owns_ray: bool
+
+    def readiness(self) -> dict[str, str]:
+        """Whether the database answers and Ray is connected: 'ok' or the problem, per part."""
+        checks: dict[str, str] = {}
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            checks["database"] = f"{type(exc).__name__}: {exc}"
+        try:
+            checks["ray"] = (
+                "ok" if ray.is_initialized() and ray.cluster_resources() else "not connected"
+            )
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            checks["ray"] = f"{type(exc).__name__}: {exc}"
+        return checks
 
     async def close(self) -> None:
         await self.studies.close()

@@ -6,6 +6,7 @@ It works the same in-process (tests, `hpo demo`) and behind the HTTP API.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +26,13 @@ from service.recovery import reconcile
 from service.runner import TrialRunner
 from service.spec import StudySpec
 from storage.errors import InvalidCursorError, NotFoundError, StorageError
-from storage.records import FINISHED_TRIAL_STATES, Page, StudyRecord, TrialRecord
+from storage.records import (
+    FINISHED_TRIAL_STATES,
+    EventRecord,
+    Page,
+    StudyRecord,
+    TrialRecord,
+)
 from storage.repository import Store
 
 log = logging.getLogger(__name__)
@@ -172,6 +179,33 @@ class StudyService:
         )
         self._launch(record)
         return await asyncio.to_thread(self.get, study_id)
+
+    async def delete(self, study_id: int) -> None:
+        """Delete a finished study: its rows, curves and events, and its Optuna study.
+
+        Raises Conflict while it is queued or running (stop it first), NotFound if absent.
+        """
+        view = await asyncio.to_thread(self.get, study_id)
+        if view.record.state in ACTIVE_STATES:
+            raise Conflict(f"study {study_id} is {view.record.state}; stop it before deleting it")
+        await asyncio.to_thread(self._delete, view.record)
+
+    def _delete(self, record: StudyRecord) -> None:
+        with _storage_errors():
+            with contextlib.suppress(KeyError):  # already gone from Optuna's: finish the job
+                optuna.delete_study(
+                    study_name=record.optuna_study_name, storage=self.optuna_storage
+                )
+            self.store.delete_study(record.id)
+
+    def events(
+        self, study_id: int, *, after: int, limit: int = 500
+    ) -> tuple[list[EventRecord], bool]:
+        """Events after `after`, and whether the study has ended (no more will come)."""
+        with _storage_errors():
+            found = self.store.events_after(study_id, after, limit=limit)
+            ended = self.store.get_study(study_id).state not in ACTIVE_STATES
+            return found, ended
 
     async def wait(self, study_id: int) -> None:
         """Wait until the study's driver, if any, has finished."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Dialect,
     Float,
@@ -117,3 +118,18 @@ class EpochRow(Base):
     epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
     seconds: Mapped[float] = mapped_column(Float)
     metrics: Mapped[dict[str, float | None]] = mapped_column(JSON)
+
+
+class EventRow(Base):
+    """A study's change log: what the events stream replays, in id order."""
+
+    __tablename__ = "hpo_events"
+    __table_args__ = (Index("ix_hpo_events_study_id_id", "study_id", "id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    study_id: Mapped[int] = mapped_column(ForeignKey("hpo_studies.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -61,3 +61,14 @@ class Page:
 
     items: list[Any]
     next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One entry of a study's change log. One writer records a study's changes in order, so
+    within a study ids grow in commit order and a reader resuming after an id misses nothing."""
+
+    id: int
+    kind: str
+    data: dict[str, Any]
+    created_at: datetime

@@ -11,7 +11,7 @@ from uuid import uuid4
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from storage import queries
+from storage import events, queries
 from storage.checks import check_direction, check_order, check_positive, check_state
 from storage.convert import study_record, trial_record
 from storage.cursor import decode_cursor, encode_cursor, paginate
@@ -22,6 +22,7 @@ from storage.records import (
     FINISHED_TRIAL_STATES,
     STUDY_STATES,
     TRIAL_STATES,
+    EventRecord,
     Page,
     StudyRecord,
     TrialRecord,
@@ -111,6 +112,8 @@ class Store:
                 row.started_at = now
             row.finished_at = now if state in _TERMINAL_STUDY_STATES else None
             session.flush()
+            data = {"state": state, "reason": reason, "error": error}
+            events.append(session, study_id, "study", data)
             return study_record(row)
 
     def reopen_study(self, study_id: int, *, spec: dict[str, Any]) -> StudyRecord:
@@ -193,6 +196,8 @@ class Store:
             )
             session.add(row)
             session.flush()
+            data = {"number": number, "params": params, "node": node, "retry_of": retry_of}
+            events.append(session, study_id, "trial_started", data)
             return trial_record(row)
 
     def add_epoch(
@@ -219,6 +224,8 @@ class Store:
             if session.scalar(bump) is None:
                 raise TrialNotFound(study_id, number)
             session.execute(insert(EpochRow).values(**row, seconds=seconds, metrics=metrics))
+            data = {"number": number, "epoch": epoch, "seconds": seconds, **metrics}
+            events.append(session, study_id, "epoch", data)
 
     def finish_trial(
         self,
@@ -244,6 +251,9 @@ class Store:
             row.test_metrics = test_metrics
             row.duration_s = _seconds_between(row.started_at, now)
             session.flush()
+            data = {"number": number, "state": state, "value": value, "values": row.values,
+                    "stop_reason": stop_reason, "error": error}  # fmt: skip
+            events.append(session, study_id, "trial_finished", data)
             return trial_record(row)
 
     def get_trial(self, study_id: int, number: int) -> TrialRecord:
@@ -292,6 +302,14 @@ class Store:
             direction = study_direction(session, study_id)
             rows = session.scalars(queries.best_trials_query(study_id, direction, k))
             return [trial_record(row) for row in rows]
+
+    def events_after(
+        self, study_id: int, after_id: int = 0, *, limit: int = 500
+    ) -> list[EventRecord]:
+        """The study's change log after `after_id`, oldest first (what SSE replays)."""
+        with self._session() as session:
+            require_study(session, study_id)
+            return events.after(session, study_id, after_id, limit)
 
     def count_retries(self, study_id: int) -> int:
         """Trials that re-ran a lost trial's params: each took over its predecessor's place."""

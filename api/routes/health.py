@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from api.deps import RuntimeDep
 
 router = APIRouter(tags=["health"])
 
@@ -11,3 +14,13 @@ router = APIRouter(tags=["health"])
 def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "a part is not reachable"}})
+def readyz(runtime: RuntimeDep) -> JSONResponse:
+    """The database and Ray are reachable."""
+    checks = runtime.readiness()
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ok" if ready else "unavailable", **checks}, 200 if ready else 503
+    )

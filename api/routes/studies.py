@@ -73,6 +73,13 @@ async def resume_study(study_id: int, studies: Studies, body: ResumeIn | None = 
     return StudyOut.of(await studies.resume(study_id, budget=budget))
 
 
+@router.delete("/{study_id}", status_code=204, responses=_ERRORS)
+async def delete_study(study_id: int, studies: Studies) -> Response:
+    """Delete a finished study with its trials, curves, events and Optuna study."""
+    await studies.delete(study_id)
+    return Response(status_code=204)
+
+
 @router.get("/{study_id}/trials", response_model=TrialPage, responses=_ERRORS)
 def list_trials(
     study_id: int,

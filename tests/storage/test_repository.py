@@ -504,3 +504,49 @@ def test_best_trials_query_uses_the_best_trial_index(sqlite_url: str) -> None:
     finally:
         engine.dispose()
     assert "USING INDEX ix_hpo_trials_study_id_state_value" in " ".join(map(str, plan))
+
+
+# ---------------------------------------------------------------------------
+# The change log
+# ---------------------------------------------------------------------------
+
+
+def test_every_change_appends_its_event_in_order(store: Store) -> None:
+    study = make_study(store)
+    store.set_study_state(study.id, "running")
+    store.create_trial(study.id, 0, {"lr": 0.1}, node="n1")
+    store.add_epoch(study.id, 0, epoch=1, seconds=0.5, metrics={"val_accuracy": 0.5})
+    store.finish_trial(
+        study.id, 0, state="complete", value=0.5, best_epoch=1, stop_reason="completed"
+    )
+    store.set_study_state(study.id, "completed", reason="max_trials")
+    found = store.events_after(study.id)
+    assert [e.kind for e in found] == ["study", "trial_started", "epoch", "trial_finished", "study"]
+    assert [e.id for e in found] == sorted(e.id for e in found)
+    assert found[2].data == {"number": 0, "epoch": 1, "seconds": 0.5, "val_accuracy": 0.5}
+    assert found[-1].data == {"state": "completed", "reason": "max_trials", "error": None}
+    assert [e.kind for e in store.events_after(study.id, found[2].id)] == [
+        "trial_finished",
+        "study",
+    ]
+    assert len(store.events_after(study.id, limit=2)) == 2
+
+
+def test_a_failed_change_leaves_no_event(store: Store) -> None:
+    study = make_study(store)
+    make_trial(store, study.id, 0, state="running")
+    store.add_epoch(study.id, 0, epoch=1, seconds=0.1, metrics={})
+    before = store.events_after(study.id)
+    with pytest.raises(ConflictError):
+        store.add_epoch(study.id, 0, epoch=1, seconds=0.1, metrics={})
+    assert store.events_after(study.id) == before
+
+
+def test_events_of_other_studies_stay_apart_and_go_with_their_study(store: Store) -> None:
+    one, two = make_study(store), make_study(store)
+    store.set_study_state(one.id, "running")
+    store.set_study_state(two.id, "running")
+    assert len(store.events_after(one.id)) == len(store.events_after(two.id)) == 1
+    store.delete_study(one.id)
+    with pytest.raises(StudyNotFound):
+        store.events_after(one.id)

@@ -161,7 +161,9 @@ def test_k_fold_trains_every_fold_and_reports_the_mean() -> None:
 
 def test_same_seed_same_curve(digits: TensorData) -> None:
     def strip(curve: list[dict[str, float]]) -> list[dict[str, float]]:
-        return [{k: v for k, v in m.items() if k not in ("seconds", "train_seconds")} for m in curve]
+        return [
+            {k: v for k, v in m.items() if k not in ("seconds", "train_seconds")} for m in curve
+        ]
 
     params = {"lr": 0.01, "dropout": 0.2, "input_noise": 0.1}
     assert strip(train(digits, 3, **params)[1]) == strip(train(digits, 3, **params)[1])

@@ -1,0 +1,60 @@
+"""A study's live events as Server-Sent Events, resumable with Last-Event-ID."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from api.deps import Studies
+from service.studies import StudyService
+
+router = APIRouter(prefix="/api/v1/studies", tags=["events"])
+POLL_S = 0.2
+KEEPALIVE_S = 15.0
+
+
+@router.get(
+    "/{study_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, 404: {}},
+)
+async def study_events(
+    study_id: int,
+    request: Request,
+    studies: Studies,
+    last_event_id: Annotated[int | None, Header(ge=0)] = None,
+    after: Annotated[int, Query(ge=0, description="Same as Last-Event-ID.")] = 0,
+) -> StreamingResponse:
+    """trial_started, epoch, trial_finished and study events; ends when the study ends."""
+    start = last_event_id if last_event_id is not None else after
+    await asyncio.to_thread(studies.get, study_id)  # 404 before the stream starts
+    return StreamingResponse(
+        _stream(studies, study_id, start, request), media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )  # fmt: skip
+
+
+async def _stream(
+    studies: StudyService, study_id: int, last: int, request: Request
+) -> AsyncIterator[str]:
+    idle_s = 0.0
+    while not await request.is_disconnected():
+        found, ended = await asyncio.to_thread(studies.events, study_id, after=last)
+        for event in found:
+            last = event.id
+            yield f"id: {event.id}\nevent: {event.kind}\ndata: {json.dumps(event.data)}\n\n"
+        if found:
+            idle_s = 0.0
+            continue
+        if ended:
+            return
+        await asyncio.sleep(POLL_S)
+        idle_s += POLL_S
+        if idle_s >= KEEPALIVE_S:
+            idle_s = 0.0
+            yield ": keep-alive\n\n"

@@ -1,0 +1,78 @@
+"""Live events (SSE) with Last-Event-ID, delete, and readiness, on a live service."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import optuna
+import pytest
+
+from api.client import ClientError, HpoClient
+from tests.conftest import LiveService, wait_for_study
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+@pytest.fixture
+def client(shared_service: LiveService) -> Iterator[HpoClient]:
+    with HpoClient(shared_service.url) as http:
+        yield http
+
+
+def test_events_replay_every_trial_once_and_resume_without_gaps(
+    client: HpoClient, make_spec: Callable[..., dict[str, Any]]
+) -> None:
+    study = client.submit(make_spec(name="events", budget={"max_trials": 5, "max_epochs": 3}))
+    first = []
+    for event in client.events(study["id"]):
+        first.append(event)
+        if len(first) == 7:
+            break  # drop the connection mid-study
+    rest = list(client.events(study["id"], last_event_id=first[-1]["id"]))
+    seen = first + rest
+    ids = [e["id"] for e in seen]
+    assert ids == sorted(set(ids)), "an event was repeated or out of order"
+    assert ids == [e["id"] for e in client.events(study["id"])], "the resumed stream missed events"
+    finished = [e["data"]["number"] for e in seen if e["event"] == "trial_finished"]
+    started = [e["data"]["number"] for e in seen if e["event"] == "trial_started"]
+    assert sorted(finished) == sorted(started) == list(range(5))
+    epochs = [e for e in seen if e["event"] == "epoch"]
+    done = client.get(study["id"])
+    assert len(epochs) == sum(t["epochs_run"] for t in client.trials(study["id"], limit=100))
+    assert (
+        seen[-1]["event"] == "study" and seen[-1]["data"]["state"] == done["state"] == "completed"
+    )
+
+
+def test_events_of_an_unknown_study_are_404(shared_service: LiveService) -> None:
+    assert httpx.get(f"{shared_service.url}/api/v1/studies/9999/events").status_code == 404
+
+
+def test_delete_removes_the_study_and_its_optuna_study(
+    client: HpoClient, shared_service: LiveService, make_spec: Callable[..., dict[str, Any]]
+) -> None:
+    study = client.submit(make_spec(name="doomed", budget={"max_trials": 2, "max_epochs": 2}))
+    with pytest.raises(ClientError, match="409.*stop it before deleting"):
+        client.delete(study["id"])
+    with httpx.Client(base_url=shared_service.url) as http:
+        wait_for_study(http, study["id"])
+    client.delete(study["id"])
+    with pytest.raises(ClientError, match="404"):
+        client.get(study["id"])
+    storage = optuna.storages.RDBStorage(f"sqlite:///{shared_service.data_dir.parent / 'hpo.db'}")
+    try:
+        assert study["optuna_study_name"] not in [
+            s.study_name for s in optuna.get_all_study_summaries(storage)
+        ]
+    finally:
+        storage.engine.dispose()
+    with pytest.raises(ClientError, match="404"):
+        client.delete(study["id"])
+
+
+def test_readyz_reports_database_and_ray(shared_service: LiveService) -> None:
+    response = httpx.get(f"{shared_service.url}/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "ray": "ok"}
