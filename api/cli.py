@@ -50,6 +50,7 @@ def serve(
     )
     from service.runtime import connect_ray
 
+    _bind_safely(settings)
     connect_ray(settings)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler found at
     # start: make that a clean exit rather than Ray's crash report.
@@ -148,6 +149,21 @@ def demo(
         ray.shutdown()
     if study["state"] != "completed":
         raise typer.Exit(1)
+
+
+def _bind_safely(settings: Any) -> None:
+    """Without API tokens anyone who reaches the port owns the service: stay on loopback."""
+    if settings.tenants_by_token():
+        console.print("API tokens configured: every route but /healthz needs a bearer token")
+        return
+    if settings.host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(
+            f"[yellow]no HPO_API_TOKENS: binding to 127.0.0.1, not {settings.host}; "
+            "set HPO_API_TOKENS=tenant:token to serve other machines[/yellow]"
+        )
+        settings.host = "127.0.0.1"
+    else:
+        console.print("no HPO_API_TOKENS: open API, bound to 127.0.0.1 only")
 
 
 def _settings(**overrides: Any) -> Any:

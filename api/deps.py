@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 
 from service.runtime import Runtime
-from service.studies import StudyService
+from service.studies import DEFAULT_TENANT, StudyService
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -21,3 +22,20 @@ def get_studies(runtime: Annotated[Runtime, Depends(get_runtime)]) -> StudyServi
 
 Studies = Annotated[StudyService, Depends(get_studies)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_tenant(request: Request, runtime: RuntimeDep) -> str:
+    """The caller's tenant: from its bearer token when tokens are configured."""
+    if not runtime.tenants_by_token:
+        return DEFAULT_TENANT
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        for known, tenant in runtime.tenants_by_token.items():
+            if hmac.compare_digest(known.encode(), token.strip().encode()):
+                return tenant
+    raise HTTPException(
+        401, "a valid `Authorization: Bearer <token>` is required", {"WWW-Authenticate": "Bearer"}
+    )
+
+
+Tenant = Annotated[str, Depends(get_tenant)]

@@ -22,10 +22,11 @@ _UNION_TAGS = {"float", "int", "categorical"}
 
 
 def error_response(
-    status: int, code: str, message: str, details: list[ErrorDetail] | None = None
-) -> JSONResponse:
+    status: int, code: str, message: str, details: list[ErrorDetail] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:  # fmt: skip
     body = ErrorOut(error=ErrorBody(code=code, message=message, details=details or []))
-    return JSONResponse(body.model_dump(), status_code=status)
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
 def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -71,7 +72,10 @@ async def _on_service_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    return error_response(exc.status_code, f"http_{exc.status_code}", str(exc.detail))
+    code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(
+        exc.status_code, f"http_{exc.status_code}"
+    )
+    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import optuna
 import ray
@@ -34,6 +34,7 @@ class Runtime:
     store: Store
     studies: StudyService
     owns_ray: bool
+    tenants_by_token: dict[str, str] = field(default_factory=dict)
 
     def readiness(self) -> dict[str, str]:
         """Whether the database answers and Ray is connected: 'ok' or the problem, per part."""
@@ -62,6 +63,7 @@ class Runtime:
 
 async def open_runtime(settings: Settings) -> Runtime:
     """Migrate the database, connect Ray and resume what the database says is pending."""
+    settings.tenants_by_token()  # a malformed HPO_API_TOKENS fails start-up, not a request
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     await asyncio.to_thread(upgrade_schema, settings.database_url)
     engine = create_engine_for(settings.database_url)
@@ -79,7 +81,9 @@ async def open_runtime(settings: Settings) -> Runtime:
 
     studies = StudyService(store, optuna_storage, ray_runner, data_roots=roots)
     await studies.start()
-    return Runtime(settings, engine, optuna_storage, store, studies, owns_ray)
+    return Runtime(
+        settings, engine, optuna_storage, store, studies, owns_ray, settings.tenants_by_token()
+    )
 
 
 def _optuna_engine_kwargs(url: str) -> dict[str, object]:

@@ -23,6 +23,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     ray_num_cpus: int | None = Field(default=None, ge=1, description="CPUs of a local Ray.")
+    api_tokens: str = Field(
+        default="",
+        description="Comma-separated tenant:token pairs, or @FILE with one tenant:token a line. "
+        "When set, every route but /healthz needs `Authorization: Bearer <token>`.",
+    )
     data_roots: str = Field(
         default="",
         description="Comma-separated folders path data sets may come from, besides data_dir.",
@@ -41,3 +46,18 @@ class Settings(BaseSettings):
             Path(p.strip()).expanduser().resolve() for p in self.data_roots.split(",") if p.strip()
         ]
         return (self.data_dir, *extra)
+
+    def tenants_by_token(self) -> dict[str, str]:
+        """token -> tenant from HPO_API_TOKENS; ValueError names a malformed entry."""
+        raw = self.api_tokens.strip()
+        if raw.startswith("@"):
+            raw = Path(raw[1:]).expanduser().read_text().replace("\n", ",")
+        tenants: dict[str, str] = {}
+        for entry in (e.strip() for e in raw.split(",")):
+            if not entry or entry.startswith("#"):
+                continue
+            tenant, sep, token = entry.partition(":")
+            if not sep or not tenant.strip() or not token.strip():
+                raise ValueError(f"HPO_API_TOKENS entries must be tenant:token, got {entry[:20]!r}")
+            tenants[token.strip()] = tenant.strip()
+        return tenants

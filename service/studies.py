@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 RunnerFactory = Callable[[int, StudySpec], Awaitable[TrialRunner]]
 ACTIVE_STATES = ("queued", "running")
+DEFAULT_TENANT = "default"
 
 
 @dataclass(frozen=True)
@@ -82,18 +83,18 @@ class StudyService:
             driver.request_stop("user")
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
-    async def submit(self, spec: StudySpec) -> StudyView:
+    async def submit(self, spec: StudySpec, *, tenant: str = DEFAULT_TENANT) -> StudyView:
         if self.data_roots is not None:
             check_data_source(spec, self.data_roots)
-        record = await asyncio.to_thread(self._create, spec)
+        record = await asyncio.to_thread(self._create, spec, tenant)
         self._launch(record)
         return await asyncio.to_thread(self.get, record.id)
 
-    def _create(self, spec: StudySpec) -> StudyRecord:
+    def _create(self, spec: StudySpec, tenant: str) -> StudyRecord:
         with _storage_errors():
             record = self.store.create_study(
                 name=spec.name, spec=spec.model_dump(mode="json"),
-                direction=spec.primary.direction, warnings=spec.warnings(),
+                direction=spec.primary.direction, warnings=spec.warnings(), tenant=tenant,
             )  # fmt: skip
             try:
                 optuna.create_study(
@@ -137,8 +138,8 @@ class StudyService:
         self._drivers[record.id] = driver
         await driver.run()
 
-    async def stop(self, study_id: int) -> StudyView:
-        view = await asyncio.to_thread(self.get, study_id)
+    async def stop(self, study_id: int, *, tenant: str | None = None) -> StudyView:
+        view = await asyncio.to_thread(self.get, study_id, tenant=tenant)
         if view.record.state not in ACTIVE_STATES:
             raise Conflict(f"study {study_id} is {view.record.state}; only queued or running stop")
         driver = self._drivers.get(study_id)
@@ -151,13 +152,15 @@ class StudyService:
             await asyncio.to_thread(self.store.set_study_state, study_id, "stopped", reason="user")
         return await asyncio.to_thread(self.get, study_id)
 
-    async def resume(self, study_id: int, *, budget: dict[str, Any] | None = None) -> StudyView:
+    async def resume(
+        self, study_id: int, *, budget: dict[str, Any] | None = None, tenant: str | None = None
+    ) -> StudyView:
         """Run a finished study further, keeping its trials and its sampler's history.
 
         `budget` replaces fields of the study's budget (e.g. a larger max_trials); the
         new spec is validated like a new one. Raises Conflict while the study is active.
         """
-        view = await asyncio.to_thread(self.get, study_id)
+        view = await asyncio.to_thread(self.get, study_id, tenant=tenant)
         if view.record.state in ACTIVE_STATES:
             raise Conflict(
                 f"study {study_id} is {view.record.state}; only a finished study resumes"
@@ -180,12 +183,12 @@ class StudyService:
         self._launch(record)
         return await asyncio.to_thread(self.get, study_id)
 
-    async def delete(self, study_id: int) -> None:
+    async def delete(self, study_id: int, *, tenant: str | None = None) -> None:
         """Delete a finished study: its rows, curves and events, and its Optuna study.
 
         Raises Conflict while it is queued or running (stop it first), NotFound if absent.
         """
-        view = await asyncio.to_thread(self.get, study_id)
+        view = await asyncio.to_thread(self.get, study_id, tenant=tenant)
         if view.record.state in ACTIVE_STATES:
             raise Conflict(f"study {study_id} is {view.record.state}; stop it before deleting it")
         await asyncio.to_thread(self._delete, view.record)
@@ -199,13 +202,13 @@ class StudyService:
             self.store.delete_study(record.id)
 
     def events(
-        self, study_id: int, *, after: int, limit: int = 500
+        self, study_id: int, *, after: int, limit: int = 500, tenant: str | None = None
     ) -> tuple[list[EventRecord], bool]:
         """Events after `after`, and whether the study has ended (no more will come)."""
         with _storage_errors():
+            record = self._owned(study_id, tenant)
             found = self.store.events_after(study_id, after, limit=limit)
-            ended = self.store.get_study(study_id).state not in ACTIVE_STATES
-            return found, ended
+            return found, record.state not in ACTIVE_STATES
 
     async def wait(self, study_id: int) -> None:
         """Wait until the study's driver, if any, has finished."""
@@ -213,36 +216,50 @@ class StudyService:
         if task is not None:
             await asyncio.shield(task)
 
-    def get(self, study_id: int) -> StudyView:
+    def get(self, study_id: int, *, tenant: str | None = None) -> StudyView:
         with _storage_errors():
-            return self._view(self.store.get_study(study_id))
+            return self._view(self._owned(study_id, tenant))
+
+    def _owned(self, study_id: int, tenant: str | None) -> StudyRecord:
+        """The study, if it exists and belongs to `tenant` (any tenant when None).
+
+        Another tenant's study is reported exactly like a missing one.
+        """
+        record = self.store.get_study(study_id)
+        if tenant is not None and record.tenant != tenant:
+            raise NotFound(f"study {study_id} does not exist")
+        return record
 
     def _view(self, record: StudyRecord) -> StudyView:
         best = self.store.best_trials(record.id, k=1)
         return StudyView(record, self.store.count_trials(record.id), best[0] if best else None)
 
-    def list_studies(self, *, state: str | None, limit: int, cursor: str | None) -> Page:
+    def list_studies(
+        self, *, state: str | None, limit: int, cursor: str | None, tenant: str | None = None
+    ) -> Page:
         with _storage_errors():
-            page = self.store.list_studies(state=state, limit=limit, cursor=cursor)
+            page = self.store.list_studies(state=state, limit=limit, cursor=cursor, tenant=tenant)
             return Page([self._view(r) for r in page.items], page.next_cursor)
 
     def list_trials(
-        self, study_id: int, *, state: str | None, order: str, limit: int, cursor: str | None
-    ) -> Page:
+        self, study_id: int, *, state: str | None, order: str, limit: int, cursor: str | None,
+        tenant: str | None = None,
+    ) -> Page:  # fmt: skip
         with _storage_errors():
-            self.store.get_study(study_id)
+            self._owned(study_id, tenant)
             return self.store.list_trials(
                 study_id, state=state, order=order, limit=limit, cursor=cursor
             )
 
-    def trial(self, study_id: int, number: int) -> TrialRecord:
+    def trial(self, study_id: int, number: int, *, tenant: str | None = None) -> TrialRecord:
         with _storage_errors():
+            self._owned(study_id, tenant)
             return self.store.get_trial(study_id, number)
 
-    def best(self, study_id: int, *, k: int) -> list[TrialRecord]:
+    def best(self, study_id: int, *, k: int, tenant: str | None = None) -> list[TrialRecord]:
         """The k best complete trials; for several objectives, the Pareto front (up to k)."""
         with _storage_errors():
-            record = self.store.get_study(study_id)
+            record = self._owned(study_id, tenant)
             spec = record.spec
             objectives = (
                 spec["objective"] if isinstance(spec["objective"], list) else [spec["objective"]]

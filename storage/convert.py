@@ -22,6 +22,7 @@ def study_record(row: StudyRow) -> StudyRecord:
         finished_at=row.finished_at,
         error=row.error,
         warnings=list(row.warnings or []),
+        tenant=row.tenant,
     )
 
 

@@ -74,6 +74,7 @@ class StudyRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     error: Mapped[str | None] = mapped_column(Text)
     warnings: Mapped[list[str] | None] = mapped_column(JSON)
+    tenant: Mapped[str] = mapped_column(String(100), index=True, server_default="default")
 
 
 class TrialRow(Base):

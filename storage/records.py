@@ -25,6 +25,7 @@ class StudyRecord:
     finished_at: datetime | None
     error: str | None
     warnings: list[str] = field(default_factory=list)
+    tenant: str = "default"
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,13 @@ class Store:
     # Studies
 
     def create_study(
-        self, *, name: str, spec: dict[str, Any], direction: str, warnings: Sequence[str] = ()
+        self,
+        *,
+        name: str,
+        spec: dict[str, Any],
+        direction: str,
+        warnings: Sequence[str] = (),
+        tenant: str = "default",
     ) -> StudyRecord:
         """Store a new `queued` study; its Optuna study name derives from its id."""
         check_direction(direction)
@@ -62,6 +68,7 @@ class Store:
                 created_at=_now(),
                 optuna_study_name=f"pending-{uuid4().hex}",
                 warnings=list(warnings),
+                tenant=tenant,
             )
             session.add(row)
             session.flush()
@@ -74,7 +81,12 @@ class Store:
             return study_record(study_row(session, study_id))
 
     def list_studies(
-        self, *, state: str | None = None, limit: int = 50, cursor: str | None = None
+        self,
+        *,
+        state: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        tenant: str | None = None,
     ) -> Page:
         """Newest first; the cursor is the last id seen, so new studies never shift pages."""
         check_positive("limit", limit)
@@ -82,6 +94,8 @@ class Store:
         if state is not None:
             check_state(state, STUDY_STATES, "study")
             query = query.where(StudyRow.state == state)
+        if tenant is not None:
+            query = query.where(StudyRow.tenant == tenant)
         if cursor is not None:
             (last_id,) = decode_cursor(cursor, "studies", (int,))
             query = query.where(StudyRow.id < last_id)

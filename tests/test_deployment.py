@@ -67,5 +67,5 @@ def test_environment_names_are_settings_fields() -> None:
 
 def test_the_readme_documents_both_cluster_ways() -> None:
     readme = (ROOT / "README.md").read_text()
-    assert "docker compose up --build --scale worker=" in readme
+    assert "docker compose up --build --scale worker=" in readme and "HPO_API_TOKENS=" in readme
     assert "ray start --head" in readme and "ray start --address" in readme

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -10,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from api.deps import Studies
+from api.deps import Studies, Tenant
 from service.studies import StudyService
 
 router = APIRouter(prefix="/api/v1/studies", tags=["events"])
@@ -27,24 +28,27 @@ async def study_events(
     study_id: int,
     request: Request,
     studies: Studies,
+    tenant: Tenant,
     last_event_id: Annotated[int | None, Header(ge=0)] = None,
     after: Annotated[int, Query(ge=0, description="Same as Last-Event-ID.")] = 0,
 ) -> StreamingResponse:
     """trial_started, epoch, trial_finished and study events; ends when the study ends."""
     start = last_event_id if last_event_id is not None else after
-    await asyncio.to_thread(studies.get, study_id)  # 404 before the stream starts
+    await asyncio.to_thread(lambda: studies.get(study_id, tenant=tenant))  # 404 before streaming
     return StreamingResponse(
-        _stream(studies, study_id, start, request), media_type="text/event-stream",
+        _stream(studies, study_id, start, request, tenant), media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )  # fmt: skip
 
 
 async def _stream(
-    studies: StudyService, study_id: int, last: int, request: Request
+    studies: StudyService, study_id: int, last: int, request: Request, tenant: str
 ) -> AsyncIterator[str]:
     idle_s = 0.0
     while not await request.is_disconnected():
-        found, ended = await asyncio.to_thread(studies.events, study_id, after=last)
+        found, ended = await asyncio.to_thread(
+            functools.partial(studies.events, study_id, after=last, tenant=tenant)
+        )
         for event in found:
             last = event.id
             yield f"id: {event.id}\nevent: {event.kind}\ndata: {json.dumps(event.data)}\n\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from api.deps import RuntimeDep
+from api.deps import RuntimeDep, Tenant
 
 router = APIRouter(tags=["health"])
 
@@ -17,7 +17,7 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses={503: {"description": "a part is not reachable"}})
-def readyz(runtime: RuntimeDep) -> JSONResponse:
+def readyz(runtime: RuntimeDep, tenant: Tenant) -> JSONResponse:
     """The database and Ray are reachable."""
     checks = runtime.readiness()
     ready = all(v == "ok" for v in checks.values())

@@ -6,12 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from api.deps import Tenant
 from service.spec import StudySpec
 
 router = APIRouter(prefix="/api/v1/schema", tags=["schema"])
 
 
 @router.get("/study")
-def study_schema() -> dict[str, Any]:
+def study_schema(tenant: Tenant) -> dict[str, Any]:
     """JSON Schema of the study spec that POST /api/v1/studies accepts."""
     return StudySpec.model_json_schema()

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import Studies
+from api.deps import Studies, Tenant
 from api.schemas import (
     BestOut,
     ErrorOut,
@@ -38,45 +38,53 @@ _YAML_BODY = {
 @router.post(
     "", status_code=201, response_model=StudyOut, responses=_ERRORS, openapi_extra=_YAML_BODY
 )
-async def submit_study(spec: StudySpec, studies: Studies, response: Response) -> StudyOut:
+async def submit_study(
+    spec: StudySpec, studies: Studies, tenant: Tenant, response: Response
+) -> StudyOut:
     """Store a study (JSON or YAML) and start searching; 422 names every bad field."""
-    view = await studies.submit(spec)
+    view = await studies.submit(spec, tenant=tenant)
     response.headers["Location"] = f"/api/v1/studies/{view.record.id}"
     return StudyOut.of(view)
 
 
 @router.get("", response_model=StudyPage, responses=_ERRORS)
 def list_studies(
-    studies: Studies, state: StudyState | None = None, limit: Limit = 50, cursor: Cursor = None
+    studies: Studies,
+    tenant: Tenant,
+    state: StudyState | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> StudyPage:
     """Studies, newest first, one page at a time."""
-    page = studies.list_studies(state=state, limit=limit, cursor=cursor)
+    page = studies.list_studies(state=state, limit=limit, cursor=cursor, tenant=tenant)
     return StudyPage(items=[StudyOut.of(v) for v in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/{study_id}", response_model=StudyOut, responses=_ERRORS)
-def get_study(study_id: int, studies: Studies) -> StudyOut:
+def get_study(study_id: int, studies: Studies, tenant: Tenant) -> StudyOut:
     """One study: state, spec, trial counts by state, best trial, timings, error."""
-    return StudyOut.of(studies.get(study_id))
+    return StudyOut.of(studies.get(study_id, tenant=tenant))
 
 
 @router.post("/{study_id}/stop", status_code=202, response_model=StudyOut, responses=_ERRORS)
-async def stop_study(study_id: int, studies: Studies) -> StudyOut:
+async def stop_study(study_id: int, studies: Studies, tenant: Tenant) -> StudyOut:
     """Stop a queued or running study; running trials end as cancelled."""
-    return StudyOut.of(await studies.stop(study_id))
+    return StudyOut.of(await studies.stop(study_id, tenant=tenant))
 
 
 @router.post("/{study_id}/resume", status_code=202, response_model=StudyOut, responses=_ERRORS)
-async def resume_study(study_id: int, studies: Studies, body: ResumeIn | None = None) -> StudyOut:
+async def resume_study(
+    study_id: int, studies: Studies, tenant: Tenant, body: ResumeIn | None = None
+) -> StudyOut:
     """Run a finished or stopped study further; `budget` fields replace the old ones."""
     budget = body.budget.model_dump(exclude_unset=True) if body and body.budget else None
-    return StudyOut.of(await studies.resume(study_id, budget=budget))
+    return StudyOut.of(await studies.resume(study_id, budget=budget, tenant=tenant))
 
 
 @router.delete("/{study_id}", status_code=204, responses=_ERRORS)
-async def delete_study(study_id: int, studies: Studies) -> Response:
+async def delete_study(study_id: int, studies: Studies, tenant: Tenant) -> Response:
     """Delete a finished study with its trials, curves, events and Optuna study."""
-    await studies.delete(study_id)
+    await studies.delete(study_id, tenant=tenant)
     return Response(status_code=204)
 
 
@@ -84,25 +92,28 @@ async def delete_study(study_id: int, studies: Studies) -> Response:
 def list_trials(
     study_id: int,
     studies: Studies,
+    tenant: Tenant,
     state: TrialState | None = None,
     order: Literal["best", "number"] = "number",
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> TrialPage:
     """A study's trials by number or best value first, one page at a time."""
-    page = studies.list_trials(study_id, state=state, order=order, limit=limit, cursor=cursor)
+    page = studies.list_trials(
+        study_id, state=state, order=order, limit=limit, cursor=cursor, tenant=tenant
+    )
     return TrialPage(items=[TrialOut.of(t) for t in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/{study_id}/trials/{number}", response_model=TrialDetailOut, responses=_ERRORS)
-def get_trial(study_id: int, number: int, studies: Studies) -> TrialDetailOut:
+def get_trial(study_id: int, number: int, studies: Studies, tenant: Tenant) -> TrialDetailOut:
     """One trial with its per-epoch learning curve."""
-    return TrialDetailOut.of(studies.trial(study_id, number))
+    return TrialDetailOut.of(studies.trial(study_id, number, tenant=tenant))
 
 
 @router.get("/{study_id}/best", response_model=BestOut, responses=_ERRORS)
 def best_trials(
-    study_id: int, studies: Studies, k: Annotated[int, Query(ge=1, le=1000)] = 1
+    study_id: int, studies: Studies, tenant: Tenant, k: Annotated[int, Query(ge=1, le=1000)] = 1
 ) -> BestOut:
     """The k best complete trials, best first."""
-    return BestOut(items=[TrialOut.of(t) for t in studies.best(study_id, k=k)])
+    return BestOut(items=[TrialOut.of(t) for t in studies.best(study_id, k=k, tenant=tenant)])
