@@ -75,7 +75,8 @@ async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
     code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(
         exc.status_code, f"http_{exc.status_code}"
     )
-    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+    headers = dict(exc.headers) if exc.headers else None
+    return error_response(exc.status_code, code, str(exc.detail), headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
