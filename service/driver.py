@@ -21,6 +21,7 @@ from collections.abc import Iterable
 import optuna
 
 from search.samplers import GridSamplerSpec, grid_size
+from service.checkpoints import CheckpointStore
 from service.jobs import TrialJob
 from service.optuna_bridge import OptunaBridge
 from service.outcome import TrialOutcome
@@ -37,7 +38,8 @@ class StudyDriver:
     def __init__(
         self, study_id: int, spec: StudySpec, optuna: OptunaBridge, *, store: Store,
         runner: TrialRunner, n_done: int = 0, n_failed: int = 0,
-        retries: Iterable[TrialJob] = (),
+        retries: Iterable[TrialJob] = (), checkpoints: CheckpointStore | None = None,
+        best_value: float | None = None,
     ):  # fmt: skip
         self.study_id = study_id
         self.spec = spec
@@ -52,9 +54,13 @@ class StudyDriver:
         self._end_reason: str | None = None
         self._no_more_work = asyncio.Event()
         self._started = time.monotonic()
+        self._checkpoints = checkpoints
+        self._kept: dict[int, float] = {}
+        self._best_value = best_value
         self._ctx = TrialContext(
             study_id, spec, optuna, store, self.writer, self._study_ending,
-            lambda: self.request_stop("target_reached"),
+            lambda: self.request_stop("target_reached"), self._keeps_checkpoint,
+            self._save_checkpoint,
         )  # fmt: skip
 
     async def run(self) -> None:
@@ -86,6 +92,23 @@ class StudyDriver:
     def _study_ending(self) -> bool:
         self._check_timeout()
         return self._end_reason is not None
+
+    def _keeps_checkpoint(self, value: float) -> bool:
+        """A complete trial at least as good as every earlier one keeps its weights."""
+        if self._checkpoints is None:
+            return False
+        if self._best_value is None:
+            return True
+        sign = 1.0 if self.spec.primary.direction == "maximize" else -1.0
+        return sign * (value - self._best_value) >= 0
+
+    def _save_checkpoint(self, number: int, value: float, data: bytes) -> None:
+        assert self._checkpoints is not None
+        self._best_value = value
+        self._kept = {n: v for n, v in self._kept.items() if v == value} | {number: value}
+        self.writer.submit(
+            self._checkpoints.save, self.study_id, number, data, keep=set(self._kept)
+        )
 
     def _final_state(self, error: str | None) -> tuple[str, str]:
         if error is not None:

@@ -39,6 +39,9 @@ class InProcessSlot:
         metrics: dict[str, float] = await _guarded(self._trainer.train_epoch)
         return metrics
 
+    async def checkpoint(self) -> bytes | None:
+        return None if self._trainer is None else await _guarded(self._trainer.checkpoint)
+
     async def end_trial(self) -> dict[str, float] | None:
         trainer, self._trainer = self._trainer, None
         return None if trainer is None else await _guarded(trainer.test_metrics)

@@ -39,6 +39,10 @@ class Slot(Protocol):
 
     async def run_epoch(self) -> dict[str, float]: ...
 
+    async def checkpoint(self) -> bytes | None:
+        """The running trial's best weights, serialized; None before any epoch."""
+        ...
+
     async def end_trial(self) -> dict[str, float] | None:
         """Finish the trial; the test metrics of its best weights, when it has any."""
         ...
@@ -80,6 +84,10 @@ class RaySlot:
     async def run_epoch(self) -> dict[str, float]:
         metrics: dict[str, float] = await _call(self._actor.run_epoch.remote())
         return metrics
+
+    async def checkpoint(self) -> bytes | None:
+        data: bytes | None = await _call(self._actor.checkpoint.remote())
+        return data
 
     async def end_trial(self) -> dict[str, float] | None:
         metrics: dict[str, float] | None = await _call(self._actor.end_trial.remote())

@@ -14,6 +14,7 @@ import optuna
 import ray
 from sqlalchemy import Engine, text
 
+from service.checkpoints import CheckpointStore
 from service.datasets import DataRoots
 from service.runner import RayTrialRunner, TrialRunner
 from service.settings import Settings
@@ -79,7 +80,10 @@ async def open_runtime(settings: Settings) -> Runtime:
     async def ray_runner(study_id: int, spec: StudySpec) -> TrialRunner:
         return await RayTrialRunner.for_study(study_id, spec, roots)
 
-    studies = StudyService(store, optuna_storage, ray_runner, data_roots=roots)
+    checkpoints = CheckpointStore(settings.data_dir / "artifacts")
+    studies = StudyService(
+        store, optuna_storage, ray_runner, data_roots=roots, checkpoints=checkpoints
+    )
     await studies.start()
     return Runtime(
         settings, engine, optuna_storage, store, studies, owns_ray, settings.tenants_by_token()

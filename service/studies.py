@@ -11,11 +11,13 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import optuna
 from pydantic import ValidationError
 
+from service.checkpoints import CheckpointStore
 from service.datasets import DataRoots, check_data_source
 from service.driver import StudyDriver
 from service.errors import Conflict, InvalidRequest, NotFound, Unavailable
@@ -59,9 +61,11 @@ class StudyService:
         runners: RunnerFactory,
         *,
         data_roots: DataRoots | None = None,
+        checkpoints: CheckpointStore | None = None,
     ):
         self.store = store
         self.data_roots = data_roots
+        self.checkpoints = checkpoints
         self.optuna_storage = optuna_storage
         self._runners = runners
         self._drivers: dict[int, StudyDriver] = {}
@@ -131,9 +135,11 @@ class StudyService:
             return
         counts = await asyncio.to_thread(self.store.count_trials, record.id)
         n_retries = await asyncio.to_thread(self.store.count_retries, record.id)
+        best = await asyncio.to_thread(self.store.best_trials, record.id, k=1)
         driver = StudyDriver(
             record.id, spec, bridge, store=self.store, runner=runner,
             n_done=sum(counts.values()) - n_retries, n_failed=counts["failed"], retries=retries,
+            checkpoints=self.checkpoints, best_value=best[0].value if best else None,
         )  # fmt: skip
         self._drivers[record.id] = driver
         await driver.run()
@@ -200,6 +206,8 @@ class StudyService:
                     study_name=record.optuna_study_name, storage=self.optuna_storage
                 )
             self.store.delete_study(record.id)
+        if self.checkpoints is not None:
+            self.checkpoints.delete_study(record.id)
 
     def events(
         self, study_id: int, *, after: int, limit: int = 500, tenant: str | None = None
@@ -209,6 +217,18 @@ class StudyService:
             record = self._owned(study_id, tenant)
             found = self.store.events_after(study_id, after, limit=limit)
             return found, record.state not in ACTIVE_STATES
+
+    def best_checkpoint(self, study_id: int, *, tenant: str | None = None) -> tuple[int, Path]:
+        """The best complete trial's number and weights file; NotFound when there is none."""
+        with _storage_errors():
+            self._owned(study_id, tenant)
+            best = self.store.best_trials(study_id, k=1)
+        path = (
+            self.checkpoints.path(study_id, best[0].number) if best and self.checkpoints else None
+        )
+        if path is None or not path.is_file():
+            raise NotFound(f"study {study_id} has no checkpoint of a best trial yet")
+        return best[0].number, path
 
     async def wait(self, study_id: int) -> None:
         """Wait until the study's driver, if any, has finished."""

@@ -37,6 +37,8 @@ class TrialContext:
     writer: OrderedWriter
     study_ending: Callable[[], bool]
     target_reached: Callable[[], None]
+    keeps_checkpoint: Callable[[float], bool]
+    save_checkpoint: Callable[[int, float, bytes], None]
 
 
 async def run_trial(
@@ -49,6 +51,11 @@ async def run_trial(
         outcome = await _epochs(ctx, slot, trial, started)
         if outcome.timed_out:
             return outcome
+        value = outcome.value
+        if outcome.state == "complete" and value is not None and ctx.keeps_checkpoint(value):
+            data = await slot.checkpoint()
+            if data is not None:
+                ctx.save_checkpoint(trial.number, value, data)
         return dataclasses.replace(outcome, test_metrics=await slot.end_trial())
     except WorkerLost as exc:
         return TrialOutcome("worker_lost", error=str(exc))

@@ -65,6 +65,10 @@ class TrialSlot:
         metrics: dict[str, float] = self._trainer.train_epoch()
         return metrics
 
+    def checkpoint(self) -> bytes | None:
+        """The current trial's best weights, serialized (see TrialTrainer.checkpoint)."""
+        return None if self._trainer is None else self._trainer.checkpoint()
+
     def end_trial(self) -> dict[str, float] | None:
         """Drop the trial; return the test metrics of its best weights."""
         trainer, self._trainer = self._trainer, None

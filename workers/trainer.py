@@ -9,6 +9,7 @@ one more knob, not another loop.
 from __future__ import annotations
 
 import copy
+import io
 import math
 import time
 from typing import Any
@@ -135,6 +136,10 @@ class TrialTrainer:
                  objective: str = "val_accuracy", direction: str = "maximize", seed: int = 0,
                  max_epochs: int = 30):  # fmt: skip
         self.params = resolve(params)
+        self._model_info = {
+            "model": model, "sample_shape": tuple(data.sample_shape), "n_outputs": data.n_outputs,
+            "task": data.task, "params": self.params,
+        }  # fmt: skip
         self.objective = objective
         self._sign = 1.0 if direction == "maximize" else -1.0
         self.folds = [
@@ -187,6 +192,16 @@ class TrialTrainer:
         if self._best_states is not None:
             for fold, state in zip(self.folds, self._best_states, strict=True):
                 fold.restore(state)
+
+    def checkpoint(self) -> bytes | None:
+        """The best epoch's weights (of the first fold) with what rebuilds the model:
+        `torch.load(..., weights_only=True)` gives {state_dict, model, sample_shape,
+        n_outputs, task, params}; `workers.models.build_model` builds the module."""
+        if self._best_states is None:
+            return None
+        buffer = io.BytesIO()
+        torch.save({"format": 1, "state_dict": self._best_states[0], **self._model_info}, buffer)
+        return buffer.getvalue()
 
     def test_metrics(self) -> dict[str, float] | None:
         """Test-split metrics of the best weights; None before any finite epoch."""

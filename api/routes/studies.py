@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import FileResponse
 
 from api.deps import Studies, Tenant
 from api.schemas import (
@@ -117,3 +118,17 @@ def best_trials(
 ) -> BestOut:
     """The k best complete trials, best first."""
     return BestOut(items=[TrialOut.of(t) for t in studies.best(study_id, k=k, tenant=tenant)])
+
+
+@router.get(
+    "/{study_id}/best/checkpoint",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}, **_ERRORS},
+)
+def best_checkpoint(study_id: int, studies: Studies, tenant: Tenant) -> FileResponse:
+    """The best trial's weights and model description, for `torch.load(weights_only=True)`."""
+    number, path = studies.best_checkpoint(study_id, tenant=tenant)
+    return FileResponse(
+        path, media_type="application/octet-stream", filename=f"study-{study_id}-trial-{number}.pt",
+        headers={"X-Trial-Number": str(number)},
+    )  # fmt: skip

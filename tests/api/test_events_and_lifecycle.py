@@ -76,3 +76,45 @@ def test_readyz_reports_database_and_ray(shared_service: LiveService) -> None:
     response = httpx.get(f"{shared_service.url}/readyz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "database": "ok", "ray": "ok"}
+
+
+def test_the_best_checkpoint_reproduces_the_stored_test_accuracy(
+    client: HpoClient, shared_service: LiveService, make_spec: Callable[..., dict[str, Any]]
+) -> None:
+    import io
+
+    import torch
+
+    from workers.data import load_prepared
+    from workers.models import build_model
+    from workers.spec import BuiltinDataset, SplitSpec
+
+    study = client.submit(make_spec(name="weights", budget={"max_trials": 4, "max_epochs": 4}))
+    with httpx.Client(base_url=shared_service.url, timeout=30) as http:
+        done = wait_for_study(http, study["id"])
+        response = http.get(f"/api/v1/studies/{study['id']}/best/checkpoint")
+    assert (
+        response.status_code == 200
+        and response.headers["content-type"] == "application/octet-stream"
+    )
+    assert int(response.headers["x-trial-number"]) == done["best"]["number"]
+    saved = torch.load(io.BytesIO(response.content), weights_only=True)
+    model = build_model(
+        saved["model"], tuple(saved["sample_shape"]), saved["n_outputs"], saved["params"]
+    )
+    model.load_state_dict(saved["state_dict"])
+    model.eval()
+    fold = load_prepared(BuiltinDataset(source="builtin", name="digits"), SplitSpec()).folds[0]
+    with torch.no_grad():
+        predicted = model(torch.tensor(fold.x_test)).argmax(dim=1)
+    accuracy = float((predicted == torch.tensor(fold.y_test)).float().mean())
+    assert accuracy == pytest.approx(done["best"]["test_metrics"]["test_accuracy"], abs=1e-6)
+    artifacts = list((shared_service.data_dir / "artifacts" / f"study-{study['id']}").glob("*.pt"))
+    assert [p.name for p in artifacts] == [f"trial-{done['best']['number']}.pt"]
+
+
+def test_no_checkpoint_before_a_complete_trial_is_404(
+    client: HpoClient, shared_service: LiveService
+) -> None:
+    with httpx.Client(base_url=shared_service.url, timeout=30) as http:
+        assert http.get("/api/v1/studies/9999/best/checkpoint").status_code == 404

@@ -52,6 +52,9 @@ class ScriptedSlot:
             "seconds": 0.0,
         }
 
+    async def checkpoint(self) -> bytes | None:
+        return None
+
     async def end_trial(self) -> dict[str, float] | None:
         return None
 
