@@ -26,6 +26,9 @@ Url = Annotated[str, typer.Option(envvar="HPO_URL", help="Service address.")]
 Token = Annotated[str | None, typer.Option(envvar="HPO_TOKEN", help="API token.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 DEFAULT_URL = "http://127.0.0.1:8000"
+# uvicorn's 5 s default closes idle connections while a busy client's next request is in
+# flight, which the client sees as a reset (measured by bench/api_load.py).
+KEEP_ALIVE_S = 60
 
 
 def main() -> None:
@@ -55,7 +58,10 @@ def serve(
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler found at
     # start: make that a clean exit rather than Ray's crash report.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    uvicorn.run(
+        _app(settings), host=settings.host, port=settings.port, log_level="warning",
+        timeout_keep_alive=KEEP_ALIVE_S,
+    )  # fmt: skip
 
 
 @app.command()

@@ -23,6 +23,7 @@ import optuna
 from search.samplers import GridSamplerSpec, grid_size
 from service.checkpoints import CheckpointStore
 from service.jobs import TrialJob
+from service.metrics import ServiceMetrics
 from service.optuna_bridge import OptunaBridge
 from service.outcome import TrialOutcome
 from service.runner import Slot, TrialRunner
@@ -39,7 +40,7 @@ class StudyDriver:
         self, study_id: int, spec: StudySpec, optuna: OptunaBridge, *, store: Store,
         runner: TrialRunner, n_done: int = 0, n_failed: int = 0,
         retries: Iterable[TrialJob] = (), checkpoints: CheckpointStore | None = None,
-        best_value: float | None = None,
+        best_value: float | None = None, metrics: ServiceMetrics | None = None,
     ):  # fmt: skip
         self.study_id = study_id
         self.spec = spec
@@ -54,6 +55,7 @@ class StudyDriver:
         self._end_reason: str | None = None
         self._no_more_work = asyncio.Event()
         self._started = time.monotonic()
+        self._metrics = metrics
         self._checkpoints = checkpoints
         self._kept: dict[int, float] = {}
         self._best_value = best_value
@@ -158,13 +160,22 @@ class StudyDriver:
             self.request_stop("timeout")
 
     async def _run_job(self, slot: Slot, job: TrialJob) -> TrialOutcome:
+        started = time.perf_counter()
         trial, params, create = self.optuna.ask(job.params)
+        if self._metrics is not None:
+            self._metrics.ask_seconds.observe(time.perf_counter() - started)
+            self._metrics.trials_started.inc()
+            self._metrics.trials_running.inc()
         self.writer.submit(create)
         self.writer.submit(
             self.store.create_trial, self.study_id, trial.number, params, node=slot.node,
             retry_of=job.retry_of,
         )  # fmt: skip
-        outcome = await run_trial(self._ctx, slot, trial, {**self.spec.params, **params})
+        try:
+            outcome = await run_trial(self._ctx, slot, trial, {**self.spec.params, **params})
+        finally:
+            if self._metrics is not None:
+                self._metrics.trials_running.dec()
         self._finish(trial, outcome)
         if outcome.stop_reason == "worker_lost" and job.attempt < self.spec.budget.max_retries:
             self._retries.append(job.retry(trial.number, params))
@@ -173,7 +184,12 @@ class StudyDriver:
     def _finish(self, trial: optuna.Trial, outcome: TrialOutcome) -> None:
         """Tell Optuna first, then write the summary row the API reads."""
         values = outcome.values if outcome.state == "complete" else None
+        started = time.perf_counter()
         self.writer.submit(self.optuna.tell(trial, outcome.optuna_state, values))
+        if self._metrics is not None:
+            self._metrics.tell_seconds.observe(time.perf_counter() - started)
+            self._metrics.trials_finished.labels(outcome.state).inc()
+            self._metrics.epochs.inc(outcome.epochs_run)
         self.writer.submit(
             self.store.finish_trial, self.study_id, trial.number,
             state=outcome.state, value=outcome.value, values=outcome.values,

@@ -39,6 +39,7 @@ class TrialOutcome:
     error: str | None = None
     test_metrics: dict[str, float] | None = None
     timed_out: bool = False
+    epochs_run: int = 0
 
     @property
     def state(self) -> str:
@@ -58,9 +59,11 @@ class CurveBest:
         self._objectives = objectives
         self.value: float | None = None
         self.epoch: int | None = None
+        self.epochs_seen = 0
         self._values: list[float] | None = None
 
     def update(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.epochs_seen = epoch
         value = metrics[self._metric]
         if self.value is None or self._sign * (value - self.value) > 0:
             self.value, self.epoch = value, epoch
@@ -73,5 +76,6 @@ class CurveBest:
 
     def outcome(self, stop_reason: str) -> TrialOutcome:
         return TrialOutcome(
-            stop_reason, value=self.value, values=self._values, best_epoch=self.epoch
-        )
+            stop_reason, value=self.value, values=self._values, best_epoch=self.epoch,
+            epochs_run=self.epochs_seen,
+        )  # fmt: skip

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, text
 
 from service.checkpoints import CheckpointStore
 from service.datasets import DataRoots
+from service.metrics import ServiceMetrics
 from service.runner import RayTrialRunner, TrialRunner
 from service.settings import Settings
 from service.spec import StudySpec
@@ -81,9 +82,11 @@ async def open_runtime(settings: Settings) -> Runtime:
         return await RayTrialRunner.for_study(study_id, spec, roots)
 
     checkpoints = CheckpointStore(settings.data_dir / "artifacts")
+    metrics = ServiceMetrics(store.count_studies)
     studies = StudyService(
-        store, optuna_storage, ray_runner, data_roots=roots, checkpoints=checkpoints
-    )
+        store, optuna_storage, ray_runner, data_roots=roots, checkpoints=checkpoints,
+        metrics=metrics,
+    )  # fmt: skip
     await studies.start()
     return Runtime(
         settings, engine, optuna_storage, store, studies, owns_ray, settings.tenants_by_token()

@@ -22,6 +22,7 @@ from service.datasets import DataRoots, check_data_source
 from service.driver import StudyDriver
 from service.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from service.jobs import TrialJob
+from service.metrics import ServiceMetrics
 from service.optuna_bridge import OptunaBridge
 from service.pareto import pareto_front
 from service.recovery import reconcile
@@ -62,8 +63,10 @@ class StudyService:
         *,
         data_roots: DataRoots | None = None,
         checkpoints: CheckpointStore | None = None,
+        metrics: ServiceMetrics | None = None,
     ):
         self.store = store
+        self.metrics = metrics
         self.data_roots = data_roots
         self.checkpoints = checkpoints
         self.optuna_storage = optuna_storage
@@ -140,6 +143,7 @@ class StudyService:
             record.id, spec, bridge, store=self.store, runner=runner,
             n_done=sum(counts.values()) - n_retries, n_failed=counts["failed"], retries=retries,
             checkpoints=self.checkpoints, best_value=best[0].value if best else None,
+            metrics=self.metrics,
         )  # fmt: skip
         self._drivers[record.id] = driver
         await driver.run()

@@ -103,6 +103,13 @@ class Store:
             rows = list(session.scalars(query))
             return paginate(rows, limit, study_record, lambda row: encode_cursor("studies", row.id))
 
+    def count_studies(self) -> dict[str, int]:
+        """Studies by state, every state present (one GROUP BY)."""
+        query = select(StudyRow.state, func.count()).group_by(StudyRow.state)
+        with self._session() as session:
+            found = {state: int(n) for state, n in session.execute(query)}
+        return {state: found.get(state, 0) for state in STUDY_STATES}
+
     def studies_in_states(self, states: Sequence[str]) -> list[StudyRecord]:
         """Studies in any of `states`, oldest first (e.g. to resume `running` ones on start-up)."""
         for state in states:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from api.deps import RuntimeDep, Tenant
 
@@ -24,3 +25,10 @@ def readyz(runtime: RuntimeDep, tenant: Tenant) -> JSONResponse:
     return JSONResponse(
         {"status": "ok" if ready else "unavailable", **checks}, 200 if ready else 503
     )
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(runtime: RuntimeDep, tenant: Tenant) -> PlainTextResponse:
+    """Prometheus text format: trials, epochs, study states, ask/tell and HTTP latency."""
+    assert runtime.studies.metrics is not None
+    return PlainTextResponse(runtime.studies.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -118,3 +118,37 @@ def test_no_checkpoint_before_a_complete_trial_is_404(
 ) -> None:
     with httpx.Client(base_url=shared_service.url, timeout=30) as http:
         assert http.get("/api/v1/studies/9999/best/checkpoint").status_code == 404
+
+
+def test_metrics_count_trials_epochs_states_and_latencies(
+    client: HpoClient, shared_service: LiveService, make_spec: Callable[..., dict[str, Any]]
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        text = httpx.get(f"{shared_service.url}/metrics").text
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(text) for s in family.samples}  # fmt: skip
+
+    before = scrape()
+    study = client.submit(make_spec(name="metered", budget={"max_trials": 3, "max_epochs": 2}))
+    with httpx.Client(base_url=shared_service.url, timeout=30) as http:
+        wait_for_study(http, study["id"])
+    trials = client.trials(study["id"], limit=100)
+    after = scrape()
+
+    def grew(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert grew("hpo_trials_started_total") == 3
+    finished = sum(
+        grew("hpo_trials_finished_total", state=s) for s in ("complete", "pruned", "failed")
+    )
+    assert finished == 3 and after[("hpo_trials_running", ())] == 0
+    assert grew("hpo_epochs_trained_total") == sum(t["epochs_run"] for t in trials)
+    assert grew("hpo_optuna_ask_seconds_count") == 3 and grew("hpo_optuna_tell_seconds_count") == 3
+    assert after[("hpo_studies", (("state", "completed"),))] >= 1
+    assert ("hpo_queue_depth", ()) in after
+    route = (("method", "GET"), ("route", "/api/v1/studies/{study_id}"), ("status", "200"))
+    assert after[("hpo_http_request_seconds_count", route)] >= 1

@@ -1,0 +1,59 @@
+"""Prometheus metrics of one service instance, on a registry of its own (no globals)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class ServiceMetrics:
+    """Counters the drivers and the HTTP layer update; study states are read at scrape time."""
+
+    def __init__(self, study_states: Callable[[], dict[str, int]]):
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.trials_started = Counter("hpo_trials_started", "Trials started.", registry=r)
+        self.trials_finished = Counter(
+            "hpo_trials_finished", "Trials finished, by state.", ["state"], registry=r
+        )
+        self.trials_running = Gauge("hpo_trials_running", "Trials running now.", registry=r)
+        self.epochs = Counter("hpo_epochs_trained", "Epochs trained.", registry=r)
+        self.ask_seconds = Histogram(
+            "hpo_optuna_ask_seconds",
+            "Time to draw a trial's params.",
+            buckets=FAST_BUCKETS,
+            registry=r,
+        )
+        self.tell_seconds = Histogram(
+            "hpo_optuna_tell_seconds",
+            "Time to tell Optuna an outcome.",
+            buckets=FAST_BUCKETS,
+            registry=r,
+        )
+        self.http_seconds = Histogram(
+            "hpo_http_request_seconds", "HTTP request latency.", ["method", "route", "status"],
+            buckets=FAST_BUCKETS, registry=r,
+        )  # fmt: skip
+        r.register(_StudyStates(study_states))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _StudyStates(Collector):
+    def __init__(self, study_states: Callable[[], dict[str, int]]):
+        self._study_states = study_states
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        counts = self._study_states()
+        studies = GaugeMetricFamily("hpo_studies", "Studies, by state.", labels=["state"])
+        for state, n in sorted(counts.items()):
+            studies.add_metric([state], n)
+        yield studies
+        yield GaugeMetricFamily("hpo_queue_depth", "Studies queued, not yet running.",
+                                value=counts.get("queued", 0))  # fmt: skip
