@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.body_limit import BodyLimitMiddleware
 from api.errors import install_error_handlers
 from api.routes import events, health, schema, studies
 from service.runtime import open_runtime
@@ -28,7 +30,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="hpo-service", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
-    app.middleware("http")(_time_requests)
+    app.add_middleware(RequestTimer)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.include_router(health.router)
     app.include_router(studies.router)
     app.include_router(schema.router)
@@ -36,16 +39,38 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-async def _time_requests(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """Observe each request's latency by route template (not raw path: ids would explode)."""
-    started = time.perf_counter()
-    response = await call_next(request)
-    runtime = getattr(request.app.state, "runtime", None)
-    route = request.scope.get("route")
-    if runtime is not None and runtime.studies.metrics is not None and route is not None:
-        runtime.studies.metrics.http_seconds.labels(
-            request.method, getattr(route, "path", "?"), str(response.status_code)
-        ).observe(time.perf_counter() - started)
-    return response
+class RequestTimer:
+    """Observe each request's latency by route template (raw paths would explode the labels).
+
+    Pure ASGI: a BaseHTTPMiddleware would swallow errors raised while the body streams in.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            _observe(scope, status, time.perf_counter() - started)
+
+
+def _observe(scope: Scope, status: int, seconds: float) -> None:
+    runtime = getattr(scope["app"].state, "runtime", None)
+    route = scope.get("route")
+    if runtime is None or runtime.studies.metrics is None or route is None:
+        return
+    labels = (scope["method"], getattr(route, "path", "?"), str(status))
+    runtime.studies.metrics.http_seconds.labels(*labels).observe(seconds)

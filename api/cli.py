@@ -132,9 +132,11 @@ def demo(
     settings = _settings(port=port)
     console.print(f"starting hpo-service (SQLite at {settings.database_url}, local Ray) ...")
     connect_ray(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(_app(settings), host=settings.host, port=port, log_level="warning")
-    )
+    config = uvicorn.Config(
+        _app(settings), host=settings.host, port=port, log_level="warning",
+        timeout_keep_alive=KEEP_ALIVE_S,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://{settings.host}:{port}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,13 +11,21 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from api.schemas import ErrorBody, ErrorDetail, ErrorOut
-from service.errors import Conflict, InvalidRequest, NotFound, ServiceError, Unavailable
+from service.errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    RateLimited,
+    ServiceError,
+    Unavailable,
+)
 
 _STATUS: dict[type[ServiceError], tuple[int, str]] = {
     NotFound: (404, "not_found"),
     InvalidRequest: (422, "invalid_request"),
     Conflict: (409, "conflict"),
     Unavailable: (503, "unavailable"),
+    RateLimited: (429, "rate_limited"),
 }
 _UNION_TAGS = {"float", "int", "categorical"}
 
@@ -67,12 +76,15 @@ async def _on_service_error(_: Request, exc: Exception) -> JSONResponse:
     status, code = next((v for k, v in _STATUS.items() if isinstance(exc, k)), (500, "internal"))
     field = getattr(exc, "field", None)
     details = [ErrorDetail(loc=field, msg=str(exc))] if field else None
-    return error_response(status, code, str(exc), details)
+    headers = None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(math.ceil(exc.retry_after_s))}
+    return error_response(status, code, str(exc), details, headers=headers)
 
 
 async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(
+    code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
         exc.status_code, f"http_{exc.status_code}"
     )
     headers = dict(exc.headers) if exc.headers else None

@@ -25,3 +25,11 @@ class Conflict(ServiceError):
 
 class Unavailable(ServiceError):
     """A backing part (database, Ray) is not reachable: retry later."""
+
+
+class RateLimited(ServiceError):
+    """Too many requests of this kind: wait `retry_after_s`, then retry."""
+
+    def __init__(self, message: str, *, retry_after_s: float):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, text
 
 from service.checkpoints import CheckpointStore
 from service.datasets import DataRoots
+from service.limits import SpecLimits, SubmissionRate
 from service.metrics import ServiceMetrics
 from service.runner import RayTrialRunner, TrialRunner
 from service.settings import Settings
@@ -85,7 +86,10 @@ async def open_runtime(settings: Settings) -> Runtime:
     metrics = ServiceMetrics(store.count_studies)
     studies = StudyService(
         store, optuna_storage, ray_runner, data_roots=roots, checkpoints=checkpoints,
-        metrics=metrics,
+        metrics=metrics, rate=SubmissionRate(settings.studies_per_minute),
+        limits=SpecLimits(
+            settings.max_trials_limit, settings.max_epochs_limit, settings.max_parallelism_limit
+        ),
     )  # fmt: skip
     await studies.start()
     return Runtime(

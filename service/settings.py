@@ -28,6 +28,15 @@ class Settings(BaseSettings):
         description="Comma-separated tenant:token pairs, or @FILE with one tenant:token a line. "
         "When set, every route but /healthz needs `Authorization: Bearer <token>`.",
     )
+    max_request_bytes: int = Field(
+        default=1_000_000, ge=1_000, description="Larger bodies get 413."
+    )
+    max_trials_limit: int = Field(default=100_000, ge=1, description="Largest budget.max_trials.")
+    max_epochs_limit: int = Field(default=10_000, ge=1, description="Largest budget.max_epochs.")
+    max_parallelism_limit: int = Field(default=64, ge=1, description="Largest budget.parallelism.")
+    studies_per_minute: int = Field(
+        default=60, ge=1, description="Study submissions a tenant may make per minute (429)."
+    )
     data_roots: str = Field(
         default="",
         description="Comma-separated folders path data sets may come from, besides data_dir.",

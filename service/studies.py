@@ -22,6 +22,7 @@ from service.datasets import DataRoots, check_data_source
 from service.driver import StudyDriver
 from service.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from service.jobs import TrialJob
+from service.limits import SpecLimits, SubmissionRate
 from service.metrics import ServiceMetrics
 from service.optuna_bridge import OptunaBridge
 from service.pareto import pareto_front
@@ -64,9 +65,13 @@ class StudyService:
         data_roots: DataRoots | None = None,
         checkpoints: CheckpointStore | None = None,
         metrics: ServiceMetrics | None = None,
+        limits: SpecLimits | None = None,
+        rate: SubmissionRate | None = None,
     ):
         self.store = store
         self.metrics = metrics
+        self.limits = limits or SpecLimits()
+        self.rate = rate
         self.data_roots = data_roots
         self.checkpoints = checkpoints
         self.optuna_storage = optuna_storage
@@ -91,8 +96,12 @@ class StudyService:
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
     async def submit(self, spec: StudySpec, *, tenant: str = DEFAULT_TENANT) -> StudyView:
+        """Store and start a study; InvalidRequest (limits, data source), RateLimited."""
+        self.limits.check(spec)
         if self.data_roots is not None:
             check_data_source(spec, self.data_roots)
+        if self.rate is not None:
+            self.rate.admit(tenant)
         record = await asyncio.to_thread(self._create, spec, tenant)
         self._launch(record)
         return await asyncio.to_thread(self.get, record.id)
@@ -180,6 +189,7 @@ class StudyService:
             spec = StudySpec.model_validate(raw)
         except ValidationError as exc:
             raise InvalidRequest(f"the resumed spec is invalid: {exc.errors()[0]['msg']}") from exc
+        self.limits.check(spec)
         n_retries = await asyncio.to_thread(self.store.count_retries, study_id)
         n_claimed = sum(view.counts[s] for s in FINISHED_TRIAL_STATES) - n_retries
         if spec.budget.max_trials <= n_claimed and view.record.state_reason == "max_trials":
