@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.body_limit import BodyLimitMiddleware
 from api.errors import install_error_handlers
-from api.routes import events, health, schema, studies
+from api.routes import datasets, events, health, schema, studies
 from service.runtime import open_runtime
 from service.settings import Settings
 
@@ -31,11 +31,16 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="hpo-service", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
     app.add_middleware(RequestTimer)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    multipart_slack = 64 * 1024
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_request_bytes,
+        overrides={"/api/v1/datasets": settings.max_upload_bytes + multipart_slack},
+    )  # fmt: skip
     app.include_router(health.router)
     app.include_router(studies.router)
     app.include_router(schema.router)
     app.include_router(events.router)
+    app.include_router(datasets.router)
     return app
 
 

@@ -18,17 +18,19 @@ class BodyTooLarge(HTTPException):
 class BodyLimitMiddleware:
     """Checks Content-Length up front and counts streamed bytes for chunked bodies."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int):
+    def __init__(self, app: ASGIApp, *, max_bytes: int, overrides: dict[str, int] | None = None):
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_bytes = max_bytes
+        self.overrides = overrides or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.overrides.get(scope["path"], self.default_bytes)
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await self._refuse(send)
+        if length is not None and length.isdigit() and int(length) > max_bytes:
+            await self._refuse(send, max_bytes)
             return
         seen = 0
         started = False
@@ -38,8 +40,8 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                if seen > max_bytes:
+                    raise BodyTooLarge(max_bytes)
             return message
 
         async def tracked_send(message: Message) -> None:
@@ -51,10 +53,10 @@ class BodyLimitMiddleware:
             await self.app(scope, counted_receive, tracked_send)
         except BodyTooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(send, max_bytes)
 
-    async def _refuse(self, send: Send) -> None:
-        message = f"request body over {self.max_bytes} bytes"
+    async def _refuse(self, send: Send, max_bytes: int) -> None:
+        message = f"request body over {max_bytes} bytes"
         error = {"code": "too_large", "message": message, "details": []}
         body = json.dumps({"error": error}).encode()
         headers = [

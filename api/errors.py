@@ -15,6 +15,7 @@ from service.errors import (
     Conflict,
     InvalidRequest,
     NotFound,
+    PayloadTooLarge,
     RateLimited,
     ServiceError,
     Unavailable,
@@ -26,6 +27,7 @@ _STATUS: dict[type[ServiceError], tuple[int, str]] = {
     Conflict: (409, "conflict"),
     Unavailable: (503, "unavailable"),
     RateLimited: (429, "rate_limited"),
+    PayloadTooLarge: (413, "too_large"),
 }
 _UNION_TAGS = {"float", "int", "categorical"}
 

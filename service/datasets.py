@@ -10,17 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.errors import InvalidRequest
+from service.errors import InvalidRequest, NotFound
 from service.spec import StudySpec
+from service.uploads import Uploads
 from workers.data import PreparedData, load_prepared
-from workers.spec import METRICS, PathDataset
+from workers.spec import METRICS, PathDataset, UploadedDataset
 
 
 @dataclass(frozen=True)
 class DataRoots:
-    """Folders whose files studies may read; the first is where relative paths start."""
+    """Folders whose files studies may read (the first is where relative paths start), and
+    the uploaded data sets."""
 
     roots: tuple[Path, ...]
+    uploads: Uploads | None = None
 
     def resolve(self, dataset: PathDataset) -> Path:
         """The file a path source names; InvalidRequest when outside the roots or missing."""
@@ -39,16 +42,38 @@ class DataRoots:
         return candidate
 
 
-def check_data_source(spec: StudySpec, roots: DataRoots) -> None:
+def check_data_source(spec: StudySpec, roots: DataRoots, *, tenant: str | None = None) -> None:
     """Refuse at submission what can be known without reading the data."""
     if isinstance(spec.dataset, PathDataset):
         roots.resolve(spec.dataset)
+    elif isinstance(spec.dataset, UploadedDataset):
+        _uploaded(spec.dataset, roots, tenant)
+
+
+def _uploaded(dataset: UploadedDataset, roots: DataRoots, tenant: str | None) -> PathDataset:
+    if roots.uploads is None:
+        raise InvalidRequest("this service takes no uploaded data sets", field="dataset.id")
+    try:
+        record = roots.uploads.get(dataset.id, tenant=tenant)
+    except NotFound as exc:
+        raise InvalidRequest(str(exc), field="dataset.id") from exc
+    path = roots.uploads.path_of(record)
+    return PathDataset.model_validate({
+        "source": "path", "path": str(path), "format": record.format, "target": record.target,
+        "task": record.task,
+    })  # fmt: skip
 
 
 def prepare_data(spec: StudySpec, roots: DataRoots) -> PreparedData:
     """Load and split the study's data; ValueError (DataError) says what is wrong with it."""
-    path = roots.resolve(spec.dataset) if isinstance(spec.dataset, PathDataset) else None
-    data = load_prepared(spec.dataset, spec.split, path=path)
+    dataset = spec.dataset
+    path = None
+    if isinstance(dataset, UploadedDataset):
+        dataset = _uploaded(dataset, roots, None)
+        path = Path(dataset.path)
+    elif isinstance(dataset, PathDataset):
+        path = roots.resolve(dataset)
+    data = load_prepared(dataset, spec.split, path=path)
     allowed = [f"val_{m}" for m in METRICS[data.task]]
     for objective in spec.objectives:
         if objective.metric.startswith("val_") and objective.metric not in allowed:

@@ -33,3 +33,7 @@ class RateLimited(ServiceError):
     def __init__(self, message: str, *, retry_after_s: float):
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class PayloadTooLarge(ServiceError):
+    """The request carries more data than this service accepts: send less."""

@@ -22,6 +22,8 @@ from service.runner import RayTrialRunner, TrialRunner
 from service.settings import Settings
 from service.spec import StudySpec
 from service.studies import StudyService
+from service.uploads import Uploads
+from storage.datasets import DatasetStore
 from storage.engine import create_engine_for, tune_engine
 from storage.migrate import upgrade_schema
 from storage.repository import Store
@@ -38,6 +40,7 @@ class Runtime:
     studies: StudyService
     owns_ray: bool
     tenants_by_token: dict[str, str] = field(default_factory=dict)
+    uploads: Uploads | None = None
 
     def readiness(self) -> dict[str, str]:
         """Whether the database answers and Ray is connected: 'ok' or the problem, per part."""
@@ -77,7 +80,10 @@ async def open_runtime(settings: Settings) -> Runtime:
     )
     tune_engine(optuna_storage.engine)
     owns_ray = await asyncio.to_thread(connect_ray, settings)
-    roots = DataRoots(settings.data_root_paths())
+    uploads = Uploads(
+        DatasetStore(engine), settings.data_dir / "uploads", max_bytes=settings.max_upload_bytes
+    )
+    roots = DataRoots(settings.data_root_paths(), uploads)
 
     async def ray_runner(study_id: int, spec: StudySpec) -> TrialRunner:
         return await RayTrialRunner.for_study(study_id, spec, roots)
@@ -93,8 +99,9 @@ async def open_runtime(settings: Settings) -> Runtime:
     )  # fmt: skip
     await studies.start()
     return Runtime(
-        settings, engine, optuna_storage, store, studies, owns_ray, settings.tenants_by_token()
-    )
+        settings, engine, optuna_storage, store, studies, owns_ray, settings.tenants_by_token(),
+        uploads,
+    )  # fmt: skip
 
 
 def _optuna_engine_kwargs(url: str) -> dict[str, object]:

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         default=1_000_000, ge=1_000, description="Larger bodies get 413."
     )
+    max_upload_bytes: int = Field(
+        default=100_000_000, ge=1_000, description="Largest data set upload (413 above)."
+    )
     max_trials_limit: int = Field(default=100_000, ge=1, description="Largest budget.max_trials.")
     max_epochs_limit: int = Field(default=10_000, ge=1, description="Largest budget.max_epochs.")
     max_parallelism_limit: int = Field(default=64, ge=1, description="Largest budget.parallelism.")

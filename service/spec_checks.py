@@ -11,7 +11,7 @@ from typing import Any
 
 from search.space import CategoricalParam, FloatParam, IntParam, ParamSpec, contains
 from workers.hyperparameters import OPTIMIZER_KNOBS, check_value
-from workers.spec import METRICS, BuiltinDataset, PathDataset
+from workers.spec import METRICS, BuiltinDataset, PathDataset, UploadedDataset
 
 DEFAULT_OPTIMIZER = "adam"
 
@@ -56,7 +56,7 @@ def _possible_optimizers(space: Mapping[str, ParamSpec], params: Mapping[str, An
     return {DEFAULT_OPTIMIZER}
 
 
-def check_objective(metric: str, dataset: BuiltinDataset | PathDataset) -> None:
+def check_objective(metric: str, dataset: BuiltinDataset | PathDataset | UploadedDataset) -> None:
     """The objective must be a validation metric of the data's task, where that is known."""
     task = dataset.task
     if task is not None and metric.removeprefix("val_") not in METRICS[task]:
@@ -66,7 +66,7 @@ def check_objective(metric: str, dataset: BuiltinDataset | PathDataset) -> None:
         )
 
 
-def check_model(kind: str, dataset: BuiltinDataset | PathDataset) -> None:
+def check_model(kind: str, dataset: BuiltinDataset | PathDataset | UploadedDataset) -> None:
     if kind == "cnn" and isinstance(dataset, BuiltinDataset) and dataset.name != "digits":
         raise ValueError(f"model.kind cnn needs image data; builtin '{dataset.name}' is tabular")
 

@@ -99,7 +99,7 @@ class StudyService:
         """Store and start a study; InvalidRequest (limits, data source), RateLimited."""
         self.limits.check(spec)
         if self.data_roots is not None:
-            check_data_source(spec, self.data_roots)
+            check_data_source(spec, self.data_roots, tenant=tenant)
         if self.rate is not None:
             self.rate.admit(tenant)
         record = await asyncio.to_thread(self._create, spec, tenant)
@@ -243,6 +243,11 @@ class StudyService:
         if path is None or not path.is_file():
             raise NotFound(f"study {study_id} has no checkpoint of a best trial yet")
         return best[0].number, path
+
+    def studies_using_dataset(self, dataset_id: str) -> list[int]:
+        """Queued or running studies whose spec names uploaded data set `dataset_id`."""
+        active = self.store.studies_in_states(ACTIVE_STATES)
+        return [r.id for r in active if r.spec.get("dataset", {}).get("id") == dataset_id]
 
     async def wait(self, study_id: int) -> None:
         """Wait until the study's driver, if any, has finished."""

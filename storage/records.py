@@ -73,3 +73,17 @@ class EventRecord:
     kind: str
     data: dict[str, Any]
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    id: str
+    tenant: str
+    filename: str
+    format: str
+    target: str
+    task: str
+    size_bytes: int
+    n_rows: int
+    n_features: int
+    created_at: datetime

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
@@ -92,7 +93,7 @@ BUILTIN_LOADERS: dict[str, Callable[[BuiltinDataset], RawData]] = {
 }
 
 
-def load_raw(dataset: BuiltinDataset | PathDataset, *, path: Path | None = None) -> RawData:
+def load_raw(dataset: BuiltinDataset | PathDataset | Any, *, path: Path | None = None) -> RawData:
     """Load a data set; `path` is the checked location of a `path` source's file."""
     if isinstance(dataset, BuiltinDataset):
         return BUILTIN_LOADERS[dataset.name](dataset)
@@ -190,7 +191,7 @@ def _standardized(
 
 
 def load_prepared(
-    dataset: BuiltinDataset | PathDataset, split: SplitSpec, *, path: Path | None = None
+    dataset: BuiltinDataset | PathDataset | Any, split: SplitSpec, *, path: Path | None = None
 ) -> PreparedData:
     """The whole way from a data set spec to what a trial trains on."""
     return prepare(load_raw(dataset, path=path), split)

@@ -64,8 +64,21 @@ class PathDataset(_Strict):
         return self.format or PurePath(self.path).suffix.lstrip(".")
 
 
+class UploadedDataset(_Strict):
+    """A file uploaded through POST /api/v1/datasets, named by the id it was given."""
+
+    source: Literal["uploaded"]
+    id: str = Field(pattern=r"^[0-9a-f]{12,32}$")
+
+    @property
+    def task(self) -> Task | None:
+        return None
+
+
 _FORMATS = ("csv", "parquet", "npz")
-DatasetSpec = Annotated[BuiltinDataset | PathDataset, Field(discriminator="source")]
+DatasetSpec = Annotated[
+    BuiltinDataset | PathDataset | UploadedDataset, Field(discriminator="source")
+]
 
 
 class SplitSpec(_Strict):

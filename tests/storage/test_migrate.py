@@ -13,7 +13,14 @@ from storage import create_engine_for, upgrade_schema
 from storage.migrate import VERSION_TABLE
 from storage.models import Base
 
-OUR_TABLES = {"hpo_studies", "hpo_trials", "hpo_epochs", "hpo_events", VERSION_TABLE}
+OUR_TABLES = {
+    "hpo_studies",
+    "hpo_trials",
+    "hpo_epochs",
+    "hpo_events",
+    "hpo_datasets",
+    VERSION_TABLE,
+}
 
 
 def schema_diff(url: str) -> list[Any]:

@@ -1,0 +1,88 @@
+"""Data set uploads: multipart CSV, Parquet or NPZ, checked before they are accepted."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
+from pydantic import BaseModel
+
+from api.deps import RuntimeDep, Studies, Tenant
+from service.uploads import Uploads
+from storage.records import DatasetRecord
+
+router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
+_ERRORS: dict[int | str, dict[str, Any]] = {c: {} for c in (404, 409, 413, 422)}
+CHUNK = 1 << 20
+
+
+class DatasetOut(BaseModel):
+    id: str
+    filename: str
+    format: str
+    target: str
+    task: str
+    size_bytes: int
+    n_rows: int
+    n_features: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, record: DatasetRecord) -> DatasetOut:
+        return cls(**{name: getattr(record, name) for name in cls.model_fields})
+
+
+class DatasetList(BaseModel):
+    items: list[DatasetOut]
+
+
+def get_uploads(runtime: RuntimeDep) -> Uploads:
+    assert runtime.uploads is not None
+    return runtime.uploads
+
+
+UploadsDep = Annotated[Uploads, Depends(get_uploads)]
+
+
+@router.post("", status_code=201, response_model=DatasetOut, responses=_ERRORS)
+async def upload_dataset(
+    uploads: UploadsDep, tenant: Tenant, response: Response,
+    file: Annotated[UploadFile, File(description="CSV, Parquet or NPZ")],
+    target: Annotated[str, Form(min_length=1, max_length=255)] = "target",
+    format: Annotated[str | None, Form()] = None,  # noqa: A002 - the spec's field name
+) -> DatasetOut:  # fmt: skip
+    """Upload a data set; 422 names a missing target or a non-numeric column, 413 if too big."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        while chunk := await file.read(CHUNK):
+            yield chunk
+
+    record = await uploads.add(
+        tenant=tenant, filename=file.filename or "upload", target=target, file_format=format,
+        chunks=chunks(),
+    )  # fmt: skip
+    response.headers["Location"] = f"/api/v1/datasets/{record.id}"
+    return DatasetOut.of(record)
+
+
+@router.get("", response_model=DatasetList)
+def list_datasets(uploads: UploadsDep, tenant: Tenant) -> DatasetList:
+    """The caller's data sets, oldest first."""
+    return DatasetList(items=[DatasetOut.of(r) for r in uploads.of_tenant(tenant)])
+
+
+@router.get("/{dataset_id}", response_model=DatasetOut, responses=_ERRORS)
+def get_dataset(dataset_id: str, uploads: UploadsDep, tenant: Tenant) -> DatasetOut:
+    """One data set's description."""
+    return DatasetOut.of(uploads.get(dataset_id, tenant=tenant))
+
+
+@router.delete("/{dataset_id}", status_code=204, responses=_ERRORS)
+def delete_dataset(
+    dataset_id: str, uploads: UploadsDep, studies: Studies, tenant: Tenant
+) -> Response:
+    """Delete a data set and its file; 409 while a queued or running study uses it."""
+    uploads.delete(dataset_id, tenant=tenant, used_by=studies.studies_using_dataset(dataset_id))
+    return Response(status_code=204)

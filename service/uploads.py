@@ -1,0 +1,101 @@
+"""Uploaded data sets: streamed to disk under <data dir>/uploads, checked, then registered.
+
+A file is parsed with the worker's own reader before it is accepted, so a study
+never starts on a file that has text features, a missing target or holes; a
+rejected or oversized upload leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path, PurePath
+
+import numpy as np
+
+from service.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
+from storage.datasets import DatasetNotFound, DatasetStore
+from storage.records import DatasetRecord
+from workers.data import DataError, infer_task
+from workers.files import read_table
+
+FORMATS = ("csv", "parquet", "npz")
+
+
+class Uploads:
+    def __init__(self, store: DatasetStore, root: Path, *, max_bytes: int):
+        self.store = store
+        self.root = root
+        self.max_bytes = max_bytes
+
+    def path_of(self, record: DatasetRecord) -> Path:
+        return self.root / record.id / record.filename
+
+    async def add(
+        self, *, tenant: str, filename: str, target: str, file_format: str | None,
+        chunks: AsyncIterator[bytes],
+    ) -> DatasetRecord:  # fmt: skip
+        """Store, check and register an upload; InvalidRequest (422) or PayloadTooLarge (413)."""
+        name = PurePath(filename or "upload").name
+        fmt = file_format or PurePath(name).suffix.lstrip(".")
+        if fmt not in FORMATS:
+            raise InvalidRequest(
+                f"format must be one of {list(FORMATS)}, got {fmt!r}", field="format"
+            )
+        dataset_id = uuid.uuid4().hex[:16]
+        folder = self.root / dataset_id
+        folder.mkdir(parents=True, exist_ok=False)
+        try:
+            size = await self._write(folder / name, chunks)
+            x, y = self._check(folder / name, fmt, target)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return self.store.create(
+            id=dataset_id, tenant=tenant, filename=name, format=fmt, target=target,
+            task=infer_task(y), size_bytes=size, n_rows=len(y), n_features=int(x[0].size),
+        )  # fmt: skip
+
+    async def _write(self, path: Path, chunks: AsyncIterator[bytes]) -> int:
+        size = 0
+        with path.open("wb") as out:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise PayloadTooLarge(f"upload over {self.max_bytes} bytes")
+                out.write(chunk)
+        return size
+
+    def _check(self, path: Path, fmt: str, target: str) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            x, y = read_table(path, fmt, target)
+        except DataError as exc:
+            raise InvalidRequest(str(exc), field="file") from exc
+        if len(y) < 10:
+            raise InvalidRequest(
+                f"a data set needs at least 10 rows, {path.name} has {len(y)}", field="file"
+            )
+        return x, y
+
+    def get(self, dataset_id: str, *, tenant: str | None = None) -> DatasetRecord:
+        try:
+            record = self.store.get(dataset_id)
+        except DatasetNotFound as exc:
+            raise NotFound(str(exc)) from exc
+        if tenant is not None and record.tenant != tenant:
+            raise NotFound(f"dataset {dataset_id!r} does not exist")
+        return record
+
+    def of_tenant(self, tenant: str) -> list[DatasetRecord]:
+        return self.store.list(tenant)
+
+    def delete(self, dataset_id: str, *, tenant: str | None, used_by: list[int]) -> None:
+        """Remove a data set and its file; Conflict while `used_by` lists active studies."""
+        record = self.get(dataset_id, tenant=tenant)
+        if used_by:
+            raise Conflict(
+                f"dataset {dataset_id!r} is used by running studies {used_by}; stop them first"
+            )
+        self.store.delete(record.id)
+        shutil.rmtree(self.root / record.id, ignore_errors=True)
