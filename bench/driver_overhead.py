@@ -42,6 +42,9 @@ class NoOpSlot:
     async def run_epoch(self) -> dict[str, float]:
         return {**METRICS, "val_accuracy": self.value}
 
+    async def checkpoint(self) -> bytes | None:
+        return None
+
     async def end_trial(self) -> None:
         return None
 
