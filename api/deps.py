@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 
 from service.runtime import Runtime
 from service.studies import DEFAULT_TENANT, StudyService
@@ -39,3 +39,8 @@ def get_tenant(request: Request, runtime: RuntimeDep) -> str:
 
 
 Tenant = Annotated[str, Depends(get_tenant)]
+
+
+# Ids beyond 64-bit integers cannot name a row: refuse them (422) before the database does.
+StudyId = Annotated[int, Path(ge=0, le=2**63 - 1, description="A study's id.")]
+TrialNumber = Annotated[int, Path(ge=0, le=2**31 - 1, description="A trial's number.")]

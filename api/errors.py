@@ -86,6 +86,8 @@ async def _on_service_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 400:  # FastAPI's "error parsing the body": bad bytes, bad multipart
+        return error_response(422, "invalid_request", f"invalid request body: {exc.detail}")
     code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
         exc.status_code, f"http_{exc.status_code}"
     )

@@ -130,3 +130,17 @@ class ErrorOut(BaseModel):
     """The one shape of every error response."""
 
     error: ErrorBody
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut, "description": text}
+    for code, text in (
+        (401, "missing or wrong bearer token (when HPO_API_TOKENS is set)"),
+        (404, "no such study, trial or data set (or another tenant's)"),
+        (409, "the study's state does not allow this"),
+        (413, "request body too large"),
+        (422, "invalid request; details name each field"),
+        (429, "too many submissions; see Retry-After"),
+        (503, "database or Ray unreachable"),
+    )
+}

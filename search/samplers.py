@@ -50,7 +50,6 @@ class RandomSamplerSpec(_SamplerSpec):
 class CmaEsSamplerSpec(_SamplerSpec):
     type: Literal["cmaes"]
     n_startup_trials: int = Field(default=1, ge=0)
-    sigma0: float | None = Field(default=None, gt=0)
     popsize: int | None = Field(default=None, ge=2)
     with_margin: bool = False
 
@@ -102,7 +101,7 @@ def _random(spec: RandomSamplerSpec, space: Space) -> optuna.samplers.BaseSample
 
 def _cmaes(spec: CmaEsSamplerSpec, space: Space) -> optuna.samplers.BaseSampler:
     return optuna.samplers.CmaEsSampler(
-        seed=spec.seed, n_startup_trials=spec.n_startup_trials, sigma0=spec.sigma0,
+        seed=spec.seed, n_startup_trials=spec.n_startup_trials,
         popsize=spec.popsize, with_margin=spec.with_margin, warn_independent_sampling=False,
         independent_sampler=optuna.samplers.RandomSampler(seed=spec.seed),
     )  # fmt: skip

@@ -11,10 +11,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from api.deps import Studies, Tenant
+from api.deps import Studies, StudyId, Tenant
+from api.schemas import ERROR_RESPONSES
 from service.studies import StudyService
 
-router = APIRouter(prefix="/api/v1/studies", tags=["events"])
+router = APIRouter(prefix="/api/v1/studies", tags=["events"], responses=ERROR_RESPONSES)
 POLL_S = 0.2
 KEEPALIVE_S = 15.0
 
@@ -22,10 +23,10 @@ KEEPALIVE_S = 15.0
 @router.get(
     "/{study_id}/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, 404: {}},
+    responses={200: {"content": {"text/event-stream": {}}}},
 )
 async def study_events(
-    study_id: int,
+    study_id: StudyId,
     request: Request,
     studies: Studies,
     tenant: Tenant,

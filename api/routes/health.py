@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from api.deps import RuntimeDep, Tenant
+from api.schemas import ERROR_RESPONSES
+
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {401: ERROR_RESPONSES[401]}
 
 router = APIRouter(tags=["health"])
 
@@ -17,7 +22,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "a part is not reachable"}})
+@router.get("/readyz", responses={503: {"description": "a part is not reachable"}, **AUTH_ERRORS})
 def readyz(runtime: RuntimeDep, tenant: Tenant) -> JSONResponse:
     """The database and Ray are reachable."""
     checks = runtime.readiness()
@@ -27,7 +32,7 @@ def readyz(runtime: RuntimeDep, tenant: Tenant) -> JSONResponse:
     )
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
+@router.get("/metrics", response_class=PlainTextResponse, responses=AUTH_ERRORS)
 def metrics(runtime: RuntimeDep, tenant: Tenant) -> PlainTextResponse:
     """Prometheus text format: trials, epochs, study states, ask/tell and HTTP latency."""
     assert runtime.studies.metrics is not None

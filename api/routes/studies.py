@@ -7,8 +7,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse
 
-from api.deps import Studies, Tenant
+from api.deps import Studies, StudyId, Tenant, TrialNumber
 from api.schemas import (
+    ERROR_RESPONSES,
     BestOut,
     ErrorOut,
     ResumeIn,
@@ -23,7 +24,10 @@ from api.schemas import (
 from api.yaml_route import YamlOrJsonRoute
 from service.spec import StudySpec
 
-router = APIRouter(prefix="/api/v1/studies", tags=["studies"], route_class=YamlOrJsonRoute)
+router = APIRouter(
+    prefix="/api/v1/studies", tags=["studies"], route_class=YamlOrJsonRoute,
+    responses=ERROR_RESPONSES,
+)  # fmt: skip
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (404, 409, 422, 503)
 }
@@ -62,20 +66,20 @@ def list_studies(
 
 
 @router.get("/{study_id}", response_model=StudyOut, responses=_ERRORS)
-def get_study(study_id: int, studies: Studies, tenant: Tenant) -> StudyOut:
+def get_study(study_id: StudyId, studies: Studies, tenant: Tenant) -> StudyOut:
     """One study: state, spec, trial counts by state, best trial, timings, error."""
     return StudyOut.of(studies.get(study_id, tenant=tenant))
 
 
 @router.post("/{study_id}/stop", status_code=202, response_model=StudyOut, responses=_ERRORS)
-async def stop_study(study_id: int, studies: Studies, tenant: Tenant) -> StudyOut:
+async def stop_study(study_id: StudyId, studies: Studies, tenant: Tenant) -> StudyOut:
     """Stop a queued or running study; running trials end as cancelled."""
     return StudyOut.of(await studies.stop(study_id, tenant=tenant))
 
 
 @router.post("/{study_id}/resume", status_code=202, response_model=StudyOut, responses=_ERRORS)
 async def resume_study(
-    study_id: int, studies: Studies, tenant: Tenant, body: ResumeIn | None = None
+    study_id: StudyId, studies: Studies, tenant: Tenant, body: ResumeIn | None = None
 ) -> StudyOut:
     """Run a finished or stopped study further; `budget` fields replace the old ones."""
     budget = body.budget.model_dump(exclude_unset=True) if body and body.budget else None
@@ -83,7 +87,7 @@ async def resume_study(
 
 
 @router.delete("/{study_id}", status_code=204, responses=_ERRORS)
-async def delete_study(study_id: int, studies: Studies, tenant: Tenant) -> Response:
+async def delete_study(study_id: StudyId, studies: Studies, tenant: Tenant) -> Response:
     """Delete a finished study with its trials, curves, events and Optuna study."""
     await studies.delete(study_id, tenant=tenant)
     return Response(status_code=204)
@@ -91,7 +95,7 @@ async def delete_study(study_id: int, studies: Studies, tenant: Tenant) -> Respo
 
 @router.get("/{study_id}/trials", response_model=TrialPage, responses=_ERRORS)
 def list_trials(
-    study_id: int,
+    study_id: StudyId,
     studies: Studies,
     tenant: Tenant,
     state: TrialState | None = None,
@@ -107,14 +111,16 @@ def list_trials(
 
 
 @router.get("/{study_id}/trials/{number}", response_model=TrialDetailOut, responses=_ERRORS)
-def get_trial(study_id: int, number: int, studies: Studies, tenant: Tenant) -> TrialDetailOut:
+def get_trial(
+    study_id: StudyId, number: TrialNumber, studies: Studies, tenant: Tenant
+) -> TrialDetailOut:
     """One trial with its per-epoch learning curve."""
     return TrialDetailOut.of(studies.trial(study_id, number, tenant=tenant))
 
 
 @router.get("/{study_id}/best", response_model=BestOut, responses=_ERRORS)
 def best_trials(
-    study_id: int, studies: Studies, tenant: Tenant, k: Annotated[int, Query(ge=1, le=1000)] = 1
+    study_id: StudyId, studies: Studies, tenant: Tenant, k: Annotated[int, Query(ge=1, le=1000)] = 1
 ) -> BestOut:
     """The k best complete trials, best first."""
     return BestOut(items=[TrialOut.of(t) for t in studies.best(study_id, k=k, tenant=tenant)])
@@ -125,7 +131,7 @@ def best_trials(
     response_class=FileResponse,
     responses={200: {"content": {"application/octet-stream": {}}}, **_ERRORS},
 )
-def best_checkpoint(study_id: int, studies: Studies, tenant: Tenant) -> FileResponse:
+def best_checkpoint(study_id: StudyId, studies: Studies, tenant: Tenant) -> FileResponse:
     """The best trial's weights and model description, for `torch.load(weights_only=True)`."""
     number, path = studies.best_checkpoint(study_id, tenant=tenant)
     return FileResponse(
