@@ -90,6 +90,20 @@ class HpoClient:
         result: dict[str, Any] = self._request("POST", f"/api/v1/studies/{study_id}/stop")
         return result
 
+    def upload(self, path: Path, *, target: str = "target") -> dict[str, Any]:
+        """Upload a CSV, Parquet or NPZ file; studies then name it {source: uploaded, id}."""
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            raise ClientError(f"cannot read {path}: {exc.strerror}") from exc
+        result: dict[str, Any] = self._request(
+            "POST",
+            "/api/v1/datasets",
+            files={"file": (path.name, content)},
+            data={"target": target},
+        )
+        return result
+
     def resume(self, study_id: int, **budget: Any) -> dict[str, Any]:
         """Run a finished study further; `budget` fields (e.g. max_trials=80) replace old ones."""
         body = {"budget": budget} if budget else None

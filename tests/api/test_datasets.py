@@ -160,3 +160,15 @@ def test_path_sources_cannot_escape_the_data_roots(
             response.status_code == 422
             and "outside the data roots" in response.json()["error"]["message"]
         )
+
+
+def test_the_python_client_uploads_a_file(service: tuple[str, Path], tmp_path: Path) -> None:
+    from api.client import ClientError, HpoClient
+
+    path = tmp_path / "table.csv"
+    table().to_csv(path, index=False)
+    with HpoClient(service[0], token="a") as client:
+        dataset = client.upload(path, target="label")
+        assert dataset["filename"] == "table.csv" and dataset["n_rows"] == 300
+        with pytest.raises(ClientError, match="target column 'nope' not in"):
+            client.upload(path, target="nope")
