@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request
 
+from service.insights import InsightService
 from service.runtime import Runtime
 from service.studies import DEFAULT_TENANT, StudyService
 
@@ -20,7 +21,13 @@ def get_studies(runtime: Annotated[Runtime, Depends(get_runtime)]) -> StudyServi
     return runtime.studies
 
 
+def get_insights(runtime: Annotated[Runtime, Depends(get_runtime)]) -> InsightService:
+    assert runtime.insights is not None, "open_runtime builds the insights"
+    return runtime.insights
+
+
 Studies = Annotated[StudyService, Depends(get_studies)]
+Insights = Annotated[InsightService, Depends(get_insights)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 

@@ -115,6 +115,48 @@ class BestOut(BaseModel):
     items: list[TrialOut]
 
 
+class HistoryPoint(BaseModel):
+    number: int = Field(description="First trial number in the bucket.")
+    last: int = Field(description="Last trial number in the bucket.")
+    lo: float
+    hi: float
+    best: float = Field(description="Best value of every trial up to `last`.")
+    count: int
+
+
+class HistoryOut(BaseModel):
+    """Complete trials' primary value by number, bucketed to at most `points` buckets."""
+
+    direction: Literal["minimize", "maximize"]
+    n_complete: int
+    bucket_size: int
+    items: list[HistoryPoint]
+
+
+class ImportanceItem(BaseModel):
+    param: str
+    importance: float
+
+
+class ImportanceOut(BaseModel):
+    evaluator: str = Field(description="Optuna's importance evaluator used.")
+    n_trials: int = Field(description="Complete trials the importances were computed from.")
+    items: list[ImportanceItem]
+
+
+class CurveOut(BaseModel):
+    number: int
+    state: TrialState
+    value: float | None
+    epochs: list[int]
+    values: list[float | None] = Field(description="The metric per epoch; null if not finite.")
+
+
+class CurvesOut(BaseModel):
+    metric: str
+    items: list[CurveOut]
+
+
 class ErrorDetail(BaseModel):
     loc: str
     msg: str

@@ -160,6 +160,19 @@ def _suggest_one(trial: optuna.Trial, name: str, param: ParamSpec) -> Any:
     return trial.suggest_categorical(name, param.choices)
 
 
+def to_distribution(param: ParamSpec) -> optuna.distributions.BaseDistribution:
+    """The Optuna distribution a parameter spec stands for (importance needs them)."""
+    if isinstance(param, FloatParam):
+        return optuna.distributions.FloatDistribution(
+            param.low, param.high, log=param.log, step=param.step
+        )
+    if isinstance(param, IntParam):
+        return optuna.distributions.IntDistribution(
+            param.low, param.high, log=param.log, step=param.step or 1
+        )
+    return optuna.distributions.CategoricalDistribution(param.choices)
+
+
 def contains(param: ParamSpec, value: Any) -> bool:
     """Whether `value` is one the parameter could have been drawn as."""
     if isinstance(param, CategoricalParam):

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, text
 
 from service.checkpoints import CheckpointStore
 from service.datasets import DataRoots
+from service.insights import InsightService
 from service.limits import SpecLimits, SubmissionRate
 from service.metrics import ServiceMetrics
 from service.runner import RayTrialRunner, TrialRunner
@@ -25,6 +26,7 @@ from service.studies import StudyService
 from service.uploads import Uploads
 from storage.datasets import DatasetStore
 from storage.engine import create_engine_for, tune_engine
+from storage.insights import StudyInsights
 from storage.migrate import upgrade_schema
 from storage.repository import Store
 
@@ -41,6 +43,7 @@ class Runtime:
     owns_ray: bool
     tenants_by_token: dict[str, str] = field(default_factory=dict)
     uploads: Uploads | None = None
+    insights: InsightService | None = None
 
     def readiness(self) -> dict[str, str]:
         """Whether the database answers and Ray is connected: 'ok' or the problem, per part."""
@@ -100,7 +103,7 @@ async def open_runtime(settings: Settings) -> Runtime:
     await studies.start()
     return Runtime(
         settings, engine, optuna_storage, store, studies, owns_ray, settings.tenants_by_token(),
-        uploads,
+        uploads, InsightService(studies, StudyInsights(engine)),
     )  # fmt: skip
 
 

@@ -107,7 +107,7 @@ class StudyService:
         return await asyncio.to_thread(self.get, record.id)
 
     def _create(self, spec: StudySpec, tenant: str) -> StudyRecord:
-        with _storage_errors():
+        with storage_errors():
             record = self.store.create_study(
                 name=spec.name, spec=spec.model_dump(mode="json"),
                 direction=spec.primary.direction, warnings=spec.warnings(), tenant=tenant,
@@ -214,7 +214,7 @@ class StudyService:
         await asyncio.to_thread(self._delete, view.record)
 
     def _delete(self, record: StudyRecord) -> None:
-        with _storage_errors():
+        with storage_errors():
             with contextlib.suppress(KeyError):  # already gone from Optuna's: finish the job
                 optuna.delete_study(
                     study_name=record.optuna_study_name, storage=self.optuna_storage
@@ -227,15 +227,15 @@ class StudyService:
         self, study_id: int, *, after: int, limit: int = 500, tenant: str | None = None
     ) -> tuple[list[EventRecord], bool]:
         """Events after `after`, and whether the study has ended (no more will come)."""
-        with _storage_errors():
-            record = self._owned(study_id, tenant)
+        with storage_errors():
+            record = self.owned(study_id, tenant)
             found = self.store.events_after(study_id, after, limit=limit)
             return found, record.state not in ACTIVE_STATES
 
     def best_checkpoint(self, study_id: int, *, tenant: str | None = None) -> tuple[int, Path]:
         """The best complete trial's number and weights file; NotFound when there is none."""
-        with _storage_errors():
-            self._owned(study_id, tenant)
+        with storage_errors():
+            self.owned(study_id, tenant)
             best = self.store.best_trials(study_id, k=1)
         path = (
             self.checkpoints.path(study_id, best[0].number) if best and self.checkpoints else None
@@ -256,10 +256,10 @@ class StudyService:
             await asyncio.shield(task)
 
     def get(self, study_id: int, *, tenant: str | None = None) -> StudyView:
-        with _storage_errors():
-            return self._view(self._owned(study_id, tenant))
+        with storage_errors():
+            return self._view(self.owned(study_id, tenant))
 
-    def _owned(self, study_id: int, tenant: str | None) -> StudyRecord:
+    def owned(self, study_id: int, tenant: str | None) -> StudyRecord:
         """The study, if it exists and belongs to `tenant` (any tenant when None).
 
         Another tenant's study is reported exactly like a missing one.
@@ -276,7 +276,7 @@ class StudyService:
     def list_studies(
         self, *, state: str | None, limit: int, cursor: str | None, tenant: str | None = None
     ) -> Page:
-        with _storage_errors():
+        with storage_errors():
             page = self.store.list_studies(state=state, limit=limit, cursor=cursor, tenant=tenant)
             return Page([self._view(r) for r in page.items], page.next_cursor)
 
@@ -284,21 +284,21 @@ class StudyService:
         self, study_id: int, *, state: str | None, order: str, limit: int, cursor: str | None,
         tenant: str | None = None,
     ) -> Page:  # fmt: skip
-        with _storage_errors():
-            self._owned(study_id, tenant)
+        with storage_errors():
+            self.owned(study_id, tenant)
             return self.store.list_trials(
                 study_id, state=state, order=order, limit=limit, cursor=cursor
             )
 
     def trial(self, study_id: int, number: int, *, tenant: str | None = None) -> TrialRecord:
-        with _storage_errors():
-            self._owned(study_id, tenant)
+        with storage_errors():
+            self.owned(study_id, tenant)
             return self.store.get_trial(study_id, number)
 
     def best(self, study_id: int, *, k: int, tenant: str | None = None) -> list[TrialRecord]:
         """The k best complete trials; for several objectives, the Pareto front (up to k)."""
-        with _storage_errors():
-            record = self._owned(study_id, tenant)
+        with storage_errors():
+            record = self.owned(study_id, tenant)
             spec = record.spec
             objectives = (
                 spec["objective"] if isinstance(spec["objective"], list) else [spec["objective"]]
@@ -311,7 +311,7 @@ class StudyService:
 
 
 @contextmanager
-def _storage_errors() -> Iterator[None]:
+def storage_errors() -> Iterator[None]:
     """Turn the store's errors into the service's, named for the caller's next move."""
     try:
         yield

@@ -82,7 +82,9 @@ class TrialRow(Base):
     # The unique constraint doubles as the (study_id, number) lookup index.
     __table_args__ = (
         UniqueConstraint("study_id", "number"),
-        Index("ix_hpo_trials_study_id_state_value", "study_id", "state", "value"),
+        # Best-first pages, with and without a state filter; `number` breaks ties in order.
+        Index("ix_hpo_trials_study_state_value_number", "study_id", "state", "value", "number"),
+        Index("ix_hpo_trials_study_value_number", "study_id", "value", "number"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -102,6 +104,24 @@ class TrialRow(Base):
     retry_of: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     test_metrics: Mapped[dict[str, float] | None] = mapped_column(JSON)
+
+
+class ValueBlockRow(Base):
+    """Complete trials' values summed up per block of VALUE_BLOCK trial numbers.
+
+    Kept as trials complete, so the optimization history of a 100,000-trial study reads
+    ~1,600 rows instead of every trial.
+    """
+
+    __tablename__ = "hpo_value_blocks"
+
+    study_id: Mapped[int] = mapped_column(
+        ForeignKey("hpo_studies.id", ondelete="CASCADE"), primary_key=True
+    )
+    block: Mapped[int] = mapped_column(Integer, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    lo: Mapped[float] = mapped_column(Float)
+    hi: Mapped[float] = mapped_column(Float)
 
 
 class EpochRow(Base):

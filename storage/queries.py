@@ -27,11 +27,29 @@ def best_trials_query(study_id: int, direction: str, k: int) -> Select[TrialRow]
     )
 
 
+def best_page_queries(
+    base: Select[TrialRow], direction: str, cursor: str | None
+) -> list[Select[TrialRow]]:
+    """Best-first as two index-ordered reads: scored trials by value, then unscored by number.
+
+    One ORDER BY with NULLS LAST sorted every trial of the study (0.4 s at 100,000 trials):
+    neither database can serve it from an index in both directions.
+    """
+    after = trials_after("best", direction, cursor) if cursor else None
+    scored = base.where(TrialRow.value.is_not(None)).order_by(*trial_order("best", direction))
+    unscored = base.where(TrialRow.value.is_(None)).order_by(TrialRow.number.asc())
+    if after is not None:
+        scored, unscored = scored.where(after), unscored.where(after)
+    if cursor is None or decode_cursor(cursor, "trials-best", (None, int))[0] is not None:
+        return [scored, unscored]
+    return [unscored]
+
+
 def trial_order(order: str, direction: str) -> tuple[UnaryExpression[Any], ...]:
     if order == "number":
         return (TrialRow.number.asc(),)
     value = TrialRow.value.desc() if direction == "maximize" else TrialRow.value.asc()
-    return (value.nulls_last(), TrialRow.number.asc())
+    return (value, TrialRow.number.asc())
 
 
 def trial_cursor(order: str, row: TrialRow) -> str:

@@ -11,7 +11,7 @@ from uuid import uuid4
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from storage import events, queries
+from storage import events, queries, value_blocks
 from storage.checks import check_direction, check_order, check_positive, check_state
 from storage.convert import study_record, trial_record
 from storage.cursor import decode_cursor, encode_cursor, paginate
@@ -265,6 +265,8 @@ class Store:
         check_state(state, FINISHED_TRIAL_STATES, "finished trial")
         with self._session() as session:
             row = trial_row(session, study_id, number)
+            if state == "complete" and value is not None and row.state != "complete":
+                value_blocks.add_value(session, study_id, number, value)
             now = _now()
             row.state, row.value, row.best_epoch = state, value, best_epoch
             row.values = None if values is None else list(values)
@@ -302,18 +304,20 @@ class Store:
         check_order(order)
         with self._session() as session:
             direction = study_direction(session, study_id)
-            query = (
-                select(TrialRow)
-                .where(TrialRow.study_id == study_id)
-                .order_by(*queries.trial_order(order, direction))
-                .limit(limit + 1)
-            )
+            query = select(TrialRow).where(TrialRow.study_id == study_id)
             if state is not None:
                 check_state(state, TRIAL_STATES, "trial")
                 query = query.where(TrialRow.state == state)
-            if cursor is not None:
-                query = query.where(queries.trials_after(order, direction, cursor))
-            rows = list(session.scalars(query))
+            if order == "best":
+                rows: list[TrialRow] = []
+                for read in queries.best_page_queries(query, direction, cursor):
+                    if len(rows) <= limit:
+                        rows += session.scalars(read.limit(limit + 1 - len(rows)))
+            else:
+                query = query.order_by(TrialRow.number.asc()).limit(limit + 1)
+                if cursor is not None:
+                    query = query.where(queries.trials_after(order, direction, cursor))
+                rows = list(session.scalars(query))
             return paginate(rows, limit, trial_record, lambda row: queries.trial_cursor(order, row))
 
     def best_trials(self, study_id: int, *, k: int = 1) -> list[TrialRecord]:

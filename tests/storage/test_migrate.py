@@ -17,6 +17,7 @@ OUR_TABLES = {
     "hpo_studies",
     "hpo_trials",
     "hpo_epochs",
+    "hpo_value_blocks",
     "hpo_events",
     "hpo_datasets",
     VERSION_TABLE,

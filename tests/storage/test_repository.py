@@ -503,7 +503,7 @@ def test_best_trials_query_uses_the_best_trial_index(sqlite_url: str) -> None:
             plan = connection.execute(text(f"EXPLAIN QUERY PLAN {sql}")).all()
     finally:
         engine.dispose()
-    assert "USING INDEX ix_hpo_trials_study_id_state_value" in " ".join(map(str, plan))
+    assert "USING INDEX ix_hpo_trials_study_state_value_number" in " ".join(map(str, plan))
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,79 @@
+"""What the dashboard's charts read: bounded aggregates of one study, tenant-checked."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from search.importance import EVALUATOR, param_importances
+from service.spec import StudySpec
+from service.studies import StudyService, storage_errors
+from storage.insights import History, StudyInsights
+from storage.records import EpochRecord
+
+# Importance reads an evenly spread sample: PED-ANOVA on 1,000 trials takes ~20 ms.
+IMPORTANCE_SAMPLE = 1000
+MAX_CURVES = 100
+
+
+@dataclass(frozen=True)
+class Importance:
+    evaluator: str
+    n_trials: int
+    shares: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Curve:
+    number: int
+    state: str
+    value: float | None
+    epochs: list[int]
+    values: list[float | None]
+
+
+class InsightService:
+    def __init__(self, studies: StudyService, insights: StudyInsights):
+        self._studies = studies
+        self._insights = insights
+
+    def history(self, study_id: int, *, points: int, tenant: str | None = None) -> History:
+        """The primary objective per trial number, bucketed, with the running best."""
+        with storage_errors():
+            self._studies.owned(study_id, tenant)
+            return self._insights.history(study_id, points=points)
+
+    def importance(self, study_id: int, *, tenant: str | None = None) -> Importance:
+        """Each searched parameter's share of the primary objective's variation."""
+        with storage_errors():
+            record = self._studies.owned(study_id, tenant)
+            sample = self._insights.sample_complete(study_id, limit=IMPORTANCE_SAMPLE)
+        spec = StudySpec.model_validate(record.spec)
+        shares = param_importances(sample, spec.space, record.direction)
+        return Importance(EVALUATOR, len(sample), shares)
+
+    def curves(
+        self, study_id: int, *, numbers: Sequence[int] = (), top: int = 0, pruned: int = 0,
+        tenant: str | None = None,
+    ) -> tuple[str, list[Curve]]:  # fmt: skip
+        """The primary metric per epoch for the named trials, the `top` best complete ones
+        and the `pruned` most recently pruned ones (at most MAX_CURVES in all)."""
+        with storage_errors():
+            record = self._studies.owned(study_id, tenant)
+            chosen = list(dict.fromkeys(numbers))
+            if top:
+                chosen += [t.number for t in self._studies.store.best_trials(study_id, k=top)]
+            if pruned:
+                chosen += self._insights.recent_numbers(study_id, state="pruned", limit=pruned)
+            chosen = list(dict.fromkeys(chosen))[:MAX_CURVES]
+            found = self._insights.curves(study_id, chosen)
+        metric = StudySpec.model_validate(record.spec).primary.metric
+        return metric, [_curve(n, *found[n], metric=metric) for n in chosen if n in found]
+
+
+def _curve(
+    number: int, state: str, value: float | None, epochs: list[EpochRecord], *, metric: str
+) -> Curve:
+    return Curve(
+        number, state, value, [e.epoch for e in epochs], [e.metrics.get(metric) for e in epochs]
+    )
