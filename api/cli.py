@@ -2,29 +2,38 @@
 
 from __future__ import annotations
 
-import json
+import itertools
 import signal
 import sys
 import threading
-import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import uvicorn
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.markup import escape
 
+from api.cli_output import (
+    console,
+    print_best,
+    print_dataset,
+    print_error,
+    print_json,
+    print_studies,
+    print_study,
+    print_trials,
+)
+from api.cli_progress import follow
+from api.cli_server import app_of, bind_safely, settings_of, wait_healthy
 from api.client import ClientError, HpoClient
 
 app = typer.Typer(help="Hyperparameter search for PyTorch models.", no_args_is_help=True)
-console = Console()
-errors = Console(stderr=True)
 
 Url = Annotated[str, typer.Option(envvar="HPO_URL", help="Service address.")]
 Token = Annotated[str | None, typer.Option(envvar="HPO_TOKEN", help="API token.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON only, for programs.")]
+StudyId = Annotated[int, typer.Argument(help="Study id.", show_default=False)]
 DEFAULT_URL = "http://127.0.0.1:8000"
 # uvicorn's 5 s default closes idle connections while a busy client's next request is in
 # flight, which the client sees as a reset (measured by bench/api_load.py).
@@ -35,7 +44,7 @@ def main() -> None:
     try:
         app()
     except ClientError as exc:
-        errors.print(f"[red]error:[/red] {exc}", highlight=False)
+        print_error(str(exc))
         sys.exit(1)
 
 
@@ -47,19 +56,19 @@ def serve(
     database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL.")] = None,
 ) -> None:
     """Run the API, the study drivers and (unless --ray-address) a local Ray."""
-    settings = _settings(host=host, port=port, ray_address=ray_address, database_url=database_url)
+    settings = settings_of(host=host, port=port, ray_address=ray_address, database_url=database_url)
     console.print(
         f"hpo-service on http://{settings.host}:{settings.port}  db={settings.database_url}"
     )
     from service.runtime import connect_ray
 
-    _bind_safely(settings)
+    bind_safely(settings)
     connect_ray(settings)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler found at
     # start: make that a clean exit rather than Ray's crash report.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
-        _app(settings), host=settings.host, port=settings.port, log_level="warning",
+        app_of(settings), host=settings.host, port=settings.port, log_level="warning",
         timeout_keep_alive=KEEP_ALIVE_S,
     )  # fmt: skip
 
@@ -72,50 +81,122 @@ def submit(
     token: Token = None,
     as_json: AsJson = False,
 ) -> None:
-    """Submit a study; with --wait, follow it and print the best trials."""
+    """Submit a study; with --wait, follow it, print the best trials, exit 1 unless completed."""
     with HpoClient(url, token=token) as client:
         study = client.submit_file(file)
         if not as_json:
             console.print(
-                f"study {study['id']} '{study['name']}' submitted: "
-                f"{url}/api/v1/studies/{study['id']}"
+                f"study {study['id']} '{escape(study['name'])}' submitted: "
+                f"{url}/api/v1/studies/{study['id']}",
+                highlight=False,
             )
         if wait:
-            study = _follow(client, study, quiet=as_json)
-            _print_best(client, study, k=5, as_json=as_json)
+            _wait_and_report(client, study, as_json=as_json)
         elif as_json:
-            _print_json(study)
+            print_json(study)
 
 
 @app.command()
 def studies(
-    url: Url = DEFAULT_URL,
-    token: Token = None,
-    as_json: AsJson = False,
     state: Annotated[str | None, typer.Option(help="Only this state.")] = None,
-) -> None:
+    limit: Annotated[int, typer.Option(help="At most this many; 0 for all.", min=0)] = 50,
+    url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False,
+) -> None:  # fmt: skip
     """List studies, newest first."""
     with HpoClient(url, token=token) as client:
-        items = client.studies(state=state)
+        items = _take(client.iter_studies(state=state, page_size=_page(limit)), limit)
     if as_json:
-        return _print_json(items)
-    table = Table("id", "name", "state", "trials", "best", "created")
-    for s in items:
-        done = sum(s["counts"].get(k, 0) for k in ("complete", "pruned", "failed"))
-        total = s["spec"]["budget"]["max_trials"]
-        best = s["best"]["value"] if s["best"] else None
-        table.add_row(
-            str(s["id"]), s["name"], s["state"], f"{done}/{total}", _fmt(best), s["created_at"][:19]
-        )
-    console.print(table)
+        return print_json(items)
+    print_studies(items)
 
 
 @app.command()
-def best(study_id: int, k: Annotated[int, typer.Option(help="How many.")] = 5,
-         url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False) -> None:  # fmt: skip
-    """Print a study's best trials."""
+def show(study_id: StudyId, url: Url = DEFAULT_URL, token: Token = None,
+         as_json: AsJson = False) -> None:  # fmt: skip
+    """One study: state, trial counts, progress, best trial, timings, warnings and error."""
     with HpoClient(url, token=token) as client:
-        _print_best(client, client.get(study_id), k=k, as_json=as_json)
+        study = client.get(study_id)
+    if as_json:
+        return print_json(study)
+    print_study(study)
+
+
+@app.command()
+def trials(
+    study_id: StudyId,
+    state: Annotated[str | None, typer.Option(help="Only this trial state.")] = None,
+    top: Annotated[int | None, typer.Option(help="The K best complete trials.", min=1)] = None,
+    limit: Annotated[int, typer.Option(help="At most this many; 0 for all.", min=0)] = 50,
+    url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """A study's trials by number, or with --top K its K best complete ones, best first."""
+    if top is not None:
+        state, limit = state or "complete", top
+    order = "number" if top is None else "best"
+    with HpoClient(url, token=token) as client:
+        found = client.iter_trials(study_id, state=state, order=order, page_size=_page(limit))
+        items = _take(found, limit)
+    if as_json:
+        return print_json(items)
+    print_trials(items)
+
+
+@app.command()
+def best(study_id: StudyId, k: Annotated[int, typer.Option(help="How many.", min=1)] = 5,
+         url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False) -> None:  # fmt: skip
+    """A study's k best trials (the Pareto front for several objectives)."""
+    with HpoClient(url, token=token) as client:
+        items = client.best(study_id, k=k)
+        if as_json:
+            return print_json(items)
+        print_best(client.get(study_id), items)
+
+
+@app.command()
+def stop(study_id: StudyId, url: Url = DEFAULT_URL, token: Token = None,
+         as_json: AsJson = False) -> None:  # fmt: skip
+    """Stop a queued or running study; its running trials end as cancelled."""
+    with HpoClient(url, token=token) as client:
+        study = client.stop(study_id)
+    if as_json:
+        return print_json(study)
+    console.print(f"study {study_id} stopping (now {study['state']})", highlight=False)
+
+
+@app.command()
+def resume(
+    study_id: StudyId,
+    max_trials: Annotated[int | None, typer.Option(help="New trial budget.", min=1)] = None,
+    wait: Annotated[bool, typer.Option(help="Show progress until the study ends.")] = False,
+    url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """Run a finished or stopped study further, keeping its trials."""
+    budget = {} if max_trials is None else {"max_trials": max_trials}
+    with HpoClient(url, token=token) as client:
+        study = client.resume(study_id, **budget)
+        if not as_json:
+            console.print(
+                f"study {study_id} resumed: budget {study['spec']['budget']['max_trials']} trials",
+                highlight=False,
+            )
+        if wait:
+            _wait_and_report(client, study, as_json=as_json)
+        elif as_json:
+            print_json(study)
+
+
+@app.command()
+def upload(
+    file: Annotated[Path, typer.Argument(help="CSV, Parquet or NPZ file.")],
+    target: Annotated[str, typer.Option(help="Target column (or NPZ array).")] = "target",
+    url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """Upload a data set that studies then name as {source: uploaded, id: ID}."""
+    with HpoClient(url, token=token) as client:
+        record = client.upload(file, target=target)
+    if as_json:
+        return print_json(record)
+    print_dataset(record)
 
 
 @app.command()
@@ -129,11 +210,11 @@ def demo(
 
     from service.runtime import connect_ray
 
-    settings = _settings(port=port)
+    settings = settings_of(port=port)
     console.print(f"starting hpo-service (SQLite at {settings.database_url}, local Ray) ...")
     connect_ray(settings)
     config = uvicorn.Config(
-        _app(settings), host=settings.host, port=port, log_level="warning",
+        app_of(settings), host=settings.host, port=port, log_level="warning",
         timeout_keep_alive=KEEP_ALIVE_S,
     )  # fmt: skip
     server = uvicorn.Server(config)
@@ -142,11 +223,11 @@ def demo(
     url = f"http://{settings.host}:{port}"
     try:
         with HpoClient(url) as client:
-            _wait_healthy(client, server)
+            wait_healthy(client, server)
             study = client.submit_file(file)
             console.print(f"submitted study {study['id']} '{study['name']}' over HTTP")
-            study = _follow(client, study, quiet=False)
-            _print_best(client, study, k=5, as_json=False)
+            study = follow(client, study, console=console, quiet=False)
+            print_best(study, client.best(study["id"], k=5))
         console.print(f"API: {url}/api/v1/studies/{study['id']}   docs: {url}/docs")
         if keep_serving:
             console.print("serving; press Ctrl+C to stop")
@@ -159,94 +240,32 @@ def demo(
         raise typer.Exit(1)
 
 
-def _bind_safely(settings: Any) -> None:
-    """Without API tokens anyone who reaches the port owns the service: stay on loopback."""
-    if settings.tenants_by_token():
-        console.print("API tokens configured: every route but /healthz needs a bearer token")
-        return
-    if settings.host not in ("127.0.0.1", "localhost", "::1"):
-        console.print(
-            f"[yellow]no HPO_API_TOKENS: binding to 127.0.0.1, not {settings.host}; "
-            "set HPO_API_TOKENS=tenant:token to serve other machines[/yellow]"
-        )
-        settings.host = "127.0.0.1"
-    else:
-        console.print("no HPO_API_TOKENS: open API, bound to 127.0.0.1 only")
-
-
-def _settings(**overrides: Any) -> Any:
-    from service.settings import Settings
-
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
-
-
-def _app(settings: Any) -> Any:
-    from api.app import create_app
-
-    return create_app(settings)
-
-
-def _wait_healthy(client: HpoClient, server: uvicorn.Server, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not (server.started and client.healthy()):
-        if time.monotonic() > deadline:
-            raise ClientError(f"the service did not start within {timeout_s:.0f}s")
-        time.sleep(0.2)
-
-
-def _follow(client: HpoClient, study: dict[str, Any], *, quiet: bool) -> dict[str, Any]:
-    total = study["spec"]["budget"]["max_trials"]
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} trials"),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, disable=quiet) as progress:
-        task = progress.add_task(f"study {study['id']}", total=total, status="")
-
-        def update(s: dict[str, Any]) -> None:
-            c = s["counts"]
-            done = c["complete"] + c["pruned"] + c["failed"]
-            best = s["best"]["value"] if s["best"] else None
-            status = (
-                f"running {c['running']}  pruned {c['pruned']}  best {_fmt(best)}  [{s['state']}]"
-            )
-            progress.update(task, completed=done, status=status)
-
-        return client.wait(study["id"], on_update=update)
-
-
-def _print_best(client: HpoClient, study: dict[str, Any], *, k: int, as_json: bool) -> None:
-    trials = client.best(study["id"], k=k)
+def _wait_and_report(client: HpoClient, study: dict[str, Any], *, as_json: bool) -> None:
+    """Follow to the end, print the best trials; exit 1 with one line unless it completed."""
+    try:
+        study = follow(client, study, console=console, quiet=as_json)
+    except KeyboardInterrupt:
+        print_error(f"interrupted; study {study['id']} goes on (hpo stop {study['id']} stops it)")
+        raise typer.Exit(130) from None
+    trials = client.best(study["id"], k=5)
     if as_json:
-        return _print_json({"study": study, "best": trials})
-    reason = f" ({study['state_reason']})" if study.get("state_reason") else ""
-    console.print(
-        f"study {study['id']} {study['state']}{reason}; "
-        f"metric {study['spec']['objective']['metric']}"
-    )
-    if study.get("error"):
-        console.print(f"[red]error:[/red] {study['error']}")
-    table = Table("trial", "value", "best epoch", "epochs", "stop", "params")
-    for t in trials:
-        params = ", ".join(f"{k}={_fmt(v)}" for k, v in t["params"].items())
-        table.add_row(
-            str(t["number"]), _fmt(t["value"]), str(t["best_epoch"]), str(t["epochs_run"]),
-            t["stop_reason"] or "", params,
-        )  # fmt: skip
-    console.print(table)
+        print_json({"study": study, "best": trials})
+    else:
+        print_best(study, trials)
+    if study["state"] != "completed":
+        reason = f" ({study['state_reason']})" if study.get("state_reason") else ""
+        error = f": {study['error']}" if study.get("error") else ""
+        print_error(f"study {study['id']} {study['state']}{reason}{error}")
+        raise typer.Exit(1)
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "-" if value is None else str(value)
+def _page(limit: int) -> int:
+    """Pages no bigger than asked for, and never over the API's 1000."""
+    return min(limit, 1000) if limit > 0 else 1000
 
 
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+def _take(items: Iterator[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    return list(itertools.islice(items, limit if limit > 0 else None))
 
 
 if __name__ == "__main__":

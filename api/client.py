@@ -52,6 +52,8 @@ class HpoClient:
             text = path.read_text()
         except OSError as exc:
             raise ClientError(f"cannot read {path}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise ClientError(f"cannot read {path}: not UTF-8 text ({exc.reason})") from exc
         media = "application/json" if path.suffix == ".json" else "application/yaml"
         result: dict[str, Any] = self._request(
             "POST", "/api/v1/studies", content=text.encode(), headers={"Content-Type": media}
@@ -76,6 +78,29 @@ class HpoClient:
         page = self._request("GET", f"/api/v1/studies/{study_id}/trials", params=params)
         items: list[dict[str, Any]] = page["items"]
         return items
+
+    def iter_studies(
+        self, *, state: str | None = None, page_size: int = 100
+    ) -> Iterator[dict[str, Any]]:
+        """Every study, newest first, following the cursor one page at a time."""
+        return self._pages("/api/v1/studies", {"state": state}, page_size)
+
+    def iter_trials(
+        self, study_id: int, *, state: str | None = None, order: str = "number",
+        page_size: int = 100,
+    ) -> Iterator[dict[str, Any]]:  # fmt: skip
+        """A study's trials by number (or `order="best"`), following the cursor page by page."""
+        path = f"/api/v1/studies/{study_id}/trials"
+        return self._pages(path, {"state": state, "order": order}, page_size)
+
+    def _pages(self, path: str, params: dict[str, Any], page_size: int) -> Iterator[dict[str, Any]]:
+        query = {k: v for k, v in params.items() if v is not None} | {"limit": page_size}
+        while True:
+            page = self._request("GET", path, params=query)
+            yield from page["items"]
+            if not page["next_cursor"]:
+                return
+            query["cursor"] = page["next_cursor"]
 
     def trial(self, study_id: int, number: int) -> dict[str, Any]:
         result: dict[str, Any] = self._request("GET", f"/api/v1/studies/{study_id}/trials/{number}")
@@ -177,5 +202,5 @@ def _error_message(response: httpx.Response) -> str:
     details = error.get("details", [])
     if not details:
         return f"HTTP {response.status_code}: {error.get('message', '')}"
-    lines = [f"  {d['loc']}: {d['msg']}" for d in details]
-    return "\n".join([f"HTTP {response.status_code}: {error.get('code', 'error')}", *lines])
+    fields = "; ".join(f"{d['loc']}: {d['msg']}" for d in details)
+    return f"HTTP {response.status_code}: {error.get('code', 'error')}: {fields}"
