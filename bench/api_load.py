@@ -55,8 +55,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(port: int, data_dir: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    port: int, data_dir: Path, *, database_url: str | None = None
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, "HPO_DATA_DIR": str(data_dir)}
+    if database_url:
+        env["HPO_DATABASE_URL"] = database_url
     log = (data_dir / "server.log").open("wb")
     command = [sys.executable, "-m", "api.cli", "serve", "--port", str(port)]
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

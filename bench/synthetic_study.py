@@ -20,8 +20,8 @@ from sqlalchemy import Engine, insert, update
 
 from search.space import to_distribution
 from service.spec import StudySpec
-from storage.models import EpochRow, StudyRow, TrialRow
 from storage import value_blocks
+from storage.models import EpochRow, StudyRow, TrialRow
 from storage.repository import Store
 from storage.session import session_scope
 

@@ -26,19 +26,21 @@ def param_importances(
     Parameters that no trial varied, and trials whose params fall outside the space (a
     resumed study may have changed it), are left out; fewer than two usable trials give {}.
     """
-    study = optuna.create_study(direction=optuna.study.StudyDirection[direction.upper()])
     distributions = {name: to_distribution(param) for name, param in space.items()}
+    frozen = []
     for params, value in trials:
         drawn = {k: v for k, v in params.items() if k in space and contains(space[k], v)}
-        study.add_trial(
+        frozen.append(
             create_trial(
                 state=TrialState.COMPLETE, value=value, params=drawn,
                 distributions={k: distributions[k] for k in drawn},
             )
         )  # fmt: skip
-    varied = _varied_params(study.trials)
-    if len(study.trials) < 2 or not varied:
+    varied = _varied_params(frozen)
+    if len(frozen) < 2 or not varied:
         return {}
+    study = optuna.create_study(direction=optuna.study.StudyDirection[direction.upper()])
+    study.add_trials(frozen)
     evaluator = PedAnovaImportanceEvaluator()
     try:
         importances = get_param_importances(study, evaluator=evaluator, params=varied)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -11,8 +12,10 @@ from service.studies import StudyService, storage_errors
 from storage.insights import History, StudyInsights
 from storage.records import EpochRecord
 
-# Importance reads an evenly spread sample: PED-ANOVA on 1,000 trials takes ~20 ms.
-IMPORTANCE_SAMPLE = 1000
+# Importance reads an evenly spread sample: building Optuna's trials costs ~0.3 ms each.
+IMPORTANCE_SAMPLE = 500
+# Importances last until the study's trials change (keyed by what the sample held).
+IMPORTANCE_CACHE = 64
 MAX_CURVES = 100
 
 
@@ -36,6 +39,7 @@ class InsightService:
     def __init__(self, studies: StudyService, insights: StudyInsights):
         self._studies = studies
         self._insights = insights
+        self._importances: OrderedDict[tuple[int, int, float], dict[str, float]] = OrderedDict()
 
     def history(self, study_id: int, *, points: int, tenant: str | None = None) -> History:
         """The primary objective per trial number, bucketed, with the running best."""
@@ -48,8 +52,14 @@ class InsightService:
         with storage_errors():
             record = self._studies.owned(study_id, tenant)
             sample = self._insights.sample_complete(study_id, limit=IMPORTANCE_SAMPLE)
-        spec = StudySpec.model_validate(record.spec)
-        shares = param_importances(sample, spec.space, record.direction)
+        key = (study_id, len(sample), sum(value for _, value in sample))
+        shares = self._importances.get(key)
+        if shares is None:
+            spec = StudySpec.model_validate(record.spec)
+            shares = param_importances(sample, spec.space, record.direction)
+            self._importances[key] = shares
+            if len(self._importances) > IMPORTANCE_CACHE:
+                self._importances.popitem(last=False)
         return Importance(EVALUATOR, len(sample), shares)
 
     def curves(

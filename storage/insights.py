@@ -77,16 +77,25 @@ class StudyInsights:
         return History(direction, sum(b.count for b in buckets), size, buckets)
 
     def sample_complete(self, study_id: int, *, limit: int) -> list[tuple[dict[str, Any], float]]:
-        """(params, value) of up to `limit` complete trials spread evenly over the study."""
-        scored = (TrialRow.study_id == study_id, TrialRow.state == "complete",
-                  TrialRow.value.is_not(None))  # fmt: skip
+        """(params, value) of complete trials among `limit` numbers spread evenly over the
+        study: index look-ups by number, so the cost does not grow with the study."""
         with session_scope(self._engine) as session:
             require_study(session, study_id)
-            n = session.scalar(select(func.count()).where(*scored)) or 0
-            query = select(TrialRow.params, TrialRow.value).where(*scored)
-            if n > limit:
-                query = query.where(TrialRow.number % (-(-n // limit)) == 0)
-            rows = session.execute(query.order_by(TrialRow.number).limit(limit)).all()
+            top = session.scalar(
+                select(func.max(TrialRow.number)).where(TrialRow.study_id == study_id)
+            )
+            if top is None:
+                return []
+            step = max(1, -(-(top + 1) // limit))
+            query = (
+                select(TrialRow.params, TrialRow.value)
+                .where(TrialRow.study_id == study_id, TrialRow.state == "complete",
+                       TrialRow.value.is_not(None))
+                .order_by(TrialRow.number)
+            )  # fmt: skip
+            if step > 1:
+                query = query.where(TrialRow.number.in_(range(0, top + 1, step)))
+            rows = session.execute(query).all()
         return [(dict(params), float(value)) for params, value in rows]
 
     def recent_numbers(self, study_id: int, *, state: str, limit: int) -> list[int]:
@@ -108,7 +117,9 @@ class StudyInsights:
         if not numbers:
             return {}
         wanted = sorted(set(numbers))
-        trials = select(TrialRow.number, TrialRow.state, TrialRow.value).where(
+        # epochs_run is outside the (study, state, value, number) index: without it SQLite
+        # scanned that covering index (20 ms at 100,000 trials) instead of seeking numbers.
+        trials = select(TrialRow.number, TrialRow.state, TrialRow.value, TrialRow.epochs_run).where(
             TrialRow.study_id == study_id, TrialRow.number.in_(wanted)
         )
         epochs = (
@@ -119,7 +130,7 @@ class StudyInsights:
         with session_scope(self._engine) as session:
             require_study(session, study_id)
             found: dict[int, tuple[str, float | None, list[EpochRecord]]] = {
-                n: (s, v, []) for n, s, v in session.execute(trials)
+                n: (s, v, []) for n, s, v, _ in session.execute(trials)
             }
             for row in session.scalars(epochs):
                 found[row.number][2].append(epoch_record(row))

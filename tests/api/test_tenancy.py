@@ -41,8 +41,9 @@ def alice_study(url: str) -> dict[str, Any]:
 def id_routes(study_id: int) -> list[tuple[str, str]]:
     base = f"/api/v1/studies/{study_id}"
     return [("GET", base), ("GET", f"{base}/trials"), ("GET", f"{base}/trials/0"), ("GET", f"{base}/best"),
-            ("GET", f"{base}/events"), ("POST", f"{base}/stop"), ("POST", f"{base}/resume"),
-            ("DELETE", base)]  # fmt: skip
+            ("GET", f"{base}/events"), ("GET", f"{base}/history"), ("GET", f"{base}/importance"),
+            ("GET", f"{base}/curves?top=1"), ("GET", f"{base}/best/checkpoint"),
+            ("POST", f"{base}/stop"), ("POST", f"{base}/resume"), ("DELETE", base)]  # fmt: skip
 
 
 def test_another_tenant_gets_404_on_every_route_that_takes_an_id(
