@@ -7,11 +7,13 @@ STAMP := $(VENV)/.installed-stamp
 .PHONY: install demo serve test check bench clean
 
 # torch first, from the pinned CPU wheel: a bare `torch` requirement would pull a CUDA build.
-$(STAMP): pyproject.toml
+# The example plug-in (examples/plugin) is installed too: the tests tune it.
+$(STAMP): pyproject.toml examples/plugin/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e examples/plugin
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -23,6 +25,7 @@ serve: install  ## keep the service running on http://127.0.0.1:8000
 	$(BIN)/hpo serve
 
 test: install  ## the whole test suite (PostgreSQL tests need HPO_TEST_POSTGRES_URL)
+	bash scripts/ensure_chromium.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 check: install  ## format, lint, type check

@@ -81,7 +81,7 @@ def prepare_data(spec: StudySpec, roots: DataRoots) -> PreparedData:
                 f"objective {objective.metric} does not fit this {data.task} data; "
                 f"use one of {allowed}"
             )
-    if spec.model.kind == "cnn" and len(data.sample_shape) != 3:
+    if spec.model.kind == "cnn" and len(data.sample_shape) != 3:  # plug-ins check their own
         raise ValueError(
             f"model cnn needs image samples (C, H, W); this data has shape {data.sample_shape}"
         )

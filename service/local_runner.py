@@ -28,7 +28,7 @@ class InProcessSlot:
 
     async def start_trial(self, start: TrialStart) -> None:
         self._trainer = await _guarded(
-            TrialTrainer, self._tensors, start.params, model=self._spec.model.kind,
+            TrialTrainer, self._tensors, start.params, model=self._spec.model.key,
             objective=self._spec.primary.metric, direction=self._spec.primary.direction,
             seed=start.seed, max_epochs=self._spec.budget.max_epochs,
         )  # fmt: skip

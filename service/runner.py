@@ -74,7 +74,7 @@ class RaySlot:
     async def start_trial(self, start: TrialStart) -> None:
         await _call(
             self._actor.start_trial.remote(
-                self._data_key, self._data_ref, start.params, model=self._spec.model.kind,
+                self._data_key, self._data_ref, start.params, model=self._spec.model.key,
                 objective=self._spec.primary.metric,
                 direction=self._spec.primary.direction, seed=start.seed,
                 max_epochs=self._spec.budget.max_epochs,

@@ -125,8 +125,12 @@ def connect_ray(settings: Settings) -> bool:
         ray.init(
             address="local", num_cpus=settings.ray_num_cpus, include_dashboard=False,
             logging_level=logging.ERROR, log_to_driver=False,
+            runtime_env=settings.ray_runtime_env,
         )  # fmt: skip
     else:
-        ray.init(address=settings.ray_address, logging_level=logging.WARNING, log_to_driver=False)
+        ray.init(
+            address=settings.ray_address, logging_level=logging.WARNING, log_to_driver=False,
+            runtime_env=settings.ray_runtime_env,
+        )  # fmt: skip
     log.info("Ray resources: %s", ray.cluster_resources())
     return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +20,11 @@ class Settings(BaseSettings):
     database_url: str = Field(default="", description="SQLAlchemy URL; default SQLite in data_dir.")
     ray_address: str | None = Field(
         default=None, description="'auto', host:port, or None for a local Ray."
+    )
+    ray_runtime_env: dict[str, Any] | None = Field(
+        default=None,
+        description="JSON runtime_env for Ray's workers, set by the operator (e.g. "
+        '{"pip": ["my-tasks==1.2"]} to install plug-in tasks on every node).',
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)

@@ -20,6 +20,7 @@ from workers.spec import (
     ModelSpec,
     SplitSpec,
 )
+from workers.tasks import declared_hyperparameters
 
 COST_METRICS = ("train_seconds", "n_params")
 OBJECTIVE_METRICS = (
@@ -29,9 +30,12 @@ OBJECTIVE_METRICS = (
 
 
 def _known_hyperparameter(name: str) -> str:
-    if name not in KNOWN_HYPERPARAMETERS:
+    """A built-in hyperparameter, or one an installed plug-in task declares (StudySpec
+    then checks that the study's model is that task)."""
+    if name not in KNOWN_HYPERPARAMETERS and name not in declared_hyperparameters():
         raise ValueError(
             f"unknown hyperparameter '{name}', expected one of {sorted(KNOWN_HYPERPARAMETERS)}"
+            " or one the study's plug-in task declares"
         )
     return name
 
@@ -200,7 +204,8 @@ class StudySpec(_Strict):
         for objective in self.objectives:
             if objective.metric not in COST_METRICS:
                 spec_checks.check_objective(objective.metric, self.dataset)
-        spec_checks.check_model(self.model.kind, self.dataset)
+        spec_checks.check_model(self.model, self.dataset)
+        spec_checks.check_task_hyperparameters(self.model, self.space, self.params)
         check_sampler(self.sampler, self.space, n_objectives=len(self.objectives))
         return self
 

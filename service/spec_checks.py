@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from search.space import CategoricalParam, FloatParam, IntParam, ParamSpec, contains
-from workers.hyperparameters import OPTIMIZER_KNOBS, check_value
-from workers.spec import METRICS, BuiltinDataset, PathDataset, UploadedDataset
+from workers.hyperparameters import KNOWN_HYPERPARAMETERS, OPTIMIZER_KNOBS, check_value
+from workers.spec import METRICS, BuiltinDataset, DatasetSpec, ModelSpec, PluginDataset
+from workers.tasks import TaskError, TrainingTask, load_task
 
 DEFAULT_OPTIMIZER = "adam"
 
@@ -56,7 +57,7 @@ def _possible_optimizers(space: Mapping[str, ParamSpec], params: Mapping[str, An
     return {DEFAULT_OPTIMIZER}
 
 
-def check_objective(metric: str, dataset: BuiltinDataset | PathDataset | UploadedDataset) -> None:
+def check_objective(metric: str, dataset: DatasetSpec) -> None:
     """The objective must be a validation metric of the data's task, where that is known."""
     task = dataset.task
     if task is not None and metric.removeprefix("val_") not in METRICS[task]:
@@ -66,9 +67,39 @@ def check_objective(metric: str, dataset: BuiltinDataset | PathDataset | Uploade
         )
 
 
-def check_model(kind: str, dataset: BuiltinDataset | PathDataset | UploadedDataset) -> None:
-    if kind == "cnn" and isinstance(dataset, BuiltinDataset) and dataset.name != "digits":
+def check_model(model: ModelSpec, dataset: DatasetSpec) -> None:
+    if model.kind == "cnn" and isinstance(dataset, BuiltinDataset) and dataset.name != "digits":
         raise ValueError(f"model.kind cnn needs image data; builtin '{dataset.name}' is tabular")
+    if model.name is not None:
+        _installed(model.name, "model.name")
+    if (
+        isinstance(dataset, PluginDataset)
+        and not _installed(dataset.name, "dataset.name").provides_data
+    ):
+        raise ValueError(f"dataset.name: task '{dataset.name}' does not load data of its own")
+
+
+def _installed(name: str, field: str) -> TrainingTask:
+    try:
+        return load_task(name)
+    except TaskError as exc:
+        raise ValueError(f"{field}: {exc}") from exc
+
+
+def check_task_hyperparameters(
+    model: ModelSpec, space: Mapping[str, ParamSpec], params: Mapping[str, Any]
+) -> None:
+    """Hyperparameters that only a plug-in declares go with that plug-in's model only."""
+    own = load_task(model.name).hyperparameters if model.name is not None else {}
+    for section, names in (("space", space), ("params", params)):
+        for name in names:
+            if name not in KNOWN_HYPERPARAMETERS and name not in own:
+                declares = (
+                    f"task '{model.name}' declares {sorted(own)}"
+                    if model.name
+                    else (f"model {model.kind} has no hyperparameter '{name}'")
+                )
+                raise ValueError(f"{section}.{name}: {declares}")
 
 
 def check_initial_trials(trials: list[dict[str, Any]], space: Mapping[str, ParamSpec]) -> None:

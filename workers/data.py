@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
-from workers.spec import BuiltinDataset, PathDataset, SplitSpec, Task
+from workers.spec import BuiltinDataset, PathDataset, PluginDataset, SplitSpec, Task
 
 MAX_CLASSES = 100
 
@@ -97,12 +97,31 @@ def load_raw(dataset: BuiltinDataset | PathDataset | Any, *, path: Path | None =
     """Load a data set; `path` is the checked location of a `path` source's file."""
     if isinstance(dataset, BuiltinDataset):
         return BUILTIN_LOADERS[dataset.name](dataset)
+    if isinstance(dataset, PluginDataset):
+        return _from_plugin(dataset)
     from workers.files import read_table
 
     if path is None:
         raise DataError("a path data set needs its resolved file path")
     x, y = read_table(path, dataset.file_format, dataset.target)
     return RawData(x, y, dataset.task or infer_task(y))
+
+
+def _from_plugin(dataset: PluginDataset) -> RawData:
+    from workers.tasks import load_task
+
+    task = load_task(dataset.name)
+    try:
+        x, y = task.load_data(dataset.seed)
+    except Exception as exc:
+        raise DataError(f"task '{dataset.name}' failed to load its data: {exc}") from exc
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim < 2 or len(x) != len(y):
+        raise DataError(
+            f"task '{dataset.name}' gave features of shape {x.shape} and targets of shape "
+            f"{y.shape}; expected one row per sample in both"
+        )
+    return RawData(x.astype(np.float32), y, task.task)
 
 
 def infer_task(y: np.ndarray) -> Task:

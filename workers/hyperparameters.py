@@ -7,6 +7,7 @@ failing trials one by one.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
@@ -64,7 +65,12 @@ _RANGES: dict[str, tuple[float, float, bool, bool, bool]] = {
 
 
 def check_value(name: str, value: Any) -> str | None:
-    """Why `value` is not allowed for hyperparameter `name`, or None when it is."""
+    """Why `value` is not allowed for hyperparameter `name`, or None when it is.
+
+    A plug-in task's own hyperparameters are its to check (a bad value fails the trial).
+    """
+    if name not in KNOWN_HYPERPARAMETERS:
+        return None
     if name == "batch_size":
         return _check_batch_size(value)
     if name in _CHOICES:
@@ -91,9 +97,11 @@ def _check_batch_size(value: Any) -> str | None:
     return f"batch_size must be an integer >= 1 or 'full', got {value!r}"
 
 
-def resolve(params: dict[str, Any]) -> dict[str, Any]:
-    """The trial's params over the defaults, so every knob has a value."""
-    unknown = set(params) - KNOWN_HYPERPARAMETERS
+def resolve(params: dict[str, Any], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The trial's params over the defaults (and a plug-in task's `extra` defaults), so
+    every knob has a value."""
+    defaults = {**DEFAULTS, **(extra or {})}
+    unknown = set(params) - set(defaults)
     if unknown:
         raise ValueError(f"unknown hyperparameters {sorted(unknown)}")
-    return {**DEFAULTS, **params}
+    return {**defaults, **params}

@@ -95,8 +95,16 @@ MODELS: dict[str, Callable[[tuple[int, ...], int, dict[str, Any]], nn.Module]] =
 def build_model(
     kind: str, sample_shape: tuple[int, ...], n_outputs: int, params: dict[str, Any]
 ) -> nn.Module:
-    """The model for a trial, its weights initialized as `params['init']` says."""
-    model = MODELS[kind](sample_shape, n_outputs, params)
+    """The model for a trial (`mlp`, `cnn` or `plugin:<task>`), its weights initialized as
+    `params['init']` says."""
+    if kind.startswith("plugin:"):
+        from workers.tasks import load_task
+
+        model = load_task(kind.removeprefix("plugin:")).build_model(sample_shape, n_outputs, params)
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"{kind} built a {type(model).__name__}, not a torch.nn.Module")
+    else:
+        model = MODELS[kind](sample_shape, n_outputs, params)
     initialize = INITS[params["init"]]
     if initialize is not None:
         for module in model.modules():

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from workers.tasks import NAME_PATTERN
+
 Task = Literal["classification", "regression"]
 BUILTIN_TASKS: dict[str, Task] = {
     "digits": "classification",
@@ -75,9 +77,26 @@ class UploadedDataset(_Strict):
         return None
 
 
+class PluginDataset(_Strict):
+    """The data an installed plug-in task makes itself (see workers.tasks)."""
+
+    source: Literal["plugin"]
+    name: str = Field(pattern=NAME_PATTERN, description="An installed task's name.")
+    seed: int = Field(default=0, description="Passed to the task's load_data.")
+
+    @property
+    def task(self) -> Task | None:
+        from workers.tasks import TaskError, load_task
+
+        try:
+            return load_task(self.name).task
+        except TaskError:
+            return None  # StudySpec reports the name with what is installed
+
+
 _FORMATS = ("csv", "parquet", "npz")
 DatasetSpec = Annotated[
-    BuiltinDataset | PathDataset | UploadedDataset, Field(discriminator="source")
+    BuiltinDataset | PathDataset | UploadedDataset | PluginDataset, Field(discriminator="source")
 ]
 
 
@@ -98,6 +117,21 @@ class SplitSpec(_Strict):
 
 
 class ModelSpec(_Strict):
-    kind: Literal["mlp", "cnn"] = Field(
-        default="mlp", description="cnn needs image data (N,C,H,W)."
+    kind: Literal["mlp", "cnn", "plugin"] = Field(
+        default="mlp", description="cnn needs image data (N,C,H,W); plugin needs `name`."
     )
+    name: str | None = Field(
+        default=None, pattern=NAME_PATTERN,
+        description="With kind plugin: an installed task's name (GET /api/v1/tasks).",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _name_iff_plugin(self) -> ModelSpec:
+        if (self.kind == "plugin") != (self.name is not None):
+            raise ValueError("model.name is required with kind plugin, and only then")
+        return self
+
+    @property
+    def key(self) -> str:
+        """What a worker builds: `mlp`, `cnn` or `plugin:<name>`."""
+        return f"plugin:{self.name}" if self.kind == "plugin" else self.kind

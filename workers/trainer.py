@@ -22,6 +22,7 @@ from workers.metrics import classification_metrics, loss_function, regression_me
 from workers.models import build_model
 from workers.optimizers import build_optimizer
 from workers.schedules import EpochSchedule
+from workers.tasks import load_task
 
 
 class FoldTensors:
@@ -63,7 +64,7 @@ class Trainer:
             self.optimizer, params, max_epochs=max_epochs, direction=direction
         )
         smoothing = float(params["label_smoothing"]) if data.task == "classification" else 0.0
-        self.loss_fn = loss_function(data.task, label_smoothing=smoothing)
+        self.loss_fn = _plugin_loss(model) or loss_function(data.task, label_smoothing=smoothing)
         self._generator = torch.Generator(device=device).manual_seed(seed)
         self._weights = [p for p in self.model.parameters() if p.dim() > 1]
 
@@ -118,6 +119,19 @@ class Trainer:
         self.model.load_state_dict(state)
 
 
+def _plugin_defaults(model: str) -> dict[str, Any]:
+    if not model.startswith("plugin:"):
+        return {}
+    return dict(load_task(model.removeprefix("plugin:")).hyperparameters)
+
+
+def _plugin_loss(model: str) -> Any:
+    """A plug-in task's own loss, if it has one."""
+    if not model.startswith("plugin:"):
+        return None
+    return load_task(model.removeprefix("plugin:")).loss_function()
+
+
 def _mean_over_samples(batch_losses: list[torch.Tensor], n: int, size: int) -> float:
     """Sample-weighted mean of batch means: only the last batch may be smaller."""
     last = n - size * (len(batch_losses) - 1)
@@ -135,7 +149,7 @@ class TrialTrainer:
     def __init__(self, data: TensorData, params: dict[str, Any], *, model: str = "mlp",
                  objective: str = "val_accuracy", direction: str = "maximize", seed: int = 0,
                  max_epochs: int = 30):  # fmt: skip
-        self.params = resolve(params)
+        self.params = resolve(params, _plugin_defaults(model))
         self._model_info = {
             "model": model, "sample_shape": tuple(data.sample_shape), "n_outputs": data.n_outputs,
             "task": data.task, "params": self.params,

@@ -18,6 +18,8 @@ from service.studies import StudyService
 router = APIRouter(prefix="/api/v1/studies", tags=["events"], responses=ERROR_RESPONSES)
 POLL_S = 0.2
 KEEPALIVE_S = 15.0
+# Event ids are 64-bit: a larger one cannot name an event (and overflowed the database).
+MAX_EVENT_ID = 2**63 - 1
 
 
 @router.get(
@@ -30,8 +32,8 @@ async def study_events(
     request: Request,
     studies: Studies,
     tenant: Tenant,
-    last_event_id: Annotated[int | None, Header(ge=0)] = None,
-    after: Annotated[int, Query(ge=0, description="Same as Last-Event-ID.")] = 0,
+    last_event_id: Annotated[int | None, Header(ge=0, le=MAX_EVENT_ID)] = None,
+    after: Annotated[int, Query(ge=0, le=MAX_EVENT_ID, description="Same as Last-Event-ID.")] = 0,
 ) -> StreamingResponse:
     """trial_started, epoch, trial_finished and study events; ends when the study ends."""
     start = last_event_id if last_event_id is not None else after

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from pydantic import Field
 
 from api.deps import Insights, StudyId, Tenant
 from api.schemas import (
@@ -20,6 +21,7 @@ from service.insights import MAX_CURVES
 
 router = APIRouter(prefix="/api/v1/studies", tags=["insights"], responses=ERROR_RESPONSES)
 Count = Annotated[int, Query(ge=0, le=MAX_CURVES)]
+TrialNumberValue = Annotated[int, Field(ge=0, le=2**31 - 1)]
 
 
 @router.get("/{study_id}/history", response_model=HistoryOut)
@@ -48,7 +50,7 @@ def importance(study_id: StudyId, insights: Insights, tenant: Tenant) -> Importa
 @router.get("/{study_id}/curves", response_model=CurvesOut)
 def curves(
     study_id: StudyId, insights: Insights, tenant: Tenant,
-    numbers: Annotated[list[int], Query(max_length=MAX_CURVES)] = [],  # noqa: B006
+    numbers: Annotated[list[TrialNumberValue], Query(max_length=MAX_CURVES)] = [],  # noqa: B006
     top: Count = 0, pruned: Count = 0,
 ) -> CurvesOut:  # fmt: skip
     """Learning curves (the primary metric per epoch) of the named trials, the `top` best

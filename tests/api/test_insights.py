@@ -92,7 +92,8 @@ def test_curves_match_each_trials_own_epochs(client: httpx.Client, study: dict[s
 @pytest.mark.parametrize(
     ("path", "params"),
     [("history", {"points": 0}), ("curves", {"top": 101}), ("curves", {"numbers": "x"}),
-     ("curves", [("numbers", n) for n in range(101)])],
+     ("curves", [("numbers", n) for n in range(101)]), ("curves", {"numbers": -1}),
+     ("curves", {"numbers": 2**63}), ("events", {"after": 2**63})],
 )  # fmt: skip
 def test_bad_query_values_are_422(
     client: httpx.Client, study: dict[str, Any], path: str, params: Any
