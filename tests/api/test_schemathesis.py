@@ -9,12 +9,14 @@ budgets are cut to one trial of one epoch before sending, and every study that g
 created or resumed is stopped at once.
 
 Each operation runs schemathesis' examples and fuzzing phases (MAX_EXAMPLES fuzzed cases,
-positive and negative), derandomized so that CI runs are repeatable.
+300 unless HPO_FUZZ_EXAMPLES says otherwise, positive and negative), derandomized so that
+CI runs are repeatable.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,8 @@ from tests.conftest import FAST_SPEC, running_service, wait_for_study
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-MAX_EXAMPLES = 100
+# A few hundred cases per operation: 300 found 500s that 100 missed (curves, events).
+MAX_EXAMPLES = int(os.environ.get("HPO_FUZZ_EXAMPLES", "300"))
 # Also bounds a read of an events stream, which ends once its study has ended.
 REQUEST_TIMEOUT_S = 30
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance]
