@@ -54,7 +54,8 @@ async def _stream(
         )
         for event in found:
             last = event.id
-            yield f"id: {event.id}\nevent: {event.kind}\ndata: {json.dumps(event.data)}\n\n"
+            data = json.dumps({**event.data, "at": event.created_at.isoformat()})
+            yield f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n"
         if found:
             idle_s = 0.0
             continue
