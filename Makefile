@@ -33,5 +33,14 @@ check: install  ## format, lint, type check
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+bench: install  ## every benchmark in bench/, each side by side with its peers (see bench/README.md)
+	$(BIN)/python -m pip install --quiet -e bench/plugin
+	$(BIN)/python -m bench.overhead
+	$(BIN)/python -m bench.cold_start
+	$(BIN)/python -m bench.scaling
+	$(BIN)/python -m bench.time_to_target
+	$(BIN)/python -m bench.dashboard_scale
+	$(BIN)/python -m bench.gpu_packing
+
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

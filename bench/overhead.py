@@ -1,0 +1,253 @@
+"""Orchestration cost per trial: the service against plain Optuna and Ray Tune.
+
+300 trials of a trivial objective, two at a time, TPE everywhere, one thread per trial:
+  service        HTTP submission, SQLite, a local Ray of 2 CPUs; the task is the
+                 `analytic` plug-in (bench/plugin: one "epoch" that trains nothing)
+  optuna-memory  optuna.create_study() in memory, optimize(n_jobs=2)
+  optuna-sqlite  one SQLite study, 2 processes each running optimize(n_trials=150)
+  tune           Ray Tune, OptunaSearch behind ConcurrencyLimiter(2), reuse_actors=True
+Cost per trial = (wall - time inside the objective) / trials x 2 slots. Wall counts from
+the first trial's start to the last one's end as each tool records it (the study's
+created/finished times for the service; optimize() for Optuna; Tuner.fit() for Tune),
+so nobody pays for process start-up here (bench/cold_start.py measures that).
+
+    .venv/bin/python -m bench.overhead [--trials 300] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bench.arms import (
+    all_trials,
+    emit,
+    histogram_quantiles,
+    live_service,
+    medians,
+    run_arm,
+    table,
+    wait_study,
+)
+
+SLOTS = 2
+ARMS = ("service", "optuna-memory", "optuna-sqlite", "tune")
+
+
+def score(lr: float, x: float) -> float:
+    """The same bowl as bench/plugin's analytic task."""
+    return (math.log10(lr) + 2.0) ** 2 + x**2
+
+
+def service_spec(trials: int, seed: int) -> dict[str, Any]:
+    return {
+        "name": f"overhead-{seed}",
+        "model": {"kind": "plugin", "name": "analytic"},
+        "dataset": {"source": "plugin", "name": "analytic"},
+        "objective": {"metric": "val_rmse", "direction": "minimize"},
+        "space": {
+            "lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
+            "x": {"type": "float", "low": -1.0, "high": 1.0},
+        },
+        "params": {"batch_size": "full", "optimizer": "sgd"},
+        "sampler": {"type": "tpe", "seed": seed},
+        "pruner": {"type": "none"},
+        "budget": {"max_trials": trials, "max_epochs": 1, "parallelism": SLOTS},
+        "resources": {"cpus_per_trial": 1},
+    }
+
+
+def arm_service(trials: int, seed: int) -> dict[str, Any]:
+    with live_service(num_cpus=SLOTS) as (client, _):
+        created = client.post("/api/v1/studies", json=service_spec(trials, seed))
+        created.raise_for_status()
+        study = wait_study(client, created.json()["id"])
+        assert study["state"] == "completed", study
+        done = all_trials(client, study["id"])
+        objective_s = 0.0
+        for trial in done:
+            detail = client.get(f"/api/v1/studies/{study['id']}/trials/{trial['number']}").json()
+            objective_s += sum(e["seconds"] or 0.0 for e in detail["epochs"])
+        metrics = client.get("/metrics").text
+    wall = _time(study["finished_at"]) - _time(study["created_at"])
+    ask = histogram_quantiles(metrics, "hpo_optuna_ask_seconds", (0.5, 0.95))
+    tell = histogram_quantiles(metrics, "hpo_optuna_tell_seconds", (0.5, 0.95))
+    return {"trials": len(done), "wall_s": wall, "objective_s": objective_s,
+            "best": study["best"]["value"], "ask_p50_ms": ask[0] * 1e3,
+            "ask_p95_ms": ask[1] * 1e3, "tell_p50_ms": tell[0] * 1e3,
+            "tell_p95_ms": tell[1] * 1e3}  # fmt: skip
+
+
+def _time(stamp: str) -> float:
+    return datetime.fromisoformat(stamp).timestamp()
+
+
+def _objective(spent: list[float]) -> Any:
+    def objective(trial: Any) -> float:
+        # suggest_* is Optuna's orchestration (it writes params to the storage), not work.
+        lr, x = trial.suggest_float("lr", 1e-4, 1.0, log=True), trial.suggest_float("x", -1, 1)
+        started = time.perf_counter()
+        value = score(lr, x)
+        spent.append(time.perf_counter() - started)
+        return value
+
+    return objective
+
+
+def arm_optuna_memory(trials: int, seed: int) -> dict[str, Any]:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    spent: list[float] = []
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
+    started = time.perf_counter()
+    study.optimize(_objective(spent), n_trials=trials, n_jobs=SLOTS)
+    return {"trials": len(study.trials), "wall_s": time.perf_counter() - started,
+            "objective_s": sum(spent), "best": study.best_value}  # fmt: skip
+
+
+def arm_optuna_sqlite(trials: int, seed: int) -> dict[str, Any]:
+    """Two processes share one SQLite study, as Optuna's docs run distributed optimization."""
+    import optuna
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'optuna.db'}"
+        optuna.create_study(study_name="overhead", storage=url)
+        workers = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.overhead",
+                    "--arm",
+                    "optuna-sqlite-worker",
+                    "--trials",
+                    str(trials // SLOTS),
+                    "--seed",
+                    str(seed + i),
+                    "--storage",
+                    url,
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )  # fmt: skip
+            for i in range(SLOTS)
+        ]
+        reports = [_last_json(w.communicate(timeout=1800)[0]) for w in workers]
+        study = optuna.load_study(study_name="overhead", storage=url)
+        best = study.best_value
+    wall = max(r["end"] for r in reports) - min(r["start"] for r in reports)
+    return {"trials": sum(r["trials"] for r in reports), "wall_s": wall,
+            "objective_s": sum(r["objective_s"] for r in reports), "best": best}  # fmt: skip
+
+
+def arm_optuna_sqlite_worker(trials: int, seed: int, storage: str) -> dict[str, Any]:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(
+        study_name="overhead", storage=storage, sampler=optuna.samplers.TPESampler(seed=seed)
+    )
+    spent: list[float] = []
+    start = time.time()
+    study.optimize(_objective(spent), n_trials=trials)
+    return {"trials": trials, "start": start, "end": time.time(), "objective_s": sum(spent)}
+
+
+def arm_tune(trials: int, seed: int) -> dict[str, Any]:
+    import logging
+
+    import optuna
+    import ray
+    from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    ray.init(address="local", num_cpus=SLOTS, include_dashboard=False, log_to_driver=False,
+             logging_level=logging.ERROR)  # fmt: skip
+
+    def trainable(config: dict[str, Any]) -> None:
+        started = time.perf_counter()
+        value = score(config["lr"], config["x"])
+        tune.report({"score": value, "objective_s": time.perf_counter() - started})
+
+    search = ConcurrencyLimiter(
+        OptunaSearch(metric="score", mode="min", sampler=optuna.samplers.TPESampler(seed=seed)),
+        max_concurrent=SLOTS,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        tuner = tune.Tuner(
+            tune.with_resources(trainable, {"cpu": 1}),
+            param_space={"lr": tune.loguniform(1e-4, 1.0), "x": tune.uniform(-1.0, 1.0)},
+            tune_config=tune.TuneConfig(
+                search_alg=search, num_samples=trials, reuse_actors=True
+            ),  # fmt: skip
+            run_config=tune.RunConfig(storage_path=tmp, verbose=0),
+        )
+        started = time.perf_counter()
+        results = tuner.fit()
+        wall = time.perf_counter() - started
+    frame = results.get_dataframe()
+    ray.shutdown()
+    return {"trials": len(frame), "wall_s": wall, "objective_s": float(frame["objective_s"].sum()),
+            "best": float(frame["score"].min())}  # fmt: skip
+
+
+def _last_json(text: str) -> dict[str, Any]:
+    import json
+
+    result: dict[str, Any] = json.loads(text.strip().splitlines()[-1])
+    return result
+
+
+def cost_ms(result: dict[str, Any]) -> float:
+    return (result["wall_s"] - result["objective_s"]) / result["trials"] * SLOTS * 1e3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arm", choices=[*ARMS, "optuna-sqlite-worker"])
+    parser.add_argument("--trials", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--storage")
+    args = parser.parse_args()
+    if args.arm == "optuna-sqlite-worker":
+        emit(arm_optuna_sqlite_worker(args.trials, args.seed, args.storage))
+        return
+    if args.arm:
+        arm = {"service": arm_service, "optuna-memory": arm_optuna_memory,
+               "optuna-sqlite": arm_optuna_sqlite, "tune": arm_tune}[args.arm]  # fmt: skip
+        emit(arm(args.trials, args.seed))
+        return
+    runs: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
+    for repetition in range(args.repeat):  # arms interleaved, so drift hits all alike
+        for arm in ARMS:
+            result = run_arm("bench.overhead", arm, "--trials", str(args.trials),
+                             "--seed", str(repetition))  # fmt: skip
+            result["cost_ms"] = cost_ms(result)
+            runs[arm].append(result)
+            print(f"rep {repetition} {arm}: {result['cost_ms']:.1f} ms/trial", file=sys.stderr)
+    summary = {arm: medians(results) for arm, results in runs.items()}
+    service = summary["service"]["cost_ms"]
+    rows = [(arm, f"{s['trials']:.0f}", f"{s['wall_s']:.2f}", f"{s['objective_s']:.2f}",
+             f"{s['cost_ms']:.1f}", f"{s['cost_ms'] / service:.2f}", f"{s['best']:.4g}")
+            for arm, s in summary.items()]  # fmt: skip
+    print(f"\n{args.trials} trials, {SLOTS} at a time, median of {args.repeat}")
+    print(table(rows, ("arm", "trials", "wall s", "objective s", "cost ms/trial",
+                       "x service", "best")))  # fmt: skip
+    s = summary["service"]
+    print(f"\nservice ask p50/p95 {s['ask_p50_ms']:.2f}/{s['ask_p95_ms']:.2f} ms, "
+          f"tell p50/p95 {s['tell_p50_ms']:.2f}/{s['tell_p95_ms']:.2f} ms "
+          "(from its /metrics histograms)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
