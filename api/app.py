@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.body_limit import BodyLimitMiddleware
 from api.errors import install_error_handlers
-from api.routes import datasets, events, health, schema, studies
+from api.routes import dashboard, datasets, events, health, insights, schema, studies, tasks
 from service.runtime import open_runtime
 from service.settings import Settings
 
@@ -41,6 +41,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(schema.router)
     app.include_router(events.router)
     app.include_router(datasets.router)
+    app.include_router(insights.router)
+    app.include_router(tasks.router)
+    app.include_router(dashboard.router)
     return app
 
 

@@ -208,6 +208,7 @@ def arm_tune(trials: int, seed: int, target: float) -> dict[str, Any]:
 
     ray.init(address="local", num_cpus=SLOTS, include_dashboard=False, log_to_driver=False,
              logging_level=logging.ERROR)  # fmt: skip
+
     def trainable(config: dict[str, Any]) -> None:
         data = _data()
         hit_at: list[float] = []

@@ -1,0 +1,193 @@
+// A study's trials: the server-paginated table and one trial's detail panel.
+
+import { getJSON } from "./api.js";
+import { drawTrialCurve } from "./charts.js";
+import { badge, fmtDuration, fmtParams, fmtTime, fmtValue, h, link } from "./format.js";
+
+const PAGE_SIZE = 25;
+const STATES = ["", "complete", "pruned", "failed", "running", "waiting"];
+
+// The trials table. `onSelect(numbers)` hears which rows the user picked for the curves chart.
+export class TrialsTable {
+  constructor(ctx, studyId, { onSelect }) {
+    this.ctx = ctx;
+    this.studyId = studyId;
+    this.onSelect = onSelect;
+    this.order = "best";
+    this.state = "";
+    this.cursors = [null];
+    this.next = null;
+    this.selected = new Set();
+    this.body = h("tbody", { id: "trials-body" });
+    this.element = this.build();
+  }
+
+  build() {
+    const filter = h("select", { id: "trial-state-filter", "data-testid": "trial-state-filter" },
+      STATES.map((s) => h("option", { value: s }, s || "all states")));
+    filter.addEventListener("change", () => {
+      this.state = filter.value;
+      this.restart();
+    });
+    this.prev = h("button", { id: "trials-prev", "data-testid": "trials-prev" }, "‹ Prev");
+    this.more = h("button", { id: "trials-next", "data-testid": "trials-next" }, "Next ›");
+    this.pageLabel = h("span", { class: "muted", id: "trials-page" });
+    this.prev.addEventListener("click", () => this.page(-1));
+    this.more.addEventListener("click", () => this.page(1));
+    this.sortNumber = this.sortHeader("number", "#");
+    this.sortValue = this.sortHeader("best", "Value");
+    return h("section", { class: "panel", id: "trials-panel" },
+      h("div", { class: "panel-head" },
+        h("h2", {}, "Trials"),
+        h("span", { class: "muted small" }, "click a row to compare its curve"),
+        h("span", { class: "spacer" }),
+        h("label", { class: "small" }, "State ", filter),
+        h("div", { class: "pager" }, this.prev, this.pageLabel, this.more)),
+      h("div", { class: "table-wrap" },
+        h("table", { class: "grid", id: "trials-table", "data-testid": "trials-table" },
+          h("thead", {}, h("tr", {},
+            this.sortNumber, h("th", {}, "State"), this.sortValue, h("th", {}, "Params"),
+            h("th", { class: "num", title: "best epoch / epochs run" }, "Epochs"),
+            h("th", {}, "Stop reason"), h("th", { class: "num" }, "Duration"), h("th", {}, "Node"))),
+          this.body)));
+  }
+
+  sortHeader(order, text) {
+    const th = h("th", {
+      class: "num sortable", "data-sort": order, "data-testid": `sort-${order}`,
+      title: order === "best" ? "best first" : "by trial number",
+    }, text);
+    th.addEventListener("click", () => {
+      if (this.order === order) return;
+      this.order = order;
+      this.restart();
+    });
+    return th;
+  }
+
+  restart() {
+    this.cursors = [null];
+    this.load().catch((e) => this.ctx.fail(e));
+  }
+
+  page(step) {
+    if (step < 0 && this.cursors.length > 1) this.cursors.pop();
+    if (step > 0 && this.next) this.cursors.push(this.next);
+    this.load().catch((e) => this.ctx.fail(e));
+  }
+
+  async load() {
+    const query = new URLSearchParams({ order: this.order, limit: PAGE_SIZE });
+    if (this.state) query.set("state", this.state);
+    const cursor = this.cursors[this.cursors.length - 1];
+    if (cursor) query.set("cursor", cursor);
+    const page = await getJSON(`/api/v1/studies/${this.studyId}/trials?${query}`, {
+      signal: this.ctx.signal,
+    });
+    if (!this.ctx.alive) return;
+    this.next = page.next_cursor;
+    this.body.replaceChildren(...page.items.map((t) => this.row(t)));
+    if (!page.items.length) {
+      this.body.append(h("tr", {}, h("td", { colspan: 8, class: "empty" }, "No trials")));
+    }
+    this.prev.disabled = this.cursors.length <= 1;
+    this.more.disabled = !this.next;
+    this.pageLabel.textContent = `page ${this.cursors.length}`;
+    this.sortNumber.classList.toggle("sorted", this.order === "number");
+    this.sortValue.classList.toggle("sorted", this.order === "best");
+  }
+
+  row(t) {
+    const tr = h("tr", {
+      "data-testid": "trial-row", "data-number": t.number,
+      class: this.selected.has(t.number) ? "selected clickable" : "clickable",
+    },
+      h("td", { class: "num" }, link(`/studies/${this.studyId}/trials/${t.number}`, String(t.number),
+        { "data-testid": "trial-link" })),
+      h("td", {}, badge(t.state)),
+      h("td", { class: "num", "data-testid": "trial-value" }, valueText(t)),
+      h("td", { class: "params", title: JSON.stringify(t.params, null, 1) }, fmtParams(t.params)),
+      h("td", { class: "num" }, `${t.best_epoch ?? "–"} / ${t.epochs_run}`),
+      h("td", {}, t.stop_reason || "–"),
+      h("td", { class: "num" }, fmtDuration(t.duration_s)),
+      h("td", { class: "small" }, t.node || "–"),
+    );
+    tr.addEventListener("click", (event) => {
+      if (event.target.closest("a")) return;
+      if (this.selected.has(t.number)) this.selected.delete(t.number);
+      else this.selected.add(t.number);
+      tr.classList.toggle("selected", this.selected.has(t.number));
+      this.onSelect([...this.selected]);
+    });
+    return tr;
+  }
+
+  clearSelection() {
+    this.selected.clear();
+    this.body.querySelectorAll("tr.selected").forEach((tr) => tr.classList.remove("selected"));
+    this.onSelect([]);
+  }
+}
+
+function valueText(t) {
+  if (t.values && t.values.length > 1) return t.values.map(fmtValue).join(" / ");
+  return fmtValue(t.value);
+}
+
+// One trial: its outcome, parameters, timings, retry lineage and learning curve.
+export async function renderTrialDetail(ctx, panel, studyId, number) {
+  const t = await getJSON(`/api/v1/studies/${studyId}/trials/${number}`, { signal: ctx.signal });
+  if (!ctx.alive) return;
+  const chart = h("div", { id: "chart-trial", class: "chart", "data-testid": "chart-trial" });
+  const facts = [
+    ["State", badge(t.state)],
+    ["Value", valueText(t)],
+    ["Best epoch", `${t.best_epoch ?? "–"} of ${t.epochs_run}`],
+    ["Stop reason", t.stop_reason || "–"],
+    ["Node", t.node || "–"],
+    ["Started", fmtTime(t.started_at)],
+    ["Finished", fmtTime(t.finished_at)],
+    ["Duration", fmtDuration(t.duration_s)],
+  ];
+  if (t.retry_of !== null && t.retry_of !== undefined) {
+    facts.push(["Retry of", link(`/studies/${studyId}/trials/${t.retry_of}`, `trial ${t.retry_of}`,
+      { "data-testid": "retry-of" })]);
+  }
+  panel.replaceChildren(...[
+    h("div", { class: "panel-head" },
+      h("h2", {}, `Trial ${t.number}`),
+      h("span", { class: "spacer" }),
+      link(`/studies/${studyId}`, "✕ close", { class: "small", "data-testid": "trial-close" })),
+    t.error ? h("div", { class: "error", "data-testid": "trial-error" }, t.error) : null,
+    h("div", { class: "detail-grid" },
+      h("div", {},
+        factList(facts),
+        h("h3", {}, "Parameters"),
+        keyValues(t.params, "trial-params"),
+        t.test_metrics ? h("h3", {}, "Test metrics (best weights)") : null,
+        t.test_metrics ? keyValues(t.test_metrics, "trial-test-metrics") : null),
+      h("div", {}, h("h3", {}, "Learning curve"), chart, epochsTable(t.epochs))),
+  ].filter(Boolean));
+  drawTrialCurve(chart, t.epochs);
+}
+
+function factList(rows) {
+  return h("dl", { class: "facts" }, rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+}
+
+function keyValues(obj, testid) {
+  return h("table", { class: "kv", "data-testid": testid },
+    h("tbody", {}, Object.entries(obj || {}).map(([k, v]) =>
+      h("tr", {}, h("th", {}, k), h("td", { class: "num" }, fmtValue(v))))));
+}
+
+function epochsTable(epochs) {
+  if (!epochs.length) return null;
+  const keys = [...new Set(epochs.flatMap((e) => Object.keys(e)))];
+  return h("div", { class: "table-wrap short" },
+    h("table", { class: "grid compact", "data-testid": "trial-epochs" },
+      h("thead", {}, h("tr", {}, keys.map((k) => h("th", { class: "num" }, k)))),
+      h("tbody", {}, epochs.map((e) =>
+        h("tr", {}, keys.map((k) => h("td", { class: "num" },
+          k === "seconds" ? fmtDuration(e[k]) : fmtValue(e[k]))))))));
+}

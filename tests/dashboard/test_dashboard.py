@@ -1,0 +1,222 @@
+"""The dashboard in a real browser against a live service: lists, charts, live progress, stop."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from service.settings import Settings
+from tests.conftest import FAST_SPEC, running_service, wait_for_study
+from tests.dashboard.helpers import chart_traces, row_numbers, screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.ray]
+
+# Keeps the best 40% at each epoch after 3 complete trials: some trials complete, most prune.
+PRUNER = {"type": "percentile", "percentile": 40, "n_startup_trials": 3, "n_warmup_epochs": 1}
+TWO_OBJECTIVES = [{"metric": "val_accuracy"}, {"metric": "train_seconds"}]
+SHORT = {"max_trials": 7, "max_epochs": 3, "parallelism": 2}
+TINY = {"max_trials": 3, "max_epochs": 2, "parallelism": 1}
+LONG = {"max_trials": 20_000, "max_epochs": 2, "parallelism": 1}  # never finishes here
+
+
+def spec(name: str, **sections: Any) -> dict[str, Any]:
+    """FAST_SPEC with whole sections replaced."""
+    return {**FAST_SPEC, "name": name, **sections}
+
+
+@dataclass(frozen=True)
+class Live:
+    url: str
+    http: httpx.Client
+    finished: dict[str, Any]
+    pareto: dict[str, Any]
+
+
+def submit(http: httpx.Client, body: dict[str, Any]) -> int:
+    created = http.post("/api/v1/studies", json=body)
+    assert created.status_code == 201, created.text
+    study_id: int = created.json()["id"]
+    return study_id
+
+
+@pytest.fixture(scope="module")
+def live(ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """A service with a finished study (complete and pruned trials) and a finished
+    two-objective study."""
+    root: Path = tmp_path_factory.mktemp("dashboard")
+    settings = Settings(database_url=f"sqlite:///{root / 'hpo.db'}", data_dir=root / "data")
+    with running_service(settings) as url, httpx.Client(base_url=url, timeout=30) as http:
+        finished = submit(http, spec("pruned-search", pruner=PRUNER, budget=SHORT))
+        pareto = submit(http, spec("two-objectives", objective=TWO_OBJECTIVES, budget=TINY))
+        study = wait_for_study(http, finished)
+        assert study["state"] == "completed", study
+        assert study["counts"]["complete"] >= 2 and study["counts"]["pruned"] >= 1, study["counts"]
+        yield Live(url, http, study, wait_for_study(http, pareto))
+
+
+@pytest.fixture(scope="module")
+def running(live: Live) -> Iterator[int]:
+    """A study too long to finish here, one trial at a time, with a trial done already.
+
+    Shared by the live tests (the last of them stops it) so its slot warms up once.
+    """
+    study_id = submit(live.http, spec("long-search", budget=LONG))
+    deadline = time.monotonic() + 60
+    while live.http.get(f"/api/v1/studies/{study_id}").json()["counts"]["complete"] < 1:
+        assert time.monotonic() < deadline, "the long study finished no trial within 60 s"
+        time.sleep(0.2)
+    yield study_id
+    live.http.post(f"/api/v1/studies/{study_id}/stop")
+
+
+def test_the_studies_page_lists_a_finished_study(live: Live, page: Any) -> None:
+    study = live.finished
+    page.goto(live.url)
+    row = page.locator(f"[data-testid=study-row][data-study-id='{study['id']}']")
+    row.wait_for()
+    assert row.get_by_role("link", name=study["name"]).is_visible()
+    assert row.locator("[data-testid=state]").inner_text() == "completed"
+    done = sum(study["counts"][s] for s in ("complete", "pruned", "failed"))
+    assert (
+        row.locator("[data-testid=study-done]").inner_text()
+        == f"{done}/{study['spec']['budget']['max_trials']}"
+    )
+    screenshot(page, "studies")
+
+
+def test_the_study_page_shows_the_best_trial_first_and_every_chart_with_data(
+    live: Live, page: Any
+) -> None:
+    study = live.finished
+    api = f"/api/v1/studies/{study['id']}"
+    best = live.http.get(f"{api}/best").json()["items"][0]
+    page.goto(f"{live.url}/studies/{study['id']}")
+    page.locator("[data-testid=trial-row]").first.wait_for()
+    assert (
+        page.locator("[data-testid=optuna-study-name]").inner_text() == study["optuna_study_name"]
+    )
+    assert page.locator("[data-testid=study-state]").get_attribute("data-state") == "completed"
+
+    # Best first over every trial (a pruned trial's value counts too), then complete ones only.
+    top = live.http.get(f"{api}/trials", params={"order": "best", "limit": 1}).json()["items"][0]
+    assert first_row(page) == (top["number"], pytest.approx(top["value"], rel=1e-3))
+    page.locator("[data-testid=trial-state-filter]").select_option("complete")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=trial-row] [data-testid=state]')]"
+        ".every(s => s.textContent === 'complete')"
+    )
+    assert first_row(page) == (best["number"], pytest.approx(best["value"], rel=1e-3))
+
+    history = chart_traces(page, "chart-history")
+    assert history[0]["x"] and history[0]["y"] and history[-1]["name"] == "best so far"
+    assert len(history[0]["x"]) == study["counts"]["complete"]
+    importance = chart_traces(page, "chart-importance")
+    assert importance[0]["type"] == "bar" and importance[0]["x"] and importance[0]["y"]
+    parcoords = chart_traces(page, "chart-parcoords")[0]
+    assert parcoords["type"] == "parcoords"
+    assert {d["label"] for d in parcoords["dimensions"]} >= {"optimizer", "val_accuracy"}
+    assert all(d["n"] == study["counts"]["complete"] for d in parcoords["dimensions"])
+    curves = chart_traces(page, "chart-curves")
+    assert all(c["x"] and c["y"] for c in curves)
+    assert any(c["name"].endswith("(pruned)") for c in curves)
+    assert f"#{best['number']}" in [c["name"] for c in curves]
+    screenshot(page, "study")
+
+
+def first_row(page: Any) -> tuple[int, float]:
+    """The trials table's first row: its trial number and the value shown."""
+    row = page.locator("[data-testid=trial-row]").first
+    value = float(row.locator("[data-testid=trial-value]").inner_text())
+    return int(row.get_attribute("data-number")), value
+
+
+def test_the_trials_table_sorts_filters_and_opens_a_trial(live: Live, page: Any) -> None:
+    study = live.finished
+    page.goto(f"{live.url}/studies/{study['id']}")
+    page.locator("[data-testid=trial-row]").first.wait_for()
+
+    page.locator("[data-testid=sort-number]").click()
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=trial-row]').dataset.number === '0'"
+    )
+    assert row_numbers(page) == sorted(row_numbers(page))
+    page.locator("[data-testid=trial-state-filter]").select_option("pruned")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=trial-row] [data-testid=state]')]"
+        ".every(s => s.textContent === 'pruned')"
+    )
+    assert len(row_numbers(page)) == study["counts"]["pruned"]
+
+    pruned = row_numbers(page)[0]
+    page.locator(f"[data-testid=trial-row][data-number='{pruned}'] td").nth(2).click()
+    page.wait_for_function(
+        "() => document.getElementById('curves-note').textContent.includes('selected')"
+    )
+    assert [c["name"] for c in chart_traces(page, "chart-curves")] == [f"#{pruned} (pruned)"]
+
+    page.locator(
+        f"[data-testid=trial-row][data-number='{pruned}'] [data-testid=trial-link]"
+    ).click()
+    page.wait_for_url(f"**/studies/{study['id']}/trials/{pruned}")
+    detail = page.locator("[data-testid=trial-detail]")
+    detail.locator("[data-testid=trial-params]").wait_for()
+    assert "pruned" in detail.inner_text()
+    curve = chart_traces(page, "chart-trial")
+    assert {"train_loss", "val_loss", "val_accuracy"} <= {t["name"] for t in curve}
+    epochs_run = live.http.get(f"/api/v1/studies/{study['id']}/trials/{pruned}").json()[
+        "epochs_run"
+    ]
+    assert all(len(t["x"]) == epochs_run for t in curve)
+    screenshot(page, "trial")
+    page.locator("[data-testid=trial-close]").click()
+    page.wait_for_url(f"**/studies/{study['id']}")
+    assert detail.is_hidden()
+    assert page.locator("[data-testid=trial-state-filter]").input_value() == "pruned"  # not rebuilt
+
+
+def test_the_pareto_front_is_drawn_for_two_objectives(live: Live, page: Any) -> None:
+    study = live.pareto
+    front = live.http.get(f"/api/v1/studies/{study['id']}/best", params={"k": 1000}).json()
+    page.goto(f"{live.url}/studies/{study['id']}")
+    traces = {t["name"]: t for t in chart_traces(page, "chart-pareto")}
+    assert len(traces["Pareto front"]["x"]) == len(front["items"]) >= 1
+    assert (
+        len(traces["Pareto front"]["x"]) + len(traces["trials"]["x"]) == study["counts"]["complete"]
+    )
+    screenshot(page, "pareto")
+
+
+def test_a_running_study_progresses_without_a_reload(live: Live, page: Any, running: int) -> None:
+    page.goto(f"{live.url}/studies/{running}")
+    done = page.locator("[data-testid=done-count]")
+    done.wait_for()
+    page.evaluate("() => { window.__sameDocument = true; }")
+    before = int(done.inner_text())
+    page.wait_for_function(
+        "n => Number(document.querySelector('[data-testid=done-count]').textContent) > n",
+        arg=before,
+        timeout=30_000,
+    )
+    assert page.evaluate("() => window.__sameDocument === true"), "the page reloaded"
+    assert page.locator("[data-testid=live-indicator]").is_visible()
+    screenshot(page, "study-running")
+
+
+def test_the_stop_button_stops_a_running_study(live: Live, page: Any, running: int) -> None:
+    page.goto(f"{live.url}/studies/{running}")
+    stop = page.locator("[data-testid=stop-button]")
+    stop.wait_for()
+    assert stop.is_enabled()
+    stop.click()
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=study-state]').dataset.state === 'stopped'"
+    )
+    assert live.http.get(f"/api/v1/studies/{running}").json()["state"] == "stopped"
+    assert page.locator("[data-testid=resume-button]").is_enabled()
+    screenshot(page, "study-stopped")
