@@ -17,7 +17,7 @@ from api.client import ClientError, HpoClient
 def bind_safely(settings: Any) -> None:
     """Without API tokens anyone who reaches the port owns the service: stay on loopback."""
     if settings.tenants_by_token():
-        console.print("API tokens configured: every route but /healthz needs a bearer token")
+        console.print("API tokens configured: every API route (not /healthz) needs a bearer token")
         return
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
         console.print(

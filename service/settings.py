@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     api_tokens: str = Field(
         default="",
         description="Comma-separated tenant:token pairs, or @FILE with one tenant:token a line. "
-        "When set, every route but /healthz needs `Authorization: Bearer <token>`.",
+        "When set, every API route (not /healthz, nor the dashboard's page and scripts) needs "
+        "`Authorization: Bearer <token>`.",
     )
     max_request_bytes: int = Field(
         default=1_000_000, ge=1_000, description="Larger bodies get 413."
