@@ -42,25 +42,22 @@ CHUNK = 5_000
 
 def write_study(
     engine: Engine, database_url: str, n_trials: int, *, seed: int = 0, curves: int = 50,
-    name: str = "synthetic", tenant: str = "default",
+    name: str = "synthetic", tenant: str = "default", with_optuna: bool = True,
 ) -> int:  # fmt: skip
     """A `completed` study of `n_trials` (90% complete, 10% pruned), returning its id.
 
     The `curves` best-numbered trials of each state get per-epoch curves; the rest have
-    none, as a dashboard never shows more than a few dozen curves at once.
+    none, as a dashboard never shows more than a few dozen curves at once. Without
+    `with_optuna` only the service's tables are written (half the time; enough for reads).
     """
     spec = StudySpec.model_validate({**SPEC, "name": name})
     store = Store(engine)
     record = store.create_study(
         name=name, spec=spec.model_dump(mode="json"), direction="maximize", tenant=tenant
     )
-    storage = optuna.storages.RDBStorage(database_url)
-    try:
-        optuna_study_id = storage.create_new_study(
-            [optuna.study.StudyDirection.MAXIMIZE], record.optuna_study_name
-        )
-    finally:
-        storage.engine.dispose()
+    optuna_study_id = (
+        _create_optuna_study(database_url, record.optuna_study_name) if with_optuna else None
+    )
     distributions = {k: distribution_to_json(to_distribution(p)) for k, p in spec.space.items()}
     rng = random.Random(seed)
     start = datetime(2026, 1, 1, tzinfo=UTC)
@@ -71,7 +68,8 @@ def write_study(
             connection.execute(insert(TrialRow), [_hpo_row(record.id, t) for t in trials])
             if epochs := _epochs(record.id, trials, curves):
                 connection.execute(insert(EpochRow), epochs)
-        _write_optuna(database_url, optuna_study_id, trials, distributions)
+        if optuna_study_id is not None:
+            _write_optuna(database_url, optuna_study_id, trials, distributions)
     with session_scope(engine) as session:
         value_blocks.rebuild(session, record.id)
     with engine.begin() as connection:
@@ -86,6 +84,14 @@ def write_study(
         with engine.begin() as connection:
             connection.execute(text("ANALYZE"))
     return record.id
+
+
+def _create_optuna_study(database_url: str, name: str) -> int:
+    storage = optuna.storages.RDBStorage(database_url)
+    try:
+        return storage.create_new_study([optuna.study.StudyDirection.MAXIMIZE], name)
+    finally:
+        storage.engine.dispose()
 
 
 def _trial(rng: random.Random, number: int, start: datetime, spec: StudySpec) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from storage.engine import create_engine_for, tune_engine
 from storage.insights import StudyInsights
 from storage.migrate import upgrade_schema
 from storage.repository import Store
+from workers.tasks import installed_tasks
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ async def open_runtime(settings: Settings) -> Runtime:
     )
     tune_engine(optuna_storage.engine)
     owns_ray = await asyncio.to_thread(connect_ray, settings)
+    # Plug-in tasks import torch and their own modules: do it now, not in the first request.
+    await asyncio.to_thread(installed_tasks)
     uploads = Uploads(
         DatasetStore(engine), settings.data_dir / "uploads", max_bytes=settings.max_upload_bytes
     )

@@ -9,7 +9,7 @@ budgets are cut to one trial of one epoch before sending, and every study that g
 created or resumed is stopped at once.
 
 Each operation runs schemathesis' examples and fuzzing phases (MAX_EXAMPLES fuzzed cases,
-300 unless HPO_FUZZ_EXAMPLES says otherwise, positive and negative), derandomized so that
+200 unless HPO_FUZZ_EXAMPLES says otherwise, positive and negative), derandomized so that
 CI runs are repeatable.
 """
 
@@ -40,8 +40,9 @@ from tests.conftest import FAST_SPEC, running_service, wait_for_study
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-# A few hundred cases per operation: 300 found 500s that 100 missed (curves, events).
-MAX_EXAMPLES = int(os.environ.get("HPO_FUZZ_EXAMPLES", "300"))
+# A few hundred cases per operation: 300 found 500s that 100 missed (curves, events);
+# 200 keeps the module near 3 minutes here. Raise HPO_FUZZ_EXAMPLES for a deeper run.
+MAX_EXAMPLES = int(os.environ.get("HPO_FUZZ_EXAMPLES", "200"))
 # Also bounds a read of an events stream, which ends once its study has ended.
 REQUEST_TIMEOUT_S = 30
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance]

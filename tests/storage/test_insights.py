@@ -100,7 +100,7 @@ def test_large_history_comes_from_blocks_and_matches_every_trial(
     engine: Engine, database_url: str
 ) -> None:
     n = RAW_HISTORY + 3000
-    study_id = write_study(engine, database_url, n, curves=0)
+    study_id = write_study(engine, database_url, n, curves=0, with_optuna=False)
     with engine.connect() as connection:
         scored = [(number, value) for number, value in connection.execute(text(
             "SELECT number, value FROM hpo_trials WHERE study_id = :s AND state = 'complete'"
@@ -116,7 +116,7 @@ def test_large_history_comes_from_blocks_and_matches_every_trial(
 
 
 def test_sample_is_bounded_and_spread_over_the_study(engine: Engine, database_url: str) -> None:
-    study_id = write_study(engine, database_url, 2000, curves=0)
+    study_id = write_study(engine, database_url, 2000, curves=0, with_optuna=False)
     sample = StudyInsights(engine).sample_complete(study_id, limit=100)
     assert 50 <= len(sample) <= 100
     assert {"lr", "optimizer", "batch_size", "weight_decay"} == set(sample[0][0])
@@ -124,7 +124,7 @@ def test_sample_is_bounded_and_spread_over_the_study(engine: Engine, database_ur
 
 
 def test_curves_of_named_trials_in_epoch_order(engine: Engine, database_url: str) -> None:
-    study_id = write_study(engine, database_url, 100, curves=20)
+    study_id = write_study(engine, database_url, 100, curves=20, with_optuna=False)
     insights = StudyInsights(engine)
     found = insights.curves(study_id, [3, 9, 19, 50, 5000])
     assert set(found) == {3, 9, 19, 50}
