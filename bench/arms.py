@@ -34,7 +34,26 @@ def run_arm(module: str, arm: str, *args: str, timeout_s: float = 1800) -> dict[
     )  # fmt: skip
     if done.returncode != 0:
         raise RuntimeError(f"arm {arm} failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return last_json(done.stdout)
+
+
+def run_workers(module: str, arm: str, per_worker: list[list[str]],
+                timeout_s: float = 3600) -> list[dict[str, Any]]:  # fmt: skip
+    """Start one `--arm` process per argument list at once; their JSON results, in order."""
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", module, "--arm", arm, *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for args in per_worker
+    ]
+    return [last_json(w.communicate(timeout=timeout_s)[0]) for w in workers]
+
+
+def last_json(text: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(text.strip().splitlines()[-1])
     return result
 
 

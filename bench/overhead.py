@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ from bench.arms import (
     live_service,
     medians,
     run_arm,
+    run_workers,
     table,
     wait_study,
 )
@@ -125,27 +125,11 @@ def arm_optuna_sqlite(trials: int, seed: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'optuna.db'}"
         optuna.create_study(study_name="overhead", storage=url)
-        workers = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.overhead",
-                    "--arm",
-                    "optuna-sqlite-worker",
-                    "--trials",
-                    str(trials // SLOTS),
-                    "--seed",
-                    str(seed + i),
-                    "--storage",
-                    url,
-                ],
-                stdout=subprocess.PIPE,
-                text=True,
-            )  # fmt: skip
-            for i in range(SLOTS)
-        ]
-        reports = [_last_json(w.communicate(timeout=1800)[0]) for w in workers]
+        reports = run_workers(
+            "bench.overhead", "optuna-sqlite-worker",
+            [["--trials", str(trials // SLOTS), "--seed", str(seed + i), "--storage", url]
+             for i in range(SLOTS)],
+        )  # fmt: skip
         study = optuna.load_study(study_name="overhead", storage=url)
         best = study.best_value
     wall = max(r["end"] for r in reports) - min(r["start"] for r in reports)
@@ -217,13 +201,6 @@ def arm_tune(trials: int, seed: int) -> dict[str, Any]:
     return {"trials": len(frame), "wall_s": wall, "startup_s": startup,
             "objective_s": float(frame["objective_s"].sum()),
             "best": float(frame["score"].min())}  # fmt: skip
-
-
-def _last_json(text: str) -> dict[str, Any]:
-    import json
-
-    result: dict[str, Any] = json.loads(text.strip().splitlines()[-1])
-    return result
 
 
 def cost_ms(result: dict[str, Any]) -> float:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.arms import emit, live_service, run_arm, table, wait_study
+from bench.arms import emit, live_service, run_arm, run_workers, table, wait_study
 
 SLOTS = 2
 MAX_EPOCHS = 30
@@ -122,29 +121,11 @@ def arm_optuna(trials: int, seed: int, target: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'optuna.db'}"
         optuna.create_study(study_name="ttt", storage=url, direction="maximize")
-        workers = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.time_to_target",
-                    "--arm",
-                    "optuna-worker",
-                    "--trials",
-                    str(trials // SLOTS),
-                    "--seed",
-                    str(seed * 10 + i),
-                    "--target",
-                    str(target),
-                    "--storage",
-                    url,
-                ],
-                stdout=subprocess.PIPE,
-                text=True,
-            )  # fmt: skip
-            for i in range(SLOTS)
-        ]
-        reports = [_last_json(w.communicate(timeout=3600)[0]) for w in workers]
+        reports = run_workers(
+            "bench.time_to_target", "optuna-worker",
+            [["--trials", str(trials // SLOTS), "--seed", str(seed * 10 + i),
+              "--target", str(target), "--storage", url] for i in range(SLOTS)],
+        )  # fmt: skip
         best = optuna.load_study(study_name="ttt", storage=url).best_value
     start = min(r["start"] for r in reports)
     hits = [r["hit"] for r in reports if r["hit"] is not None]
@@ -243,13 +224,6 @@ def arm_tune(trials: int, seed: int, target: float) -> dict[str, Any]:
     ray.shutdown()
     return {"wall_s": wall, "to_target_s": min(hits) - start if hits else None,
             "best": float(frame["val_accuracy"].max())}  # fmt: skip
-
-
-def _last_json(text: str) -> dict[str, Any]:
-    import json
-
-    result: dict[str, Any] = json.loads(text.strip().splitlines()[-1])
-    return result
 
 
 def main() -> None:
