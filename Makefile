@@ -24,13 +24,9 @@ demo: install  ## start the service on SQLite + a local Ray, run examples/digits
 serve: install  ## keep the service running on http://127.0.0.1:8000
 	$(BIN)/hpo serve
 
-# Two pytest workers, one test file each at a time: most tests wait on Ray, subprocesses or
-# the browser, so two overlap well on two cores (each worker starts its own Ray cluster).
-PYTEST_WORKERS ?= 2
-
 test: install  ## the whole test suite (PostgreSQL tests need HPO_TEST_POSTGRES_URL)
 	bash scripts/ensure_chromium.sh
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 check: install  ## format, lint, type check
 	$(BIN)/ruff format --check .
