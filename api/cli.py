@@ -84,16 +84,20 @@ def submit(
     """Submit a study; with --wait, follow it, print the best trials, exit 1 unless completed."""
     with HpoClient(url, token=token) as client:
         study = client.submit_file(file)
-        if not as_json:
-            console.print(
-                f"study {study['id']} '{escape(study['name'])}' submitted: "
-                f"{url}/api/v1/studies/{study['id']}",
-                highlight=False,
-            )
-        if wait:
-            _wait_and_report(client, study, as_json=as_json)
-        elif as_json:
-            print_json(study)
+        said = f"study {study['id']} '{escape(study['name'])}' submitted: "
+        _announce(client, study, said + f"{url}/api/v1/studies/{study['id']}", wait, as_json)
+
+
+def _announce(
+    client: HpoClient, study: dict[str, Any], said: str, wait: bool, as_json: bool
+) -> None:
+    """Say what was done (or print the study as JSON), then follow it with --wait."""
+    if not as_json:
+        console.print(said, highlight=False)
+    if wait:
+        _wait_and_report(client, study, as_json=as_json)
+    elif as_json:
+        print_json(study)
 
 
 @app.command()
@@ -174,15 +178,8 @@ def resume(
     budget = {} if max_trials is None else {"max_trials": max_trials}
     with HpoClient(url, token=token) as client:
         study = client.resume(study_id, **budget)
-        if not as_json:
-            console.print(
-                f"study {study_id} resumed: budget {study['spec']['budget']['max_trials']} trials",
-                highlight=False,
-            )
-        if wait:
-            _wait_and_report(client, study, as_json=as_json)
-        elif as_json:
-            print_json(study)
+        said = f"study {study_id} resumed: budget {study['spec']['budget']['max_trials']} trials"
+        _announce(client, study, said, wait, as_json)
 
 
 @app.command()
