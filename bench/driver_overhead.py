@@ -20,7 +20,7 @@ from typing import Any
 import optuna
 
 from search.space import suggest
-from service.runner import TrialStart
+from service.runner import TrialEnd, TrialStart
 from service.spec import StudySpec
 from service.studies import StudyService
 from storage.engine import create_engine_for, tune_engine
@@ -42,11 +42,8 @@ class NoOpSlot:
     async def run_epoch(self) -> dict[str, float]:
         return {**METRICS, "val_accuracy": self.value}
 
-    async def checkpoint(self) -> bytes | None:
-        return None
-
-    async def end_trial(self) -> None:
-        return None
+    async def end_trial(self, *, keep_weights: bool) -> TrialEnd:
+        return TrialEnd()
 
     async def close(self) -> None: ...
 

@@ -69,7 +69,7 @@ def arm_service(trials: int, seed: int) -> dict[str, Any]:
     with live_service(num_cpus=SLOTS) as (client, _):
         created = client.post("/api/v1/studies", json=service_spec(trials, seed))
         created.raise_for_status()
-        study = wait_study(client, created.json()["id"])
+        study = wait_study(client, created.json()["id"], poll_s=0.5)
         assert study["state"] == "completed", study
         done = all_trials(client, study["id"])
         objective_s = 0.0

@@ -31,7 +31,7 @@ from bench.dashboard_scale import reset_postgres
 from bench.synthetic_study import SPEC, write_study
 from service.optuna_bridge import OptunaBridge
 from service.spec import StudySpec
-from storage import create_engine_for, upgrade_schema
+from storage import Store, create_engine_for, upgrade_schema
 
 SIZES = (1_000, 10_000, 100_000)
 
@@ -50,9 +50,10 @@ def bridge_costs(url: str, study_name: str, asks: int) -> dict[str, float]:
     spec = StudySpec.model_validate({**SPEC, "sampler": {"type": "random", "seed": 0},
                                      "pruner": {"type": "none"}})  # fmt: skip
     storage = optuna.storages.RDBStorage(url)
+    engine = create_engine_for(url)
     try:
         started = time.perf_counter()
-        bridge = OptunaBridge(storage, study_name, spec)
+        bridge = OptunaBridge(storage, study_name, spec, Store(engine))
         load_s = time.perf_counter() - started
         in_memory, with_writes = [], []
         for i in range(asks):
@@ -66,6 +67,7 @@ def bridge_costs(url: str, study_name: str, asks: int) -> dict[str, float]:
             with_writes.append(time.perf_counter() - started)
     finally:
         storage.engine.dispose()
+        engine.dispose()
     return {"load_s": load_s, "ask_tell_ms": statistics.median(in_memory) * 1e3,
             "ask_tell_writes_ms": statistics.median(with_writes) * 1e3}  # fmt: skip
 

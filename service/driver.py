@@ -47,7 +47,7 @@ class StudyDriver:
         self.optuna = optuna
         self.store = store
         self.runner = runner
-        self.writer = OrderedWriter(f"study-{study_id}")
+        self.writer = OrderedWriter(f"study-{study_id}", transaction=store.batch)
         self._n_claimed = n_done
         self._n_failed = n_failed
         self._retries: deque[TrialJob] = deque(retries)

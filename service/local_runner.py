@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from service.datasets import DataRoots, prepare_data
-from service.runner import TrialError, TrialStart
+from service.runner import TrialEnd, TrialError, TrialStart
 from service.spec import StudySpec
 from workers.trainer import TensorData, TrialTrainer
 
@@ -39,12 +39,12 @@ class InProcessSlot:
         metrics: dict[str, float] = await _guarded(self._trainer.train_epoch)
         return metrics
 
-    async def checkpoint(self) -> bytes | None:
-        return None if self._trainer is None else await _guarded(self._trainer.checkpoint)
-
-    async def end_trial(self) -> dict[str, float] | None:
+    async def end_trial(self, *, keep_weights: bool) -> TrialEnd:
         trainer, self._trainer = self._trainer, None
-        return None if trainer is None else await _guarded(trainer.test_metrics)
+        if trainer is None:
+            return TrialEnd()
+        weights = await _guarded(trainer.checkpoint) if keep_weights else None
+        return TrialEnd(await _guarded(trainer.test_metrics), weights)
 
     async def close(self) -> None:
         self._trainer = None

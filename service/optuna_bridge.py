@@ -3,10 +3,10 @@
 Sampling and pruning read every trial of a study; against RDBStorage that costs
 tens of milliseconds per trial. The driver therefore decides on an in-memory
 copy, loaded from the database when the driver starts (so a resumed study's
-sampler sees every earlier trial), and each change is replayed on RDBStorage
-(same database URL) so that optuna-dashboard, `optuna best-trial` and a
-restarted service see every trial. Trial numbers agree in both because trials
-are created in the same order in each.
+sampler sees every earlier trial), and each change is replayed on Optuna's
+tables (`optuna_mirror`, in the writer's transaction beside the service's own
+rows) so that optuna-dashboard, `optuna best-trial` and a restarted service see
+every trial. Trial numbers are the in-memory study's in both.
 
 Multi-objective studies: Optuna refuses `report`/`should_prune` there, so the
 bridge keeps a single-objective shadow study on the `prune_on` objective with
@@ -16,6 +16,7 @@ the same trials and asks the configured pruner on it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import optuna
@@ -24,19 +25,25 @@ from optuna.trial import FrozenTrial, TrialState
 from search.pruners import build_pruner
 from search.samplers import build_sampler
 from search.space import suggest
+from service.optuna_mirror import OptunaMirror
 from service.spec import StudySpec
+from storage.repository import Store
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 Write = Callable[[], None]
 
 
 class OptunaBridge:
-    """Decisions in memory; methods also return the RDBStorage writes to replay in order."""
+    """Decisions in memory; methods also return the writes of Optuna's rows, to run in order."""
 
-    def __init__(self, storage: optuna.storages.RDBStorage, study_name: str, spec: StudySpec):
+    def __init__(
+        self, storage: optuna.storages.RDBStorage, study_name: str, spec: StudySpec, store: Store
+    ):
         self.spec = spec
         self._storage = storage
+        self._store = store
         self._study_id = storage.get_study_id_from_name(study_name)
+        self._mirror = OptunaMirror(self._study_id)
         pruner = build_pruner(spec.pruner, max_epochs=spec.budget.max_epochs)
         self.multi_objective = len(spec.objectives) > 1
         # The same name as in RDBStorage: Hyperband assigns brackets by hashing it.
@@ -54,7 +61,6 @@ class OptunaBridge:
                 study_name=study_name, direction=spec.primary.direction, pruner=pruner
             )
             self._pruning.add_trials([self._shadow_of(t) for t in finished])
-        self._db_ids: dict[int, int] = {}
         self._shadows: dict[int, optuna.Trial] = {}
 
     def _finished_trials(self) -> list[FrozenTrial]:
@@ -80,37 +86,27 @@ class OptunaBridge:
         self, fixed: dict[str, Any] | None = None
     ) -> tuple[optuna.Trial, dict[str, Any], Write]:
         """Draw the next trial's params (`fixed` ones as given: initial configs, retries);
-        the write creates the trial, running, in RDBStorage."""
+        the write creates the trial, running, in Optuna's tables."""
         if fixed is not None:
             self.study.enqueue_trial(fixed, skip_if_exists=False)
         trial = self.study.ask()
         params = suggest(trial, self.spec.space, self.spec.params)
         if self.multi_objective:
             self._shadows[trial.number] = self._pruning.ask()
-        frozen = optuna.trial.create_trial(
-            state=TrialState.RUNNING, params=trial.params, distributions=trial.distributions,
+        create = partial(
+            self._mirror.create, number=trial.number, params=dict(trial.params),
+            distributions=dict(trial.distributions),
             system_attrs=self.study._storage.get_trial_system_attrs(trial._trial_id),
         )  # fmt: skip
-
-        def write() -> None:
-            db_id = self._storage.create_new_trial(self._study_id, template_trial=frozen)
-            number = self._storage.get_trial_number_from_id(db_id)
-            if number != trial.number:
-                raise RuntimeError(f"Optuna trial numbers diverged: {number} != {trial.number}")
-            self._db_ids[trial.number] = db_id
-
-        return trial, params, write
+        return trial, params, partial(self._store.run, create)
 
     def report(self, trial: optuna.Trial, epoch: int, value: float) -> tuple[bool, Write]:
         """Report the `prune_on` value of one epoch; True when the pruner says stop."""
         reporter = self._shadows[trial.number] if self.multi_objective else trial
         reporter.report(value, epoch)
         prune = reporter.should_prune()
-
-        def write() -> None:
-            self._storage.set_trial_intermediate_value(self._db_ids[trial.number], epoch, value)
-
-        return prune, write
+        write = partial(self._mirror.report, number=trial.number, step=epoch, value=value)
+        return prune, partial(self._store.run, write)
 
     def tell(self, trial: optuna.Trial, state: TrialState, values: Sequence[float] | None) -> Write:
         """Finish a trial; a pruned single-objective trial's value is its last report."""
@@ -120,10 +116,7 @@ class OptunaBridge:
             shadow = self._shadows.pop(trial.number)
             index = self.spec.objectives.index(self.spec.primary)
             self._pruning.tell(shadow, told[index] if told else None, state=None if told else state)
-
-        def write() -> None:
-            self._storage.set_trial_state_values(
-                self._db_ids.pop(trial.number), frozen.state, frozen.values
-            )
-
-        return write
+        write = partial(
+            self._mirror.finish, number=trial.number, state=frozen.state, values=frozen.values
+        )
+        return partial(self._store.run, write)

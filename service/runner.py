@@ -32,19 +32,26 @@ class TrialStart:
     seed: int
 
 
+@dataclass(frozen=True)
+class TrialEnd:
+    """What a finished trial hands back: test metrics of its best weights, and the
+    weights themselves (serialized) when they were asked for."""
+
+    test_metrics: dict[str, float] | None = None
+    weights: bytes | None = None
+
+
 class Slot(Protocol):
     node: str
 
-    async def start_trial(self, start: TrialStart) -> None: ...
+    async def start_trial(self, start: TrialStart) -> None:
+        """Begin a trial; a slot may defer the work to the first `run_epoch`."""
+        ...
 
     async def run_epoch(self) -> dict[str, float]: ...
 
-    async def checkpoint(self) -> bytes | None:
-        """The running trial's best weights, serialized; None before any epoch."""
-        ...
-
-    async def end_trial(self) -> dict[str, float] | None:
-        """Finish the trial; the test metrics of its best weights, when it has any."""
+    async def end_trial(self, *, keep_weights: bool) -> TrialEnd:
+        """Finish the trial; its best weights too when `keep_weights` (None before any epoch)."""
         ...
 
     async def close(self) -> None: ...
@@ -57,13 +64,18 @@ class TrialRunner(Protocol):
 
 
 class RaySlot:
-    """One `workers.slot.TrialSlot` actor, with Ray's errors turned into ours."""
+    """One `workers.slot.TrialSlot` actor, with Ray's errors turned into ours.
+
+    Two round trips per one-epoch trial: the start rides with the first epoch, the
+    weights with the end.
+    """
 
     def __init__(self, actor: Any, data_key: str, data_ref: ray.ObjectRef, spec: StudySpec):
         self._actor = actor
         self._data_key = data_key
         self._data_ref = data_ref
         self._spec = spec
+        self._pending_start: dict[str, Any] | None = None
         self.node = ""
 
     async def locate(self) -> None:
@@ -72,26 +84,24 @@ class RaySlot:
         self.node = f"{placement.node[:12]} pid={placement.pid}{gpus}"
 
     async def start_trial(self, start: TrialStart) -> None:
-        await _call(
-            self._actor.start_trial.remote(
-                self._data_key, self._data_ref, start.params, model=self._spec.model.key,
-                objective=self._spec.primary.metric,
-                direction=self._spec.primary.direction, seed=start.seed,
-                max_epochs=self._spec.budget.max_epochs,
-            )
-        )  # fmt: skip
+        # The data ref travels inside a dict so Ray hands it over unresolved: the slot
+        # fetches the data only when it has not got this study's tensors yet.
+        self._pending_start = {
+            "data_key": self._data_key, "data": self._data_ref, "params": start.params,
+            "model": self._spec.model.key, "objective": self._spec.primary.metric,
+            "direction": self._spec.primary.direction, "seed": start.seed,
+            "max_epochs": self._spec.budget.max_epochs,
+        }  # fmt: skip
 
     async def run_epoch(self) -> dict[str, float]:
-        metrics: dict[str, float] = await _call(self._actor.run_epoch.remote())
+        start, self._pending_start = self._pending_start, None
+        metrics: dict[str, float] = await _call(self._actor.run_epoch.remote(start))
         return metrics
 
-    async def checkpoint(self) -> bytes | None:
-        data: bytes | None = await _call(self._actor.checkpoint.remote())
-        return data
-
-    async def end_trial(self) -> dict[str, float] | None:
-        metrics: dict[str, float] | None = await _call(self._actor.end_trial.remote())
-        return metrics
+    async def end_trial(self, *, keep_weights: bool) -> TrialEnd:
+        self._pending_start = None
+        test_metrics, weights = await _call(self._actor.end_trial.remote(keep_weights))
+        return TrialEnd(test_metrics, weights)
 
     async def close(self) -> None:
         ray.kill(self._actor, no_restart=True)

@@ -135,7 +135,7 @@ class StudyService:
         spec = StudySpec.model_validate(record.spec)
         try:
             bridge = await asyncio.to_thread(
-                OptunaBridge, self.optuna_storage, record.optuna_study_name, spec
+                OptunaBridge, self.optuna_storage, record.optuna_study_name, spec, self.store
             )
             runner = await self._runners(record.id, spec)
         except Exception as exc:  # noqa: BLE001 - a study that cannot start fails, visibly

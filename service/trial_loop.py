@@ -52,11 +52,11 @@ async def run_trial(
         if outcome.timed_out:
             return outcome
         value = outcome.value
-        if outcome.state == "complete" and value is not None and ctx.keeps_checkpoint(value):
-            data = await slot.checkpoint()
-            if data is not None:
-                ctx.save_checkpoint(trial.number, value, data)
-        return dataclasses.replace(outcome, test_metrics=await slot.end_trial())
+        keep = outcome.state == "complete" and value is not None and ctx.keeps_checkpoint(value)
+        end = await slot.end_trial(keep_weights=keep)
+        if keep and value is not None and end.weights is not None:
+            ctx.save_checkpoint(trial.number, value, end.weights)
+        return dataclasses.replace(outcome, test_metrics=end.test_metrics)
     except WorkerLost as exc:
         return TrialOutcome("worker_lost", error=str(exc))
     except TrialError as exc:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import uuid4
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from storage import events, queries, value_blocks
@@ -30,6 +31,7 @@ from storage.records import (
 from storage.session import session_scope
 
 _TERMINAL_STUDY_STATES = ("completed", "stopped", "failed")
+T = TypeVar("T")
 
 
 class Store:
@@ -42,9 +44,34 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._batch = threading.local()
 
     def _session(self) -> AbstractContextManager[Session]:
-        return session_scope(self._engine)
+        session: Session | None = getattr(self._batch, "session", None)
+        return nullcontext(session) if session is not None else session_scope(self._engine)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction for every call this thread makes inside it (a study's writer).
+
+        Commits at the end; any error rolls all of it back and is raised as from one call.
+        """
+        if getattr(self._batch, "session", None) is not None:
+            raise RuntimeError("Store.batch() does not nest")
+        with session_scope(self._engine) as session:
+            self._batch.session = session
+            try:
+                yield
+            finally:
+                self._batch.session = None
+
+    def run(self, write: Callable[[Connection], T]) -> T:
+        """Run `write` on the connection of this thread's batch, or in a transaction of its own.
+
+        For rows the store does not own but that must commit with its own (Optuna's mirror).
+        """
+        with self._session() as session:
+            return write(session.connection())
 
     # Studies
 

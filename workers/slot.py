@@ -45,11 +45,16 @@ class TrialSlot:
         self, data_key: str, data: Any, params: dict[str, Any], *, model: str, objective: str,
         direction: str, seed: int, max_epochs: int,
     ) -> None:  # fmt: skip
-        """Build the trial's model and optimizer; tensors are reused for the same data_key."""
+        """Build the trial's model and optimizer; tensors are reused for the same data_key.
+
+        `data` may be an object ref: it is fetched only when the tensors must be built.
+        """
         from workers.trainer import TensorData, TrialTrainer
 
         if data_key != self._data_key:
             self._tensors = None
+            if isinstance(data, ray.ObjectRef):
+                data = ray.get(data)
             self._tensors = TensorData(data, _device(self.placement().gpu_ids))
             self._data_key = data_key
         self._trainer = None
@@ -58,24 +63,25 @@ class TrialSlot:
             seed=seed, max_epochs=max_epochs,
         )  # fmt: skip
 
-    def run_epoch(self) -> dict[str, float]:
-        """Train one epoch and return its metrics."""
+    def run_epoch(self, start: dict[str, Any] | None = None) -> dict[str, float]:
+        """Train one epoch and return its metrics; `start` (start_trial's arguments) first
+        begins a new trial, so a trial's first epoch costs one round trip."""
+        if start is not None:
+            self.start_trial(**start)
         if self._trainer is None:
             raise RuntimeError("run_epoch called before start_trial")
         metrics: dict[str, float] = self._trainer.train_epoch()
         return metrics
 
-    def checkpoint(self) -> bytes | None:
-        """The current trial's best weights, serialized (see TrialTrainer.checkpoint)."""
-        return None if self._trainer is None else self._trainer.checkpoint()
-
-    def end_trial(self) -> dict[str, float] | None:
-        """Drop the trial; return the test metrics of its best weights."""
+    def end_trial(self, keep_weights: bool = False) -> tuple[dict[str, float] | None, bytes | None]:
+        """Drop the trial; the test metrics of its best weights, and those weights
+        serialized when `keep_weights` (see TrialTrainer.checkpoint)."""
         trainer, self._trainer = self._trainer, None
         if trainer is None:
-            return None
+            return None, None
+        weights = trainer.checkpoint() if keep_weights else None
         metrics: dict[str, float] | None = trainer.test_metrics()
-        return metrics
+        return metrics, weights
 
 
 def _device(gpu_ids: list[str]) -> Any:

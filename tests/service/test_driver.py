@@ -14,7 +14,7 @@ from typing import Any
 import optuna
 import pytest
 
-from service.runner import Slot, TrialError, TrialStart, WorkerLost
+from service.runner import Slot, TrialEnd, TrialError, TrialStart, WorkerLost
 from service.spec import StudySpec
 from service.studies import StudyService
 from storage.engine import create_engine_for
@@ -52,11 +52,8 @@ class ScriptedSlot:
             "seconds": 0.0,
         }
 
-    async def checkpoint(self) -> bytes | None:
-        return None
-
-    async def end_trial(self) -> dict[str, float] | None:
-        return None
+    async def end_trial(self, *, keep_weights: bool) -> TrialEnd:
+        return TrialEnd()
 
     async def close(self) -> None:
         self.closed = True
@@ -290,8 +287,11 @@ def test_a_resumed_bridge_continues_the_numbering(store, optuna_storage, make_sp
     spec = make_spec(budget={"max_trials": 3, "max_epochs": 2})
     service, study_id, _ = run_study(store, optuna_storage, spec, curve(0.1, 0.2))
     name = service.get(study_id).record.optuna_study_name
-    bridge = OptunaBridge(optuna_storage, name, StudySpec.model_validate(spec))
+    bridge = OptunaBridge(optuna_storage, name, StudySpec.model_validate(spec), store)
     assert bridge.n_trials == 3
-    trial, _, write = bridge.ask()
+    trial, params, write = bridge.ask()
     write()
     assert trial.number == 3
+    mirrored = optuna.load_study(study_name=name, storage=optuna_storage).trials[-1]
+    assert (mirrored.number, mirrored.state.name) == (3, "RUNNING")
+    assert mirrored.params == {k: v for k, v in params.items() if k in mirrored.params}

@@ -1,0 +1,91 @@
+"""The study writer: order, one transaction per batch, and nothing lost on a failure.
+
+Real stores on every database: what is checked is what lands in the tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import event
+
+from service.writer import OrderedWriter
+from storage import ConflictError, Store, create_engine_for, upgrade_schema
+
+SPEC = {"name": "w", "space": {}}
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    upgrade_schema(database_url)
+    engine = create_engine_for(database_url)
+    yield Store(engine)
+    engine.dispose()
+
+
+def commits(store: Store) -> list[int]:
+    """A list that grows by one on every commit of the store's engine."""
+    seen: list[int] = []
+    event.listen(store._engine, "commit", lambda _conn: seen.append(1))
+    return seen
+
+
+def held_writer(store: Store) -> tuple[OrderedWriter, threading.Event]:
+    """A writer blocked on its first write until the event is set, so later ones queue."""
+    writer = OrderedWriter("test", transaction=store.batch)
+    release = threading.Event()
+    writer.submit(release.wait)
+    return writer, release
+
+
+def test_queued_writes_land_in_order_in_one_transaction(store: Store) -> None:
+    study = store.create_study(name="w", spec=SPEC, direction="maximize")
+    writer, release = held_writer(store)
+    committed = commits(store)
+    for number in range(40):
+        writer.submit(store.create_trial, study.id, number, {"lr": number})
+    release.set()
+    assert asyncio.run(writer.drain()) is None
+    writer.close()
+
+    trials = store.list_trials(study.id, limit=100).items
+    assert [t.number for t in trials] == list(range(40))
+    assert len(committed) <= 3  # the held write, the batch of 40, the drain marker
+    kinds = [e.kind for e in store.events_after(study.id, 0, limit=100)]
+    assert kinds.count("trial_started") == 40
+
+
+def test_a_failing_write_keeps_the_earlier_ones_and_skips_the_later(store: Store) -> None:
+    study = store.create_study(name="w", spec=SPEC, direction="maximize")
+    writer, release = held_writer(store)
+    writer.submit(store.create_trial, study.id, 0, {})
+    writer.submit(store.create_trial, study.id, 1, {})
+    writer.submit(store.create_trial, study.id, 0, {})  # a duplicate number: ConflictError
+    writer.submit(store.create_trial, study.id, 2, {})
+    release.set()
+
+    error = asyncio.run(writer.drain())
+    writer.close()
+
+    assert error is not None and error.startswith("ConflictError")
+    assert [t.number for t in store.list_trials(study.id, limit=10).items] == [0, 1]
+    with pytest.raises(RuntimeError, match="recording failed: ConflictError"):
+        writer.raise_if_failed()
+
+
+def test_call_returns_its_result_and_raises_its_own_error(store: Store) -> None:
+    study = store.create_study(name="w", spec=SPEC, direction="maximize")
+    writer = OrderedWriter("test", transaction=store.batch)
+
+    async def main() -> None:
+        trial = await writer.call(store.create_trial, study.id, 0, {"lr": 0.1})
+        assert trial.params == {"lr": 0.1}
+        with pytest.raises(ConflictError):
+            await writer.call(store.create_trial, study.id, 0, {})
+        assert await writer.drain() is None  # a failed call does not fail the writer
+
+    asyncio.run(main())
+    writer.close()
