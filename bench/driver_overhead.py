@@ -20,7 +20,7 @@ from typing import Any
 import optuna
 
 from search.space import suggest
-from service.runner import TrialEnd, TrialStart
+from service.runner import LastEpoch, TrialEnd, TrialStart
 from service.spec import StudySpec
 from service.studies import StudyService
 from storage.engine import create_engine_for, tune_engine
@@ -39,7 +39,7 @@ class NoOpSlot:
     async def start_trial(self, start: TrialStart) -> None:
         self.value = float(start.params["lr"])
 
-    async def run_epoch(self) -> dict[str, float]:
+    async def run_epoch(self, *, last: LastEpoch | None = None) -> dict[str, float]:
         return {**METRICS, "val_accuracy": self.value}
 
     async def end_trial(self, *, keep_weights: bool) -> TrialEnd:

@@ -26,7 +26,7 @@ from service.jobs import TrialJob
 from service.metrics import ServiceMetrics
 from service.optuna_bridge import OptunaBridge
 from service.outcome import TrialOutcome
-from service.runner import Slot, TrialRunner
+from service.runner import LastEpoch, Slot, TrialRunner
 from service.spec import StudySpec
 from service.trial_loop import TrialContext, run_trial
 from service.writer import OrderedWriter
@@ -62,7 +62,7 @@ class StudyDriver:
         self._ctx = TrialContext(
             study_id, spec, optuna, store, self.writer, self._study_ending,
             lambda: self.request_stop("target_reached"), self._keeps_checkpoint,
-            self._save_checkpoint,
+            self._last_epoch, self._save_checkpoint,
         )  # fmt: skip
 
     async def run(self) -> None:
@@ -103,6 +103,10 @@ class StudyDriver:
             return True
         sign = 1.0 if self.spec.primary.direction == "maximize" else -1.0
         return sign * (value - self._best_value) >= 0
+
+    def _last_epoch(self) -> LastEpoch:
+        """What a slot needs to end a trial with its last epoch: the weights to ship."""
+        return LastEpoch(keep=self._checkpoints is not None, floor=self._best_value)
 
     def _save_checkpoint(self, number: int, value: float, data: bytes) -> None:
         assert self._checkpoints is not None

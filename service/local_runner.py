@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from service.datasets import DataRoots, prepare_data
-from service.runner import TrialEnd, TrialError, TrialStart
+from service.runner import LastEpoch, TrialEnd, TrialError, TrialStart
 from service.spec import StudySpec
 from workers.trainer import TensorData, TrialTrainer
 
@@ -33,7 +33,7 @@ class InProcessSlot:
             seed=start.seed, max_epochs=self._spec.budget.max_epochs,
         )  # fmt: skip
 
-    async def run_epoch(self) -> dict[str, float]:
+    async def run_epoch(self, *, last: LastEpoch | None = None) -> dict[str, float]:
         if self._trainer is None:
             raise TrialError("run_epoch called before start_trial")
         metrics: dict[str, float] = await _guarded(self._trainer.train_epoch)

@@ -41,6 +41,18 @@ class TrialEnd:
     weights: bytes | None = None
 
 
+@dataclass(frozen=True)
+class LastEpoch:
+    """Marks a trial's last possible epoch, so a slot may end the trial in the same call.
+
+    The weights come along when `keep` holds and the trial's best value is at least as
+    good as `floor` (any value when None): the study's best when the epoch began.
+    """
+
+    keep: bool
+    floor: float | None = None
+
+
 class Slot(Protocol):
     node: str
 
@@ -48,7 +60,9 @@ class Slot(Protocol):
         """Begin a trial; a slot may defer the work to the first `run_epoch`."""
         ...
 
-    async def run_epoch(self) -> dict[str, float]: ...
+    async def run_epoch(self, *, last: LastEpoch | None = None) -> dict[str, float]:
+        """Train one epoch; with `last`, the slot may also end the trial (see LastEpoch)."""
+        ...
 
     async def end_trial(self, *, keep_weights: bool) -> TrialEnd:
         """Finish the trial; its best weights too when `keep_weights` (None before any epoch)."""
@@ -66,8 +80,9 @@ class TrialRunner(Protocol):
 class RaySlot:
     """One `workers.slot.TrialSlot` actor, with Ray's errors turned into ours.
 
-    Two round trips per one-epoch trial: the start rides with the first epoch, the
-    weights with the end.
+    One round trip per epoch and none more: the start rides with the first epoch, and
+    the end (test metrics, weights) with the epoch marked last, or with `end_trial`
+    when the trial stops before `max_epochs`.
     """
 
     def __init__(self, actor: Any, data_key: str, data_ref: ray.ObjectRef, spec: StudySpec):
@@ -76,6 +91,7 @@ class RaySlot:
         self._data_ref = data_ref
         self._spec = spec
         self._pending_start: dict[str, Any] | None = None
+        self._ended: TrialEnd | None = None
         self.node = ""
 
     async def locate(self) -> None:
@@ -93,13 +109,21 @@ class RaySlot:
             "max_epochs": self._spec.budget.max_epochs,
         }  # fmt: skip
 
-    async def run_epoch(self) -> dict[str, float]:
+    async def run_epoch(self, *, last: LastEpoch | None = None) -> dict[str, float]:
         start, self._pending_start = self._pending_start, None
-        metrics: dict[str, float] = await _call(self._actor.run_epoch.remote(start))
+        if last is None:
+            metrics: dict[str, float] = await _call(self._actor.run_epoch.remote(start))
+            return metrics
+        ref = self._actor.run_last_epoch.remote(start, keep=last.keep, floor=last.floor)
+        metrics, test_metrics, weights = await _call(ref)
+        self._ended = TrialEnd(test_metrics, weights)
         return metrics
 
     async def end_trial(self, *, keep_weights: bool) -> TrialEnd:
         self._pending_start = None
+        ended, self._ended = self._ended, None
+        if ended is not None:
+            return ended if keep_weights else TrialEnd(ended.test_metrics)
         test_metrics, weights = await _call(self._actor.end_trial.remote(keep_weights))
         return TrialEnd(test_metrics, weights)
 

@@ -19,7 +19,7 @@ import optuna
 
 from service.optuna_bridge import OptunaBridge
 from service.outcome import CurveBest, TrialOutcome
-from service.runner import Slot, TrialError, TrialStart, WorkerLost
+from service.runner import LastEpoch, Slot, TrialError, TrialStart, WorkerLost
 from service.spec import StudySpec
 from service.writer import OrderedWriter
 from storage.repository import Store
@@ -38,6 +38,7 @@ class TrialContext:
     study_ending: Callable[[], bool]
     target_reached: Callable[[], None]
     keeps_checkpoint: Callable[[float], bool]
+    last_epoch: Callable[[], LastEpoch]
     save_checkpoint: Callable[[int, float, bytes], None]
 
 
@@ -76,7 +77,8 @@ async def _epochs(
         if ctx.study_ending():
             return best.outcome("cancelled")
         try:
-            metrics = await asyncio.wait_for(slot.run_epoch(), _time_left(spec, started))
+            last = ctx.last_epoch() if epoch == spec.budget.max_epochs else None
+            metrics = await asyncio.wait_for(slot.run_epoch(last=last), _time_left(spec, started))
         except TimeoutError:
             limit = spec.budget.trial_timeout_s
             return dataclasses.replace(

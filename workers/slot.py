@@ -73,6 +73,16 @@ class TrialSlot:
         metrics: dict[str, float] = self._trainer.train_epoch()
         return metrics
 
+    def run_last_epoch(
+        self, start: dict[str, Any] | None = None, *, keep: bool, floor: float | None
+    ) -> tuple[dict[str, float], dict[str, float] | None, bytes | None]:
+        """The trial's last possible epoch, and its end in the same call: the metrics, then
+        end_trial's test metrics and weights (when `keep` and the best value reaches `floor`)."""
+        metrics = self.run_epoch(start)
+        assert self._trainer is not None
+        test_metrics, weights = self.end_trial(keep and self._trainer.reaches(floor))
+        return metrics, test_metrics, weights
+
     def end_trial(self, keep_weights: bool = False) -> tuple[dict[str, float] | None, bytes | None]:
         """Drop the trial; the test metrics of its best weights, and those weights
         serialized when `keep_weights` (see TrialTrainer.checkpoint)."""

@@ -213,6 +213,12 @@ class TrialTrainer:
             self.best_value, self.best_epoch = value, self.epoch
             self._best_states = [fold.snapshot() for fold in self.folds]
 
+    def reaches(self, floor: float | None) -> bool:
+        """Whether the best value so far is at least as good as `floor` (any, when None)."""
+        if self.best_value is None:
+            return False
+        return floor is None or self._sign * (self.best_value - floor) >= 0
+
     def restore_best(self) -> None:
         """Load the weights of the best epoch seen so far into every fold."""
         if self._best_states is not None:

@@ -14,7 +14,7 @@ from typing import Any
 import optuna
 import pytest
 
-from service.runner import Slot, TrialEnd, TrialError, TrialStart, WorkerLost
+from service.runner import LastEpoch, Slot, TrialEnd, TrialError, TrialStart, WorkerLost
 from service.spec import StudySpec
 from service.studies import StudyService
 from storage.engine import create_engine_for
@@ -37,7 +37,7 @@ class ScriptedSlot:
     async def start_trial(self, start: TrialStart) -> None:
         self.params, self.epoch = start.params, 0
 
-    async def run_epoch(self) -> dict[str, float]:
+    async def run_epoch(self, *, last: LastEpoch | None = None) -> dict[str, float]:
         self.epoch += 1
         await asyncio.sleep(self.runner.epoch_s)
         value = self.runner.script(self.params, self.epoch)
