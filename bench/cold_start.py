@@ -1,8 +1,9 @@
 """Time from submission to the first epoch result persisted, warm and cold.
 
 One digits MLP trial (default config, one thread) in each arm:
-  service-warm  a running `hpo serve` (SQLite, local Ray): from POST /studies to the first
-                epoch's event `at` (it is written in the same transaction as the epoch)
+  service-warm  a running `hpo serve` (SQLite, local Ray) that has run a study before: from
+                POST /studies to the first epoch's event `at` (written in the same
+                transaction as the epoch)
   service-cold  from launching `hpo serve` (submitting as soon as it answers) to the same
   optuna-cold   from launching a Python process that creates an Optuna study on SQLite,
                 trains one epoch and reports it (trial.report is persisted on return)
@@ -28,7 +29,7 @@ from typing import Any
 import httpx
 
 from bench.api_load import ROOT, free_port, start_server, stop_server
-from bench.arms import emit, live_service, run_arm, table
+from bench.arms import emit, live_service, run_arm, table, wait_study
 
 ARMS = ("service-warm", "service-cold", "optuna-cold", "tune-cold")
 SPEC = {"name": "cold", "budget": {"max_trials": 1, "max_epochs": 1, "parallelism": 1},
@@ -49,6 +50,9 @@ def first_epoch_at(client: httpx.Client, study_id: int) -> float:
 
 def arm_service_warm() -> dict[str, Any]:
     with live_service() as (client, _):
+        # A service that has been running: an earlier study has ended, its slots are idle.
+        earlier = client.post("/api/v1/studies", json={**SPEC, "name": "earlier"})
+        wait_study(client, earlier.json()["id"])
         sent = time.time()
         created = client.post("/api/v1/studies", json=SPEC)
         created.raise_for_status()

@@ -52,7 +52,7 @@ class NoOpRunner:
     async def open_slot(self) -> NoOpSlot:
         return NoOpSlot()
 
-    async def close(self) -> None: ...
+    async def close(self, *, keep_warm: bool = False) -> None: ...
 
 
 def make_spec(args: argparse.Namespace) -> StudySpec:

@@ -78,7 +78,8 @@ class StudyDriver:
         except Exception as exc:  # noqa: BLE001 - the study fails, the service goes on
             error = _describe(exc)
         finally:
-            await self.runner.close()
+            # A user's stop ends the slots too (documented); other ends leave them warm.
+            await self.runner.close(keep_warm=error is None and self._end_reason != "user")
         error = error or await self.writer.drain()
         state, reason = self._final_state(error)
         await self.writer.call(

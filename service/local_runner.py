@@ -72,5 +72,5 @@ class InProcessRunner:
     async def open_slot(self) -> InProcessSlot:
         return InProcessSlot(self._tensors, self._spec)
 
-    async def close(self) -> None:
+    async def close(self, *, keep_warm: bool = False) -> None:
         return None

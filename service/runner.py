@@ -14,6 +14,7 @@ import ray
 import ray.exceptions
 
 from service.datasets import DataRoots, prepare_data
+from service.slot_pool import SlotPool, SlotShape
 from service.spec import StudySpec
 from workers.data import PreparedData
 
@@ -74,7 +75,9 @@ class Slot(Protocol):
 class TrialRunner(Protocol):
     async def open_slot(self) -> Slot: ...
 
-    async def close(self) -> None: ...
+    async def close(self, *, keep_warm: bool = False) -> None:
+        """End the study's slots; with `keep_warm`, healthy ones may serve later studies."""
+        ...
 
 
 class RaySlot:
@@ -92,6 +95,7 @@ class RaySlot:
         self._spec = spec
         self._pending_start: dict[str, Any] | None = None
         self._ended: TrialEnd | None = None
+        self.closed = False
         self.node = ""
 
     async def locate(self) -> None:
@@ -128,7 +132,13 @@ class RaySlot:
         return TrialEnd(test_metrics, weights)
 
     async def close(self) -> None:
+        self.closed = True
         ray.kill(self._actor, no_restart=True)
+
+    def hand_over(self) -> Any:
+        """The actor, for a pool to keep; this slot is closed from here on."""
+        self.closed = True
+        return self._actor
 
 
 async def _call(ref: ray.ObjectRef) -> Any:
@@ -142,35 +152,44 @@ async def _call(ref: ray.ObjectRef) -> Any:
 
 
 class RayTrialRunner:
-    """Slots for one study: actors sized by `resources`, the data put in Ray once."""
+    """Slots for one study: actors sized by `resources` (warm ones from `pool` first),
+    the data put in Ray once."""
 
-    def __init__(self, study_id: int, spec: StudySpec, data: PreparedData):
-        from workers.slot import create_slot
-
-        self._create_slot = create_slot
+    def __init__(self, study_id: int, spec: StudySpec, data: PreparedData, pool: SlotPool):
         self._spec = spec
+        self._pool = pool
+        self._shape = SlotShape(spec.resources.cpus_per_trial, spec.resources.gpus_per_trial)
         self._data_key = f"study-{study_id}"
         self._data_ref = ray.put(data)
         self._slots: list[RaySlot] = []
 
     @classmethod
     async def for_study(
-        cls, study_id: int, spec: StudySpec, data_roots: DataRoots
+        cls, study_id: int, spec: StudySpec, data_roots: DataRoots, pool: SlotPool
     ) -> RayTrialRunner:
         data = await asyncio.to_thread(prepare_data, spec, data_roots)
-        return cls(study_id, spec, data)
+        return cls(study_id, spec, data, pool)
 
     async def open_slot(self) -> Slot:
-        resources = self._spec.resources
-        actor = self._create_slot(
-            num_cpus=resources.cpus_per_trial, num_gpus=resources.gpus_per_trial
-        )
-        slot = RaySlot(actor, self._data_key, self._data_ref, self._spec)
-        self._slots.append(slot)
-        await slot.locate()
-        return slot
+        while True:
+            actor, warm = self._pool.acquire(self._shape)
+            slot = RaySlot(actor, self._data_key, self._data_ref, self._spec)
+            self._slots.append(slot)
+            try:
+                await slot.locate()
+            except WorkerLost:
+                await slot.close()
+                if warm:  # it died while idle: start a fresh one
+                    continue
+                raise
+            return slot
 
-    async def close(self) -> None:
+    async def close(self, *, keep_warm: bool = False) -> None:
         for slot in self._slots:
-            await slot.close()
+            if slot.closed:
+                continue
+            if keep_warm:
+                self._pool.release(slot.hand_over(), self._shape)
+            else:
+                await slot.close()
         self._slots.clear()

@@ -21,6 +21,7 @@ from service.limits import SpecLimits, SubmissionRate
 from service.metrics import ServiceMetrics
 from service.runner import RayTrialRunner, TrialRunner
 from service.settings import Settings
+from service.slot_pool import SlotPool, SlotShape
 from service.spec import StudySpec
 from service.studies import StudyService
 from service.uploads import Uploads
@@ -45,6 +46,7 @@ class Runtime:
     tenants_by_token: dict[str, str] = field(default_factory=dict)
     uploads: Uploads | None = None
     insights: InsightService | None = None
+    slot_pool: SlotPool | None = None
 
     def readiness(self) -> dict[str, str]:
         """Whether the database answers and Ray is connected: 'ok' or the problem, per part."""
@@ -65,6 +67,8 @@ class Runtime:
 
     async def close(self) -> None:
         await self.studies.close()
+        if self.slot_pool is not None:
+            self.slot_pool.close()
         self.engine.dispose()
         self.optuna_storage.engine.dispose()
         if self.owns_ray:
@@ -91,8 +95,12 @@ async def open_runtime(settings: Settings) -> Runtime:
     )
     roots = DataRoots(settings.data_root_paths(), uploads)
 
+    pool = SlotPool(max_idle=settings.warm_slots)
+    if settings.prewarm_slots:
+        pool.prewarm(SlotShape(cpus=1, gpus=0), settings.warm_slots)
+
     async def ray_runner(study_id: int, spec: StudySpec) -> TrialRunner:
-        return await RayTrialRunner.for_study(study_id, spec, roots)
+        return await RayTrialRunner.for_study(study_id, spec, roots, pool)
 
     checkpoints = CheckpointStore(settings.data_dir / "artifacts")
     metrics = ServiceMetrics(store.count_studies)
@@ -106,7 +114,7 @@ async def open_runtime(settings: Settings) -> Runtime:
     await studies.start()
     return Runtime(
         settings, engine, optuna_storage, store, studies, owns_ray, settings.tenants_by_token(),
-        uploads, InsightService(studies, StudyInsights(engine)),
+        uploads, InsightService(studies, StudyInsights(engine)), pool,
     )  # fmt: skip
 
 

@@ -29,6 +29,14 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     ray_num_cpus: int | None = Field(default=None, ge=1, description="CPUs of a local Ray.")
+    warm_slots: int = Field(
+        default=2, ge=0, le=64,
+        description="Idle slot actors kept between studies, so that a new study's first "
+        "epoch does not wait for a process to start and import torch.",
+    )  # fmt: skip
+    prewarm_slots: bool = Field(
+        default=True, description="Start warm_slots 1-CPU slots with the service."
+    )
     api_tokens: str = Field(
         default="",
         description="Comma-separated tenant:token pairs, or @FILE with one tenant:token a line. "

@@ -169,16 +169,19 @@ def running_service(settings: Settings) -> Iterator[str]:
 
 @pytest.fixture
 def service_url(ray_cluster: Any, database_url: str, tmp_path: Path) -> Iterator[str]:
-    """A live service on each database in turn, sharing the session's Ray."""
-    settings = Settings(database_url=database_url, data_dir=tmp_path / "data")
+    """A live service on each database in turn, sharing the session's Ray.
+
+    No slots are started with it (most tests here call the API without training); a
+    test's later studies reuse its earlier ones' slots."""
+    settings = Settings(database_url=database_url, data_dir=tmp_path / "data", prewarm_slots=False)
     with running_service(settings) as url:
         yield url
 
 
 @pytest.fixture
 def sqlite_service_url(ray_cluster: Any, sqlite_url: str, tmp_path: Path) -> Iterator[str]:
-    """A live service on a SQLite file of this test's own."""
-    settings = Settings(database_url=sqlite_url, data_dir=tmp_path / "data")
+    """A live service on a SQLite file of this test's own (no slots started with it)."""
+    settings = Settings(database_url=sqlite_url, data_dir=tmp_path / "data", prewarm_slots=False)
     with running_service(settings) as url:
         yield url
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from workers.spec import BuiltinDataset, PathDataset, PluginDataset, SplitSpec, Task
 
@@ -160,6 +159,8 @@ def _encode_target(y: np.ndarray, task: Task) -> tuple[np.ndarray, int]:
 def _hold_out(
     n: int, y: np.ndarray | None, share: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
     index = np.arange(n)
     if share == 0:
         return index, index[:0]
@@ -173,6 +174,10 @@ def _hold_out(
 def _fold_indices(
     y: np.ndarray, stratify: bool, split: SplitSpec
 ) -> list[tuple[np.ndarray, np.ndarray]]:
+    # Imported here: a slot process imports this module for its types only, and sklearn
+    # would add seconds to every slot's start.
+    from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+
     index = np.arange(len(y))
     try:
         if split.folds is None:

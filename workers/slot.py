@@ -33,6 +33,14 @@ class TrialSlot:
         self._tensors: Any = None
         self._trainer: Any = None
 
+    def warm_up(self) -> None:
+        """Import what a trial needs (torch, the trainer, installed plug-in tasks), so a
+        warm slot's first epoch starts at once."""
+        import workers.trainer  # noqa: F401 - imported for its cost, not its names
+        from workers.tasks import installed_tasks
+
+        installed_tasks()
+
     def placement(self) -> SlotPlacement:
         context = ray.get_runtime_context()
         return SlotPlacement(

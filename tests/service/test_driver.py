@@ -71,7 +71,7 @@ class ScriptedRunner:
         self.slots.append(slot)
         return slot
 
-    async def close(self) -> None:
+    async def close(self, *, keep_warm: bool = False) -> None:
         self.closed = True
 
 

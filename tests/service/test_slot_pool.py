@@ -1,0 +1,84 @@
+"""Warm slots: a service keeps idle slot actors between studies, by resource shape.
+
+Real Ray (the session's cluster, all on this machine, so slot pids are local) and a
+live service on SQLite.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from service.settings import Settings
+from tests.conftest import running_service, wait_for_study
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+@pytest.fixture
+def client(ray_cluster: Any, sqlite_url: str, tmp_path: Path) -> Iterator[httpx.Client]:
+    settings = Settings(database_url=sqlite_url, data_dir=tmp_path / "data", warm_slots=2)
+    with running_service(settings) as url, httpx.Client(base_url=url, timeout=30) as http:
+        yield http
+
+
+def run(client: httpx.Client, spec: dict[str, Any]) -> set[int]:
+    """Run a study to its end; the pids of the slot processes its trials ran on."""
+    response = client.post("/api/v1/studies", json=spec)
+    assert response.status_code == 201, response.text
+    study = wait_for_study(client, response.json()["id"])
+    assert study["state"] == "completed", study
+    items = client.get(f"/api/v1/studies/{study['id']}/trials", params={"limit": 100}).json()
+    return {int(t["node"].split("pid=")[1].split()[0]) for t in items["items"]}
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_studies_in_turn_train_on_the_same_warm_slots(
+    client: httpx.Client, make_spec: Callable[..., dict[str, Any]]
+) -> None:
+    budget = {"max_trials": 4, "max_epochs": 2, "parallelism": 2}
+    first = run(client, make_spec(name="first", budget=budget))
+    second = run(client, make_spec(name="second", budget=budget))
+    assert len(first) == 2
+    assert second == first  # no new slot process for the second study
+    assert all(alive(pid) for pid in first)  # kept idle, ready for the next one
+
+
+def test_a_study_of_another_shape_ends_the_idle_slots_first(
+    client: httpx.Client, make_spec: Callable[..., dict[str, Any]]
+) -> None:
+    small = run(client, make_spec(name="small", budget={"max_trials": 2, "max_epochs": 1}))
+    big = run(client, make_spec(name="big", resources={"cpus_per_trial": 2},
+                                budget={"max_trials": 2, "max_epochs": 1}))  # fmt: skip
+    assert not small & big
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in small) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in small)
+
+
+def test_a_warm_slot_that_died_while_idle_is_replaced(
+    client: httpx.Client, make_spec: Callable[..., dict[str, Any]]
+) -> None:
+    budget = {"max_trials": 2, "max_epochs": 1, "parallelism": 2}
+    first = run(client, make_spec(name="first", budget=budget))
+    victim = min(first)
+    os.kill(victim, 9)
+    while alive(victim):
+        time.sleep(0.05)
+    second = run(client, make_spec(name="second", budget=budget))
+    assert victim not in second
+    assert second & first  # the warm slot that lived is still used
