@@ -1,4 +1,8 @@
-"""`hpo serve` killed with SIGKILL while trials run, started again: the study finishes whole."""
+"""`hpo serve` killed with SIGKILL while trials run, started again: the study finishes whole.
+
+The service joins the session's Ray cluster, as on a cluster deployment: what dies is
+the service and, with it, the slots it drove (tests/api/test_serve.py starts a local Ray).
+"""
 
 from __future__ import annotations
 
@@ -17,15 +21,15 @@ from api.client import HpoClient
 from tests.api.test_serve import free_port
 from tests.service.test_cluster import SLOW_TRIALS
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
 class Serve:
     """`hpo serve` processes on one data dir, started and killed like an operator would."""
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, ray_address: str):
         self.port = free_port()
-        self.env = {**os.environ, "HPO_DATA_DIR": str(data_dir), "HPO_RAY_NUM_CPUS": "2"}
+        self.env = {**os.environ, "HPO_DATA_DIR": str(data_dir), "HPO_RAY_ADDRESS": ray_address}
         self.process: subprocess.Popen[str] | None = None
 
     def start(self) -> HpoClient:
@@ -43,7 +47,7 @@ class Serve:
         return client
 
     def kill(self) -> None:
-        """SIGKILL the whole process group: the server and the local Ray it started."""
+        """SIGKILL the whole process group: the server and anything it started."""
         assert self.process is not None
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
@@ -58,8 +62,8 @@ class Serve:
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Serve]:
-    server = Serve(tmp_path / "data")
+def serve(ray_cluster: Any, tmp_path: Path) -> Iterator[Serve]:
+    server = Serve(tmp_path / "data", ray_cluster.address)
     yield server
     server.stop()
 
@@ -68,7 +72,7 @@ def test_a_killed_service_resumes_its_study_without_losing_or_double_counting(
     serve: Serve, make_spec: Callable[..., dict[str, Any]]
 ) -> None:
     spec = make_spec(
-        name="survivor", **SLOW_TRIALS, budget={"max_trials": 5, "max_epochs": 12, "parallelism": 2}
+        name="survivor", **SLOW_TRIALS, budget={"max_trials": 5, "max_epochs": 8, "parallelism": 2}
     )
     with serve.start() as client:
         study_id = client.submit(spec)["id"]

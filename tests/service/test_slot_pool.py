@@ -46,7 +46,7 @@ def alive(pid: int) -> bool:
     return True
 
 
-def test_studies_in_turn_train_on_the_same_warm_slots(
+def test_studies_in_turn_train_on_the_same_warm_slots_and_a_dead_one_is_replaced(
     client: httpx.Client, make_spec: Callable[..., dict[str, Any]]
 ) -> None:
     budget = {"max_trials": 4, "max_epochs": 2, "parallelism": 2}
@@ -56,29 +56,23 @@ def test_studies_in_turn_train_on_the_same_warm_slots(
     assert second == first  # no new slot process for the second study
     assert all(alive(pid) for pid in first)  # kept idle, ready for the next one
 
+    victim = min(first)  # dies while idle: the next study must not fail on it
+    os.kill(victim, 9)
+    while alive(victim):
+        time.sleep(0.05)
+    third = run(client, make_spec(name="third", budget=budget))
+    assert victim not in third
+    assert third & first  # the warm slot that lived is still used
+
 
 def test_a_study_of_another_shape_ends_the_idle_slots_first(
     client: httpx.Client, make_spec: Callable[..., dict[str, Any]]
 ) -> None:
-    small = run(client, make_spec(name="small", budget={"max_trials": 2, "max_epochs": 1}))
-    big = run(client, make_spec(name="big", resources={"cpus_per_trial": 2},
-                                budget={"max_trials": 2, "max_epochs": 1}))  # fmt: skip
+    budget = {"max_trials": 1, "max_epochs": 1, "parallelism": 1}
+    small = run(client, make_spec(name="small", budget=budget))
+    big = run(client, make_spec(name="big", resources={"cpus_per_trial": 2}, budget=budget))
     assert not small & big
     deadline = time.monotonic() + 10
     while any(alive(pid) for pid in small) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(alive(pid) for pid in small)
-
-
-def test_a_warm_slot_that_died_while_idle_is_replaced(
-    client: httpx.Client, make_spec: Callable[..., dict[str, Any]]
-) -> None:
-    budget = {"max_trials": 2, "max_epochs": 1, "parallelism": 2}
-    first = run(client, make_spec(name="first", budget=budget))
-    victim = min(first)
-    os.kill(victim, 9)
-    while alive(victim):
-        time.sleep(0.05)
-    second = run(client, make_spec(name="second", budget=budget))
-    assert victim not in second
-    assert second & first  # the warm slot that lived is still used
