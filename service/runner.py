@@ -96,6 +96,7 @@ class RaySlot:
         self._pending_start: dict[str, Any] | None = None
         self._ended: TrialEnd | None = None
         self.closed = False
+        self.used = False
         self.node = ""
 
     async def locate(self) -> None:
@@ -104,6 +105,7 @@ class RaySlot:
         self.node = f"{placement.node[:12]} pid={placement.pid}{gpus}"
 
     async def start_trial(self, start: TrialStart) -> None:
+        self.used = True
         # The data ref travels inside a dict so Ray hands it over unresolved: the slot
         # fetches the data only when it has not got this study's tensors yet.
         self._pending_start = {
@@ -188,7 +190,7 @@ class RayTrialRunner:
         for slot in self._slots:
             if slot.closed:
                 continue
-            if keep_warm:
+            if keep_warm or not slot.used:  # one that never trained has nothing to abort
                 self._pool.release(slot.hand_over(), self._shape)
             else:
                 await slot.close()

@@ -98,7 +98,7 @@ def test_a_killed_slot_fails_its_trial_and_the_retry_completes_the_study(
     client: httpx.Client, make_spec: Callable[..., dict[str, Any]]
 ) -> None:
     spec = make_spec(
-        name="lost", **SLOW_TRIALS, budget={"max_trials": 3, "max_epochs": 25, "parallelism": 1}
+        name="lost", **SLOW_TRIALS, budget={"max_trials": 3, "max_epochs": 15, "parallelism": 1}
     )
     study_id = submit(client, spec)
     (victim,) = wait_running(client, study_id, 1)
