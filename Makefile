@@ -26,7 +26,7 @@ serve: install  ## keep the service running on http://127.0.0.1:8000
 
 test: install  ## the whole test suite (PostgreSQL tests need HPO_TEST_POSTGRES_URL)
 	bash scripts/ensure_chromium.sh
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	PYTHON=$(BIN)/python bash scripts/run_tests.sh $(PYTEST_ARGS)
 
 check: install  ## format, lint, type check
 	$(BIN)/ruff format --check .
