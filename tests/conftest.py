@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from api.app import create_app
 from service.settings import Settings
+from storage import Store, create_engine_for, upgrade_schema
 
 # ---------------------------------------------------------------------------
 # Databases: each test gets its own, on SQLite and (where configured) PostgreSQL.
@@ -68,6 +69,15 @@ def database_url(request: pytest.FixtureRequest) -> str:
     """Every supported database in turn, so storage contracts hold on all of them."""
     url: str = request.getfixturevalue(f"{request.param}_url")
     return url
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    """A migrated store on each database in turn."""
+    upgrade_schema(database_url)
+    engine = create_engine_for(database_url)
+    yield Store(engine)
+    engine.dispose()
 
 
 # ---------------------------------------------------------------------------

@@ -7,23 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import event
 
 from service.writer import OrderedWriter
-from storage import ConflictError, Store, create_engine_for, upgrade_schema
+from storage import ConflictError, Store
 
 SPEC = {"name": "w", "space": {}}
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    upgrade_schema(database_url)
-    engine = create_engine_for(database_url)
-    yield Store(engine)
-    engine.dispose()
 
 
 def commits(store: Store) -> list[int]:

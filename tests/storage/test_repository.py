@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -64,14 +63,6 @@ def make_trial(
     return store.finish_trial(
         study_id, number, state=state, value=value, best_epoch=0, stop_reason="completed"
     )
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    upgrade_schema(database_url)
-    engine = create_engine_for(database_url)
-    yield Store(engine)
-    engine.dispose()
 
 
 def collect(fetch: Any) -> list[Any]:
