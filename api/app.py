@@ -11,7 +11,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.body_limit import BodyLimitMiddleware
 from api.errors import install_error_handlers
-from api.routes import dashboard, datasets, events, health, insights, schema, studies, tasks
+from api.routes import (
+    cluster,
+    dashboard,
+    datasets,
+    events,
+    health,
+    insights,
+    schema,
+    studies,
+    tasks,
+)
 from service.runtime import open_runtime
 from service.settings import Settings
 
@@ -38,6 +48,7 @@ def create_app(settings: Settings) -> FastAPI:
     )  # fmt: skip
     app.include_router(health.router)
     app.include_router(studies.router)
+    app.include_router(cluster.router)
     app.include_router(schema.router)
     app.include_router(events.router)
     app.include_router(datasets.router)

@@ -7,6 +7,7 @@ from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.cluster_view import ScopedCluster, TenantView, amount
 from service.studies import StudyView
 from storage.records import TrialRecord
 
@@ -87,17 +88,26 @@ class StudyOut(BaseModel):
     finished_at: datetime | None
     error: str | None
     warnings: list[str] = Field(description="What the service changed or degraded, and why.")
+    priority: int = Field(description="Among its tenant's studies, higher gets slots first.")
+    queue_position: int | None = Field(
+        description="Its place among the studies waiting for a slot (1 is next); null when "
+        "it waits for none."
+    )
+    waiting_since: datetime | None = Field(description="When its current wait for a slot began.")
+    slots_held: int = Field(description="Slots training its trials now (up to parallelism).")
 
     @classmethod
     def of(cls, view: StudyView) -> StudyOut:
-        r = view.record
+        r, q = view.record, view.queue
         return cls(
             id=r.id, name=r.name, state=cast(StudyState, r.state),
             state_reason=r.state_reason, spec=r.spec,
             counts=view.counts, best=TrialOut.of(view.best) if view.best else None,
             optuna_study_name=r.optuna_study_name, created_at=r.created_at,
             started_at=r.started_at, finished_at=r.finished_at, error=r.error,
-            warnings=r.warnings,
+            warnings=r.warnings, priority=int(r.spec.get("priority", 0)),
+            queue_position=q.position if q else None, waiting_since=q.waiting_since if q else None,
+            slots_held=q.slots_held if q else 0,
         )  # fmt: skip
 
 
@@ -186,3 +196,99 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (503, "database or Ray unreachable"),
     )
 }
+
+
+class NodeOut(BaseModel):
+    node_id: str
+    alive: bool
+    cpus: float
+    gpus: float
+    cpus_used: float = Field(description="Held by the service's slots, busy or idle.")
+    gpus_used: float
+
+
+class SlotOut(BaseModel):
+    slot_id: int
+    node_id: str
+    cpus: float
+    gpus: float
+    state: Literal["busy", "idle"]
+    study_id: int | None = Field(
+        description="The study it trains for; null when idle or another tenant's."
+    )
+    tenant: str | None
+
+
+class TenantOut(BaseModel):
+    tenant: str = Field(description="The tenant, or `others`: every other tenant summed.")
+    weight: float
+    share: float = Field(
+        description="The fraction of the cluster its weight entitles it to "
+        "among the tenants with studies now."
+    )
+    cpus: float
+    gpus: float
+    slots: int = Field(description="Busy slots.")
+    dominant_share: float = Field(
+        description="Its largest fraction of the cluster's CPUs or GPUs held now."
+    )
+    studies_waiting: int
+    quota_cpus: float | None
+    quota_gpus: float | None
+
+
+class QueueEntryOut(BaseModel):
+    position: int
+    study_id: int | None = Field(description="Null for another tenant's study.")
+    name: str | None
+    tenant: str | None
+    priority: int | None
+    waiting_since: datetime | None
+    slots_held: int
+    parallelism: int
+    cpus_per_trial: float
+    gpus_per_trial: float
+
+
+class ClusterOut(BaseModel):
+    """The cluster as the caller's tenant may see it."""
+
+    nodes: list[NodeOut]
+    slots: list[SlotOut]
+    tenants: list[TenantOut]
+    others: TenantOut | None = Field(description="Other tenants' usage as one total.")
+    queue: list[QueueEntryOut] = Field(
+        description="Studies waiting for a slot, in the order they will get one."
+    )
+    reserved_node: str | None = Field(
+        description="A node kept free for the first study in "
+        "the queue, whose trials fit nowhere else yet."
+    )
+
+    @classmethod
+    def of(cls, cluster: ScopedCluster) -> ClusterOut:
+        snap = cluster.snapshot
+        return cls(
+            nodes=[NodeOut(node_id=n.node_id, alive=n.alive, cpus=amount(n.capacity.cpus),
+                           gpus=amount(n.capacity.gpus), cpus_used=amount(n.used.cpus),
+                           gpus_used=amount(n.used.gpus)) for n in snap.nodes],
+            slots=[SlotOut(slot_id=s.slot_id, node_id=s.node_id, cpus=amount(s.shape.cpus),
+                           gpus=amount(s.shape.gpus), state=cast(Any, s.state),
+                           study_id=s.study_id, tenant=s.tenant) for s in snap.slots],
+            tenants=[_tenant_out(t) for t in snap.tenants],
+            others=_tenant_out(cluster.others) if cluster.others else None,
+            queue=[QueueEntryOut(
+                position=q.position, study_id=q.study_id, name=q.name, tenant=q.tenant,
+                priority=q.priority, waiting_since=q.waiting_since, slots_held=q.slots_held,
+                parallelism=q.parallelism, cpus_per_trial=amount(q.shape.cpus),
+                gpus_per_trial=amount(q.shape.gpus)) for q in snap.queue],
+            reserved_node=snap.reserved_node,
+        )  # fmt: skip
+
+
+def _tenant_out(t: TenantView) -> TenantOut:
+    return TenantOut(
+        tenant=t.tenant, weight=t.weight, share=t.share, cpus=amount(t.held.cpus),
+        gpus=amount(t.held.gpus), slots=t.slots, dominant_share=t.dominant_share,
+        studies_waiting=t.studies_waiting, quota_cpus=t.quota.cpus, quota_gpus=t.quota.gpus,
+    )  # fmt: skip

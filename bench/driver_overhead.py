@@ -52,7 +52,9 @@ class NoOpRunner:
     async def open_slot(self) -> NoOpSlot:
         return NoOpSlot()
 
-    async def close(self, *, keep_warm: bool = False) -> None: ...
+    async def release_slot(self, slot: NoOpSlot, *, healthy: bool) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 def make_spec(args: argparse.Namespace) -> StudySpec:

@@ -1,10 +1,13 @@
 """The study driver: keeps up to `parallelism` trials in flight until the budget ends.
 
-Each slot loop takes the next job (a retry of a lost trial, an initial config, or
-a new trial the sampler draws), runs it on its slot (`trial_loop`), and tells
-Optuna and the store the outcome. Decisions are made in memory (see
-`optuna_bridge`); every write goes in order through one writer thread per study,
-so a trial's path never waits on a database commit.
+Each of up to `parallelism` slot loops takes the next job (a retry of a lost trial,
+an initial config, or a new trial the sampler draws), asks the runner for a slot
+(the cluster's scheduler may make it wait: the study is `queued` until its first
+slot), runs the job on it (`trial_loop`), tells Optuna and the store the outcome and
+gives the slot back, so that the scheduler can hand it to whoever deserves it next.
+Decisions are made in memory (see `optuna_bridge`); every write goes in order
+through one writer thread per study, so a trial's path never waits on a database
+commit.
 
 Budget: a trial whose worker was lost is re-run with the same params (its retry
 has `retry_of`) up to `max_retries` times; a retry takes over the lost trial's
@@ -17,6 +20,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 import optuna
 
@@ -53,8 +57,8 @@ class StudyDriver:
         self._retries: deque[TrialJob] = deque(retries)
         self._max_trials, self._spent_reason = trial_budget(spec)
         self._end_reason: str | None = None
-        self._no_more_work = asyncio.Event()
-        self._started = time.monotonic()
+        self._ending = asyncio.Event()
+        self._started: float | None = None
         self._metrics = metrics
         self._checkpoints = checkpoints
         self._kept: dict[int, float] = {}
@@ -67,8 +71,6 @@ class StudyDriver:
 
     async def run(self) -> None:
         """Drive the study and write its final state; a trial's fault never escapes."""
-        await self.writer.call(self.store.set_study_state, self.study_id, "running")
-        self._started = time.monotonic()
         error: str | None = None
         try:
             work = self._max_trials - self._n_claimed + len(self._retries)
@@ -78,8 +80,7 @@ class StudyDriver:
         except Exception as exc:  # noqa: BLE001 - the study fails, the service goes on
             error = _describe(exc)
         finally:
-            # A user's stop ends the slots too (documented); other ends leave them warm.
-            await self.runner.close(keep_warm=error is None and self._end_reason != "user")
+            await self.runner.close()
         error = error or await self.writer.drain()
         state, reason = self._final_state(error)
         await self.writer.call(
@@ -90,7 +91,7 @@ class StudyDriver:
     def request_stop(self, reason: str = "user") -> None:
         """End the study: running trials stop before their next epoch as cancelled."""
         self._end_reason = self._end_reason or reason
-        self._no_more_work.set()
+        self._ending.set()
 
     def _study_ending(self) -> bool:
         self._check_timeout()
@@ -128,23 +129,40 @@ class StudyDriver:
         return "completed", reason
 
     async def _slot_loop(self) -> None:
-        slot = await self._open_slot()
-        while slot is not None and (job := self._next_job()) is not None:
-            outcome = await self._run_job(slot, job)
-            if outcome.stop_reason == "worker_lost" or outcome.timed_out:
-                await slot.close()
-                slot = await self._open_slot()
+        while (job := self._next_job()) is not None:
+            slot = await self._open_slot()
+            if slot is None:
+                return
+            healthy = False
+            try:
+                outcome = await self._run_job(slot, job)
+                # A user's stop abandons the epoch in flight: the slot ends with it.
+                lost = outcome.stop_reason == "worker_lost" or outcome.timed_out
+                healthy = not lost and self._end_reason != "user"
+            finally:
+                await self.runner.release_slot(slot, healthy=healthy)
 
     async def _open_slot(self) -> Slot | None:
-        """A new slot, or None once no work is left (Ray may queue a slot that never fits)."""
+        """A slot, or None when the study ends while it waits for one."""
         opening = asyncio.ensure_future(self.runner.open_slot())
-        finished = asyncio.ensure_future(self._no_more_work.wait())
-        await asyncio.wait({opening, finished}, return_when=asyncio.FIRST_COMPLETED)
-        finished.cancel()
-        if opening.done():
-            return opening.result()
-        opening.cancel()
-        return None
+        finished = asyncio.ensure_future(self._ending.wait())
+        try:
+            await asyncio.wait({opening, finished}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            finished.cancel()
+            if not opening.done():
+                opening.cancel()
+                await asyncio.wait({opening})
+        if opening.cancelled():
+            return None
+        slot = opening.result()
+        if self._end_reason is not None:
+            await self.runner.release_slot(slot, healthy=True)
+            return None
+        if self._started is None:
+            self._started = time.monotonic()
+            await self.writer.call(self.store.set_study_state, self.study_id, "running")
+        return slot
 
     def _next_job(self) -> TrialJob | None:
         self._check_timeout()
@@ -152,7 +170,6 @@ class StudyDriver:
         if self._end_reason is None and self._retries:
             return self._retries.popleft()
         if self._end_reason is not None or self._n_claimed >= self._max_trials:
-            self._no_more_work.set()
             return None
         initial = self.spec.initial_trials
         params = initial[self._n_claimed] if self._n_claimed < len(initial) else None
@@ -160,8 +177,11 @@ class StudyDriver:
         return TrialJob(params=dict(params) if params is not None else None)
 
     def _check_timeout(self) -> None:
-        timeout_s = self.spec.budget.timeout_s
-        if timeout_s is not None and time.monotonic() - self._started >= timeout_s:
+        """`timeout_s` counts from the study's first slot: time queued is not spent."""
+        timeout_s, started = self.spec.budget.timeout_s, self._started
+        if timeout_s is None or started is None:
+            return
+        if time.monotonic() - started >= timeout_s:
             self.request_stop("timeout")
 
     async def _run_job(self, slot: Slot, job: TrialJob) -> TrialOutcome:
@@ -172,9 +192,10 @@ class StudyDriver:
             self._metrics.trials_started.inc()
             self._metrics.trials_running.inc()
         self.writer.submit(create)
+        # The writer runs later: the times are taken here, where the slot is held.
         self.writer.submit(
             self.store.create_trial, self.study_id, trial.number, params, node=slot.node,
-            retry_of=job.retry_of,
+            retry_of=job.retry_of, started_at=datetime.now(UTC),
         )  # fmt: skip
         try:
             outcome = await run_trial(self._ctx, slot, trial, {**self.spec.params, **params})
@@ -199,7 +220,7 @@ class StudyDriver:
             self.store.finish_trial, self.study_id, trial.number,
             state=outcome.state, value=outcome.value, values=outcome.values,
             best_epoch=outcome.best_epoch, stop_reason=outcome.stop_reason, error=outcome.error,
-            test_metrics=outcome.test_metrics,
+            test_metrics=outcome.test_metrics, finished_at=datetime.now(UTC),
         )  # fmt: skip
         if outcome.state == "failed":
             self._n_failed += 1

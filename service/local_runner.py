@@ -72,5 +72,8 @@ class InProcessRunner:
     async def open_slot(self) -> InProcessSlot:
         return InProcessSlot(self._tensors, self._spec)
 
-    async def close(self, *, keep_warm: bool = False) -> None:
+    async def release_slot(self, slot: InProcessSlot, *, healthy: bool) -> None:
+        await slot.close()
+
+    async def close(self) -> None:
         return None

@@ -8,6 +8,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from service.cluster_view import ClusterSnapshot
+
 FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -39,7 +41,15 @@ class ServiceMetrics:
             "hpo_http_request_seconds", "HTTP request latency.", ["method", "route", "status"],
             buckets=FAST_BUCKETS, registry=r,
         )  # fmt: skip
+        self.queue_wait_seconds = Histogram(
+            "hpo_queue_wait_seconds", "Time a study waited for each slot it was granted.",
+            buckets=(0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600), registry=r,
+        )  # fmt: skip
         r.register(_StudyStates(study_states))
+
+    def watch_cluster(self, snapshot: Callable[[], ClusterSnapshot]) -> None:
+        """Export the scheduler's slots (busy/idle by shape) and per-tenant slots."""
+        self.registry.register(_ClusterSlots(snapshot))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -57,3 +67,28 @@ class _StudyStates(Collector):
         yield studies
         yield GaugeMetricFamily("hpo_queue_depth", "Studies queued, not yet running.",
                                 value=counts.get("queued", 0))  # fmt: skip
+
+
+class _ClusterSlots(Collector):
+    def __init__(self, snapshot: Callable[[], ClusterSnapshot]):
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        snapshot = self._snapshot()
+        slots = GaugeMetricFamily(
+            "hpo_slots", "Trial slots held by the scheduler.", labels=["shape", "state"]
+        )
+        counts: dict[tuple[str, str], int] = {}
+        for slot in snapshot.slots:
+            key = (slot.shape.label(), slot.state)
+            counts[key] = counts.get(key, 0) + 1
+        for (shape, state), n in sorted(counts.items()):
+            slots.add_metric([shape, state], n)
+        yield slots
+        tenants = GaugeMetricFamily("hpo_tenant_slots", "Busy slots per tenant.", labels=["tenant"])
+        for tenant in snapshot.tenants:
+            tenants.add_metric([tenant.tenant], tenant.slots)
+        yield tenants
+        yield GaugeMetricFamily(
+            "hpo_queue_length", "Studies waiting for a slot.", value=len(snapshot.queue)
+        )

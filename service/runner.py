@@ -14,7 +14,7 @@ import ray
 import ray.exceptions
 
 from service.datasets import DataRoots, prepare_data
-from service.slot_pool import SlotPool, SlotShape
+from service.scheduler import Lease, SlotScheduler
 from service.spec import StudySpec
 from workers.data import PreparedData
 
@@ -73,10 +73,17 @@ class Slot(Protocol):
 
 
 class TrialRunner(Protocol):
-    async def open_slot(self) -> Slot: ...
+    async def open_slot(self) -> Slot:
+        """A slot for one trial; it may wait for the cluster's scheduler."""
+        ...
 
-    async def close(self, *, keep_warm: bool = False) -> None:
-        """End the study's slots; with `keep_warm`, healthy ones may serve later studies."""
+    async def release_slot(self, slot: Slot, *, healthy: bool) -> None:
+        """The slot's trial has ended: keep it for the next trial (of any study), or end
+        it when it is not `healthy` (worker lost, trial abandoned mid-epoch)."""
+        ...
+
+    async def close(self) -> None:
+        """The study wants no more slots."""
         ...
 
 
@@ -88,24 +95,25 @@ class RaySlot:
     when the trial stops before `max_epochs`.
     """
 
-    def __init__(self, actor: Any, data_key: str, data_ref: ray.ObjectRef, spec: StudySpec):
-        self._actor = actor
+    def __init__(self, lease: Lease, data_key: str, data_ref: ray.ObjectRef, spec: StudySpec):
+        self.lease = lease
+        self._actor = lease.actor
         self._data_key = data_key
         self._data_ref = data_ref
         self._spec = spec
         self._pending_start: dict[str, Any] | None = None
         self._ended: TrialEnd | None = None
-        self.closed = False
-        self.used = False
         self.node = ""
 
-    async def locate(self) -> None:
+    async def locate(self) -> str:
+        """Where the slot runs (node, pid, GPUs). The call waits for a new actor to start,
+        and finds a warm one that died while idle before a trial is given to it."""
         placement = await _call(self._actor.placement.remote())
         gpus = f" gpu={','.join(placement.gpu_ids)}" if placement.gpu_ids else ""
         self.node = f"{placement.node[:12]} pid={placement.pid}{gpus}"
+        return self.node
 
     async def start_trial(self, start: TrialStart) -> None:
-        self.used = True
         # The data ref travels inside a dict so Ray hands it over unresolved: the slot
         # fetches the data only when it has not got this study's tensors yet.
         self._pending_start = {
@@ -134,13 +142,7 @@ class RaySlot:
         return TrialEnd(test_metrics, weights)
 
     async def close(self) -> None:
-        self.closed = True
         ray.kill(self._actor, no_restart=True)
-
-    def hand_over(self) -> Any:
-        """The actor, for a pool to keep; this slot is closed from here on."""
-        self.closed = True
-        return self._actor
 
 
 async def _call(ref: ray.ObjectRef) -> Any:
@@ -154,44 +156,49 @@ async def _call(ref: ray.ObjectRef) -> Any:
 
 
 class RayTrialRunner:
-    """Slots for one study: actors sized by `resources` (warm ones from `pool` first),
-    the data put in Ray once."""
+    """Slots for one study, granted by the cluster's scheduler; the data put in Ray once."""
 
-    def __init__(self, study_id: int, spec: StudySpec, data: PreparedData, pool: SlotPool):
+    def __init__(
+        self, study_id: int, spec: StudySpec, data: PreparedData, scheduler: SlotScheduler
+    ):
+        self._study_id = study_id
         self._spec = spec
-        self._pool = pool
-        self._shape = SlotShape(spec.resources.cpus_per_trial, spec.resources.gpus_per_trial)
+        self._scheduler = scheduler
         self._data_key = f"study-{study_id}"
         self._data_ref = ray.put(data)
-        self._slots: list[RaySlot] = []
 
     @classmethod
     async def for_study(
-        cls, study_id: int, spec: StudySpec, data_roots: DataRoots, pool: SlotPool
+        cls, study_id: int, spec: StudySpec, data_roots: DataRoots, scheduler: SlotScheduler
     ) -> RayTrialRunner:
         data = await asyncio.to_thread(prepare_data, spec, data_roots)
-        return cls(study_id, spec, data, pool)
+        return cls(study_id, spec, data, scheduler)
 
     async def open_slot(self) -> Slot:
-        while True:
-            actor, warm = self._pool.acquire(self._shape)
-            slot = RaySlot(actor, self._data_key, self._data_ref, self._spec)
-            self._slots.append(slot)
+        """A granted slot whose actor answers; one that died idle, or whose node left
+        before it started, is ended and the next grant taken (a few times at most)."""
+        for attempt in range(_START_ATTEMPTS):
+            lease = await self._scheduler.acquire(self._study_id)
+            slot = RaySlot(lease, self._data_key, self._data_ref, self._spec)
             try:
                 await slot.locate()
-            except WorkerLost:
-                await slot.close()
-                if warm:  # it died while idle: start a fresh one
-                    continue
+            except asyncio.CancelledError:
+                self._scheduler.release(lease, keep=True)
                 raise
-            return slot
-
-    async def close(self, *, keep_warm: bool = False) -> None:
-        for slot in self._slots:
-            if slot.closed:
+            except WorkerLost:
+                self._scheduler.release(lease, keep=False)
+                if attempt + 1 == _START_ATTEMPTS:
+                    raise
                 continue
-            if keep_warm or not slot.used:  # one that never trained has nothing to abort
-                self._pool.release(slot.hand_over(), self._shape)
-            else:
-                await slot.close()
-        self._slots.clear()
+            return slot
+        raise AssertionError("unreachable")
+
+    async def release_slot(self, slot: Slot, *, healthy: bool) -> None:
+        assert isinstance(slot, RaySlot)
+        self._scheduler.release(slot.lease, keep=healthy)
+
+    async def close(self) -> None:
+        self._scheduler.unregister(self._study_id)
+
+
+_START_ATTEMPTS = 3

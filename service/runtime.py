@@ -16,12 +16,14 @@ from sqlalchemy import Engine, text
 
 from service.checkpoints import CheckpointStore
 from service.datasets import DataRoots
+from service.fair_share import Shape
 from service.insights import InsightService
 from service.limits import SpecLimits, SubmissionRate
 from service.metrics import ServiceMetrics
+from service.ray_backend import RaySlotBackend
 from service.runner import RayTrialRunner, TrialRunner
+from service.scheduler import SlotScheduler
 from service.settings import Settings
-from service.slot_pool import SlotPool, SlotShape
 from service.spec import StudySpec
 from service.studies import StudyService
 from service.uploads import Uploads
@@ -46,7 +48,7 @@ class Runtime:
     tenants_by_token: dict[str, str] = field(default_factory=dict)
     uploads: Uploads | None = None
     insights: InsightService | None = None
-    slot_pool: SlotPool | None = None
+    scheduler: SlotScheduler | None = None
 
     def readiness(self) -> dict[str, str]:
         """Whether the database answers and Ray is connected: 'ok' or the problem, per part."""
@@ -67,8 +69,8 @@ class Runtime:
 
     async def close(self) -> None:
         await self.studies.close()
-        if self.slot_pool is not None:
-            self.slot_pool.close()
+        if self.scheduler is not None:
+            await self.scheduler.close()
         self.engine.dispose()
         self.optuna_storage.engine.dispose()
         if self.owns_ray:
@@ -78,6 +80,7 @@ class Runtime:
 async def open_runtime(settings: Settings) -> Runtime:
     """Migrate the database, connect Ray and resume what the database says is pending."""
     settings.tenants_by_token()  # a malformed HPO_API_TOKENS fails start-up, not a request
+    settings.tenant_policy()  # likewise HPO_TENANT_WEIGHTS and HPO_TENANT_QUOTAS
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     await asyncio.to_thread(upgrade_schema, settings.database_url)
     engine = create_engine_for(settings.database_url)
@@ -95,18 +98,23 @@ async def open_runtime(settings: Settings) -> Runtime:
     )
     roots = DataRoots(settings.data_root_paths(), uploads)
 
-    pool = SlotPool(max_idle=settings.warm_slots)
-    if settings.prewarm_slots:
-        pool.prewarm(SlotShape(cpus=1, gpus=0), settings.warm_slots)
-
-    async def ray_runner(study_id: int, spec: StudySpec) -> TrialRunner:
-        return await RayTrialRunner.for_study(study_id, spec, roots, pool)
-
     checkpoints = CheckpointStore(settings.data_dir / "artifacts")
     metrics = ServiceMetrics(store.count_studies)
+    scheduler = SlotScheduler(
+        RaySlotBackend(), settings.tenant_policy(), max_idle=settings.warm_slots,
+        on_wait=metrics.queue_wait_seconds.observe,
+    )  # fmt: skip
+    await scheduler.start()
+    metrics.watch_cluster(scheduler.snapshot)
+    if settings.prewarm_slots:
+        scheduler.prewarm(Shape.of(1, 0), settings.warm_slots)
+
+    async def ray_runner(study_id: int, spec: StudySpec) -> TrialRunner:
+        return await RayTrialRunner.for_study(study_id, spec, roots, scheduler)
+
     studies = StudyService(
         store, optuna_storage, ray_runner, data_roots=roots, checkpoints=checkpoints,
-        metrics=metrics, rate=SubmissionRate(settings.studies_per_minute),
+        metrics=metrics, rate=SubmissionRate(settings.studies_per_minute), scheduler=scheduler,
         limits=SpecLimits(
             settings.max_trials_limit, settings.max_epochs_limit, settings.max_parallelism_limit
         ),
@@ -114,7 +122,7 @@ async def open_runtime(settings: Settings) -> Runtime:
     await studies.start()
     return Runtime(
         settings, engine, optuna_storage, store, studies, owns_ray, settings.tenants_by_token(),
-        uploads, InsightService(studies, StudyInsights(engine)), pool,
+        uploads, InsightService(studies, StudyInsights(engine)), scheduler,
     )  # fmt: skip
 
 

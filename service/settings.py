@@ -8,6 +8,8 @@ from typing import Any
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.fair_share import TenantPolicy
+
 
 class Settings(BaseSettings):
     """Configuration from `HPO_*` variables; built once at start-up and passed down."""
@@ -60,12 +62,27 @@ class Settings(BaseSettings):
         description="Comma-separated folders path data sets may come from, besides data_dir.",
     )
 
+    tenant_weights: str = Field(
+        default="",
+        description="Comma-separated tenant:weight pairs (default weight 1): when the cluster "
+        "is contended, each tenant's share of it is its weight over the active tenants'.",
+    )
+    tenant_quotas: str = Field(
+        default="",
+        description="Caps on the CPUs and GPUs a tenant's slots hold at once, e.g. "
+        "`team-a:cpus=8,gpus=2,team-b:cpus=4`.",
+    )
+
     @model_validator(mode="after")
     def _default_database(self) -> Settings:
         self.data_dir = self.data_dir.expanduser().resolve()
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'hpo.db'}"
         return self
+
+    def tenant_policy(self) -> TenantPolicy:
+        """Weights and quotas; ValueError names a malformed entry."""
+        return TenantPolicy.parse(self.tenant_weights, self.tenant_quotas)
 
     def data_root_paths(self) -> tuple[Path, ...]:
         """data_dir first (relative dataset paths start there), then HPO_DATA_ROOTS."""

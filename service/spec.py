@@ -147,6 +147,11 @@ class StudySpec(_Strict):
     early_stopping: EarlyStoppingSpec = EarlyStoppingSpec()
     budget: Budget = Budget()
     resources: Resources = Resources()
+    priority: int = Field(
+        default=0, ge=-1000, le=1000,
+        description="Among one tenant's studies, freed slots go to the highest priority "
+        "first, then the oldest study; tenants share the cluster by weight whatever this is.",
+    )  # fmt: skip
 
     @property
     def objectives(self) -> list[Objective]:

@@ -18,9 +18,11 @@ import optuna
 from pydantic import ValidationError
 
 from service.checkpoints import CheckpointStore
+from service.cluster_view import QueueInfo, ScopedCluster, scope
 from service.datasets import DataRoots, check_data_source
 from service.driver import StudyDriver
 from service.errors import Conflict, InvalidRequest, NotFound, Unavailable
+from service.fair_share import Shape
 from service.jobs import TrialJob
 from service.limits import SpecLimits, SubmissionRate
 from service.metrics import ServiceMetrics
@@ -28,6 +30,7 @@ from service.optuna_bridge import OptunaBridge
 from service.pareto import pareto_front
 from service.recovery import reconcile
 from service.runner import TrialRunner
+from service.scheduler import SlotScheduler, StudyDemand
 from service.spec import StudySpec
 from storage.errors import InvalidCursorError, NotFoundError, StorageError
 from storage.records import (
@@ -53,6 +56,7 @@ class StudyView:
     record: StudyRecord
     counts: dict[str, int]
     best: TrialRecord | None
+    queue: QueueInfo | None = None
 
 
 class StudyService:
@@ -67,8 +71,10 @@ class StudyService:
         metrics: ServiceMetrics | None = None,
         limits: SpecLimits | None = None,
         rate: SubmissionRate | None = None,
+        scheduler: SlotScheduler | None = None,
     ):
         self.store = store
+        self.scheduler = scheduler
         self.metrics = metrics
         self.limits = limits or SpecLimits()
         self.rate = rate
@@ -80,24 +86,38 @@ class StudyService:
         self._tasks: dict[int, asyncio.Task[None]] = {}
 
     async def start(self) -> None:
-        """Start queued studies; resume those a previous process left running (see recovery)."""
-        for record in await asyncio.to_thread(self.store.studies_in_states, ACTIVE_STATES):
+        """Start queued studies; resume those a previous process left running (see recovery).
+
+        Neither kind is granted a slot before all of them have asked for one, so the
+        queue's order (share, priority, age) holds across a restart.
+        """
+        records = await asyncio.to_thread(self.store.studies_in_states, ACTIVE_STATES)
+        for record in records:
             retries: list[TrialJob] = []
             if record.state == "running":
                 retries = await asyncio.to_thread(
                     reconcile, self.store, self.optuna_storage, record
                 )
             self._launch(record, retries)
+        if self.scheduler is not None:
+            self.scheduler.gate(r.id for r in records)
 
     async def close(self) -> None:
-        """Stop every driver and wait for their trials to be recorded."""
-        for driver in self._drivers.values():
-            driver.request_stop("user")
+        """Stop every driver and wait for their trials to be recorded; studies still
+        getting ready are cancelled (they resume at the next start)."""
+        for study_id, task in self._tasks.items():
+            driver = self._drivers.get(study_id)
+            if driver is not None:
+                driver.request_stop("user")
+            else:
+                task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
     async def submit(self, spec: StudySpec, *, tenant: str = DEFAULT_TENANT) -> StudyView:
-        """Store and start a study; InvalidRequest (limits, data source), RateLimited."""
+        """Store and start a study; InvalidRequest (limits, data source, a trial that
+        could never be placed), RateLimited."""
         self.limits.check(spec)
+        self._check_fits(spec, tenant)
         if self.data_roots is not None:
             check_data_source(spec, self.data_roots, tenant=tenant)
         if self.rate is not None:
@@ -122,7 +142,26 @@ class StudyService:
                 raise
             return record
 
+    def _check_fits(self, spec: StudySpec, tenant: str) -> None:
+        if self.scheduler is None:
+            return
+        problem = self.scheduler.check_fits(tenant, _shape(spec))
+        if problem is not None:
+            field, message = problem
+            raise InvalidRequest(message, field=field)
+
     def _launch(self, record: StudyRecord, retries: list[TrialJob] | None = None) -> None:
+        if self.scheduler is not None:
+            spec = record.spec
+            self.scheduler.register(
+                StudyDemand(
+                    study_id=record.id, name=record.name, tenant=record.tenant,
+                    priority=int(spec.get("priority", 0)), created_at=record.created_at,
+                    shape=_shape(StudySpec.model_validate(spec)),
+                    parallelism=int(spec["budget"]["parallelism"]),
+                ),
+                waiting_since=record.created_at if record.started_at is None else None,
+            )  # fmt: skip
         task = asyncio.create_task(self._drive(record, retries or []), name=f"study-{record.id}")
         self._tasks[record.id] = task
         task.add_done_callback(lambda _: self._forget(record.id))
@@ -130,6 +169,8 @@ class StudyService:
     def _forget(self, study_id: int) -> None:
         self._tasks.pop(study_id, None)
         self._drivers.pop(study_id, None)
+        if self.scheduler is not None:
+            self.scheduler.unregister(study_id)
 
     async def _drive(self, record: StudyRecord, retries: list[TrialJob]) -> None:
         spec = StudySpec.model_validate(record.spec)
@@ -244,6 +285,14 @@ class StudyService:
             raise NotFound(f"study {study_id} has no checkpoint of a best trial yet")
         return best[0].number, path
 
+    def cluster(self, *, tenant: str | None = None) -> ScopedCluster:
+        """Nodes, slots, usage and the queue, as `tenant` may see them (None: everything).
+
+        Raises Unavailable when this service schedules no cluster (in-process runners)."""
+        if self.scheduler is None:
+            raise Unavailable("this service runs no cluster scheduler")
+        return scope(self.scheduler.snapshot(), tenant)
+
     def studies_using_dataset(self, dataset_id: str) -> list[int]:
         """Queued or running studies whose spec names uploaded data set `dataset_id`."""
         active = self.store.studies_in_states(ACTIVE_STATES)
@@ -271,7 +320,10 @@ class StudyService:
 
     def _view(self, record: StudyRecord) -> StudyView:
         best = self.store.best_trials(record.id, k=1)
-        return StudyView(record, self.store.count_trials(record.id), best[0] if best else None)
+        queue = self.scheduler.queue_info(record.id) if self.scheduler is not None else None
+        return StudyView(
+            record, self.store.count_trials(record.id), best[0] if best else None, queue
+        )
 
     def list_studies(
         self, *, state: str | None, limit: int, cursor: str | None, tenant: str | None = None
@@ -308,6 +360,10 @@ class StudyService:
             directions = [o["direction"] for o in objectives]
             front = pareto_front(self.store.complete_values(study_id), directions)
             return self.store.trials_by_number(study_id, front[:k])
+
+
+def _shape(spec: StudySpec) -> Shape:
+    return Shape.of(spec.resources.cpus_per_trial, spec.resources.gpus_per_trial)
 
 
 @contextmanager

@@ -227,8 +227,10 @@ class Store:
         state: str = "running",
         node: str | None = None,
         retry_of: int | None = None,
+        started_at: datetime | None = None,
     ) -> TrialRecord:
-        """Store a trial started now. Raises ConflictError if the study has `number` already."""
+        """Store a trial started at `started_at` (default now). Raises ConflictError if the
+        study has `number` already."""
         check_state(state, TRIAL_STATES, "trial")
         with self._session() as session:
             require_study(session, study_id)
@@ -238,7 +240,7 @@ class Store:
                 state=state,
                 params=params,
                 epochs_run=0,
-                started_at=_now(),
+                started_at=started_at or _now(),
                 node=node,
                 retry_of=retry_of,
             )
@@ -287,14 +289,16 @@ class Store:
         error: str | None = None,
         values: Sequence[float] | None = None,
         test_metrics: dict[str, float] | None = None,
+        finished_at: datetime | None = None,
     ) -> TrialRecord:
-        """Close a trial with its outcome; finished_at is now, duration_s counts from start."""
+        """Close a trial with its outcome at `finished_at` (default now); duration_s counts
+        from its start."""
         check_state(state, FINISHED_TRIAL_STATES, "finished trial")
         with self._session() as session:
             row = trial_row(session, study_id, number)
             if state == "complete" and value is not None and row.state != "complete":
                 value_blocks.add_value(session, study_id, number, value)
-            now = _now()
+            now = finished_at or _now()
             row.state, row.value, row.best_epoch = state, value, best_epoch
             row.values = None if values is None else list(values)
             row.stop_reason, row.error, row.finished_at = stop_reason, error, now

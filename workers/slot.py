@@ -108,9 +108,10 @@ def _device(gpu_ids: list[str]) -> Any:
     return torch.device("cuda" if gpu_ids and torch.cuda.is_available() else "cpu")
 
 
-def create_slot(*, num_cpus: float, num_gpus: float) -> Any:
-    """Start a slot actor with the trial's resources; Ray places it on a fitting node."""
+def create_slot(*, num_cpus: float, num_gpus: float, scheduling_strategy: Any = None) -> Any:
+    """Start a slot actor with the trial's resources, where `scheduling_strategy` says (any
+    fitting node by default)."""
     actor_class = ray.remote(TrialSlot)
-    return actor_class.options(num_cpus=num_cpus, num_gpus=num_gpus).remote(
-        num_threads=max(1, int(num_cpus))
-    )
+    return actor_class.options(
+        num_cpus=num_cpus, num_gpus=num_gpus, scheduling_strategy=scheduling_strategy
+    ).remote(num_threads=max(1, int(num_cpus)))

@@ -62,14 +62,24 @@ class ScriptedRunner:
         self.script = script
         self.epoch_s = epoch_s
         self.slots: list[ScriptedSlot] = []
+        self.free: list[ScriptedSlot] = []
         self.closed = False
 
     async def open_slot(self) -> Slot:
+        if self.free:
+            return self.free.pop()
         slot = ScriptedSlot(self)
         self.slots.append(slot)
         return slot
 
-    async def close(self, *, keep_warm: bool = False) -> None:
+    async def release_slot(self, slot: Slot, *, healthy: bool) -> None:
+        assert isinstance(slot, ScriptedSlot)
+        if healthy:
+            self.free.append(slot)
+        else:
+            await slot.close()
+
+    async def close(self) -> None:
         self.closed = True
 
 

@@ -1,4 +1,4 @@
-"""Warm slots: a service keeps idle slot actors between studies, by resource shape.
+"""Warm slots: the scheduler keeps idle slot actors between studies, by resource shape.
 
 Real Ray (the session's cluster, all on this machine, so slot pids are local) and a
 live service on SQLite.
@@ -65,13 +65,23 @@ def test_studies_in_turn_train_on_the_same_warm_slots_and_a_dead_one_is_replaced
     assert third & first  # the warm slot that lived is still used
 
 
-def test_a_study_of_another_shape_ends_the_idle_slots_first(
+def test_idle_slots_of_another_shape_end_only_when_a_study_needs_their_room(
     client: httpx.Client, make_spec: Callable[..., dict[str, Any]]
 ) -> None:
-    budget = {"max_trials": 1, "max_epochs": 1, "parallelism": 1}
-    small = run(client, make_spec(name="small", budget=budget))
-    big = run(client, make_spec(name="big", resources={"cpus_per_trial": 2}, budget=budget))
-    assert not small & big
+    # Two 1-CPU slots go to one 2-CPU node (best fit); a 2-CPU study with parallelism 2
+    # then needs both 2-CPU nodes of the cluster, so the idle small slots must end.
+    small = run(client, make_spec(name="small", budget={"max_trials": 2, "max_epochs": 1,
+                                                        "parallelism": 2}))  # fmt: skip
+    assert len(small) == 2 and all(alive(pid) for pid in small)
+    big = run(
+        client,
+        make_spec(
+            name="big",
+            resources={"cpus_per_trial": 2},
+            budget={"max_trials": 4, "max_epochs": 1, "parallelism": 2},
+        ),
+    )
+    assert not small & big and len(big) == 2
     deadline = time.monotonic() + 10
     while any(alive(pid) for pid in small) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -1,0 +1,119 @@
+"""Where a slot of a given shape can go now: pure reasoning over nodes and slots.
+
+The scheduler (`service/scheduler.py`) builds a `Placement` from what it holds and
+carries out the `Plan` it returns; nothing here starts or ends anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from service.fair_share import ZERO, Shape
+
+
+@dataclass(frozen=True)
+class SlotFacts:
+    slot_id: int
+    node_id: str
+    shape: Shape
+    busy: bool
+    last_study: int | None
+    idle_since: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Hand over idle slot `reuse`; or end the idle slots `end`, then start a new slot
+    on `node_id`."""
+
+    reuse: int | None = None
+    node_id: str | None = None
+    end: tuple[int, ...] = ()
+
+
+class Placement:
+    """Nodes (alive ones, by id, with their capacity) and the slots on them."""
+
+    def __init__(
+        self, capacity: dict[str, Shape], slots: list[SlotFacts], gpu_nodes: set[str]
+    ) -> None:
+        self.capacity = capacity
+        self.slots = [s for s in slots if s.node_id in capacity]
+        self.gpu_nodes = gpu_nodes
+        self.free = dict(capacity)
+        self.idle_room = dict.fromkeys(capacity, ZERO)
+        for slot in self.slots:
+            self.free[slot.node_id] = self.free[slot.node_id] - slot.shape
+            if not slot.busy:
+                self.idle_room[slot.node_id] = self.idle_room[slot.node_id] + slot.shape
+
+    def plan(self, study_id: int, shape: Shape, *, blocked: set[str]) -> Plan | None:
+        """An idle slot of the shape (the study's own last one first: it has the study's
+        tensors; then the one idle the shortest), free room (the best fit), or room that
+        idle slots of other shapes hold; None when none of these exists outside `blocked`."""
+        idle = [
+            s for s in self.slots
+            if not s.busy and s.shape == shape and s.node_id not in blocked
+        ]  # fmt: skip
+        if idle:
+            best = max(idle, key=lambda s: (s.last_study == study_id, s.idle_since))
+            return Plan(reuse=best.slot_id)
+        node = self.best_fit(shape, blocked)
+        if node is not None:
+            return Plan(node_id=node)
+        for node_id in sorted(set(self.capacity) - blocked, key=lambda n: _spare(self.free[n])):
+            victims = self._idle_to_end(node_id, shape)
+            if victims is not None:
+                return Plan(node_id=node_id, end=victims)
+        return None
+
+    def best_fit(self, shape: Shape, blocked: set[str]) -> str | None:
+        """The fitting node left with the least room (keeping big holes for big shapes);
+        CPU-only slots go to nodes without GPUs first."""
+        fitting = [n for n, room in self.free.items() if n not in blocked and shape.fits_in(room)]
+        if not fitting:
+            return None
+        return min(
+            fitting,
+            key=lambda n: (shape.gpus == 0 and n in self.gpu_nodes,
+                           _spare(self.free[n] - shape), n),
+        )  # fmt: skip
+
+    def _idle_to_end(self, node_id: str, shape: Shape) -> tuple[int, ...] | None:
+        """The fewest idle slots on the node whose room, with the free room, fits `shape`."""
+        room = self.free[node_id]
+        idle = sorted(
+            (s for s in self.slots if s.node_id == node_id and not s.busy),
+            key=lambda s: s.shape, reverse=True,
+        )  # fmt: skip
+        victims: list[int] = []
+        for slot in idle:
+            if shape.fits_in(room):
+                break
+            victims.append(slot.slot_id)
+            room = room + slot.shape
+        return tuple(victims) if shape.fits_in(room) else None
+
+    def needs_reservation(self, shape: Shape) -> bool:
+        """Whether no single busy slot's end would let `shape` fit anywhere: then slots
+        that end one by one would be taken by smaller shapes, and a node must be kept."""
+        return not any(
+            shape.fits_in(self.free[s.node_id] + self.idle_room[s.node_id] + s.shape)
+            for s in self.slots
+            if s.busy
+        )
+
+    def closest_node(self, shape: Shape) -> str | None:
+        """The node that big enough for `shape` needs the least to end before it fits."""
+        able = [n for n, c in self.capacity.items() if shape.fits_in(c)]
+        if not able:
+            return None
+        return min(able, key=lambda n: _deficit(shape, self.free[n] + self.idle_room[n]))
+
+
+def _spare(room: Shape) -> tuple[int, int]:
+    return (room.gpus, room.cpus)
+
+
+def _deficit(shape: Shape, room: Shape) -> tuple[int, int, int]:
+    return (max(0, shape.gpus - room.gpus), max(0, shape.cpus - room.cpus), 0)

@@ -1,0 +1,573 @@
+"""The cluster's one slot scheduler: every trial slot is granted here, and nowhere else.
+
+Studies never ask Ray for a slot on their own. A driver calls `acquire` for each
+trial it wants to run and `release` when the trial ends; the scheduler sees the whole
+demand at once, and hands a free slot to the most deserving waiting study
+(`fair_share.grant_order`: tenant share, then priority, then age). Shares therefore
+move as trials end, and a running trial is never killed to rebalance.
+
+A slot is a warm actor (`workers.slot.TrialSlot`) of one resource shape. To grant
+one, the scheduler takes, in turn: an idle slot of the study's shape (the one that
+last served the study first: it has its data); free room on a node, where it starts
+a new actor pinned to that node; or room that idle slots of other shapes hold, which
+it ends first. It counts what its slots hold per node itself, so it never makes a Ray
+request that cannot be placed, and idle actors never block a waiting study.
+
+No mix of shapes can starve: when the most deserving study fits nowhere, the node
+closest to fitting it is reserved for it (nothing else is placed there and its idle
+slots end) until its running trials end and it fits. Nodes are re-read from Ray every
+`refresh_s`, so a node that joins is used at once and slots on a node that left are
+forgotten; waiting demand that fits nowhere is told to Ray's autoscaler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from service.cluster_view import (
+    ClusterSnapshot,
+    NodeView,
+    QueueEntry,
+    QueueInfo,
+    SlotView,
+    TenantView,
+)
+from service.fair_share import (
+    ZERO,
+    Claim,
+    Shape,
+    TenantPolicy,
+    TenantUse,
+    dominant_share,
+    entitled_shares,
+    grant_order,
+)
+from service.placement import Placement, Plan, SlotFacts
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    node_id: str
+    capacity: Shape
+    alive: bool = True
+
+
+class SlotBackend(Protocol):
+    """What the scheduler needs from Ray (`service/ray_backend.py`), or a fake in tests."""
+
+    def nodes(self) -> list[NodeInfo]:
+        """Every node Ray knows, alive or not; may block (called in a thread)."""
+        ...
+
+    def create(self, shape: Shape, node_id: str) -> Any:
+        """Start a slot actor of `shape` on node `node_id`; returns at once."""
+        ...
+
+    def kill(self, actor: Any) -> None: ...
+
+    def request_resources(self, bundles: list[dict[str, float]]) -> None:
+        """Tell an autoscaler the cluster should fit these bundles; may block."""
+        ...
+
+    def has_autoscaler(self) -> bool:
+        """Whether nodes may be added on demand (then no shape is refused for size); may
+        block (called in a thread)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A slot granted to one study until it is released."""
+
+    slot_id: int
+    actor: Any
+    node_id: str
+    shape: Shape
+    warm: bool
+
+
+@dataclass(frozen=True)
+class StudyDemand:
+    study_id: int
+    name: str
+    tenant: str
+    priority: int
+    created_at: datetime
+    shape: Shape
+    parallelism: int
+
+
+@dataclass
+class _Slot:
+    id: int
+    actor: Any
+    shape: Shape
+    node_id: str
+    study_id: int | None = None
+    last_study: int | None = None
+    idle_since: float = 0.0
+
+
+@dataclass
+class _Study:
+    demand: StudyDemand
+    waiters: deque[tuple[asyncio.Future[Lease], float]] = field(default_factory=deque)
+    held: set[int] = field(default_factory=set)
+    waiting_since: datetime | None = None
+    asked: bool = False
+    departed: bool = False
+
+    def claim(self) -> Claim:
+        d = self.demand
+        return Claim(d.study_id, d.tenant, d.priority, d.created_at)
+
+    def live_waiters(self) -> bool:
+        while self.waiters and self.waiters[0][0].done():
+            self.waiters.popleft()
+        return bool(self.waiters)
+
+
+class SlotScheduler:
+    """Owns the cluster's trial slots; use it from the service's event loop only."""
+
+    def __init__(
+        self, backend: SlotBackend, policy: TenantPolicy | None = None, *, max_idle: int = 2,
+        refresh_s: float = 1.0, on_wait: Callable[[float], None] | None = None,
+    ):  # fmt: skip
+        self._backend = backend
+        self.policy = policy or TenantPolicy()
+        self._max_idle = max_idle
+        self._refresh_s = refresh_s
+        self._on_wait = on_wait
+        self._nodes: dict[str, NodeInfo] = {}
+        self._slots: dict[int, _Slot] = {}
+        self._studies: dict[int, _Study] = {}
+        self._use: dict[str, TenantUse] = {}
+        self._ids = itertools.count(1)
+        self._reservation: tuple[int, str] | None = None
+        self._gate: set[int] = set()
+        self._kicked = False
+        self._closed = False
+        self._requested: tuple[str, ...] = ()
+        self._autoscaler = False
+        self._refresher: asyncio.Task[None] | None = None
+        self._snapshot = ClusterSnapshot([], [], [], [], None)
+        self._positions: dict[int, QueueInfo] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # -- life cycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Read the cluster's nodes, then follow them every `refresh_s`."""
+        await self.refresh()
+        self._refresher = asyncio.create_task(self._follow_nodes(), name="slot-scheduler")
+
+    async def close(self) -> None:
+        """End every slot; studies still waiting get a RuntimeError."""
+        self._closed = True
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+        for study in self._studies.values():
+            for waiter, _ in study.waiters:
+                if not waiter.done():
+                    waiter.set_exception(RuntimeError("the slot scheduler has closed"))
+        for slot in self._slots.values():
+            self._backend.kill(slot.actor)
+        self._slots.clear()
+        if self._requested:
+            await asyncio.to_thread(self._backend.request_resources, [])
+        for task in list(self._background):
+            with contextlib.suppress(Exception):
+                await task
+
+    async def refresh(self) -> None:
+        """Re-read the nodes; forget slots on nodes that left, use nodes that joined."""
+        nodes = await asyncio.to_thread(self._backend.nodes)
+        self._autoscaler = await asyncio.to_thread(self._backend.has_autoscaler)
+        self._nodes = {n.node_id: n for n in nodes}
+        for slot in list(self._slots.values()):
+            if slot.node_id not in self._alive_nodes():
+                self._drop(slot)
+        self._kick()
+
+    async def _follow_nodes(self) -> None:
+        while True:
+            await asyncio.sleep(self._refresh_s)
+            try:
+                await self.refresh()
+            except Exception:  # noqa: BLE001 - Ray may be restarting; the next read retries
+                log.warning("could not read the cluster's nodes", exc_info=True)
+
+    def gate(self, study_ids: Iterable[int], *, timeout_s: float = 120.0) -> None:
+        """Grant nothing until each study has asked for a slot (or left), or `timeout_s`.
+
+        After a restart the recovered studies get ready in any order; the gate keeps the
+        first one ready from taking slots that the queue's order gives to another.
+        """
+        self._gate = {i for i in study_ids if i in self._studies}
+        if self._gate:
+            asyncio.get_running_loop().call_later(timeout_s, self._open_gate)
+
+    def _open_gate(self) -> None:
+        self._gate.clear()
+        self._kick()
+
+    # -- studies ----------------------------------------------------------------------
+
+    def register(self, demand: StudyDemand, *, waiting_since: datetime | None = None) -> None:
+        """A study that will ask for slots; it is queued from `waiting_since` (default now)."""
+        self._studies[demand.study_id] = _Study(demand, waiting_since=waiting_since or _now())
+        self._use.setdefault(demand.tenant, TenantUse(updated=time.monotonic()))
+        self._kick()
+
+    def unregister(self, study_id: int) -> None:
+        """The study wants no more slots; those it still holds count for its tenant until
+        they come back with `release`."""
+        study = self._studies.get(study_id)
+        if study is None:
+            return
+        study.departed = True
+        for waiter, _ in study.waiters:
+            waiter.cancel()
+        study.waiters.clear()
+        self._gate.discard(study_id)
+        self._forget_if_done(study)
+        self._kick()
+
+    def _forget_if_done(self, study: _Study) -> None:
+        if study.departed and not study.held:
+            self._studies.pop(study.demand.study_id, None)
+
+    async def acquire(self, study_id: int) -> Lease:
+        """Wait for a slot of the study's shape; cancel the call to stop waiting."""
+        study = self._studies[study_id]
+        waiter: asyncio.Future[Lease] = asyncio.get_running_loop().create_future()
+        if not study.live_waiters() and study.waiting_since is None:
+            study.waiting_since = _now()
+        study.waiters.append((waiter, time.monotonic()))
+        study.asked = True
+        self._gate.discard(study_id)
+        self._kick()
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self.release(waiter.result(), keep=True)
+            raise
+
+    def release(self, lease: Lease, *, keep: bool) -> None:
+        """Give a slot back: kept idle for the next grant, or ended when `keep` is False
+        (its worker was lost, or its trial was abandoned mid-epoch)."""
+        slot = self._slots.get(lease.slot_id)
+        if slot is None:
+            return
+        study = self._studies.get(slot.study_id) if slot.study_id is not None else None
+        if study is not None:
+            study.held.discard(slot.id)
+            self._account(slot.shape, -1, tenant=study.demand.tenant)
+            self._forget_if_done(study)
+        slot.last_study, slot.study_id = slot.study_id or slot.last_study, None
+        slot.idle_since = time.monotonic()
+        if not keep:
+            self._end(slot)
+        self._kick()
+
+    def prewarm(self, shape: Shape, n: int) -> None:
+        """Start up to `n` idle slots of `shape` where there is room (bounded by max_idle)."""
+        for _ in range(min(n, self._max_idle)):
+            node = self._placement().best_fit(shape, blocked=set())
+            if node is None:
+                return
+            self._new_slot(shape, node)
+
+    # -- what users see ---------------------------------------------------------------
+
+    def check_fits(self, tenant: str, shape: Shape) -> tuple[str, str] | None:
+        """(field, message) when one trial of `shape` could never run for `tenant`."""
+        quota = self.policy.quota(tenant)
+        for resource, amount, cap in (
+            ("cpus", shape.cpus, quota.cpus), ("gpus", shape.gpus, quota.gpus)
+        ):  # fmt: skip
+            if cap is not None and amount > round(cap * 10_000):
+                return (
+                    f"resources.{resource}_per_trial",
+                    f"one trial needs {amount / 10_000:g} {resource.upper()}, more than "
+                    f"tenant '{tenant}' may hold at once (quota {cap:g})",
+                )
+        if self._autoscaler or not self._nodes:
+            return None
+        alive = [n.capacity for n in self._nodes.values() if n.alive]
+        if any(shape.fits_in(c) for c in alive):
+            return None
+        resource = "gpus" if not any(shape.gpus <= c.gpus for c in alive) else "cpus"
+        largest = max((getattr(c, resource) for c in alive), default=0) / 10_000
+        return (
+            f"resources.{resource}_per_trial",
+            f"one trial needs {getattr(shape, resource) / 10_000:g} {resource.upper()} on one "
+            f"node; no node of the cluster offers that (the largest has {largest:g}) and it "
+            "has no autoscaler to add one",
+        )
+
+    def queue_info(self, study_id: int) -> QueueInfo | None:
+        """The study's place in the queue as of the last pass; safe from any thread."""
+        return self._positions.get(study_id)
+
+    def snapshot(self) -> ClusterSnapshot:
+        """Nodes, slots, tenants and the queue as of the last pass (`GET /api/v1/cluster`,
+        Prometheus); safe from any thread."""
+        return self._snapshot
+
+    def _publish(self) -> None:
+        """Freeze what readers in other threads see; run at the end of every pass."""
+        self._snapshot = self._build_snapshot()
+        positions = {q.study_id: q for q in self._snapshot.queue}
+        self._positions = {
+            study_id: QueueInfo(
+                positions[study_id].position if study_id in positions else None,
+                positions[study_id].waiting_since if study_id in positions else None,
+                len(study.held),
+            )
+            for study_id, study in self._studies.items()
+            if not study.departed
+        }
+
+    def _build_snapshot(self) -> ClusterSnapshot:
+        total = self._total()
+        tenants = sorted(
+            {s.demand.tenant for s in self._studies.values()}
+            | {t for t, u in self._use.items() if u.held != ZERO}
+        )
+        shares = entitled_shares(tenants, self.policy)
+        return ClusterSnapshot(
+            nodes=[self._node_view(n) for n in self._nodes.values()],
+            slots=[self._slot_view(s) for s in self._slots.values()],
+            tenants=[self._tenant_view(t, total, shares[t]) for t in tenants],
+            queue=[
+                QueueEntry(
+                    position=i,
+                    study_id=s.demand.study_id,
+                    name=s.demand.name,
+                    tenant=s.demand.tenant,
+                    priority=s.demand.priority,
+                    waiting_since=s.waiting_since,
+                    slots_held=len(s.held),
+                    parallelism=s.demand.parallelism,
+                    shape=s.demand.shape,
+                )  # fmt: skip
+                for i, s in enumerate(self._queue(), 1)
+            ],
+            reserved_node=self._reservation[1] if self._reservation else None,
+        )
+
+    def _queue(self) -> list[_Study]:
+        """Studies that wait for a slot (or, before they first ask, for their first), in
+        the order the scheduler would grant them."""
+        waiting = {
+            s.demand.study_id: s
+            for s in self._studies.values()
+            if not s.departed and (s.live_waiters() or (not s.asked and not s.held))
+        }
+        order = grant_order([s.claim() for s in waiting.values()], self._use, self._total(),
+                            self.policy)  # fmt: skip
+        return [waiting[c.study_id] for c in order]
+
+    def _node_view(self, node: NodeInfo) -> NodeView:
+        used = sum((s.shape for s in self._slots.values() if s.node_id == node.node_id), ZERO)
+        return NodeView(node.node_id, node.alive, node.capacity, used)
+
+    def _slot_view(self, slot: _Slot) -> SlotView:
+        study = self._studies.get(slot.study_id) if slot.study_id is not None else None
+        return SlotView(
+            slot.id, slot.node_id, slot.shape, "busy" if slot.study_id is not None else "idle",
+            slot.study_id, study.demand.tenant if study else None,
+        )  # fmt: skip
+
+    def _tenant_view(self, tenant: str, total: Shape, share: float) -> TenantView:
+        use = self._use.get(tenant, TenantUse())
+        studies = [s for s in self._studies.values() if s.demand.tenant == tenant]
+        return TenantView(
+            tenant=tenant, weight=self.policy.weight(tenant), share=share, held=use.held,
+            dominant_share=dominant_share(use.held, total),
+            slots=sum(len(s.held) for s in studies),
+            studies_waiting=sum(1 for s in studies if s.live_waiters()),
+            quota=self.policy.quota(tenant),
+        )  # fmt: skip
+
+    # -- granting ---------------------------------------------------------------------
+
+    def _kick(self) -> None:
+        """Run a pass soon; several changes in one loop turn share a pass."""
+        if not self._kicked and not self._closed:
+            self._kicked = True
+            asyncio.get_running_loop().call_soon(self._pass)
+
+    def _pass(self) -> None:
+        self._kicked = False
+        if self._closed:
+            return
+        self._advance_use()
+        if not self._gate:
+            while self._grant_one():
+                pass
+        self._trim_idle()
+        self._tell_autoscaler()
+        self._publish()
+
+    def _grant_one(self) -> bool:
+        """Grant one slot to the most deserving study that can have one now.
+
+        When the first study in the order fits nowhere, and no single running trial's
+        end would make it fit, a node is kept for it (`placement.needs_reservation`).
+        """
+        waiting = {s.demand.study_id: s for s in self._studies.values() if s.live_waiters()}
+        order = grant_order([s.claim() for s in waiting.values()], self._use, self._total(),
+                            self.policy)  # fmt: skip
+        eligible = [waiting[c.study_id] for c in order if self._within_quota(waiting[c.study_id])]
+        if not eligible:
+            self._reservation = None
+            return False
+        placement = self._placement()
+        head = eligible[0]
+        plan = placement.plan(head.demand.study_id, head.demand.shape, blocked=set())
+        if plan is not None:
+            self._reservation = None
+            self._grant(head, self._carry_out(plan, head.demand.shape))
+            return True
+        self._keep_node_for(head, placement)
+        blocked = {self._reservation[1]} if self._reservation else set()
+        for study in eligible[1:]:
+            plan = placement.plan(study.demand.study_id, study.demand.shape, blocked=blocked)
+            if plan is not None:
+                self._grant(study, self._carry_out(plan, study.demand.shape))
+                return True
+        return False
+
+    def _within_quota(self, study: _Study) -> bool:
+        tenant = study.demand.tenant
+        return self.policy.quota(tenant).allows(self._use[tenant].held + study.demand.shape)
+
+    def _keep_node_for(self, head: _Study, placement: Placement) -> None:
+        """Reserve a node for the blocked head of the queue when it needs one (sticky while
+        it stays the head), and end the idle slots there: they cannot serve it."""
+        shape = head.demand.shape
+        if not placement.needs_reservation(shape):
+            self._reservation = None
+            return
+        kept = self._reservation
+        if kept is None or kept[0] != head.demand.study_id or kept[1] not in placement.capacity:
+            node_id = placement.closest_node(shape)
+            self._reservation = (head.demand.study_id, node_id) if node_id else None
+        if self._reservation is not None:
+            for slot in [s for s in self._slots.values() if s.node_id == self._reservation[1]]:
+                if slot.study_id is None:
+                    self._end(slot)
+
+    def _placement(self) -> Placement:
+        alive = {n.node_id: n for n in self._nodes.values() if n.alive}
+        facts = [
+            SlotFacts(s.id, s.node_id, s.shape, s.study_id is not None, s.last_study,
+                      s.idle_since)
+            for s in self._slots.values()
+        ]  # fmt: skip
+        gpu_nodes = {n for n, info in alive.items() if info.capacity.gpus > 0}
+        return Placement({n: i.capacity for n, i in alive.items()}, facts, gpu_nodes)
+
+    def _carry_out(self, plan: Plan, shape: Shape) -> _Slot:
+        if plan.reuse is not None:
+            return self._slots[plan.reuse]
+        for slot_id in plan.end:
+            self._end(self._slots[slot_id])
+        assert plan.node_id is not None
+        return self._new_slot(shape, plan.node_id)
+
+    def _grant(self, study: _Study, slot: _Slot) -> None:
+        waiter, since = study.waiters.popleft()
+        slot.study_id = study.demand.study_id
+        study.held.add(slot.id)
+        self._account(slot.shape, +1, tenant=study.demand.tenant)
+        warm = slot.last_study is not None
+        waiter.set_result(Lease(slot.id, slot.actor, slot.node_id, slot.shape, warm))
+        if not study.live_waiters():
+            study.waiting_since = None
+        if self._on_wait is not None:
+            self._on_wait(time.monotonic() - since)
+
+    # -- bookkeeping ------------------------------------------------------------------
+
+    def _new_slot(self, shape: Shape, node_id: str) -> _Slot:
+        actor = self._backend.create(shape, node_id)
+        slot = _Slot(next(self._ids), actor, shape, node_id, idle_since=time.monotonic())
+        self._slots[slot.id] = slot
+        return slot
+
+    def _end(self, slot: _Slot) -> None:
+        self._backend.kill(slot.actor)
+        self._drop(slot)
+
+    def _drop(self, slot: _Slot) -> None:
+        self._slots.pop(slot.id, None)
+        if slot.study_id is not None:
+            study = self._studies.get(slot.study_id)
+            if study is not None:
+                study.held.discard(slot.id)
+                self._account(slot.shape, -1, tenant=study.demand.tenant)
+                self._forget_if_done(study)
+            slot.study_id = None
+
+    def _account(self, shape: Shape, sign: int, *, tenant: str) -> None:
+        self._advance_use()
+        use = self._use.setdefault(tenant, TenantUse(updated=time.monotonic()))
+        use.held = use.held + shape if sign > 0 else use.held - shape
+
+    def _advance_use(self) -> None:
+        now, total = time.monotonic(), self._total()
+        for use in self._use.values():
+            use.advance(now, dominant_share(use.held, total))
+
+    def _trim_idle(self) -> None:
+        idle = sorted(
+            (s for s in self._slots.values() if s.study_id is None), key=lambda s: s.idle_since
+        )
+        for slot in idle[: max(0, len(idle) - self._max_idle)]:
+            self._end(slot)
+
+    def _tell_autoscaler(self) -> None:
+        """Ask for room for every busy slot and every waiting trial; withdraw when none wait."""
+        unmet = [
+            s.demand.shape
+            for s in self._studies.values()
+            for waiter, _ in s.waiters
+            if not waiter.done()
+        ]
+        busy = [s.shape for s in self._slots.values() if s.study_id is not None]
+        bundles = [shape.bundle() for shape in busy + unmet] if unmet else []
+        key = tuple(sorted(str(sorted(b.items())) for b in bundles))
+        if key == self._requested:
+            return
+        self._requested = key
+        task = asyncio.create_task(asyncio.to_thread(self._backend.request_resources, bundles))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _alive_nodes(self) -> set[str]:
+        return {n.node_id for n in self._nodes.values() if n.alive}
+
+    def _total(self) -> Shape:
+        return sum((n.capacity for n in self._nodes.values() if n.alive), ZERO)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

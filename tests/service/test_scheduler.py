@@ -1,0 +1,415 @@
+"""The slot scheduler's rules, driven by simulated studies on a recording backend.
+
+The backend stands in for Ray's nodes and actors only to check the scheduler's own
+decisions fast and exactly: every actor it is asked to start must fit on its node
+beside the live ones (Ray would otherwise queue it). The same rules run against real
+Ray in tests/service/test_shared_cluster.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from service.fair_share import Quota, Shape, TenantPolicy, units
+from service.scheduler import Lease, NodeInfo, SlotScheduler, StudyDemand
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class FakeActor:
+    id: int
+    node_id: str
+    shape: Shape
+
+
+@dataclass
+class RecordingBackend:
+    """Nodes and actors as the scheduler asks for them; refuses what would not fit."""
+
+    capacity: dict[str, Shape]
+    autoscaler: bool = False
+    dead: set[str] = field(default_factory=set)
+    live: dict[int, FakeActor] = field(default_factory=dict)
+    created: int = 0
+    requests: list[list[dict[str, float]]] = field(default_factory=list)
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+
+    def nodes(self) -> list[NodeInfo]:
+        return [NodeInfo(n, c, alive=n not in self.dead) for n, c in self.capacity.items()]
+
+    def create(self, shape: Shape, node_id: str) -> FakeActor:
+        used = sum((a.shape for a in self.live.values() if a.node_id == node_id), Shape(0, 0))
+        assert node_id not in self.dead, f"an actor was placed on dead node {node_id}"
+        assert (used + shape).fits_in(self.capacity[node_id]), (
+            f"{shape} does not fit on {node_id} beside {used} (capacity {self.capacity[node_id]})"
+        )
+        actor = FakeActor(next(self._ids), node_id, shape)
+        self.live[actor.id] = actor
+        self.created += 1
+        return actor
+
+    def kill(self, actor: FakeActor) -> None:
+        self.live.pop(actor.id, None)
+
+    def request_resources(self, bundles: list[dict[str, float]]) -> None:
+        self.requests.append(bundles)
+
+    def has_autoscaler(self) -> bool:
+        return self.autoscaler
+
+
+def cluster(**nodes: tuple[float, float]) -> RecordingBackend:
+    return RecordingBackend({n: Shape.of(c, g) for n, (c, g) in nodes.items()})
+
+
+@dataclass(frozen=True)
+class Run:
+    study_id: int
+    tenant: str
+    node_id: str
+    shape: Shape
+    start: float
+    end: float
+
+
+@dataclass
+class Sim:
+    """Studies that behave like drivers: each of `parallelism` loops acquires a slot,
+    holds it for a trial's length and releases it, until its trials are spent."""
+
+    scheduler: SlotScheduler
+    runs: list[Run] = field(default_factory=list)
+    held: dict[str, Shape] = field(default_factory=dict)
+    peak_over_quota: list[str] = field(default_factory=list)
+    started: float = 0.0
+
+    def add(
+        self, study_id: int, *, tenant: str = "t", cpus: float = 1, gpus: float = 0,
+        parallelism: int = 1, priority: int = 0, age: int = 0,
+    ) -> StudyDemand:  # fmt: skip
+        demand = StudyDemand(
+            study_id=study_id, name=f"s{study_id}", tenant=tenant, priority=priority,
+            created_at=T0 + timedelta(seconds=age or study_id), shape=Shape.of(cpus, gpus),
+            parallelism=parallelism,
+        )  # fmt: skip
+        self.scheduler.register(demand)
+        return demand
+
+    async def study(
+        self, demand: StudyDemand, trials: Iterable[float], *, unregister: bool = True
+    ) -> None:
+        queue = list(trials)
+
+        async def loop() -> None:
+            while queue:
+                length = queue.pop()
+                lease = await self.scheduler.acquire(demand.study_id)
+                await self.train(demand, lease, length)
+
+        await asyncio.gather(*(loop() for _ in range(demand.parallelism)))
+        if unregister:
+            self.scheduler.unregister(demand.study_id)
+
+    async def train(self, demand: StudyDemand, lease: Lease, length: float) -> None:
+        loop = asyncio.get_running_loop()
+        held = self.held.get(demand.tenant, Shape(0, 0)) + lease.shape
+        self.held[demand.tenant] = held
+        if not self.scheduler.policy.quota(demand.tenant).allows(held):
+            self.peak_over_quota.append(demand.tenant)
+        start = loop.time() - self.started
+        await asyncio.sleep(length)
+        self.held[demand.tenant] = self.held[demand.tenant] - lease.shape
+        end = loop.time() - self.started
+        self.runs.append(Run(demand.study_id, demand.tenant, lease.node_id, lease.shape,
+                             start, end))  # fmt: skip
+        self.scheduler.release(lease, keep=True)
+
+
+async def open_sim(backend: RecordingBackend, policy: TenantPolicy | None = None,
+                   max_idle: int = 2) -> Sim:  # fmt: skip
+    scheduler = SlotScheduler(backend, policy, max_idle=max_idle, refresh_s=0.05)
+    await scheduler.start()
+    return Sim(scheduler, started=asyncio.get_running_loop().time())
+
+
+def overlapping(runs: list[Run], node_id: str) -> Shape:
+    """The most resources ever in use at once on a node, from start/end times."""
+    points = sorted({r.start for r in runs if r.node_id == node_id})
+    peak = Shape(0, 0)
+    for t in points:
+        live = [r.shape for r in runs if r.node_id == node_id and r.start <= t < r.end]
+        used = sum(live, Shape(0, 0))
+        peak = Shape(max(peak.cpus, used.cpus), max(peak.gpus, used.gpus))
+    return peak
+
+
+def test_mixed_shapes_at_four_times_capacity_all_finish_and_never_overcommit_a_node() -> None:
+    backend = cluster(a=(2, 0), b=(2, 0), g=(1, 1))
+
+    async def main() -> Sim:
+        sim = await open_sim(backend)
+        shapes = [(1, 0), (2, 0), (0.5, 0), (1, 1), (0.5, 0.25), (2, 0), (1, 0), (0.5, 0.5)]
+        studies = [
+            sim.study(
+                sim.add(i, tenant=f"t{i % 2}", cpus=c, gpus=g, parallelism=3),
+                [0.02 + 0.01 * (j % 3) for j in range(6)],
+            )  # fmt: skip
+            for i, (c, g) in enumerate(shapes, 1)
+        ]
+        await asyncio.wait_for(asyncio.gather(*studies), timeout=30)
+        await sim.scheduler.close()
+        return sim
+
+    sim = asyncio.run(main())
+    assert len(sim.runs) == 8 * 6
+    for node_id, capacity in backend.capacity.items():
+        assert overlapping(sim.runs, node_id).fits_in(capacity), node_id
+    assert not backend.live  # close ended every slot
+
+
+def test_a_tenant_with_one_study_and_a_tenant_with_six_share_the_cluster_evenly() -> None:
+    backend = cluster(a=(2, 0), b=(2, 0), c=(1, 0))
+
+    async def main() -> Sim:
+        sim = await open_sim(backend)
+        lone = sim.study(sim.add(1, tenant="solo", parallelism=5), [0.03] * 60)
+        many = [sim.study(sim.add(i, tenant="crowd", parallelism=5), [0.03] * 10)
+                for i in range(2, 8)]  # fmt: skip
+        await asyncio.wait_for(asyncio.gather(lone, *many), timeout=30)
+        await sim.scheduler.close()
+        return sim
+
+    sim = asyncio.run(main())
+    # While both still had work: until the first of the two tenants ran out of trials.
+    contended = min(max(r.end for r in sim.runs if r.tenant == t) for t in ("solo", "crowd"))
+    seconds = {
+        t: sum(min(r.end, contended) - r.start for r in sim.runs
+               if r.tenant == t and r.start < contended)
+        for t in ("solo", "crowd")
+    }  # fmt: skip
+    assert abs(seconds["solo"] - seconds["crowd"]) / max(seconds.values()) < 0.15, seconds
+
+
+def test_weights_split_the_cluster_two_to_one() -> None:
+    backend = cluster(a=(3, 0), b=(3, 0))
+    policy = TenantPolicy.parse("heavy:2,light:1")
+
+    async def main() -> Sim:
+        sim = await open_sim(backend, policy)
+        heavy = sim.study(sim.add(1, tenant="heavy", parallelism=6), [0.03] * 60)
+        light = sim.study(sim.add(2, tenant="light", parallelism=6), [0.03] * 60)
+        await asyncio.wait_for(asyncio.gather(heavy, light), timeout=30)
+        await sim.scheduler.close()
+        return sim
+
+    sim = asyncio.run(main())
+    contended = min(max(r.end for r in sim.runs if r.tenant == t) for t in ("heavy", "light"))
+    seconds = {
+        t: sum(min(r.end, contended) - r.start for r in sim.runs
+               if r.tenant == t and r.start < contended)
+        for t in ("heavy", "light")
+    }  # fmt: skip
+    assert seconds["heavy"] / seconds["light"] == pytest.approx(2.0, rel=0.15), seconds
+
+
+def test_a_quota_is_never_exceeded_and_the_rest_of_the_cluster_goes_to_others() -> None:
+    backend = cluster(a=(2, 0), b=(2, 0), g=(2, 2))
+    policy = TenantPolicy(quotas={"capped": Quota(cpus=2, gpus=1)})
+
+    async def main() -> Sim:
+        sim = await open_sim(backend, policy)
+        capped = sim.study(sim.add(1, tenant="capped", cpus=0.5, gpus=0.5, parallelism=6),
+                           [0.02] * 20)  # fmt: skip
+        other = sim.study(sim.add(2, tenant="free", parallelism=6), [0.02] * 40)
+        await asyncio.wait_for(asyncio.gather(capped, other), timeout=30)
+        await sim.scheduler.close()
+        return sim
+
+    sim = asyncio.run(main())
+    assert not sim.peak_over_quota
+    capped_runs = [r for r in sim.runs if r.tenant == "capped"]
+    assert len(capped_runs) == 20
+    peak = max(sum(1 for r in capped_runs if r.start <= x.start < r.end) for x in capped_runs)
+    assert peak == 2  # 2 x 0.5 GPU: the GPU cap, not the CPU cap, binds
+
+
+def test_the_highest_priority_study_gets_the_next_freed_slots_whatever_its_age() -> None:
+    backend = cluster(a=(2, 0))
+
+    async def main() -> list[int]:
+        sim = await open_sim(backend)
+        running = asyncio.ensure_future(sim.study(sim.add(1, parallelism=2), [0.1, 0.1]))
+        await asyncio.sleep(0.03)  # both slots busy
+        low = sim.add(2, parallelism=2, priority=0)
+        high = sim.add(3, parallelism=2, priority=5)
+        waiting = [asyncio.ensure_future(sim.study(d, [0.05] * 2)) for d in (low, high)]
+        await asyncio.gather(running, *waiting)
+        await sim.scheduler.close()
+        order = sorted((r for r in sim.runs if r.study_id != 1), key=lambda r: r.start)
+        return [r.study_id for r in order]
+
+    assert asyncio.run(main()) == [3, 3, 2, 2]
+
+
+def test_a_big_shape_is_not_starved_by_a_stream_of_small_trials() -> None:
+    backend = cluster(a=(2, 0), b=(2, 0))
+
+    async def main() -> Sim:
+        sim = await open_sim(backend)
+        # Small trials keep both nodes half busy at all times, ending at staggered times.
+        small = [sim.study(sim.add(i, tenant="small", parallelism=2, age=i),
+                           [0.02 + 0.005 * i] * 30) for i in (1, 2)]  # fmt: skip
+        await asyncio.sleep(0.05)
+        big = sim.study(sim.add(9, tenant="big", cpus=2, parallelism=1, age=9), [0.02] * 3)
+        await asyncio.wait_for(asyncio.gather(big), timeout=5)
+        await asyncio.gather(*small)
+        await sim.scheduler.close()
+        return sim
+
+    sim = asyncio.run(main())
+    big_runs = [r for r in sim.runs if r.study_id == 9]
+    assert len(big_runs) == 3
+    small_end = max(r.end for r in sim.runs if r.study_id != 9)
+    assert max(r.end for r in big_runs) < small_end  # it ran while small trials still waited
+
+
+def test_idle_slots_serve_the_next_study_of_their_shape_and_end_for_another_shape() -> None:
+    backend = cluster(a=(2, 0))
+
+    async def main() -> tuple[int, int]:
+        sim = await open_sim(backend)
+        await sim.study(sim.add(1, parallelism=2), [0.01] * 2)
+        await sim.study(sim.add(2, parallelism=2), [0.01] * 2)
+        created_same_shape = backend.created
+        await sim.study(sim.add(3, cpus=2), [0.01])
+        await sim.scheduler.close()
+        return created_same_shape, backend.created
+
+    same, after = asyncio.run(main())
+    assert same == 2  # the second study reused the first one's two idle slots
+    assert after == 3  # the 2-CPU slot replaced both idle 1-CPU slots
+
+
+def test_idle_slots_beyond_max_idle_are_ended() -> None:
+    backend = cluster(a=(4, 0))
+
+    async def main() -> int:
+        sim = await open_sim(backend, max_idle=1)
+        await sim.study(sim.add(1, parallelism=4), [0.01] * 4)
+        await asyncio.sleep(0.01)
+        n_live = len(backend.live)
+        await sim.scheduler.close()
+        return n_live
+
+    assert asyncio.run(main()) == 1
+
+
+def test_a_node_that_joins_raises_concurrency_and_a_lost_node_is_forgotten() -> None:
+    backend = cluster(a=(1, 0))
+
+    async def main() -> tuple[Sim, list[tuple[str, bool, int]]]:
+        sim = await open_sim(backend)
+        study = asyncio.ensure_future(sim.study(sim.add(1, parallelism=3), [0.05] * 20))
+        await asyncio.sleep(0.12)
+        backend.capacity["b"] = Shape.of(2, 0)
+        await asyncio.sleep(0.2)
+        backend.dead.add("b")
+        for actor in [a for a in backend.live.values() if a.node_id == "b"]:
+            backend.kill(actor)
+        await asyncio.sleep(0.15)
+        nodes = [(n.node_id, n.alive, n.used.cpus) for n in sim.scheduler.snapshot().nodes]
+        await asyncio.wait_for(study, timeout=10)
+        await sim.scheduler.close()
+        return sim, nodes
+
+    sim, nodes = asyncio.run(main())
+    at_once = max(sum(1 for r in sim.runs if r.start <= x.start < r.end) for x in sim.runs)
+    assert at_once == 3  # 1 on the first node, 2 on the one that joined
+    assert {r.node_id for r in sim.runs} == {"a", "b"}
+    assert nodes == [("a", True, units(1)), ("b", False, 0)]  # its slots are forgotten
+
+
+def test_unmet_demand_is_told_to_the_autoscaler_and_withdrawn_when_met() -> None:
+    backend = cluster(a=(1, 0))
+    backend.autoscaler = True
+
+    async def main() -> None:
+        sim = await open_sim(backend)
+        study = asyncio.ensure_future(sim.study(sim.add(1, cpus=1, parallelism=3), [0.05] * 3))
+        await asyncio.sleep(0.02)
+        assert sorted(map(str, backend.requests[-1])) == [str({"CPU": 1.0})] * 3
+        await study
+        await asyncio.sleep(0.01)
+        assert backend.requests[-1] == []
+        await sim.scheduler.close()
+
+    asyncio.run(main())
+
+
+def test_a_trial_that_fits_no_node_or_quota_is_refused_naming_the_field() -> None:
+    backend = cluster(a=(4, 0), g=(2, 1))
+    policy = TenantPolicy(quotas={"small": Quota(cpus=2)})
+
+    async def main() -> list[tuple[str, str] | None]:
+        scheduler = SlotScheduler(backend, policy)
+        await scheduler.start()
+        found = [
+            scheduler.check_fits("any", Shape.of(4, 0)),
+            scheduler.check_fits("any", Shape.of(1, 2)),
+            scheduler.check_fits("any", Shape.of(3, 1)),
+            scheduler.check_fits("small", Shape.of(3, 0)),
+        ]
+        backend.autoscaler = True
+        await scheduler.refresh()
+        found.append(scheduler.check_fits("any", Shape.of(1, 2)))
+        await scheduler.close()
+        return found
+
+    fits, gpus, cpus_on_gpu_node, over_quota, with_autoscaler = asyncio.run(main())
+    assert fits is None and with_autoscaler is None
+    assert gpus is not None and gpus[0] == "resources.gpus_per_trial"
+    assert cpus_on_gpu_node is not None and cpus_on_gpu_node[0] == "resources.cpus_per_trial"
+    assert over_quota is not None and over_quota[0] == "resources.cpus_per_trial"
+    assert "quota 2" in over_quota[1]
+
+
+def test_queue_positions_follow_the_grant_order_and_the_gate_keeps_it_at_start() -> None:
+    backend = cluster(a=(1, 0))
+
+    async def main() -> tuple[list[int | None], list[int]]:
+        sim = await open_sim(backend)
+        old, new = sim.add(1, age=1), sim.add(2, age=2)
+        sim.scheduler.gate([1, 2])
+        later = asyncio.ensure_future(sim.study(new, [0.02]))  # ready first, but younger
+        await asyncio.sleep(0.05)
+        assert not sim.runs and backend.created == 0  # the gate holds every grant
+        positions = [sim.scheduler.queue_info(i).position for i in (1, 2)]  # type: ignore[union-attr]
+        await asyncio.gather(later, sim.study(old, [0.02]))
+        await sim.scheduler.close()
+        return positions, [r.study_id for r in sorted(sim.runs, key=lambda r: r.start)]
+
+    positions, order = asyncio.run(main())
+    assert positions == [1, 2]
+    assert order == [1, 2]
+
+
+def test_tenant_policy_parses_weights_and_quotas_and_names_a_bad_entry() -> None:
+    policy = TenantPolicy.parse("a:2, b:0.5", "a:cpus=8,gpus=2,b:cpus=4")
+    assert (policy.weight("a"), policy.weight("b"), policy.weight("c")) == (2, 0.5, 1)
+    assert policy.quota("a") == Quota(cpus=8, gpus=2)
+    assert policy.quota("b") == Quota(cpus=4)
+    assert policy.quota("c").allows(Shape(units(1000), units(1000)))
+    with pytest.raises(ValueError, match="'a:zero'"):
+        TenantPolicy.parse("a:zero")
+    with pytest.raises(ValueError, match="'memory=3'"):
+        TenantPolicy.parse("", "a:memory=3")
+    with pytest.raises(ValueError, match="'cpus=nan'"):
+        TenantPolicy.parse("", "a:cpus=nan")
