@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from service.fair_share import ZERO, Shape
+from service.fair_share import UNIT, ZERO, Shape, TenantPolicy
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,33 @@ class Placement:
         if not able:
             return None
         return min(able, key=lambda n: _deficit(shape, self.free[n] + self.idle_room[n]))
+
+
+def refusal(
+    shape: Shape, tenant: str, policy: TenantPolicy, nodes: list[Shape]
+) -> tuple[str, str] | None:
+    """(spec field, message) when one trial of `shape` can never run for `tenant`: more
+    than its quota, or more than each of `nodes` offers (pass none when an autoscaler
+    may add nodes, or the nodes are not known yet)."""
+    quota = policy.quota(tenant)
+    for resource, cap in (("cpus", quota.cpus), ("gpus", quota.gpus)):
+        need = getattr(shape, resource) / UNIT
+        if cap is not None and need > cap:
+            return (
+                f"resources.{resource}_per_trial",
+                f"one trial needs {need:g} {resource.upper()}, more than tenant '{tenant}' "
+                f"may hold at once (quota {cap:g})",
+            )
+    if not nodes or any(shape.fits_in(n) for n in nodes):
+        return None
+    resource = "gpus" if not any(shape.gpus <= n.gpus for n in nodes) else "cpus"
+    largest = max(getattr(n, resource) for n in nodes) / UNIT
+    return (
+        f"resources.{resource}_per_trial",
+        f"one trial needs {getattr(shape, resource) / UNIT:g} {resource.upper()} on one node; "
+        f"no node of the cluster offers that (the largest has {largest:g}) and it has no "
+        "autoscaler to add one",
+    )
 
 
 def _spare(room: Shape) -> tuple[int, int]:

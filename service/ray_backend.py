@@ -11,7 +11,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from service.fair_share import Shape
-from service.scheduler import NodeInfo
+from service.slot_contract import NodeInfo
 from workers.slot import create_slot
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,8 @@ import ray
 import ray.exceptions
 
 from service.datasets import DataRoots, prepare_data
-from service.scheduler import Lease, SlotScheduler
+from service.scheduler import SlotScheduler
+from service.slot_contract import Lease
 from service.spec import StudySpec
 from workers.data import PreparedData
 

@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from service.cluster_view import (
     ClusterSnapshot,
@@ -51,61 +51,10 @@ from service.fair_share import (
     entitled_shares,
     grant_order,
 )
-from service.placement import Placement, Plan, SlotFacts
+from service.placement import Placement, Plan, SlotFacts, refusal
+from service.slot_contract import Lease, NodeInfo, SlotBackend, StudyDemand
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class NodeInfo:
-    node_id: str
-    capacity: Shape
-    alive: bool = True
-
-
-class SlotBackend(Protocol):
-    """What the scheduler needs from Ray (`service/ray_backend.py`), or a fake in tests."""
-
-    def nodes(self) -> list[NodeInfo]:
-        """Every node Ray knows, alive or not; may block (called in a thread)."""
-        ...
-
-    def create(self, shape: Shape, node_id: str) -> Any:
-        """Start a slot actor of `shape` on node `node_id`; returns at once."""
-        ...
-
-    def kill(self, actor: Any) -> None: ...
-
-    def request_resources(self, bundles: list[dict[str, float]]) -> None:
-        """Tell an autoscaler the cluster should fit these bundles; may block."""
-        ...
-
-    def has_autoscaler(self) -> bool:
-        """Whether nodes may be added on demand (then no shape is refused for size); may
-        block (called in a thread)."""
-        ...
-
-
-@dataclass(frozen=True)
-class Lease:
-    """A slot granted to one study until it is released."""
-
-    slot_id: int
-    actor: Any
-    node_id: str
-    shape: Shape
-    warm: bool
-
-
-@dataclass(frozen=True)
-class StudyDemand:
-    study_id: int
-    name: str
-    tenant: str
-    priority: int
-    created_at: datetime
-    shape: Shape
-    parallelism: int
 
 
 @dataclass
@@ -296,30 +245,10 @@ class SlotScheduler:
     # -- what users see ---------------------------------------------------------------
 
     def check_fits(self, tenant: str, shape: Shape) -> tuple[str, str] | None:
-        """(field, message) when one trial of `shape` could never run for `tenant`."""
-        quota = self.policy.quota(tenant)
-        for resource, amount, cap in (
-            ("cpus", shape.cpus, quota.cpus), ("gpus", shape.gpus, quota.gpus)
-        ):  # fmt: skip
-            if cap is not None and amount > round(cap * 10_000):
-                return (
-                    f"resources.{resource}_per_trial",
-                    f"one trial needs {amount / 10_000:g} {resource.upper()}, more than "
-                    f"tenant '{tenant}' may hold at once (quota {cap:g})",
-                )
-        if self._autoscaler or not self._nodes:
-            return None
-        alive = [n.capacity for n in self._nodes.values() if n.alive]
-        if any(shape.fits_in(c) for c in alive):
-            return None
-        resource = "gpus" if not any(shape.gpus <= c.gpus for c in alive) else "cpus"
-        largest = max((getattr(c, resource) for c in alive), default=0) / 10_000
-        return (
-            f"resources.{resource}_per_trial",
-            f"one trial needs {getattr(shape, resource) / 10_000:g} {resource.upper()} on one "
-            f"node; no node of the cluster offers that (the largest has {largest:g}) and it "
-            "has no autoscaler to add one",
-        )
+        """(field, message) when one trial of `shape` could never run for `tenant`: over
+        its quota, or bigger than every node while no autoscaler can add a bigger one."""
+        nodes = [] if self._autoscaler else [n.capacity for n in self._nodes.values() if n.alive]
+        return refusal(shape, tenant, self.policy, nodes)
 
     def queue_info(self, study_id: int) -> QueueInfo | None:
         """The study's place in the queue as of the last pass; safe from any thread."""
@@ -346,15 +275,16 @@ class SlotScheduler:
 
     def _build_snapshot(self) -> ClusterSnapshot:
         total = self._total()
-        tenants = sorted(
+        active = sorted(
             {s.demand.tenant for s in self._studies.values()}
             | {t for t, u in self._use.items() if u.held != ZERO}
         )
-        shares = entitled_shares(tenants, self.policy)
+        shares = entitled_shares(active, self.policy)
+        tenants = sorted(self._use)  # every tenant seen since start, idle ones at share 0
         return ClusterSnapshot(
             nodes=[self._node_view(n) for n in self._nodes.values()],
             slots=[self._slot_view(s) for s in self._slots.values()],
-            tenants=[self._tenant_view(t, total, shares[t]) for t in tenants],
+            tenants=[self._tenant_view(t, total, shares.get(t, 0.0)) for t in tenants],
             queue=[
                 QueueEntry(
                     position=i,

@@ -30,7 +30,8 @@ from service.optuna_bridge import OptunaBridge
 from service.pareto import pareto_front
 from service.recovery import reconcile
 from service.runner import TrialRunner
-from service.scheduler import SlotScheduler, StudyDemand
+from service.scheduler import SlotScheduler
+from service.slot_contract import StudyDemand
 from service.spec import StudySpec
 from storage.errors import InvalidCursorError, NotFoundError, StorageError
 from storage.records import (

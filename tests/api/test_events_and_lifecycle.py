@@ -150,5 +150,11 @@ def test_metrics_count_trials_epochs_states_and_latencies(
     assert grew("hpo_optuna_ask_seconds_count") == 3 and grew("hpo_optuna_tell_seconds_count") == 3
     assert after[("hpo_studies", (("state", "completed"),))] >= 1
     assert ("hpo_queue_depth", ()) in after
+    # The scheduler: one wait per slot granted, idle slots kept warm by shape afterwards.
+    assert grew("hpo_queue_wait_seconds_count") == 3
+    assert after[("hpo_slots", (("shape", "1cpu-0gpu"), ("state", "idle")))] >= 1
+    assert ("hpo_slots", (("shape", "1cpu-0gpu"), ("state", "busy"))) not in after
+    assert after[("hpo_tenant_slots", (("tenant", "default"),))] == 0
+    assert after[("hpo_queue_length", ())] == 0
     route = (("method", "GET"), ("route", "/api/v1/studies/{study_id}"), ("status", "200"))
     assert after[("hpo_http_request_seconds_count", route)] >= 1

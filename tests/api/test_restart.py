@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,21 +72,33 @@ def serve(ray_cluster: Any, tmp_path: Path) -> Iterator[Serve]:
 def test_a_killed_service_resumes_its_study_without_losing_or_double_counting(
     serve: Serve, make_spec: Callable[..., dict[str, Any]]
 ) -> None:
+    # The survivor fills the cluster's 5 CPUs; a study of higher priority waits behind it.
     spec = make_spec(
-        name="survivor", **SLOW_TRIALS, budget={"max_trials": 5, "max_epochs": 8, "parallelism": 2}
+        name="survivor", **SLOW_TRIALS, budget={"max_trials": 5, "max_epochs": 8, "parallelism": 5}
     )
+    waiter_spec = make_spec(name="waiter", priority=5,
+                            budget={"max_trials": 5, "max_epochs": 1, "parallelism": 5})  # fmt: skip
     with serve.start() as client:
         study_id = client.submit(spec)["id"]
-        deadline = time.monotonic() + 60
-        while sum(t["state"] == "running" for t in client.trials(study_id, limit=100)) < 2:
-            assert time.monotonic() < deadline, "two trials never ran at once"
+        deadline = time.monotonic() + 90
+        while sum(t["state"] == "running" for t in client.trials(study_id, limit=100)) < 5:
+            assert time.monotonic() < deadline, "five trials never ran at once"
             time.sleep(0.1)
+        waiter_id = client.submit(waiter_spec)["id"]
+        queued = client.get(waiter_id)
+        assert (queued["state"], queued["queue_position"], queued["slots_held"]) == (
+            "queued",
+            1,
+            0,
+        ), queued
         time.sleep(0.5)
         serve.kill()
 
     with serve.start() as client:
         study = client.wait(study_id, timeout_s=240)
+        waiter = client.wait(waiter_id, timeout_s=60)
         done = client.trials(study_id, limit=100)
+        waiter_done = client.trials(waiter_id, limit=100)
     assert study["state"] == "completed", study
     assert study["counts"]["complete"] + study["counts"]["pruned"] == 5
     assert study["counts"]["running"] == 0 and all(t["state"] != "running" for t in done)
@@ -95,3 +108,13 @@ def test_a_killed_service_resumes_its_study_without_losing_or_double_counting(
         retries = [t for t in done if t["retry_of"] == trial["number"]]
         assert len(retries) == 1 and retries[0]["params"] == trial["params"]
     assert sorted(t["number"] for t in done) == list(range(len(done)))
+    # No study jumps the queue because it ran before the restart: the waiter, of higher
+    # priority, got the slots first; the survivor's retries began as its trials ended.
+    assert waiter["state"] == "completed" and len(waiter_done) == 5
+    first_waiter_end = min(_at(t["finished_at"]) for t in waiter_done)
+    retried = [t for t in done if t["retry_of"] is not None]
+    assert retried and min(_at(t["started_at"]) for t in retried) >= first_waiter_end
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text)

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from service.fair_share import Quota, Shape, TenantPolicy, units
-from service.scheduler import Lease, NodeInfo, SlotScheduler, StudyDemand
+from service.scheduler import SlotScheduler
+from service.slot_contract import Lease, NodeInfo, StudyDemand
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
