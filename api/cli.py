@@ -17,6 +17,7 @@ from rich.markup import escape
 from api.cli_output import (
     console,
     print_best,
+    print_cluster,
     print_dataset,
     print_error,
     print_json,
@@ -154,6 +155,17 @@ def best(study_id: StudyId, k: Annotated[int, typer.Option(help="How many.", min
         if as_json:
             return print_json(items)
         print_best(client.get(study_id), items)
+
+
+@app.command()
+def cluster(url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False) -> None:
+    """Nodes, slots by shape and state, each tenant's usage against its share and quota, and
+    the studies waiting for a slot, in the order they will get one."""
+    with HpoClient(url, token=token) as client:
+        found = client.cluster()
+    if as_json:
+        return print_json(found)
+    print_cluster(found)
 
 
 @app.command()

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
+from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from api.client import TERMINAL_STATES
 
 console = Console()
 errors = Console(stderr=True)
@@ -53,14 +56,34 @@ def objective_text(spec: dict[str, Any]) -> str:
 
 
 def print_studies(items: list[dict[str, Any]]) -> None:
-    table = Table("id", "name", "state", "trials", "best", "created")
+    table = Table("id", "name", "state", "slots", "trials", "best", "created")
     for s in items:
         best = s["best"]["value"] if s["best"] else None
         table.add_row(
-            str(s["id"]), escape(s["name"]), s["state"], f"{n_done(s)}/{max_trials(s)}",
-            fmt(best), s["created_at"][:19],
+            str(s["id"]), escape(s["name"]), state_text(s), _slots_text(s),
+            f"{n_done(s)}/{max_trials(s)}", fmt(best), s["created_at"][:19],
         )  # fmt: skip
     console.print(table)
+
+
+def state_text(study: dict[str, Any]) -> str:
+    """The state, with its place in the queue while it waits for its first slot: `queued #2`."""
+    position = study.get("queue_position")
+    if study["state"] == "queued" and position is not None:
+        return f"queued #{position}"
+    return str(study["state"])
+
+
+def _slots_text(study: dict[str, Any]) -> str:
+    """Slots held of the parallelism while active; a running study that waits for more
+    slots says its place, too."""
+    if study["state"] in TERMINAL_STATES:
+        return "-"
+    held = f"{study.get('slots_held', 0)}/{study['spec']['budget']['parallelism']}"
+    position = study.get("queue_position")
+    if study["state"] != "queued" and position is not None:
+        return f"{held}, #{position} for more"
+    return held
 
 
 def print_study(study: dict[str, Any]) -> None:
@@ -72,7 +95,10 @@ def print_study(study: dict[str, Any]) -> None:
     grid.add_column()
     rows = [
         ("study", f"{study['id']} '{escape(study['name'])}'"),
-        ("state", f"{study['state']}{reason}"),
+        ("state", f"{state_text(study)}{reason}"),
+        ("priority", str(study.get("priority", 0))),
+        ("slots", _slots_held_text(study)),
+        *_queue_rows(study),
         ("optuna study", escape(study["optuna_study_name"])),
         ("objective", objective_text(study["spec"])),
         ("progress", f"{n_done(study)}/{max_trials(study)} trials"),
@@ -89,6 +115,142 @@ def print_study(study: dict[str, Any]) -> None:
     for label, value in rows:
         grid.add_row(label, value)
     console.print(grid)
+
+
+def _slots_held_text(study: dict[str, Any]) -> str:
+    parallelism = study["spec"]["budget"]["parallelism"]
+    return f"{study.get('slots_held', 0)} held of parallelism {parallelism}"
+
+
+def _queue_rows(study: dict[str, Any]) -> list[tuple[str, str]]:
+    """`queue` and `waiting since` while the study waits for a slot; none otherwise."""
+    position = study.get("queue_position")
+    if position is None:
+        return []
+    return [("queue", f"#{position}"), ("waiting since", waited(study.get("waiting_since")))]
+
+
+def print_cluster(cluster: dict[str, Any]) -> None:
+    """`hpo cluster`: nodes, slots by shape and state, tenants against share and quota, and
+    the queue in the order it gets slots."""
+    console.print(_nodes_table(cluster))
+    console.print(_slots_table(cluster["slots"]))
+    console.print(_tenants_table(cluster))
+    if cluster["queue"]:
+        console.print(_queue_table(cluster["queue"]))
+    else:
+        console.print("queue: empty (no study waits for a slot)", highlight=False)
+
+
+def _nodes_table(cluster: dict[str, Any]) -> Table:
+    table = _titled("nodes", "node", "alive", "CPUs used", "GPUs used", "slots busy/idle")
+    for node in cluster["nodes"]:
+        states = Counter(s["state"] for s in cluster["slots"] if s["node_id"] == node["node_id"])
+        reserved = " (reserved)" if node["node_id"] == cluster.get("reserved_node") else ""
+        table.add_row(
+            f"{node['node_id'][:12]}{reserved}", "yes" if node["alive"] else "[red]no[/red]",
+            f"{node['cpus_used']:g}/{node['cpus']:g}", f"{node['gpus_used']:g}/{node['gpus']:g}",
+            f"{states['busy']}/{states['idle']}",
+        )  # fmt: skip
+    return table
+
+
+def _slots_table(slots: list[dict[str, Any]]) -> Table:
+    """One row per shape: busy and idle counts, and which studies the busy ones train."""
+    table = _titled("slots", "shape", "busy", "idle", "studies")
+    for shape in sorted({(s["cpus"], s["gpus"]) for s in slots}):
+        same = [s for s in slots if (s["cpus"], s["gpus"]) == shape]
+        busy = [s for s in same if s["state"] == "busy"]
+        table.add_row(
+            shape_text(*shape), str(len(busy)), str(len(same) - len(busy)), _slot_studies(busy)
+        )
+    return table
+
+
+def _slot_studies(busy: list[dict[str, Any]]) -> str:
+    """The studies the slots train, `#3 x2`; another tenant's are counted, not named."""
+    named = Counter(s["study_id"] for s in busy if s["study_id"] is not None)
+    parts = [f"#{study_id} x{n}" if n > 1 else f"#{study_id}" for study_id, n in named.items()]
+    unnamed = len(busy) - sum(named.values())
+    if unnamed:
+        parts.append(f"{unnamed} of other tenants")
+    return ", ".join(parts) or "-"
+
+
+def _tenants_table(cluster: dict[str, Any]) -> Table:
+    table = _titled(
+        "tenants", "tenant", "weight", "share", "dominant", "CPUs", "GPUs", "busy slots",
+        "waiting", "quota",
+    )  # fmt: skip
+    rows = [(escape(t["tenant"]), t) for t in cluster["tenants"]]
+    if cluster.get("others"):
+        rows.append(("[dim]other tenants[/dim]", cluster["others"]))
+    for name, t in rows:
+        table.add_row(
+            name, f"{t['weight']:g}", f"{t['share']:.0%}",
+            f"{t['dominant_share']:.0%}", f"{t['cpus']:g}", f"{t['gpus']:g}", str(t["slots"]),
+            str(t["studies_waiting"]), _quota_text(t),
+        )  # fmt: skip
+    return table
+
+
+def _quota_text(tenant: dict[str, Any]) -> str:
+    caps = [
+        f"{tenant[key]:g} {unit}"
+        for key, unit in (("quota_cpus", "CPUs"), ("quota_gpus", "GPUs"))
+        if tenant[key] is not None
+    ]
+    return ", ".join(caps) or "-"
+
+
+def _queue_table(queue: list[dict[str, Any]]) -> Table:
+    table = _titled("queue", "#", "study", "tenant", "priority", "waiting since", "slots", "shape")
+    for q in queue:
+        study = (
+            f"{q['study_id']} '{escape(q['name'] or '')}'"
+            if q["study_id"] is not None
+            else "another tenant's study"
+        )
+        table.add_row(
+            str(q["position"]), study, escape(q["tenant"] or "-"), fmt(q["priority"]),
+            waited(q["waiting_since"]), f"{q['slots_held']}/{q['parallelism']}",
+            shape_text(q["cpus_per_trial"], q["gpus_per_trial"]),
+        )  # fmt: skip
+    return table
+
+
+def _titled(title: str, *headers: str) -> Table:
+    table = Table(title=title, title_justify="left", title_style="bold")
+    for header in headers:
+        table.add_column(header)
+    return table
+
+
+def shape_text(cpus: float, gpus: float) -> str:
+    """A trial's resources as people say them: `2 CPUs`, `1 CPU, 1 GPU`."""
+    parts = [f"{cpus:g} CPU{'' if cpus == 1 else 's'}"]
+    if gpus:
+        parts.append(f"{gpus:g} GPU{'' if gpus == 1 else 's'}")
+    return ", ".join(parts)
+
+
+def waited(stamp: str | None) -> str:
+    """When a wait began (UTC, like every time printed here), and how long ago."""
+    if stamp is None:
+        return "-"
+    since = datetime.fromisoformat(stamp)
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    ago = max((datetime.now(UTC) - since).total_seconds(), 0.0)
+    return f"{_when(stamp)} ({_span(ago)} ago)"
+
+
+def _span(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def print_trials(trials: list[dict[str, Any]]) -> None:

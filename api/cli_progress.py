@@ -32,12 +32,20 @@ class Tally(NamedTuple):
     total: int
     running: int
     best: float | None
+    queue: int | None
 
     @classmethod
     def of(cls, study: dict[str, Any]) -> Tally:
         best = study["best"]["value"] if study["best"] else None
         running = study["counts"].get("running", 0)
-        return cls(study["state"], n_done(study), max_trials(study), running, best)
+        # A queued study's place only: one that runs and wants more slots would add a line
+        # whenever a trial of another study ends.
+        queue = study.get("queue_position") if study["state"] == "queued" else None
+        return cls(study["state"], n_done(study), max_trials(study), running, best, queue)
+
+    def waiting(self) -> str:
+        """`, #2 in the queue` while it waits for its first slot; empty otherwise."""
+        return "" if self.queue is None else f", #{self.queue} in the queue"
 
 
 class View(Protocol):
@@ -78,7 +86,8 @@ class Lines:
         self.last = tally
         self.console.print(
             f"study {self.study_id} {tally.state}: {tally.done}/{tally.total} trials, "
-            f"{tally.running} running, best {fmt(tally.best)}, eta {self._eta(tally)}",
+            f"{tally.running} running, best {fmt(tally.best)}, eta {self._eta(tally)}"
+            f"{tally.waiting()}",
             highlight=False,
             soft_wrap=True,
         )
@@ -124,5 +133,5 @@ class Bar:
     def update(self, study: dict[str, Any]) -> None:
         assert self.task is not None
         t = Tally.of(study)
-        status = escape(f"running {t.running}  best {fmt(t.best)}  [{t.state}]")
+        status = escape(f"running {t.running}  best {fmt(t.best)}  [{t.state}{t.waiting()}]")
         self.progress.update(self.task, completed=t.done, total=t.total, status=status)

@@ -102,6 +102,12 @@ class HpoClient:
                 return
             query["cursor"] = page["next_cursor"]
 
+    def cluster(self) -> dict[str, Any]:
+        """Nodes, slots, per-tenant usage against share and quota, and the queue, as the
+        caller's tenant may see them (others' studies unnamed)."""
+        result: dict[str, Any] = self._request("GET", "/api/v1/cluster")
+        return result
+
     def trial(self, study_id: int, number: int) -> dict[str, Any]:
         result: dict[str, Any] = self._request("GET", f"/api/v1/studies/{study_id}/trials/{number}")
         return result

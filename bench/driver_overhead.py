@@ -15,6 +15,7 @@ import asyncio
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -49,7 +50,9 @@ class NoOpSlot:
 
 
 class NoOpRunner:
-    async def open_slot(self) -> NoOpSlot:
+    async def open_slot(self, *, on_grant: Callable[[], None] | None = None) -> NoOpSlot:
+        if on_grant is not None:
+            on_grant()
         return NoOpSlot()
 
     async def release_slot(self, slot: NoOpSlot, *, healthy: bool) -> None: ...

@@ -144,7 +144,7 @@ class StudyDriver:
 
     async def _open_slot(self) -> Slot | None:
         """A slot, or None when the study ends while it waits for one."""
-        opening = asyncio.ensure_future(self.runner.open_slot())
+        opening = asyncio.ensure_future(self.runner.open_slot(on_grant=self._on_grant))
         finished = asyncio.ensure_future(self._ending.wait())
         try:
             await asyncio.wait({opening, finished}, return_when=asyncio.FIRST_COMPLETED)
@@ -159,10 +159,14 @@ class StudyDriver:
         if self._end_reason is not None:
             await self.runner.release_slot(slot, healthy=True)
             return None
+        self._on_grant()
+        return slot
+
+    def _on_grant(self) -> None:
+        """The study's first slot makes it `running` (a new actor may still be starting)."""
         if self._started is None:
             self._started = time.monotonic()
-            await self.writer.call(self.store.set_study_state, self.study_id, "running")
-        return slot
+            self.writer.submit(self.store.set_study_state, self.study_id, "running")
 
     def _next_job(self) -> TrialJob | None:
         self._check_timeout()

@@ -8,6 +8,7 @@ runner must do. Only CPU; epochs run on worker threads so the event loop stays f
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -69,7 +70,9 @@ class InProcessRunner:
         data = await asyncio.to_thread(prepare_data, spec, roots)
         return cls(spec, TensorData(data, torch.device("cpu")))
 
-    async def open_slot(self) -> InProcessSlot:
+    async def open_slot(self, *, on_grant: Callable[[], None] | None = None) -> InProcessSlot:
+        if on_grant is not None:
+            on_grant()
         return InProcessSlot(self._tensors, self._spec)
 
     async def release_slot(self, slot: InProcessSlot, *, healthy: bool) -> None:

@@ -7,6 +7,7 @@ a fake runner in tests and with Ray actors in the service.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -74,8 +75,9 @@ class Slot(Protocol):
 
 
 class TrialRunner(Protocol):
-    async def open_slot(self) -> Slot:
-        """A slot for one trial; it may wait for the cluster's scheduler."""
+    async def open_slot(self, *, on_grant: Callable[[], None] | None = None) -> Slot:
+        """A slot for one trial; it may wait for the cluster's scheduler. `on_grant` is
+        called once the slot is the study's, before its actor is known to be up."""
         ...
 
     async def release_slot(self, slot: Slot, *, healthy: bool) -> None:
@@ -175,11 +177,13 @@ class RayTrialRunner:
         data = await asyncio.to_thread(prepare_data, spec, data_roots)
         return cls(study_id, spec, data, scheduler)
 
-    async def open_slot(self) -> Slot:
+    async def open_slot(self, *, on_grant: Callable[[], None] | None = None) -> Slot:
         """A granted slot whose actor answers; one that died idle, or whose node left
         before it started, is ended and the next grant taken (a few times at most)."""
         for attempt in range(_START_ATTEMPTS):
             lease = await self._scheduler.acquire(self._study_id)
+            if on_grant is not None:
+                on_grant()
             slot = RaySlot(lease, self._data_key, self._data_ref, self._spec)
             try:
                 await slot.locate()

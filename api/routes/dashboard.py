@@ -43,6 +43,12 @@ def trial_page(study_id: int, number: int) -> FileResponse:
     return _page()
 
 
+@router.get("/cluster")
+def cluster_page() -> FileResponse:
+    """The cluster page: nodes, slots, tenants' usage and the queue."""
+    return _page()
+
+
 @router.get("/static/plotly.min.js")
 def plotly_js() -> FileResponse:
     """Plotly's browser bundle from the installed `plotly` package: no CDN, no build step."""

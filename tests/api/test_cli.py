@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -227,7 +228,9 @@ def test_a_missing_file_exits_non_zero_with_one_line() -> None:
     assert "cannot read /nonexistent/study.yaml" in line
 
 
-@pytest.mark.parametrize("args", [("best", "1"), ("studies",), ("show", "1"), ("stop", "1")])
+@pytest.mark.parametrize(
+    "args", [("best", "1"), ("studies",), ("show", "1"), ("stop", "1"), ("cluster",)]
+)
 def test_a_service_that_is_down_gives_one_clear_line(args: tuple[str, ...]) -> None:
     line = one_error_line(hpo(*args, "--url", DOWN))
     assert f"cannot reach the service at {DOWN}" in line
@@ -245,3 +248,90 @@ def test_the_token_comes_from_an_option_or_the_environment(
         by_option = hpo("studies", "--json", "--url", url, "--token", "secret")
         by_env = hpo("studies", "--json", env={"HPO_URL": url, "HPO_TOKEN": "secret"})
     assert json.loads(by_option.stdout) == json.loads(by_env.stdout) == []
+
+
+# Trials that never end here (no divergence, no early stop): their slots stay busy.
+ENDLESS = {
+    "space": {"lr": {"type": "float", "low": 0.01, "high": 0.05}},
+    "params": {"hidden_units": 32, "optimizer": "sgd", "batch_size": 64},
+    "pruner": {"type": "none"},
+    "early_stopping": {"patience": 10_000},
+}
+
+
+def submit_spec(http: httpx.Client, name: str, **sections: Any) -> int:
+    created = http.post("/api/v1/studies", json={**FAST_SPEC, "name": name, **sections})
+    assert created.status_code == 201, created.text
+    study_id: int = created.json()["id"]
+    return study_id
+
+
+@pytest.fixture(scope="module")
+def crowded(http: httpx.Client) -> Iterator[tuple[int, int]]:
+    """A study holding 4 of the cluster's 5 CPUs with endless 1-CPU trials, and one whose
+    2-CPU trials fit nowhere meanwhile: it stays queued, first in line.
+
+    Shared by the last tests of this module: nothing trains here after them."""
+    budget = {"max_trials": 20_000, "max_epochs": 10_000, "parallelism": 4}
+    hog = submit_spec(http, "hog", budget=budget, **ENDLESS)
+    big = 0
+    try:
+        deadline = time.monotonic() + 60
+        while not _training_on_all(http.get(f"/api/v1/studies/{hog}").json(), 4):
+            assert time.monotonic() < deadline, "the hog got no 4 slots within 60 s"
+            time.sleep(0.1)
+        big = submit_spec(
+            http, "needs-a-node", resources={"cpus_per_trial": 2}, priority=2, **ENDLESS
+        )
+        yield hog, big
+    finally:
+        for study_id in (hog, big):
+            if study_id:
+                http.post(f"/api/v1/studies/{study_id}/stop")
+
+
+def _training_on_all(study: dict[str, Any], n_slots: int) -> bool:
+    return study["state"] == "running" and study["slots_held"] == n_slots
+
+
+def test_cluster_prints_nodes_slots_tenants_and_the_queue(
+    crowded: tuple[int, int], shared_service: LiveService, http: httpx.Client
+) -> None:
+    hog, big = crowded
+    url = ("--url", shared_service.url)
+    answer = http.get("/api/v1/cluster").json()
+    as_json = hpo("cluster", "--json", *url)
+    assert as_json.returncode == 0, as_json.stderr
+    printed = json.loads(as_json.stdout)
+    assert printed.keys() == answer.keys()
+    assert (printed["nodes"], printed["queue"]) == (answer["nodes"], answer["queue"])
+
+    shown = hpo("cluster", *url)
+    assert shown.returncode == 0, shown.stderr
+    out = shown.stdout
+    for node in answer["nodes"]:
+        assert re.search(rf"│ {node['node_id'][:12]}[^│]* │ yes +│", out), (node, out)
+    assert re.search(rf"│ 1 CPU +│ 4 +│ \d +│ #{hog} x4 +│", out), out
+    assert re.search(r"│ default +│ 1 +│ 100% +│ 80% +│ 4 +│ 0 +│ 4 +│ 1 +│ - +│", out), out
+    assert re.search(
+        rf"│ 1 +│ {big} 'needs-a-node' +│ default +│ 2 +│ 20\S+ \S+ \(\d+ s ago\) +│ 0/2 +│ 2 CPUs +│",
+        out,
+    ), out
+
+
+def test_show_and_studies_print_a_queued_studys_place(
+    crowded: tuple[int, int], shared_service: LiveService
+) -> None:
+    hog, big = crowded
+    url = ("--url", shared_service.url)
+    shown = hpo("show", str(big), *url)
+    assert shown.returncode == 0, shown.stderr
+    for line in (
+        r"state +queued #1", r"priority +2", r"slots +0 held of parallelism 2", r"queue +#1",
+        r"waiting since +20\d\d-\d\d-\d\d \d\d:\d\d:\d\d \(\d+ s ago\)",
+    ):  # fmt: skip
+        assert re.search(rf"^{line}\s*$", shown.stdout, re.M), (line, shown.stdout)
+    listed = hpo("studies", *url)
+    assert listed.returncode == 0, listed.stderr
+    assert re.search(rf"│ {big} +│ needs-a-node +│ queued #1 +│ 0/2 +│", listed.stdout)
+    assert re.search(rf"│ {hog} +│ hog +│ running +│ 4/4 +│", listed.stdout), listed.stdout

@@ -23,6 +23,13 @@ TWO_OBJECTIVES = [{"metric": "val_accuracy"}, {"metric": "train_seconds"}]
 SHORT = {"max_trials": 7, "max_epochs": 3, "parallelism": 2}
 TINY = {"max_trials": 3, "max_epochs": 2, "parallelism": 1}
 LONG = {"max_trials": 20_000, "max_epochs": 2, "parallelism": 1}  # never finishes here
+# Trials that never end here (no divergence, no early stop): their slots stay busy.
+ENDLESS = {
+    "space": {"lr": {"type": "float", "low": 0.01, "high": 0.05}},
+    "params": {"hidden_units": 32, "optimizer": "sgd", "batch_size": 64},
+    "pruner": {"type": "none"},
+    "early_stopping": {"patience": 10_000},
+}
 
 
 def spec(name: str, **sections: Any) -> dict[str, Any]:
@@ -220,3 +227,99 @@ def test_the_stop_button_stops_a_running_study(live: Live, page: Any, running: i
     assert live.http.get(f"/api/v1/studies/{running}").json()["state"] == "stopped"
     assert page.locator("[data-testid=resume-button]").is_enabled()
     screenshot(page, "study-stopped")
+
+
+def test_the_cluster_page_shows_the_nodes_and_the_slots_studies_left(live: Live, page: Any) -> None:
+    page.goto(live.url)
+    page.locator("[data-testid=cluster-link]").click()
+    page.wait_for_url("**/cluster")
+    rows = page.locator("[data-testid=node-row]")
+    rows.first.wait_for()
+    nodes = live.http.get("/api/v1/cluster").json()["nodes"]
+    assert len(nodes) == 3  # the session's Ray cluster
+    assert sorted(rows.evaluate_all("rows => rows.map(r => r.dataset.nodeId)")) == sorted(
+        n["node_id"] for n in nodes
+    )
+    assert rows.locator("td:nth-child(2)").all_inner_texts() == ["alive"] * 3
+    assert (
+        "3 nodes alive · 5 CPUs · 1 GPU in all"
+        in page.locator("[data-testid=cluster-summary]").inner_text()
+    )
+
+    # The finished studies' slots stay warm (idle) for the next study.
+    slots = live.http.get("/api/v1/cluster").json()["slots"]
+    assert slots and all(s["state"] == "idle" for s in slots), slots
+    page.wait_for_function(
+        "ids => JSON.stringify([...document.querySelectorAll('[data-testid=slot-row]')]"
+        ".map(r => Number(r.dataset.slotId))) === JSON.stringify(ids)",
+        arg=[s["slot_id"] for s in slots],
+    )
+    assert (
+        page.locator("[data-testid=queue-table]")
+        .inner_text()
+        .endswith("No study waits for a slot.")
+    )
+
+
+@pytest.fixture
+def crowded(live: Live) -> Iterator[tuple[int, int]]:
+    """A study holding 4 of the cluster's 5 CPUs with endless 1-CPU trials, and one whose
+    2-CPU trials fit nowhere until they end: it stays queued, first in line."""
+    hog = submit(live.http, spec("hog", budget={**LONG, "parallelism": 4, "max_epochs": 10_000},
+                                 **ENDLESS))  # fmt: skip
+    big = 0
+    try:
+        deadline = time.monotonic() + 60
+        while not _training_on_all(live.http.get(f"/api/v1/studies/{hog}").json(), 4):
+            assert time.monotonic() < deadline, "the hog got no 4 slots within 60 s"
+            time.sleep(0.1)
+        big = submit(live.http, spec("needs-a-node", resources={"cpus_per_trial": 2},
+                                     priority=2, **ENDLESS))  # fmt: skip
+        yield hog, big
+    finally:
+        for study_id in (hog, big):
+            if study_id:
+                live.http.post(f"/api/v1/studies/{study_id}/stop")
+
+
+def _training_on_all(study: dict[str, Any], n_slots: int) -> bool:
+    return study["state"] == "running" and study["slots_held"] == n_slots
+
+
+def test_a_queued_study_shows_its_place_on_every_page(
+    live: Live, page: Any, crowded: tuple[int, int]
+) -> None:
+    hog, big = crowded
+    queued = live.http.get(f"/api/v1/studies/{big}").json()
+    assert (queued["state"], queued["queue_position"], queued["slots_held"]) == ("queued", 1, 0)
+
+    page.goto(live.url)
+    row = page.locator(f"[data-testid=study-row][data-study-id='{big}']")
+    row.locator("[data-testid=queue-position]").wait_for()
+    assert row.locator("[data-testid=state]").inner_text() == "queued"
+    assert row.locator("[data-testid=queue-position]").inner_text() == "#1"
+    assert row.locator("[data-testid=study-slots]").inner_text() == "0/2"
+    hog_row = page.locator(f"[data-testid=study-row][data-study-id='{hog}']")
+    assert hog_row.locator("[data-testid=study-slots]").inner_text() == "4/4"
+    screenshot(page, "studies-queued")
+
+    page.goto(f"{live.url}/studies/{big}")
+    page.locator("[data-testid=study-queue-position]").wait_for()
+    assert page.locator("[data-testid=study-queue-position]").inner_text() == "#1"
+    assert page.locator("[data-testid=study-priority]").inner_text() == "2"
+    assert page.locator("[data-testid=study-slots]").inner_text() == "0/2"
+    assert page.locator("[data-testid=study-waiting-since]").inner_text() != "–"
+    screenshot(page, "study-queued")
+
+    page.goto(f"{live.url}/cluster")
+    first = page.locator("[data-testid=queue-row]").first
+    first.wait_for()
+    assert (first.get_attribute("data-position"), first.get_attribute("data-study-id")) == (
+        "1",
+        str(big),
+    )
+    assert first.locator("[data-testid=queue-study]").inner_text() == f"#{big} needs-a-node"
+    assert "2 CPUs" in first.inner_text()
+    busy = page.locator("[data-testid=slot-row][data-state=busy] [data-testid=slot-study]")
+    assert busy.all_inner_texts() == [f"#{hog} hog"] * 4
+    screenshot(page, "cluster")

@@ -33,7 +33,7 @@ def client(tmp_path: Path) -> Client:
     return Client(create_app(Settings(data_dir=tmp_path, api_tokens="alice:tok-alice")))
 
 
-@pytest.mark.parametrize("path", ["/", "/studies/3", "/studies/3/trials/7"])
+@pytest.mark.parametrize("path", ["/", "/cluster", "/studies/3", "/studies/3/trials/7"])
 def test_every_page_is_the_html_shell_and_needs_no_token(client: Client, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 200
@@ -62,4 +62,4 @@ def test_anything_outside_the_static_folder_is_404(client: Client, name: str) ->
 
 def test_the_dashboard_is_not_part_of_the_api_schema(client: Client) -> None:
     paths = client.app.openapi()["paths"]
-    assert not [p for p in paths if p == "/" or p.startswith(("/static", "/studies"))]
+    assert not [p for p in paths if p in ("/", "/cluster") or p.startswith(("/static", "/studies"))]

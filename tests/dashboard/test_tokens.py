@@ -65,6 +65,11 @@ def test_the_page_asks_for_a_token_and_then_shows_that_tenants_studies_only(
     page.locator("[data-testid=error]").wait_for()
     assert "does not exist" in page.locator("[data-testid=error]").inner_text()
 
+    page.goto(f"{url}/cluster")  # other tenants' usage is one row, never named
+    page.locator("[data-testid=tenant-row][data-tenant=others]").wait_for()
+    assert page.locator("[data-testid=node-row]").count() == 3
+    assert "bob" not in page.locator("[data-testid=view]").inner_text()
+
 
 def test_a_wrong_token_is_asked_for_again(tenants: tuple[str, dict[str, int]], page: Any) -> None:
     url, _ = tenants

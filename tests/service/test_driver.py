@@ -65,7 +65,9 @@ class ScriptedRunner:
         self.free: list[ScriptedSlot] = []
         self.closed = False
 
-    async def open_slot(self) -> Slot:
+    async def open_slot(self, *, on_grant: Callable[[], None] | None = None) -> Slot:
+        if on_grant is not None:
+            on_grant()
         if self.free:
             return self.free.pop()
         slot = ScriptedSlot(self)

@@ -1,6 +1,7 @@
 // Entry point: client-side routing, the token prompt, and one live view at a time.
 
 import { AuthError, setToken, token } from "./api.js";
+import { renderCluster } from "./cluster.js";
 import { errorBox, go } from "./format.js";
 import { renderStudies } from "./studies.js";
 import { renderStudy } from "./study.js";
@@ -11,6 +12,7 @@ let current = null;
 
 const ROUTES = [
   [/^\/$/, (ctx) => renderStudies(ctx)],
+  [/^\/cluster\/?$/, (ctx) => renderCluster(ctx)],
   [/^\/studies\/(\d+)\/?$/, (ctx, m) => renderStudy(ctx, Number(m[1]), null)],
   [/^\/studies\/(\d+)\/trials\/(\d+)\/?$/, (ctx, m) => renderStudy(ctx, Number(m[1]), Number(m[2]))],
 ];

@@ -106,3 +106,26 @@ export function go(path) {
   history.pushState(null, "", path);
   window.dispatchEvent(new PopStateEvent("popstate"));
 }
+
+// A trial's resources as people say them: "2 CPUs", "1 CPU · 1 GPU".
+export function fmtShape(cpus, gpus) {
+  const part = (n, unit) => `${fmtValue(n)} ${unit}${n === 1 ? "" : "s"}`;
+  return gpus ? `${part(cpus, "CPU")} · ${part(gpus, "GPU")}` : part(cpus, "CPU");
+}
+
+// Ray's node ids are 56 hex digits; their first 8 tell this cluster's nodes apart.
+export function shortId(id) {
+  return id ? id.slice(0, 8) : "–";
+}
+
+// When a wait for a slot began, and how long it has lasted.
+export function fmtWaiting(iso) {
+  if (!iso) return "–";
+  return `${fmtTime(iso)} (${fmtDuration(elapsed(iso, null))})`;
+}
+
+// Slots training the study's trials of the most it may use, while it is not finished.
+export function slotsText(study) {
+  if (FINISHED_STUDY.has(study.state)) return "–";
+  return `${study.slots_held ?? 0}/${study.spec?.budget?.parallelism ?? "?"}`;
+}

@@ -1,8 +1,8 @@
 // A study's header: name, state, facts, progress by trial state, and the stop/resume controls.
 
 import {
-  FINISHED_STUDY, badge, doneCount, elapsed, fmtDuration, fmtTime, fmtValue, h, objectives,
-  progressBar,
+  FINISHED_STUDY, badge, doneCount, elapsed, fmtDuration, fmtTime, fmtValue, fmtWaiting, h,
+  objectives, progressBar, slotsText,
 } from "./format.js";
 
 const COUNTED = ["complete", "pruned", "failed", "running", "waiting"];
@@ -76,7 +76,23 @@ function facts(s) {
     h("dt", {}, "Sampler / pruner"),
     h("dd", {}, `${s.spec?.sampler?.type ?? "?"} / ${s.spec?.pruner?.type ?? "?"}`),
     h("dt", {}, "Started"), h("dd", {}, fmtTime(s.started_at)),
-    h("dt", {}, "Duration"), h("dd", {}, fmtDuration(elapsed(s.started_at, s.finished_at))));
+    h("dt", {}, "Duration"), h("dd", {}, fmtDuration(elapsed(s.started_at, s.finished_at))),
+    ...scheduling(s));
+}
+
+// Where the scheduler has the study: its priority, slots held, and its wait for one.
+function scheduling(s) {
+  const items = [
+    h("dt", {}, "Priority"), h("dd", { "data-testid": "study-priority" }, String(s.priority ?? 0)),
+    h("dt", { title: "slots training its trials now / budget.parallelism" }, "Slots"),
+    h("dd", { "data-testid": "study-slots" }, slotsText(s)),
+  ];
+  if (s.queue_position === null || s.queue_position === undefined) return items;
+  const place = s.state === "queued" ? `#${s.queue_position}` : `#${s.queue_position} for more`;
+  return [...items,
+    h("dt", {}, "Queue"), h("dd", { "data-testid": "study-queue-position" }, place),
+    h("dt", {}, "Waiting since"),
+    h("dd", { "data-testid": "study-waiting-since" }, fmtWaiting(s.waiting_since))];
 }
 
 function progress(s) {

@@ -2,8 +2,8 @@
 
 import { AuthError, getJSON } from "./api.js";
 import {
-  badge, doneCount, elapsed, errorBox, fmtDuration, fmtTime, fmtValue, h, link, objectives,
-  progressBar,
+  badge, doneCount, elapsed, errorBox, fmtDuration, fmtTime, fmtValue, fmtWaiting, h, link,
+  objectives, progressBar, slotsText,
 } from "./format.js";
 
 const PAGE_SIZE = 25;
@@ -28,8 +28,8 @@ export async function renderStudies(ctx) {
       status,
       h("table", { class: "grid", id: "studies-table", "data-testid": "studies-table" },
         h("thead", {}, h("tr", {},
-          ["ID", "Name", "State", "Progress", "Best", "Started", "Duration"].map((t) =>
-            h("th", { class: t === "Best" || t === "ID" ? "num" : "" }, t)))),
+          ["ID", "Name", "State", "Slots", "Progress", "Best", "Started", "Duration"].map((t) =>
+            h("th", { class: ["ID", "Slots", "Best"].includes(t) ? "num" : "" }, t)))),
         body)),
   );
 
@@ -44,7 +44,7 @@ export async function renderStudies(ctx) {
       status.replaceChildren();
       body.replaceChildren(...page.items.map(studyRow));
       if (!page.items.length) {
-        body.append(h("tr", {}, h("td", { colspan: 7, class: "empty" },
+        body.append(h("tr", {}, h("td", { colspan: 8, class: "empty" },
           "No studies yet. Submit one with `hpo submit study.yaml` or POST /api/v1/studies.")));
       }
       prev.disabled = cursors.length <= 1;
@@ -76,7 +76,9 @@ function studyRow(study) {
   return h("tr", { "data-testid": "study-row", "data-study-id": study.id },
     h("td", { class: "num" }, link(`/studies/${study.id}`, `#${study.id}`)),
     h("td", {}, link(`/studies/${study.id}`, study.name, { class: "strong" })),
-    h("td", {}, badge(study.state)),
+    h("td", {}, badge(study.state), queuePlace(study)),
+    h("td", { class: "num", "data-testid": "study-slots", title: "slots held / parallelism" },
+      slotsText(study)),
     h("td", { class: "progress-cell" },
       progressBar(study.counts, total, "study-progress"),
       h("span", { class: "muted small", "data-testid": "study-done" },
@@ -85,6 +87,16 @@ function studyRow(study) {
     h("td", {}, fmtTime(study.started_at)),
     h("td", {}, fmtDuration(elapsed(study.started_at, study.finished_at))),
   );
+}
+
+// "#2" beside a queued study's badge; "#1 for more" beside a running one that wants more slots.
+function queuePlace(study) {
+  if (study.queue_position === null || study.queue_position === undefined) return null;
+  const more = study.state === "queued" ? "" : " for more";
+  return h("span", {
+    class: "queue-place", "data-testid": "queue-position",
+    title: `in the queue for a slot since ${fmtWaiting(study.waiting_since)}`,
+  }, `#${study.queue_position}${more}`);
 }
 
 function bestText(study) {
