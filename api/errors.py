@@ -87,12 +87,25 @@ async def _on_service_error(_: Request, exc: Exception) -> JSONResponse:
 async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 400:  # FastAPI's "error parsing the body": bad bytes, bad multipart
-        return error_response(422, "invalid_request", f"invalid request body: {exc.detail}")
+        message = f"invalid request body: {exc.detail}"
+        return error_response(
+            422, "invalid_request", message, [ErrorDetail(loc="body", msg=message)]
+        )
+    if exc.status_code == 422:  # a body that could not be read as a spec (bad YAML)
+        message = str(exc.detail)
+        return error_response(
+            422, "invalid_request", message, [ErrorDetail(loc="body", msg=message)]
+        )
     code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
         exc.status_code, f"http_{exc.status_code}"
     )
     headers = dict(exc.headers) if exc.headers else None
     return error_response(exc.status_code, code, str(exc.detail), headers=headers)
+
+
+def _bad_body(message: str) -> JSONResponse:
+    """A body that is not a readable document: the same code as every other 422."""
+    return error_response(422, "invalid_request", message, [ErrorDetail(loc="body", msg=message)])
 
 
 def install_error_handlers(app: FastAPI) -> None:

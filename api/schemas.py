@@ -58,7 +58,7 @@ class TrialDetailOut(TrialOut):
 class BudgetPatch(BaseModel):
     """Budget fields to change when resuming; omitted ones keep their values."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     max_trials: int | None = Field(default=None, ge=1, le=100_000)
     max_epochs: int | None = Field(default=None, ge=1, le=10_000)

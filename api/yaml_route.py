@@ -1,7 +1,13 @@
-"""A route class that reads YAML bodies as JSON, so one schema serves both."""
+"""A route class that reads YAML bodies as JSON, so one schema serves both.
+
+YAML is parsed off the event loop by a loader that refuses aliases and bounds the
+nesting depth and the number of nodes: a 400-byte "billion laughs" body would
+otherwise expand to gigabytes while every other request waited.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -11,21 +17,51 @@ from fastapi import HTTPException, Request, Response
 from fastapi.routing import APIRoute
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
+MAX_DEPTH = 64
+MAX_NODES = 100_000
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader without aliases, with at most MAX_DEPTH levels and MAX_NODES nodes."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        mark = self.peek_event().start_mark
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not accepted in a study spec", mark
+            )
+        self._depth += 1
+        self._nodes += 1
+        if self._depth > MAX_DEPTH or self._nodes > MAX_NODES:
+            raise yaml.composer.ComposerError(
+                None, None, f"a spec nests at most {MAX_DEPTH} levels and holds at most "
+                f"{MAX_NODES} values", mark,
+            )  # fmt: skip
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 class _JsonFromYamlRequest(Request):
     async def body(self) -> bytes:
         if not hasattr(self, "_body"):
             raw = await super().body()
-            self._body = json.dumps(_load_yaml(raw), default=str).encode()
+            self._body = await asyncio.to_thread(_yaml_to_json, raw)
         return self._body
 
 
-def _load_yaml(raw: bytes) -> Any:
+def _yaml_to_json(raw: bytes) -> bytes:
     try:
-        return yaml.safe_load(raw)
+        loaded = yaml.load(raw, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         raise HTTPException(422, f"invalid YAML body: {exc}") from exc
+    return json.dumps(loaded, default=str).encode()
 
 
 class YamlOrJsonRoute(APIRoute):

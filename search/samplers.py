@@ -24,7 +24,7 @@ GridValue = bool | int | float | str
 
 
 class _SamplerSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     seed: int | None = None
 

@@ -18,7 +18,7 @@ Choice = bool | int | float | str
 
 
 class _Param(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     when: dict[str, list[Choice]] | None = Field(
         default=None, description="Draw only when each named parameter has one of these values."

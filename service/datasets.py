@@ -30,9 +30,12 @@ class DataRoots:
         given = Path(dataset.path).expanduser()
         candidate = (given if given.is_absolute() else self.roots[0] / given).resolve()
         if not any(candidate.is_relative_to(root.resolve()) for root in self.roots):
-            roots = [str(r) for r in self.roots]
+            # Name the roots, never where they are: the server's layout is not the caller's.
+            names = [r.name for r in self.roots]
             raise InvalidRequest(
-                f"dataset.path '{dataset.path}' is outside the data roots {roots}",
+                f"dataset.path '{dataset.path}' is outside the data roots; give a path relative "
+                f"to the data directory '{names[0]}'"
+                + (f", or one under the roots {names[1:]}" if len(names) > 1 else ""),
                 field="dataset.path",
             )
         if not candidate.is_file():

@@ -27,7 +27,7 @@ MAXIMIZED_METRICS = ("accuracy", "f1", "r2")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class BuiltinDataset(_Strict):
