@@ -7,6 +7,10 @@ mirror writes the same rows with Optuna's own table definitions instead, inside
 the writer's transaction beside the service's rows. Trial numbers are given
 explicitly (RDBStorage counts a study's trials to number a new one); trials are
 created in number order, so Optuna's trial ids follow the numbers as before.
+
+Every write is safe to run again: the writer replays a failed batch one write at a
+time, after its transaction rolled back. A trial's id is therefore kept only as a
+cache, and read from the table by number when the cache does not have it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 from optuna.distributions import BaseDistribution, distribution_to_json
 from optuna.storages._rdb import models
 from optuna.trial import TrialState
-from sqlalchemy import Connection, insert, update
+from sqlalchemy import Connection, insert, select, update
 
 _TRIALS = models.TrialModel.__table__
 _PARAMS = models.TrialParamModel.__table__
@@ -61,7 +65,7 @@ class OptunaMirror:
 
     def report(self, connection: Connection, number: int, step: int, value: float) -> None:
         stored, kind = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(value)
-        row = {"trial_id": self._trial_ids[number], "step": step,
+        row = {"trial_id": self._trial_id(connection, number), "step": step,
                "intermediate_value": stored, "intermediate_value_type": kind}  # fmt: skip
         connection.execute(insert(_INTERMEDIATE).values(row))
 
@@ -69,7 +73,7 @@ class OptunaMirror:
         self, connection: Connection, number: int, state: TrialState,
         values: Sequence[float] | None,
     ) -> None:  # fmt: skip
-        trial_id = self._trial_ids.pop(number)
+        trial_id = self._trial_id(connection, number)
         connection.execute(
             update(_TRIALS)
             .where(_TRIALS.c.trial_id == trial_id)
@@ -82,6 +86,20 @@ class OptunaMirror:
                      trial_id=trial_id, objective=objective)
                 for objective, v in enumerate(values)
             ])  # fmt: skip
+        self._trial_ids.pop(number, None)  # a replay reads the id back from the table
+
+    def _trial_id(self, connection: Connection, number: int) -> int:
+        cached = self._trial_ids.get(number)
+        if cached is not None:
+            return cached
+        found = connection.scalar(
+            select(_TRIALS.c.trial_id).where(
+                _TRIALS.c.study_id == self._study_id, _TRIALS.c.number == number
+            )
+        )
+        if found is None:
+            raise LookupError(f"Optuna study {self._study_id} has no trial number {number}")
+        return int(found)
 
 
 def _utc_now() -> datetime:

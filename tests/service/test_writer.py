@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from functools import partial
 
+import optuna
 import pytest
+from optuna.trial import TrialState
 from sqlalchemy import event
 
+from service.optuna_mirror import OptunaMirror
 from service.writer import OrderedWriter
 from storage import ConflictError, Store
 
@@ -80,3 +84,38 @@ def test_call_returns_its_result_and_raises_its_own_error(store: Store) -> None:
 
     asyncio.run(main())
     writer.close()
+
+
+def test_a_failed_batch_replays_a_trials_optuna_finish_and_keeps_the_first_error(
+    store: Store, database_url: str
+) -> None:
+    storage = optuna.storages.RDBStorage(database_url)
+    optuna_study = optuna.create_study(storage=storage, study_name="mirrored")
+    mirror = OptunaMirror(optuna_study._study_id)
+    study = store.create_study(name="w", spec=SPEC, direction="maximize")
+    writer, release = held_writer(store)
+    # The trial's creation commits in a batch of its own; its finish is in the batch that fails.
+    writer.submit(store.run, partial(mirror.create, number=0, params={}, distributions={},
+                                     system_attrs={}))  # fmt: skip
+    writer.submit(store.create_trial, study.id, 0, {})
+    release.set()
+    assert asyncio.run(writer.drain()) is None
+    release.clear()
+    writer.submit(release.wait)
+    writer.submit(store.run, partial(mirror.report, number=0, step=1, value=0.5))
+    writer.submit(store.run, partial(mirror.finish, number=0, state=TrialState.COMPLETE,
+                                     values=[0.9]))  # fmt: skip
+    writer.submit(store.create_trial, study.id, 0, {})  # a duplicate: the batch fails here
+    release.set()
+
+    error = asyncio.run(writer.drain())
+    writer.close()
+
+    assert error is not None and error.startswith("ConflictError"), error
+    (trial,) = optuna.load_study(study_name="mirrored", storage=storage).trials
+    assert (trial.state, trial.value, trial.intermediate_values) == (
+        TrialState.COMPLETE,
+        0.9,
+        {1: 0.5},
+    )
+    storage.engine.dispose()
