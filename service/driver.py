@@ -36,6 +36,8 @@ from service.trial_loop import TrialContext, run_trial
 from service.writer import OrderedWriter
 from storage.repository import Store
 
+SHUTDOWN = "shutdown"
+
 
 class StudyDriver:
     """Runs one study to the end of its budget, or until `request_stop`."""
@@ -82,14 +84,20 @@ class StudyDriver:
         finally:
             await self.runner.close()
         error = error or await self.writer.drain()
-        state, reason = self._final_state(error)
-        await self.writer.call(
-            self.store.set_study_state, self.study_id, state, reason=reason, error=error
-        )
+        if self._end_reason != SHUTDOWN or error is not None:
+            state, reason = self._final_state(error)
+            await self.writer.call(
+                self.store.set_study_state, self.study_id, state, reason=reason, error=error
+            )
         self.writer.close()
 
     def request_stop(self, reason: str = "user") -> None:
-        """End the study: running trials stop before their next epoch as cancelled."""
+        """End the study: running trials stop before their next epoch as cancelled.
+
+        With SHUTDOWN (the service is stopping) the study stays queued or running and
+        its interrupted trials stay running in both stores, so that the next start
+        resumes it (see `recovery`) instead of counting half-trained trials as done.
+        """
         self._end_reason = self._end_reason or reason
         self._ending.set()
 
@@ -206,6 +214,8 @@ class StudyDriver:
         finally:
             if self._metrics is not None:
                 self._metrics.trials_running.dec()
+        if outcome.stop_reason == "cancelled" and self._end_reason == SHUTDOWN:
+            return outcome  # left running: the next start retries it
         self._finish(trial, outcome)
         if outcome.stop_reason == "worker_lost" and job.attempt < self.spec.budget.max_retries:
             self._retries.append(job.retry(trial.number, params))

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from service.checkpoints import CheckpointStore
 from service.cluster_view import QueueInfo, ScopedCluster, scope
 from service.datasets import DataRoots, check_data_source
-from service.driver import StudyDriver
+from service.driver import SHUTDOWN, StudyDriver
 from service.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from service.fair_share import Shape
 from service.jobs import TrialJob
@@ -104,12 +104,13 @@ class StudyService:
             self.scheduler.gate(r.id for r in records)
 
     async def close(self) -> None:
-        """Stop every driver and wait for their trials to be recorded; studies still
-        getting ready are cancelled (they resume at the next start)."""
+        """End every study's work within an epoch, leaving each queued or running in the
+        store, so that the next start resumes it; studies still getting ready are
+        cancelled."""
         for study_id, task in self._tasks.items():
             driver = self._drivers.get(study_id)
             if driver is not None:
-                driver.request_stop("user")
+                driver.request_stop(SHUTDOWN)
             else:
                 task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from api.client import HpoClient
+from storage import Store, create_engine_for
 
 pytestmark = pytest.mark.slow
 
@@ -43,10 +44,26 @@ def test_hpo_serve_runs_a_study_and_stops_cleanly_on_sigterm(
                 time.sleep(0.2)
             study = client.submit(make_spec(name="served"))
             done = client.wait(study["id"], timeout_s=120)
-        assert done["state"] == "completed"
-        assert done["counts"]["complete"] + done["counts"]["pruned"] == 4
+            assert done["state"] == "completed"
+            assert done["counts"]["complete"] + done["counts"]["pruned"] == 4
+            # A study of hours, then SIGTERM at once: the service must not wait it out.
+            long = client.submit(
+                make_spec(
+                    name="long",
+                    pruner={"type": "none"},
+                    early_stopping={"patience": 1000},
+                    budget={"max_trials": 1000, "max_epochs": 1000},
+                )
+            )
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output
-    assert (tmp_path / "data" / "hpo.db").exists()
+    # It stays active, its interrupted trials unrecorded, for the next start to resume.
+    engine = create_engine_for(f"sqlite:///{tmp_path / 'data' / 'hpo.db'}")
+    try:
+        store = Store(engine)
+        assert store.get_study(long["id"]).state in ("queued", "running")
+        assert store.count_trials(long["id"])["pruned"] == 0
+    finally:
+        engine.dispose()
