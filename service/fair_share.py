@@ -6,13 +6,14 @@ feeds them what it holds and asks for the order.
 The order is that of dominant resource fairness (DRF) between tenants, then priority
 and age between a tenant's studies:
 
-1. the tenant whose dominant share (the largest of its CPU and GPU fractions of the
-   cluster) divided by its weight is lowest goes first, so a tenant with one study and
-   a tenant with six get half the cluster each;
-2. equal shares (two tenants of 2 slots each on 5 slots) are broken by the share each
-   used recently (decayed slot-seconds), so the odd slot alternates between them
-   instead of going to the same tenant every time;
-3. within a tenant, the study of highest `priority`, then the oldest.
+1. the tenant furthest below its share goes first: the one whose dominant share (the
+   largest of its CPU and GPU fractions of the cluster) held now, plus the dominant
+   share it held on average lately (decaying with RECENT_USE_HALF_LIFE_S), divided by
+   its weight, is lowest. So a tenant with one study and a tenant with six get half
+   the cluster each; the odd slot of an odd count alternates between two tenants; and
+   a tenant that took the whole cluster while the others were still arriving, or
+   whose wide trials held it, gives that time back as its trials end;
+2. within a tenant, the study of highest `priority`, then the oldest.
 
 Resources are counted in Ray's own unit, 1/10000 of a CPU or GPU, as integers: sums
 of fractional shapes (0.1 GPU ten times) then fit exactly where floats would not.
@@ -144,10 +145,11 @@ def _number(text: str) -> float | None:
 
 @dataclass
 class TenantUse:
-    """What a tenant holds now, and a decayed sum of the dominant share it held."""
+    """What a tenant holds now, and the dominant share it held on average lately."""
 
     held: Shape = ZERO
-    recent: float = 0.0
+    recent: float = 0.0  # decayed share-seconds
+    span: float = 0.0  # decayed seconds, the same way: recent / span is the average
     updated: float = 0.0
 
     def advance(self, now: float, dominant: float) -> None:
@@ -155,7 +157,12 @@ class TenantUse:
         elapsed = max(0.0, now - self.updated)
         decay = 0.5 ** (elapsed / RECENT_USE_HALF_LIFE_S)
         self.recent = self.recent * decay + dominant * elapsed
+        self.span = self.span * decay + elapsed
         self.updated = now
+
+    @property
+    def recent_share(self) -> float:
+        return self.recent / self.span if self.span > 0 else 0.0
 
 
 def dominant_share(held: Shape, total: Shape) -> float:
@@ -179,11 +186,11 @@ def grant_order(
 ) -> list[Claim]:
     """Claims, most deserving first (see the module's docstring)."""
 
-    def key(claim: Claim) -> tuple[float, float, int, datetime, int]:
+    def key(claim: Claim) -> tuple[float, int, datetime, int]:
         tenant = use.get(claim.tenant, TenantUse())
-        weight = policy.weight(claim.tenant)
-        share = dominant_share(tenant.held, total) / weight
-        return (share, tenant.recent / weight, -claim.priority, claim.created_at, claim.study_id)
+        used = dominant_share(tenant.held, total) + tenant.recent_share
+        return (used / policy.weight(claim.tenant), -claim.priority, claim.created_at,
+                claim.study_id)  # fmt: skip
 
     return sorted(claims, key=key)
 

@@ -55,6 +55,7 @@ from service.placement import Placement, Plan, SlotFacts, refusal
 from service.slot_contract import Lease, NodeInfo, SlotBackend, StudyDemand
 
 log = logging.getLogger(__name__)
+READY_GRACE_S = 5.0  # how long a new study getting ready may hold back grants to others
 
 
 @dataclass
@@ -76,6 +77,11 @@ class _Study:
     waiting_since: datetime | None = None
     asked: bool = False
     departed: bool = False
+    registered: float = field(default_factory=time.monotonic)
+
+    def getting_ready(self, now: float) -> bool:
+        """Submitted moments ago and not asking yet (its data and sampler are being set up)."""
+        return not self.asked and not self.departed and now - self.registered < READY_GRACE_S
 
     def claim(self) -> Claim:
         d = self.demand
@@ -106,6 +112,7 @@ class SlotScheduler:
         self._ids = itertools.count(1)
         self._reservation: tuple[int, str] | None = None
         self._gate: set[int] = set()
+        self._held_for: set[int] = set()
         self._kicked = False
         self._closed = False
         self._requested: tuple[str, ...] = ()
@@ -359,18 +366,28 @@ class SlotScheduler:
     def _grant_one(self) -> bool:
         """Grant one slot to the most deserving study that can have one now.
 
-        When the first study in the order fits nowhere, and no single running trial's
-        end would make it fit, a node is kept for it (`placement.needs_reservation`).
+        A study submitted moments ago that is still getting ready holds back the grants
+        to those after it in the order (for READY_GRACE_S at most): otherwise the first
+        of a burst of submissions to be ready would take the whole cluster until its
+        trials end. When the first study in the order fits nowhere, and no single running
+        trial's end would make it fit, a node is kept for it (`needs_reservation`).
         """
-        waiting = {s.demand.study_id: s for s in self._studies.values() if s.live_waiters()}
-        order = grant_order([s.claim() for s in waiting.values()], self._use, self._total(),
+        now = time.monotonic()
+        candidates = {
+            s.demand.study_id: s for s in self._studies.values()
+            if s.live_waiters() or s.getting_ready(now)
+        }  # fmt: skip
+        order = grant_order([s.claim() for s in candidates.values()], self._use, self._total(),
                             self.policy)  # fmt: skip
-        eligible = [waiting[c.study_id] for c in order if self._within_quota(waiting[c.study_id])]
+        eligible = [candidates[c.study_id] for c in order
+                    if self._within_quota(candidates[c.study_id])]  # fmt: skip
         if not eligible:
             self._reservation = None
             return False
         placement = self._placement()
         head = eligible[0]
+        if head.getting_ready(now):
+            return self._hold_for(head)
         plan = placement.plan(head.demand.study_id, head.demand.shape, blocked=set())
         if plan is not None:
             self._reservation = None
@@ -379,11 +396,26 @@ class SlotScheduler:
         self._keep_node_for(head, placement)
         blocked = {self._reservation[1]} if self._reservation else set()
         for study in eligible[1:]:
+            if study.getting_ready(now):
+                return self._hold_for(study)
             plan = placement.plan(study.demand.study_id, study.demand.shape, blocked=blocked)
             if plan is not None:
                 self._grant(study, self._carry_out(plan, study.demand.shape))
                 return True
         return False
+
+    def _hold_for(self, study: _Study) -> bool:
+        """Grant nothing more now; look again when the study's grace ends (it kicks a
+        pass itself when it asks)."""
+        if study.demand.study_id not in self._held_for:
+            self._held_for.add(study.demand.study_id)
+            delay = max(0.0, study.registered + READY_GRACE_S - time.monotonic())
+            asyncio.get_running_loop().call_later(delay, self._end_hold, study.demand.study_id)
+        return False
+
+    def _end_hold(self, study_id: int) -> None:
+        self._held_for.discard(study_id)
+        self._kick()
 
     def _within_quota(self, study: _Study) -> bool:
         tenant = study.demand.tenant

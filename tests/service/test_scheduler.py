@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from service.fair_share import Quota, Shape, TenantPolicy, units
+from service.fair_share import Claim, Quota, Shape, TenantPolicy, TenantUse, grant_order, units
 from service.scheduler import SlotScheduler
 from service.slot_contract import Lease, NodeInfo, StudyDemand
 
@@ -105,9 +106,11 @@ class Sim:
         return demand
 
     async def study(
-        self, demand: StudyDemand, trials: Iterable[float], *, unregister: bool = True
-    ) -> None:
+        self, demand: StudyDemand, trials: Iterable[float], *, unregister: bool = True,
+        ready_after_s: float = 0.0,
+    ) -> None:  # fmt: skip
         queue = list(trials)
+        await asyncio.sleep(ready_after_s)  # setting up its data and sampler
 
         async def loop() -> None:
             while queue:
@@ -263,23 +266,35 @@ def test_the_highest_priority_study_gets_the_next_freed_slots_whatever_its_age()
 def test_a_big_shape_is_not_starved_by_a_stream_of_small_trials() -> None:
     backend = cluster(a=(2, 0), b=(2, 0))
 
+    rng = random.Random(0)
+
     async def main() -> Sim:
         sim = await open_sim(backend)
-        # Small trials keep both nodes half busy at all times, ending at staggered times.
-        small = [sim.study(sim.add(i, tenant="small", parallelism=2, age=i),
-                           [0.02 + 0.005 * i] * 30) for i in (1, 2)]  # fmt: skip
+        # Two small studies of another tenant keep all four CPUs busy with 1-CPU trials
+        # that end at staggered times: a freed CPU alone never fits a 2-CPU trial.
+        small = [
+            asyncio.ensure_future(sim.study(sim.add(i, tenant="small", parallelism=2, age=i),
+                                            [rng.uniform(0.015, 0.04) for _ in range(40)]))
+            for i in (1, 2)
+        ]  # fmt: skip
         await asyncio.sleep(0.05)
-        big = sim.study(sim.add(9, tenant="big", cpus=2, parallelism=1, age=9), [0.02] * 3)
-        await asyncio.wait_for(asyncio.gather(big), timeout=5)
-        await asyncio.gather(*small)
+        big = asyncio.ensure_future(
+            sim.study(sim.add(9, tenant="big", cpus=2, parallelism=1, age=9), [0.02] * 3)
+        )
+        await asyncio.sleep(0.005)
+        reserved.append(sim.scheduler.snapshot().reserved_node)
+        await asyncio.wait_for(asyncio.gather(big, *small), timeout=10)
         await sim.scheduler.close()
         return sim
 
+    reserved: list[str | None] = []
     sim = asyncio.run(main())
+    assert reserved[0] in ("a", "b")  # a node is kept for it while it waits
     big_runs = [r for r in sim.runs if r.study_id == 9]
     assert len(big_runs) == 3
-    small_end = max(r.end for r in sim.runs if r.study_id != 9)
-    assert max(r.end for r in big_runs) < small_end  # it ran while small trials still waited
+    # A node was kept for it: it trained while both small studies still had trials to start.
+    still_waiting = min(max(r.start for r in sim.runs if r.study_id == i) for i in (1, 2))
+    assert max(r.end for r in big_runs) < still_waiting
 
 
 def test_idle_slots_serve_the_next_study_of_their_shape_and_end_for_another_shape() -> None:
@@ -414,3 +429,33 @@ def test_tenant_policy_parses_weights_and_quotas_and_names_a_bad_entry() -> None
         TenantPolicy.parse("", "a:memory=3")
     with pytest.raises(ValueError, match="'cpus=nan'"):
         TenantPolicy.parse("", "a:cpus=nan")
+
+
+def test_a_burst_of_submissions_is_shared_not_taken_by_the_first_study_ready() -> None:
+    backend = cluster(a=(3, 0), b=(3, 0))
+
+    async def main() -> Sim:
+        sim = await open_sim(backend)
+        studies = [
+            sim.study(sim.add(i, tenant=f"t{i}", parallelism=6), [0.3] * 6,
+                      ready_after_s=0.0 if i == 1 else 0.1)
+            for i in (1, 2, 3)
+        ]  # fmt: skip
+        await asyncio.wait_for(asyncio.gather(*studies), timeout=20)
+        await sim.scheduler.close()
+        return sim
+
+    sim = asyncio.run(main())
+    first_wave = sorted(sim.runs, key=lambda r: r.start)[:6]
+    assert sorted(r.study_id for r in first_wave) == [1, 1, 2, 2, 3, 3]
+
+
+def test_a_tenant_that_used_more_lately_yields_to_one_that_used_less() -> None:
+    total = Shape.of(4, 0)
+    greedy = TenantUse()  # held the whole cluster for a minute, holds nothing now
+    greedy.advance(60.0, dominant=1.0)
+    modest = TenantUse(held=Shape.of(1, 0))  # holds one CPU, held little before
+    modest.advance(60.0, dominant=0.25)
+    claims = [Claim(1, "greedy", 0, T0), Claim(2, "modest", 0, T0 + timedelta(seconds=1))]
+    order = grant_order(claims, {"greedy": greedy, "modest": modest}, total, TenantPolicy())
+    assert [c.tenant for c in order] == ["modest", "greedy"]
