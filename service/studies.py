@@ -33,7 +33,7 @@ from service.runner import TrialRunner
 from service.scheduler import SlotScheduler
 from service.slot_contract import StudyDemand
 from service.spec import StudySpec
-from storage.errors import InvalidCursorError, NotFoundError, StorageError
+from storage.errors import ConflictError, InvalidCursorError, NotFoundError, StorageError
 from storage.records import (
     FINISHED_TRIAL_STATES,
     EventRecord,
@@ -377,5 +377,7 @@ def storage_errors() -> Iterator[None]:
         raise NotFound(str(exc)) from exc
     except InvalidCursorError as exc:
         raise InvalidRequest(str(exc)) from exc
+    except ConflictError as exc:
+        raise Conflict(str(exc)) from exc
     except StorageError as exc:
         raise Unavailable(str(exc)) from exc

@@ -8,6 +8,7 @@ from storage.errors import (
     InvalidCursorError,
     NotFoundError,
     StorageError,
+    StorageUnavailable,
     StudyNotFound,
     TrialNotFound,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "NotFoundError",
     "Page",
     "StorageError",
+    "StorageUnavailable",
     "Store",
     "StudyNotFound",
     "StudyRecord",

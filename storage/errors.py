@@ -4,7 +4,11 @@ from __future__ import annotations
 
 
 class StorageError(Exception):
-    """The database failed or refused an operation; retrying may help."""
+    """Any error of the store; the subclasses say what the caller should do."""
+
+
+class StorageUnavailable(StorageError):
+    """The database failed or could not be reached; retrying may help."""
 
 
 class NotFoundError(StorageError):
@@ -25,7 +29,8 @@ class TrialNotFound(NotFoundError):
 
 
 class ConflictError(StorageError):
-    """The write breaks a uniqueness or reference rule (e.g. a trial number used twice)."""
+    """The write breaks a uniqueness or reference rule (e.g. a trial number used twice);
+    retrying the same write will not help."""
 
 
 class InvalidCursorError(StorageError):

@@ -38,7 +38,7 @@ class Store:
     """Studies, trials and learning curves on one engine (SQLite or PostgreSQL).
 
     Every method is one short transaction. Methods taking a `study_id` raise StudyNotFound
-    when it does not exist; database failures surface as StorageError (ConflictError for
+    when it does not exist; database failures surface as StorageUnavailable (ConflictError for
     broken uniqueness rules), and arguments outside the documented values as ValueError.
     """
 

@@ -9,15 +9,15 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from storage.errors import ConflictError, StorageError
+from storage.errors import ConflictError, StorageUnavailable
 
 
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """Yield a session whose work commits on success and rolls back on any error.
 
-    Raises ConflictError for a broken uniqueness or reference rule, StorageError for
-    any other database failure; errors raised by the body pass through unchanged.
+    Raises ConflictError for a broken uniqueness or reference rule, StorageUnavailable
+    for any other database failure; errors raised by the body pass through unchanged.
     """
     session = Session(engine, expire_on_commit=False, autoflush=False)
     try:
@@ -28,7 +28,7 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         raise ConflictError(f"the write breaks a database constraint: {exc.orig}") from exc
     except SQLAlchemyError as exc:
         session.rollback()
-        raise StorageError(f"database operation failed: {exc}") from exc
+        raise StorageUnavailable(f"database operation failed: {exc}") from exc
     except BaseException:
         session.rollback()
         raise
