@@ -215,9 +215,7 @@ def demo(
     keep_serving: Annotated[bool, typer.Option(help="Keep serving after the study.")] = False,
 ) -> None:
     """Start the service, submit an example study over HTTP, follow it, print the best trials."""
-    import ray
-
-    from service.runtime import connect_ray
+    from service.runtime import connect_ray, disconnect_ray
 
     settings = settings_of(port=port)
     console.print(f"starting hpo-service (SQLite at {settings.database_url}, local Ray) ...")
@@ -244,7 +242,7 @@ def demo(
     finally:
         server.should_exit = True
         thread.join(timeout=60)
-        ray.shutdown()
+        disconnect_ray()
     if study["state"] != "completed":
         raise typer.Exit(1)
 

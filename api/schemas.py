@@ -8,8 +8,8 @@ from typing import Any, Literal, cast
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.cluster_view import ScopedCluster, TenantView, amount
+from service.records import TrialRecord
 from service.studies import StudyView
-from storage.records import TrialRecord
 
 StudyState = Literal["queued", "running", "completed", "stopped", "failed"]
 TrialState = Literal["waiting", "running", "complete", "pruned", "failed"]

@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 
 import optuna
 import ray
-from sqlalchemy import Engine, text
 
 from service.checkpoints import CheckpointStore
 from service.datasets import DataRoots
@@ -20,6 +20,7 @@ from service.fair_share import Shape
 from service.insights import InsightService
 from service.limits import SpecLimits, SubmissionRate
 from service.metrics import ServiceMetrics
+from service.optuna_mirror import check_compatible
 from service.ray_backend import RaySlotBackend
 from service.runner import RayTrialRunner, TrialRunner
 from service.scheduler import SlotScheduler
@@ -28,7 +29,7 @@ from service.spec import StudySpec
 from service.studies import StudyService
 from service.uploads import Uploads
 from storage.datasets import DatasetStore
-from storage.engine import create_engine_for, tune_engine
+from storage.engine import Engine, column_names, create_engine_for, ping, tune_engine
 from storage.insights import StudyInsights
 from storage.migrate import upgrade_schema
 from storage.repository import Store
@@ -54,8 +55,7 @@ class Runtime:
         """Whether the database answers and Ray is connected: 'ok' or the problem, per part."""
         checks: dict[str, str] = {}
         try:
-            with self.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
+            ping(self.engine)
             checks["database"] = "ok"
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             checks["database"] = f"{type(exc).__name__}: {exc}"
@@ -90,6 +90,9 @@ async def open_runtime(settings: Settings) -> Runtime:
         settings.database_url, engine_kwargs=_optuna_engine_kwargs(settings.database_url)
     )
     tune_engine(optuna_storage.engine)
+    await asyncio.to_thread(
+        check_compatible, optuna.__version__, partial(column_names, optuna_storage.engine)
+    )
     owns_ray = await asyncio.to_thread(connect_ray, settings)
     # Plug-in tasks import torch and their own modules: do it now, not in the first request.
     await asyncio.to_thread(installed_tasks)
@@ -130,6 +133,11 @@ def _optuna_engine_kwargs(url: str) -> dict[str, object]:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30}}
     return {"pool_pre_ping": True}
+
+
+def disconnect_ray() -> None:
+    """Leave Ray (and stop the local one this process started)."""
+    ray.shutdown()
 
 
 def connect_ray(settings: Settings) -> bool:

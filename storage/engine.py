@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 
 # WAL lets the API read while a driver writes; busy_timeout rides out short write locks.
@@ -15,6 +15,23 @@ _SQLITE_PRAGMAS = (
     "PRAGMA foreign_keys=ON",
     "PRAGMA synchronous=NORMAL",
 )
+
+
+__all__ = ["Engine", "column_names", "create_engine_for", "ping", "tune_engine"]
+
+
+def column_names(engine: Engine, table: str) -> set[str]:
+    """The columns of `table` as the database has them (empty when there is no table)."""
+    inspector = inspect(engine)
+    if not inspector.has_table(table):
+        return set()
+    return {column["name"] for column in inspector.get_columns(table)}
+
+
+def ping(engine: Engine) -> None:
+    """Raise (any error of the driver) unless the database answers a trivial query."""
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
 
 
 def create_engine_for(url: str) -> Engine:

@@ -11,8 +11,8 @@ from pydantic import BaseModel
 
 from api.deps import RuntimeDep, Studies, Tenant
 from api.schemas import ERROR_RESPONSES
+from service.records import DatasetRecord
 from service.uploads import Uploads
-from storage.records import DatasetRecord
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"], responses=ERROR_RESPONSES)
 _ERRORS: dict[int | str, dict[str, Any]] = {c: {} for c in (404, 409, 413, 422)}

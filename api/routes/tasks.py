@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import Tenant
 from api.schemas import ERROR_RESPONSES
-from workers.tasks import installed_tasks
+from service.tasks import installed_tasks
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"], responses=ERROR_RESPONSES)
 
