@@ -34,7 +34,7 @@ check: install  ## format, lint, type check
 	$(BIN)/mypy
 
 bench: install  ## every benchmark in bench/, each side by side with its peers (see bench/README.md)
-	$(BIN)/python -m pip install --quiet -e bench/plugin
+	$(BIN)/python -m pip install --quiet -e '.[bench]' -e bench/plugin
 	$(BIN)/python -m bench.overhead
 	$(BIN)/python -m bench.cold_start
 	$(BIN)/python -m bench.scaling

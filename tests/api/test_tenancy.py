@@ -96,3 +96,14 @@ def test_a_missing_or_wrong_token_is_401_everywhere_but_healthz(
 def test_malformed_tokens_fail_at_start(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="must be tenant:token"):
         Settings(api_tokens="alice", data_dir=tmp_path).tenants_by_token()
+
+
+def test_the_openapi_document_declares_the_bearer_scheme_on_api_routes(url: str) -> None:
+    document = httpx.get(f"{url}/openapi.json").json()
+    assert document["components"]["securitySchemes"]["HTTPBearer"] == {
+        "type": "http", "scheme": "bearer",
+        "description": "A token of HPO_API_TOKENS, when it is set.",
+    }  # fmt: skip
+    submit = document["paths"]["/api/v1/studies"]["post"]
+    assert submit["security"] == [{"HTTPBearer": []}]
+    assert "security" not in document["paths"]["/healthz"]["get"]
