@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+from httpx_sse import connect_sse
 
 TERMINAL_STATES = ("completed", "stopped", "failed")
 
@@ -151,14 +151,14 @@ class HpoClient:
     ) -> Iterator[dict[str, Any]]:
         """The study's events as {id, event, data} until the study ends (SSE, resumable)."""
         headers = {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
+        path = f"/api/v1/studies/{study_id}/events"
         try:
-            with self._http.stream(
-                "GET", f"/api/v1/studies/{study_id}/events", headers=headers, timeout=None
-            ) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise ClientError(_error_message(response))
-                yield from _parse_sse(response.iter_lines())
+            with connect_sse(self._http, "GET", path, headers=headers, timeout=None) as source:
+                if source.response.status_code >= 400:
+                    source.response.read()
+                    raise ClientError(_error_message(source.response))
+                for sse in source.iter_sse():
+                    yield {"id": int(sse.id), "event": sse.event, "data": sse.json()}
         except httpx.TransportError as exc:
             raise ClientError(f"cannot reach the service at {self.url}: {exc}") from exc
 
@@ -183,21 +183,6 @@ class HpoClient:
             return self._http.get("/healthz").status_code == 200
         except httpx.TransportError:
             return False
-
-
-def _parse_sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
-    event: dict[str, Any] = {}
-    for line in lines:
-        if not line:
-            if "data" in event:
-                yield event
-            event = {}
-        elif line.startswith("id:"):
-            event["id"] = int(line[3:].strip())
-        elif line.startswith("event:"):
-            event["event"] = line[6:].strip()
-        elif line.startswith("data:"):
-            event["data"] = json.loads(line[5:].strip())
 
 
 def _error_message(response: httpx.Response) -> str:
