@@ -35,6 +35,7 @@ from service.spec import StudySpec
 from service.trial_loop import TrialContext, run_trial
 from service.writer import OrderedWriter
 from storage.repository import Store
+from workers.direction import at_least
 
 SHUTDOWN = "shutdown"
 
@@ -109,10 +110,7 @@ class StudyDriver:
         """A complete trial at least as good as every earlier one keeps its weights."""
         if self._checkpoints is None:
             return False
-        if self._best_value is None:
-            return True
-        sign = 1.0 if self.spec.primary.direction == "maximize" else -1.0
-        return sign * (value - self._best_value) >= 0
+        return at_least(value, self._best_value, self.spec.primary.direction)
 
     def _last_epoch(self) -> LastEpoch:
         """What a slot needs to end a trial with its last epoch: the weights to ship."""

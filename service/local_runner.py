@@ -11,8 +11,6 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import torch
-
 from service.datasets import DataRoots, prepare_data
 from service.runner import LastEpoch, TrialEnd, TrialError, TrialStart
 from service.spec import StudySpec
@@ -68,7 +66,7 @@ class InProcessRunner:
     @classmethod
     async def for_study(cls, study_id: int, spec: StudySpec, roots: DataRoots) -> InProcessRunner:
         data = await asyncio.to_thread(prepare_data, spec, roots)
-        return cls(spec, TensorData(data, torch.device("cpu")))
+        return cls(spec, TensorData.on_cpu(data))
 
     async def open_slot(self, *, on_grant: Callable[[], None] | None = None) -> InProcessSlot:
         if on_grant is not None:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import optuna
 
+from workers.direction import at_least, improves
+
 STOP_REASONS = (
     "completed", "early_stopped", "pruned", "diverged", "worker_lost", "failed", "cancelled",
 )  # fmt: skip
@@ -55,7 +57,7 @@ class CurveBest:
 
     def __init__(self, metric: str, direction: str, objectives: list[str]):
         self._metric = metric
-        self._sign = 1.0 if direction == "maximize" else -1.0
+        self._direction = direction
         self._objectives = objectives
         self.value: float | None = None
         self.epoch: int | None = None
@@ -65,14 +67,12 @@ class CurveBest:
     def update(self, epoch: int, metrics: dict[str, float]) -> None:
         self.epochs_seen = epoch
         value = metrics[self._metric]
-        if self.value is None or self._sign * (value - self.value) > 0:
+        if improves(value, self.value, self._direction):
             self.value, self.epoch = value, epoch
             self._values = [float(metrics[m]) for m in self._objectives]
 
     def reached(self, target: float | None) -> bool:
-        if target is None or self.value is None:
-            return False
-        return self._sign * (self.value - target) >= 0
+        return target is not None and at_least(self.value, target, self._direction)
 
     def outcome(self, stop_reason: str) -> TrialOutcome:
         return TrialOutcome(

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from workers.data import Fold, PreparedData
+from workers.direction import at_least, improves
 from workers.hyperparameters import resolve
 from workers.metrics import classification_metrics, loss_function, regression_metrics
 from workers.models import build_model
@@ -46,6 +47,10 @@ class TensorData:
         self.n_outputs = data.n_outputs
         self.sample_shape = data.sample_shape
         self.folds = [FoldTensors(fold, device) for fold in data.folds]
+
+    @classmethod
+    def on_cpu(cls, data: PreparedData) -> TensorData:
+        return cls(data, torch.device("cpu"))
 
 
 class Trainer:
@@ -167,7 +172,7 @@ class TrialTrainer:
             "task": data.task, "params": self.params,
         }  # fmt: skip
         self.objective = objective
-        self._sign = 1.0 if direction == "maximize" else -1.0
+        self.direction = direction
         self.folds = [
             Trainer(data, i, self.params, model=model, max_epochs=max_epochs, direction=direction,
                     seed=seed + 1000 * i)
@@ -209,15 +214,13 @@ class TrialTrainer:
     def _keep_if_best(self, value: float) -> None:
         if not math.isfinite(value):
             return
-        if self.best_value is None or self._sign * (value - self.best_value) > 0:
+        if improves(value, self.best_value, self.direction):
             self.best_value, self.best_epoch = value, self.epoch
             self._best_states = [fold.snapshot() for fold in self.folds]
 
     def reaches(self, floor: float | None) -> bool:
         """Whether the best value so far is at least as good as `floor` (any, when None)."""
-        if self.best_value is None:
-            return False
-        return floor is None or self._sign * (self.best_value - floor) >= 0
+        return self.best_value is not None and at_least(self.best_value, floor, self.direction)
 
     def restore_best(self) -> None:
         """Load the weights of the best epoch seen so far into every fold."""
