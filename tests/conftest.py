@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import socket
 import threading
@@ -28,10 +29,25 @@ from storage import Store, create_engine_for, upgrade_schema
 # ---------------------------------------------------------------------------
 
 POSTGRES_URL_VARIABLE = "HPO_TEST_POSTGRES_URL"
+# Used when the variable is unset, if a server answers there (as on the development machines).
+LOCAL_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def _running_in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@functools.cache
+def _local_postgres() -> str | None:
+    """LOCAL_POSTGRES_URL when a server answers there within two seconds, once a session."""
+    engine = create_engine(LOCAL_POSTGRES_URL, connect_args={"connect_timeout": 2})
+    try:
+        with engine.connect():
+            return LOCAL_POSTGRES_URL
+    except Exception:  # noqa: BLE001 - any failure means: not there
+        return None
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture
@@ -47,11 +63,14 @@ def postgres_url() -> Iterator[str]:
     Skips when HPO_TEST_POSTGRES_URL is unset, except in CI, where it fails so that
     PostgreSQL coverage cannot disappear silently.
     """
-    base_url = os.environ.get(POSTGRES_URL_VARIABLE)
+    base_url = os.environ.get(POSTGRES_URL_VARIABLE) or _local_postgres()
     if not base_url:
         if _running_in_ci():
             pytest.fail(f"{POSTGRES_URL_VARIABLE} must be set in CI; PostgreSQL tests cannot skip")
-        pytest.skip(f"{POSTGRES_URL_VARIABLE} is not set")
+        pytest.skip(
+            f"no PostgreSQL at {LOCAL_POSTGRES_URL}; set {POSTGRES_URL_VARIABLE}="
+            "postgresql+psycopg://USER@HOST:PORT/DB to run these tests"
+        )
     name = f"hpo_test_{uuid.uuid4().hex[:16]}"
     admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
     try:
