@@ -113,11 +113,25 @@ def _gp(spec: GPSamplerSpec, space: Space) -> optuna.samplers.BaseSampler:
     )
 
 
-def _qmc(spec: QMCSamplerSpec, space: Space) -> optuna.samplers.BaseSampler:
-    return optuna.samplers.QMCSampler(
-        qmc_type=spec.qmc_type, scramble=spec.scramble, seed=spec.seed,
+class _QMCSampler(optuna.samplers.QMCSampler):
+    """Optuna's QMC sampler, starting its sequence at `start`: it counts its points in the
+    study's system attributes, which an in-memory study rebuilt after a resume has not
+    got, so it would start the sequence again from its first point."""
+
+    def __init__(self, *, start: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._start = start
+
+    def _find_sample_id(self, study: optuna.Study, search_space: dict[str, Any]) -> int:
+        return int(super()._find_sample_id(study, search_space)) + self._start
+
+
+def _qmc(spec: QMCSamplerSpec, space: Space, *, start: int = 0) -> optuna.samplers.BaseSampler:
+    independent_seed = None if spec.seed is None else (spec.seed + 7919 * start) % 2**32
+    return _QMCSampler(
+        start=start, qmc_type=spec.qmc_type, scramble=spec.scramble, seed=spec.seed,
         warn_independent_sampling=False, warn_asynchronous_seeding=False,
-        independent_sampler=optuna.samplers.RandomSampler(seed=spec.seed),
+        independent_sampler=optuna.samplers.RandomSampler(seed=independent_seed),
     )  # fmt: skip
 
 
@@ -148,8 +162,22 @@ _NUMERIC_ONLY = ("cmaes", "qmc")
 _SINGLE_OBJECTIVE_ONLY = ("cmaes",)
 
 
-def build_sampler(spec: AnySamplerSpec, space: Space) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler for a validated sampler spec over `space`."""
+def build_sampler(
+    spec: AnySamplerSpec, space: Space, *, n_existing: int = 0
+) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler for a validated sampler spec over `space`.
+
+    A study that goes on after a resume or a restart (`n_existing` trials already)
+    gets a seed derived from its own and that count: a sampler rebuilt with the same
+    seed would draw its first points again. A new study keeps its seed as given, so
+    its draws are reproducible.
+    """
+    if spec.type == "qmc":  # a sequence: it goes on from where it was, with its seed
+        return _qmc(spec, space, start=n_existing)
+    # The grid sampler keeps its seed: its trials record grid points by their index in the
+    # seed's order, and it never draws a visited point again.
+    if spec.seed is not None and n_existing and spec.type != "grid":
+        spec = spec.model_copy(update={"seed": (spec.seed + 7919 * n_existing) % 2**32})
     return SAMPLERS[spec.type](spec, space)
 
 

@@ -46,14 +46,14 @@ class OptunaBridge:
         self._mirror = OptunaMirror(self._study_id)
         pruner = build_pruner(spec.pruner, max_epochs=spec.budget.max_epochs)
         self.multi_objective = len(spec.objectives) > 1
+        finished = self._finished_trials()
         # The same name as in RDBStorage: Hyperband assigns brackets by hashing it.
         self.study = optuna.create_study(
             study_name=study_name,
             directions=spec.directions,
-            sampler=build_sampler(spec.sampler, spec.space),
+            sampler=build_sampler(spec.sampler, spec.space, n_existing=len(finished)),
             pruner=optuna.pruners.NopPruner() if self.multi_objective else pruner,
         )
-        finished = self._finished_trials()
         self.study.add_trials(finished)
         self._pruning = self.study
         if self.multi_objective:

@@ -118,8 +118,16 @@ class Budget(_Strict):
 
 
 class Resources(_Strict):
-    cpus_per_trial: float = Field(default=1, gt=0)
-    gpus_per_trial: float = Field(default=0, ge=0)
+    # Ray counts resources to 1/10000; a slot smaller than 1/100 of a CPU or GPU is a typo.
+    cpus_per_trial: float = Field(default=1, ge=0.01, le=1024)
+    gpus_per_trial: float = Field(default=0, ge=0, le=64)
+
+    @field_validator("gpus_per_trial")
+    @classmethod
+    def _whole_or_a_real_fraction(cls, gpus: float) -> float:
+        if 0 < gpus < 0.01:
+            raise ValueError(f"gpus_per_trial must be 0 or at least 0.01, got {gpus}")
+        return gpus
 
 
 class StudySpec(_Strict):

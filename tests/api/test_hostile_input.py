@@ -96,6 +96,9 @@ NUMBERS: list[tuple[str, dict[str, Any], str]] = [
     ("early stopping", {"early_stopping": {"min_delta": "-Infinity"}}, "early_stopping.min_delta"),
     ("resources", {"resources": {"cpus_per_trial": "NaN"}}, "resources.cpus_per_trial"),
     ("huge", {"budget": {"max_trials": 10**30}}, "budget.max_trials"),
+    # Found by the fuzzer: 9e307 CPUs overflowed the scheduler's resource units (a 500).
+    ("huge cpus", {"resources": {"cpus_per_trial": 9.06e307}}, "resources.cpus_per_trial"),
+    ("tiny gpus", {"resources": {"gpus_per_trial": 1e-9}}, "resources.gpus_per_trial"),
 ]  # fmt: skip
 
 

@@ -303,3 +303,32 @@ def test_a_resumed_bridge_continues_the_numbering(store, optuna_storage, make_sp
     mirrored = optuna.load_study(study_name=name, storage=optuna_storage).trials[-1]
     assert (mirrored.number, mirrored.state.name) == (3, "RUNNING")
     assert mirrored.params == {k: v for k, v in params.items() if k in mirrored.params}
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe", "cmaes", "qmc", "nsga2", "gp"])
+def test_a_resumed_study_draws_none_of_the_params_it_drew_before(
+    store, optuna_storage, make_spec, sampler: str
+) -> None:
+    spec = make_spec(
+        space={"lr": {"type": "float", "low": 1e-3, "high": 0.1, "log": True},
+               "dropout": {"type": "float", "low": 0.0, "high": 0.5}},
+        sampler={"type": sampler, "seed": 0}, pruner={"type": "none"},
+        budget={"max_trials": 3, "max_epochs": 1, "parallelism": 1},
+    )  # fmt: skip
+    runner = ScriptedRunner(curve(0.5))
+
+    async def runners(study_id: int, _: StudySpec) -> ScriptedRunner:
+        return runner
+
+    async def main() -> tuple[StudyService, int]:
+        service = StudyService(store, optuna_storage, runners)
+        view = await service.submit(StudySpec.model_validate(spec))
+        await service.wait(view.record.id)
+        await service.resume(view.record.id, budget={"max_trials": 6})
+        await service.wait(view.record.id)
+        return service, view.record.id
+
+    service, study_id = asyncio.run(main())
+    drawn = [tuple(sorted(t.params.items())) for t in trials(service, study_id)]
+    assert len(drawn) == 6
+    assert not set(drawn[3:]) & set(drawn[:3]), f"{sampler} repeated a draw after the resume"
