@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -64,12 +65,37 @@ def _detail(error: dict[str, Any]) -> ErrorDetail:
         position = error.get("loc", ("body", "?"))[-1]
         reason = error.get("ctx", {}).get("error", "JSON decode error")
         return ErrorDetail(loc="body", msg=f"invalid JSON at character {position}: {reason}")
-    return ErrorDetail(loc=field_path(error.get("loc", ())), msg=error.get("msg", ""))
+    loc = field_path(error.get("loc", ()))
+    msg = str(error.get("msg", "")).removeprefix("Value error, ")
+    # A cross-field rule names the field it breaks at the start of its message
+    # (`space.optimizer.choices: ...`): that path, inside `loc`, is the better location.
+    named = _NAMED_FIELD.match(msg)
+    if named and (loc == "body" or named.group(1).startswith(loc)):
+        loc, msg = named.group(1), named.group(2)
+    return ErrorDetail(loc=loc, msg=msg)
 
 
-async def _on_validation(_: Request, exc: Exception) -> JSONResponse:
+_NAMED_FIELD = re.compile(r"^([a-z_]+(?:\.[A-Za-z0-9_]+|\[\d+\])+): (.+)$", re.DOTALL)
+_NOT_JSON_HINT = (
+    "; send the spec as JSON (Content-Type: application/json), or as YAML with "
+    "Content-Type: application/yaml"
+)
+
+
+def _unreadable_body(request: Request, errors: list[Any]) -> bool:
+    """A body sent without a JSON or YAML type that could not be read as a document: most
+    often YAML posted without `Content-Type: application/yaml`."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    return content_type in ("", "text/plain") and any(
+        e.get("type") == "json_invalid" or tuple(e.get("loc", ())) == ("body",) for e in errors
+    )
+
+
+async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     details = validation_details(list(exc.errors()))
+    if _unreadable_body(request, list(exc.errors())):
+        details = [ErrorDetail(loc=d.loc, msg=d.msg + _NOT_JSON_HINT) for d in details]
     summary = "; ".join(f"{d.loc}: {d.msg}" for d in details[:5])
     return error_response(422, "invalid_request", f"invalid request: {summary}", details)
 

@@ -21,13 +21,13 @@ def check_space_values(space: Mapping[str, ParamSpec]) -> None:
     """Every value a searched hyperparameter can take is one the worker accepts."""
     for name, param in space.items():
         if isinstance(param, CategoricalParam):
-            values: list[Any] = list(param.choices)
+            values: list[tuple[str, Any]] = [("choices", c) for c in param.choices]
         elif isinstance(param, FloatParam | IntParam):
-            values = [param.low, param.high]
-        for value in values:
+            values = [("low", param.low), ("high", param.high)]
+        for field, value in values:
             problem = check_value(name, value)
             if problem:
-                raise ValueError(f"space.{name}: {problem}")
+                raise ValueError(f"space.{name}.{field}: {problem}")
 
 
 def check_fixed_values(params: Mapping[str, Any]) -> None:

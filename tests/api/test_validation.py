@@ -19,6 +19,10 @@ BAD_SPACES: dict[str, tuple[dict[str, Any], str]] = {
                          "space.hidden_units.low"),
     "empty choices": ({"optimizer": {"type": "categorical", "choices": []}}, "space.optimizer.choices"),
     "unknown type": ({"lr": {"type": "gaussian", "low": 0, "high": 1}}, "space.lr"),
+    "unknown optimizer among the choices": (
+        {"optimizer": {"type": "categorical", "choices": ["adam", "lion"]}}, "space.optimizer.choices"),
+    "dropout bound the worker refuses": ({"dropout": {"type": "float", "low": 0.1, "high": 1.5}},
+                                          "space.dropout.high"),
 }  # fmt: skip
 
 
@@ -72,8 +76,31 @@ def test_malformed_yaml_is_422(client: httpx.Client) -> None:
         "/api/v1/studies", content=b"name: [unclosed", headers={"content-type": "application/yaml"}
     )
     assert response.status_code == 422
-    assert "YAML" in response.json()["error"]["message"]
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request" and "YAML" in error["message"]
+    assert [d["loc"] for d in error["details"]] == ["body"] and "line 1" in error["details"][0][
+        "msg"
+    ]
     assert _n_studies(client) == 0
+
+
+def test_yaml_sent_without_a_content_type_is_told_to_say_so(client: httpx.Client) -> None:
+    for headers in ({}, {"content-type": "text/plain"}):
+        response = client.post("/api/v1/studies", content=b"name: plain\n", headers=headers)
+        assert response.status_code == 422, response.text
+        assert "Content-Type: application/yaml" in response.json()["error"]["details"][0]["msg"]
+
+
+def test_messages_carry_no_pydantic_prefix(
+    client: httpx.Client, make_spec: Callable[..., Any]
+) -> None:
+    bad = [make_spec(params={"dropout": 2.0}), make_spec(params={"rho": 0.9, "optimizer": "adam"})]
+    for spec in bad:
+        error = client.post("/api/v1/studies", json=spec).json()["error"]
+        assert error["details"] and not any("Value error" in d["msg"] for d in error["details"]), (
+            error
+        )
+        assert "Value error" not in error["message"]
 
 
 def test_conditional_on_unknown_parent_is_422(
