@@ -138,11 +138,12 @@ def test_a_file_without_its_target_fails_the_study_with_the_reason(
 @pytest.mark.parametrize(
     ("overrides", "field", "words"),
     [
-        ({"params": {"dropout": 1.5}}, "params", "dropout must be in [0, 1)"),
-        ({"params": {"batch_size": 0}}, "params", "batch_size must be an integer >= 1 or 'full'"),
-        ({"space": {"optimizer": {"type": "categorical", "choices": ["sgd", "lbfgs"]}}}, "space",
-         "optimizer must be one of"),
-        ({"space": {"lr": {"type": "float", "low": 0.0, "high": 0.1}}}, "space", "lr must be in (0, inf)"),
+        ({"params": {"dropout": 1.5}}, "params.dropout", "dropout must be in [0, 1)"),
+        ({"params": {"batch_size": 0}}, "params.batch_size", "batch_size must be an integer >= 1 or 'full'"),
+        ({"space": {"optimizer": {"type": "categorical", "choices": ["sgd", "lbfgs"]}}},
+         "space.optimizer.choices", "optimizer must be one of"),
+        ({"space": {"lr": {"type": "float", "low": 0.0, "high": 0.1}}}, "space.lr.low",
+         "lr must be in (0, inf)"),
         ({"space": {"lr": {"type": "float", "low": 1e-3, "high": 0.1}},
           "params": {"optimizer": "adam", "rho": 0.9}}, "body", "params.rho is read only by"),
         ({"objective": {"metric": "val_rmse"}}, "body", "does not fit a classification task"),
