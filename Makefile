@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml examples/plugin/pyproject.toml
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m pip install --quiet -e examples/plugin
+	# openapi-python-client pins an older typer than our CLI needs: it gets a venv of its own
+	# (tests/api/test_generated_client.py generates a client from the live document with it).
+	$(PYTHON) -m venv $(VENV)/tools
+	$(VENV)/tools/bin/python -m pip install --quiet openapi-python-client==0.29.1
 	touch $(STAMP)
 
 install: $(STAMP)

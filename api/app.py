@@ -38,7 +38,11 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await runtime.close()
 
-    app = FastAPI(title="hpo-service", version="0.1.0", lifespan=lifespan)
+    # Operation ids are the handlers' names (`submit_study`), which generated clients use.
+    app = FastAPI(
+        title="hpo-service", version="0.1.0", lifespan=lifespan,
+        generate_unique_id_function=lambda route: route.name,
+    )  # fmt: skip
     install_error_handlers(app)
     app.add_middleware(RequestTimer)
     multipart_slack = 64 * 1024

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Annotated, Any, Literal
 
@@ -130,8 +131,23 @@ class Resources(_Strict):
         return gpus
 
 
+def _defaults_in_words(schema: dict[str, Any]) -> None:
+    """Object defaults (a whole `budget`, `sampler`, ...) move from `default` into the
+    description: OpenAPI client generators cannot give a model-typed property a default
+    (openapi-python-client drops the whole schema, and with it the submit operation).
+    An omitted section still gets the same default from the service."""
+    for prop in schema.get("properties", {}).values():
+        default = prop.get("default")
+        if isinstance(default, dict) or (isinstance(default, list) and default):
+            del prop["default"]
+            said = f"Omitted: {json.dumps(default, separators=(', ', ': '))}."
+            prop["description"] = f"{prop['description']} {said}" if "description" in prop else said
+
+
 class StudySpec(_Strict):
     """A study definition; field names are a contract (see DESIGN.md)."""
+
+    model_config = ConfigDict(json_schema_extra=_defaults_in_words)
 
     name: str = Field(min_length=1, max_length=200)
     dataset: DatasetSpec = BuiltinDataset(source="builtin", name="digits")

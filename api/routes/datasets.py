@@ -15,7 +15,7 @@ from service.records import DatasetRecord
 from service.uploads import Uploads
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"], responses=ERROR_RESPONSES)
-_ERRORS: dict[int | str, dict[str, Any]] = {c: {} for c in (404, 409, 413, 422)}
+_ERRORS: dict[int | str, dict[str, Any]] = {c: ERROR_RESPONSES[c] for c in (404, 409, 413, 422)}
 CHUNK = 1 << 20
 
 
@@ -50,7 +50,9 @@ UploadsDep = Annotated[Uploads, Depends(get_uploads)]
 @router.post("", status_code=201, response_model=DatasetOut, responses=_ERRORS)
 async def upload_dataset(
     uploads: UploadsDep, tenant: Tenant, response: Response,
-    file: Annotated[UploadFile, File(description="CSV, Parquet or NPZ")],
+    file: Annotated[
+        UploadFile, File(description="CSV, Parquet or NPZ", json_schema_extra={"format": "binary"})
+    ],
     target: Annotated[str, Form(min_length=1, max_length=255)] = "target",
     format: Annotated[str | None, Form()] = None,  # noqa: A002 - the spec's field name
 ) -> DatasetOut:  # fmt: skip

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel
 
 from api.deps import RuntimeDep, Tenant
 from api.schemas import ERROR_RESPONSES
@@ -22,7 +23,19 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "a part is not reachable"}, **AUTH_ERRORS})
+class ReadinessOut(BaseModel):
+    """`ok`, or what is wrong with each part."""
+
+    status: Literal["ok", "unavailable"]
+    database: str
+    ray: str
+
+
+@router.get(
+    "/readyz", response_model=ReadinessOut,
+    responses={503: {"model": ReadinessOut, "description": "a part is not reachable"},
+               **AUTH_ERRORS},
+)  # fmt: skip
 def readyz(runtime: RuntimeDep, tenant: Tenant) -> JSONResponse:
     """The database and Ray are reachable."""
     checks = runtime.readiness()
