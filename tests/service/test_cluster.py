@@ -46,11 +46,15 @@ def trials(client: httpx.Client, study_id: int) -> list[dict[str, Any]]:
 
 
 def wait_running(
-    client: httpx.Client, study_id: int, n: int, timeout_s: float = 60
+    client: httpx.Client, study_id: int, n: int, timeout_s: float = 60, *, epochs: int = 0
 ) -> list[dict[str, Any]]:
+    """The study's running trials once `n` run, each with at least `epochs` epochs done."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        running = [t for t in trials(client, study_id) if t["state"] == "running"]
+        running = [
+            t for t in trials(client, study_id)
+            if t["state"] == "running" and t["epochs_run"] >= epochs
+        ]  # fmt: skip
         if len(running) >= n:
             return running
         time.sleep(0.1)
@@ -101,8 +105,7 @@ def test_a_killed_slot_fails_its_trial_and_the_retry_completes_the_study(
         name="lost", **SLOW_TRIALS, budget={"max_trials": 3, "max_epochs": 15, "parallelism": 1}
     )
     study_id = submit(client, spec)
-    (victim,) = wait_running(client, study_id, 1)
-    time.sleep(0.3)
+    (victim,) = wait_running(client, study_id, 1, epochs=1)
     os.kill(pid_of(victim), signal.SIGKILL)
     study = wait_for_study(client, study_id, timeout_s=240)
     assert study["state"] == "completed", study

@@ -247,7 +247,8 @@ def test_stop_cancels_running_trials(store, optuna_storage, make_spec) -> None:
     async def main() -> StudyService:
         service = StudyService(store, optuna_storage, runners)
         view = await service.submit(StudySpec.model_validate(spec))
-        await asyncio.sleep(0.3)
+        while not any(t.epochs_run for t in store.running_trials(view.record.id)):
+            await asyncio.sleep(0.01)  # until a trial is running and has trained an epoch
         await service.stop(view.record.id)
         await asyncio.wait_for(service.wait(view.record.id), timeout=10)
         return service
