@@ -129,8 +129,11 @@ def test_a_seeded_sampler_repeats_its_params(
     options = {"tpe": {"n_startup_trials": 2}, "cmaes": {"n_startup_trials": 2}, "gp": {"n_startup_trials": 2},
                "nsga2": {"population_size": 2}}.get(kind, {})  # fmt: skip
     study = spec(space=FLOAT_SPACE, sampler={"type": kind, "seed": 7, **options})
-    first, second = (param_rows(lab.trials(lab.run(study).record.id)) for _ in range(2))
+    runs = [lab.trials(lab.run(study).record.id) for _ in range(2)]
+    first, second = (param_rows(trials) for trials in runs)
     assert first == second and len(set(first)) >= 4
+    # With one slot the whole study repeats, the trained values too (README: Reproducibility).
+    assert [t.value for t in runs[0]] == [t.value for t in runs[1]]
     if kind != "random":
         baseline = param_rows(
             lab.trials(
