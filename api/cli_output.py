@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,8 @@ console = Console()
 errors = Console(stderr=True)
 FINISHED = ("complete", "pruned", "failed")
 WIDE = 120
+# A column added to a table widens it by its two spaces of padding and one border.
+PARAMS_COLUMN_EDGES = 3
 
 
 def print_json(data: Any) -> None:
@@ -56,14 +59,27 @@ def objective_text(spec: dict[str, Any]) -> str:
 
 
 def print_studies(items: list[dict[str, Any]]) -> None:
-    table = Table("id", "name", "state", "slots", "trials", "best", "created")
+    table = _columns(
+        "id", "name", "state", "slots", "trials", "best", "created",
+        wrapping=("name", "slots", "created"),
+    )  # fmt: skip
     for s in items:
         best = s["best"]["value"] if s["best"] else None
         table.add_row(
             str(s["id"]), escape(s["name"]), state_text(s), _slots_text(s),
-            f"{n_done(s)}/{max_trials(s)}", fmt(best), s["created_at"][:19],
+            f"{n_done(s)}/{max_trials(s)}", fmt(best), _when(s["created_at"]),
         )  # fmt: skip
     console.print(table)
+
+
+def _columns(*headers: str, wrapping: Collection[str] = (), title: str | None = None) -> Table:
+    """A table that never splits a word on a narrow console: the `wrapping` columns (cells
+    of several words) break between words and are narrowed first; every other column keeps
+    its cells on one line. Past that a word is cut short with an ellipsis, never folded."""
+    table = Table(title=title, title_justify="left", title_style="bold")
+    for header in headers:
+        table.add_column(header, no_wrap=header not in wrapping, overflow="ellipsis")
+    return table
 
 
 def state_text(study: dict[str, Any]) -> str:
@@ -143,7 +159,8 @@ def print_cluster(cluster: dict[str, Any]) -> None:
 
 
 def _nodes_table(cluster: dict[str, Any]) -> Table:
-    table = _titled("nodes", "node", "alive", "CPUs used", "GPUs used", "slots busy/idle")
+    headers = ("node", "alive", "CPUs used", "GPUs used", "slots busy/idle")
+    table = _columns(*headers, wrapping=headers, title="nodes")
     for node in cluster["nodes"]:
         states = Counter(s["state"] for s in cluster["slots"] if s["node_id"] == node["node_id"])
         reserved = " (reserved)" if node["node_id"] == cluster.get("reserved_node") else ""
@@ -157,7 +174,9 @@ def _nodes_table(cluster: dict[str, Any]) -> Table:
 
 def _slots_table(slots: list[dict[str, Any]]) -> Table:
     """One row per shape: busy and idle counts, and which studies the busy ones train."""
-    table = _titled("slots", "shape", "busy", "idle", "studies")
+    table = _columns(
+        "shape", "busy", "idle", "studies", wrapping=("shape", "studies"), title="slots"
+    )
     for shape in sorted({(s["cpus"], s["gpus"]) for s in slots}):
         same = [s for s in slots if (s["cpus"], s["gpus"]) == shape]
         busy = [s for s in same if s["state"] == "busy"]
@@ -178,18 +197,18 @@ def _slot_studies(busy: list[dict[str, Any]]) -> str:
 
 
 def _tenants_table(cluster: dict[str, Any]) -> Table:
-    table = _titled(
-        "tenants", "tenant", "weight", "share", "dominant", "CPUs", "GPUs", "busy slots",
-        "waiting", "quota",
+    table = _columns(
+        "tenant", "weight", "share", "dominant", "held", "busy slots", "waiting", "quota",
+        wrapping=("held", "busy slots", "quota"), title="tenants",
     )  # fmt: skip
     rows = [(escape(t["tenant"]), t) for t in cluster["tenants"]]
     if cluster.get("others"):
         rows.append(("[dim]other tenants[/dim]", cluster["others"]))
     for name, t in rows:
         table.add_row(
-            name, f"{t['weight']:g}", f"{t['share']:.0%}",
-            f"{t['dominant_share']:.0%}", f"{t['cpus']:g}", f"{t['gpus']:g}", str(t["slots"]),
-            str(t["studies_waiting"]), _quota_text(t),
+            name, f"{t['weight']:g}", f"{t['share']:.0%}", f"{t['dominant_share']:.0%}",
+            shape_text(t["cpus"], t["gpus"]), str(t["slots"]), str(t["studies_waiting"]),
+            _quota_text(t),
         )  # fmt: skip
     return table
 
@@ -204,7 +223,10 @@ def _quota_text(tenant: dict[str, Any]) -> str:
 
 
 def _queue_table(queue: list[dict[str, Any]]) -> Table:
-    table = _titled("queue", "#", "study", "tenant", "priority", "waiting since", "slots", "shape")
+    table = _columns(
+        "#", "study", "tenant", "priority", "waiting since", "slots", "shape",
+        wrapping=("study", "waiting since", "shape"), title="queue",
+    )  # fmt: skip
     for q in queue:
         study = (
             f"{q['study_id']} '{escape(q['name'] or '')}'"
@@ -216,13 +238,6 @@ def _queue_table(queue: list[dict[str, Any]]) -> Table:
             waited(q["waiting_since"]), f"{q['slots_held']}/{q['parallelism']}",
             shape_text(q["cpus_per_trial"], q["gpus_per_trial"]),
         )  # fmt: skip
-    return table
-
-
-def _titled(title: str, *headers: str) -> Table:
-    table = Table(title=title, title_justify="left", title_style="bold")
-    for header in headers:
-        table.add_column(header)
     return table
 
 
@@ -254,14 +269,23 @@ def _span(seconds: float) -> str:
 
 
 def print_trials(trials: list[dict[str, Any]]) -> None:
-    table = _trial_table("trial", "state", "value", "best/epochs", "stop", "secs")
-    for t in trials:
-        secs = "-" if t["duration_s"] is None else f"{t['duration_s']:.1f}"
-        table.add_row(
-            str(t["number"]), t["state"], fmt(t["value"]), _epochs(t), t["stop_reason"] or "",
-            secs, _params(t),
-        )  # fmt: skip
-    console.print(table)
+    """A row a trial; on a narrow console the stop reason goes under the state, leaving the
+    params column room for a whole `name=value` a line."""
+    narrow = console.width < WIDE
+    headers = ["trial", "state", "value", "epochs", "stop", "secs"]
+    if narrow:
+        headers.remove("stop")
+    rows = [_trial_row(t, narrow=narrow) for t in trials]
+    console.print(_trial_table(headers, rows, trials))
+
+
+def _trial_row(trial: dict[str, Any], *, narrow: bool) -> list[str]:
+    state, stop = trial["state"], trial["stop_reason"] or ""
+    secs = "-" if trial["duration_s"] is None else f"{trial['duration_s']:.1f}"
+    if not narrow:
+        return [str(trial["number"]), state, fmt(trial["value"]), _epochs(trial), stop, secs]
+    state_stop = state if stop in ("", state) else f"{state}\n{stop}"
+    return [str(trial["number"]), state_stop, fmt(trial["value"]), _epochs(trial), secs]
 
 
 def print_best(study: dict[str, Any], trials: list[dict[str, Any]]) -> None:
@@ -274,12 +298,8 @@ def print_best(study: dict[str, Any], trials: list[dict[str, Any]]) -> None:
     if not trials:
         console.print("no complete trials")
         return
-    table = _trial_table("trial", "value", "best/epochs", "stop")
-    for t in trials:
-        table.add_row(
-            str(t["number"]), fmt(t["value"]), _epochs(t), t["stop_reason"] or "", _params(t)
-        )
-    console.print(table)
+    rows = [[str(t["number"]), fmt(t["value"]), _epochs(t), t["stop_reason"] or ""] for t in trials]
+    console.print(_trial_table(("trial", "value", "epochs", "stop"), rows, trials))
 
 
 def print_dataset(record: dict[str, Any]) -> None:
@@ -291,30 +311,48 @@ def print_dataset(record: dict[str, Any]) -> None:
     console.print(f"use it in a study as  dataset: {{source: uploaded, id: {record['id']}}}")
 
 
-def _trial_table(*headers: str) -> Table:
-    """Short columns never wrap; the params column takes the rest of the width."""
-    table = Table()
-    for header in headers:
-        table.add_column(header, no_wrap=True)
-    table.add_column("params", ratio=1, overflow="fold")
+def _trial_table(
+    headers: Sequence[str], rows: list[list[str]], trials: list[dict[str, Any]]
+) -> Table:
+    """Short columns never wrap; the params column takes the rest of the width, one
+    `name=value` a line on a narrow console."""
+    table = _columns(*headers)
+    for row in rows:
+        table.add_row(*row)
+    room = console.width - console.measure(table).maximum - PARAMS_COLUMN_EDGES
+    table = _columns(*headers, "params", wrapping=("params",))
+    for row, trial in zip(rows, trials, strict=True):
+        table.add_row(*row, _params(trial, room=room))
     return table
 
 
 def _epochs(trial: dict[str, Any]) -> str:
+    """Its best epoch of the epochs it ran: `12/15`."""
     return f"{fmt(trial['best_epoch'])}/{trial['epochs_run']}"
 
 
-def _params(trial: dict[str, Any], *, one_line: bool = False) -> str:
-    """One per line on a narrow console, where a comma list would be folded mid-word."""
-    sep = ", " if one_line or console.width >= WIDE else "\n"
-    return escape(sep.join(f"{k}={fmt(v)}" for k, v in trial["params"].items()))
+def _params(trial: dict[str, Any], *, room: int | None = None) -> str:
+    """`name=value` pairs: a comma list on a wide console (or without `room`, where it wraps
+    between pairs); else one a line, with a value moved under its name where the pair is
+    wider than `room`, since a folded column would split the name mid-word."""
+    pairs = [f"{k}={fmt(v)}" for k, v in trial["params"].items()]
+    if room is None or console.width >= WIDE:
+        return escape(", ".join(pairs))
+    return escape("\n".join(_fit_pair(pair, room) for pair in pairs))
+
+
+def _fit_pair(pair: str, room: int) -> str:
+    if len(pair) <= room:
+        return pair
+    name, value = pair.split("=", 1)
+    return f"{name}=\n  {value}"
 
 
 def _best_text(best: dict[str, Any] | None) -> str:
     if best is None:
         return "-"
     value, epoch = fmt(best["value"]), best["best_epoch"]
-    return f"trial {best['number']}: {value} at epoch {epoch}  {_params(best, one_line=True)}"
+    return f"trial {best['number']}: {value} at epoch {epoch}  {_params(best)}"
 
 
 def _when(stamp: str | None) -> str:

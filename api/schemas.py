@@ -8,6 +8,7 @@ from typing import Any, Literal, cast
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.cluster_view import ScopedCluster, TenantView, amount
+from service.insights import Curve
 from service.records import TrialRecord
 from service.studies import StudyView
 
@@ -40,19 +41,35 @@ class TrialOut(BaseModel):
         return cls(**fields)
 
 
+# Counts, not measurements: workers report every metric as a float, the API says these whole.
+INTEGER_METRICS = frozenset({"n_params"})
+EpochValue = int | float | None
+
+
 class TrialDetailOut(TrialOut):
-    epochs: list[dict[str, float | None]] = Field(
-        description="Per epoch: epoch, train_loss, val_loss, val metrics, lr, seconds; "
-        "a NaN or infinite value (a diverged trial) is null."
+    epochs: list[dict[str, EpochValue]] = Field(
+        description="Per epoch: epoch, train_loss, val_loss, val metrics, lr, seconds (of that "
+        "epoch), train_seconds (so far) and n_params; epoch and n_params are integers. A NaN "
+        "or infinite value (a diverged trial) is null."
     )
 
     @classmethod
     def of(cls, trial: TrialRecord) -> TrialDetailOut:
         base = TrialOut.of(trial).model_dump()
-        epochs: list[dict[str, float | None]] = [
-            {"epoch": e.epoch, **e.metrics, "seconds": e.seconds} for e in trial.epochs
+        epochs: list[dict[str, EpochValue]] = [
+            {"epoch": e.epoch, **_with_counts(e.metrics), "seconds": e.seconds}
+            for e in trial.epochs
         ]
         return cls(**base, epochs=epochs)
+
+
+def _with_counts(metrics: dict[str, float | None]) -> dict[str, EpochValue]:
+    return {k: as_count(v) if k in INTEGER_METRICS else v for k, v in metrics.items()}
+
+
+def as_count(value: float | None) -> int | None:
+    """A count the worker sent as a float (1234.0), as the integer it is."""
+    return None if value is None else int(value)
 
 
 class BudgetPatch(BaseModel):
@@ -159,7 +176,20 @@ class CurveOut(BaseModel):
     state: TrialState
     value: float | None
     epochs: list[int]
-    values: list[float | None] = Field(description="The metric per epoch; null if not finite.")
+    values: list[EpochValue] = Field(
+        description="The metric per epoch (an integer for a count such as n_params); null if "
+        "not finite."
+    )
+
+    @classmethod
+    def of(cls, curve: Curve, metric: str) -> CurveOut:
+        values: list[EpochValue] = list(curve.values)
+        if metric in INTEGER_METRICS:
+            values = [as_count(v) for v in curve.values]
+        state = cast(TrialState, curve.state)
+        return cls(
+            number=curve.number, state=state, value=curve.value, epochs=curve.epochs, values=values
+        )
 
 
 class CurvesOut(BaseModel):

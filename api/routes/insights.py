@@ -58,4 +58,4 @@ def curves(
     metric, found = insights.curves(
         study_id, numbers=numbers, top=top, pruned=pruned, tenant=tenant
     )
-    return CurvesOut(metric=metric, items=[CurveOut(**vars(c)) for c in found])
+    return CurvesOut(metric=metric, items=[CurveOut.of(c, metric) for c in found])

@@ -16,11 +16,14 @@ import httpx
 import pytest
 import yaml
 
+from api.cli_output import fmt
 from service.settings import Settings
 from tests.conftest import FAST_SPEC, LiveService, running_service, wait_for_study
 
 pytestmark = pytest.mark.ray
 DOWN = "http://127.0.0.1:9"  # the discard port: nothing listens there
+NARROW = {"COLUMNS": "80"}
+LONG_NAMED_PARAM = {"label_smoothing": {"type": "float", "low": 0.01, "high": 0.2}}
 
 
 def hpo(
@@ -32,10 +35,13 @@ def hpo(
     )  # fmt: skip
 
 
-def spec_file(directory: Path, name: str, **budget: Any) -> Path:
+def spec_file(
+    directory: Path, name: str, *, space: dict[str, Any] | None = None, **budget: Any
+) -> Path:
     """A study file from the suite's fast spec, with 1-2 epochs a trial."""
     spec = copy.deepcopy(FAST_SPEC)
     spec["name"] = name
+    spec["space"].update(space or {})
     spec["budget"].update({"max_trials": 3, "max_epochs": 2, **budget})
     path = directory / f"{name}.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -59,8 +65,9 @@ def http(shared_service: LiveService) -> Iterator[httpx.Client]:
 def waited(
     shared_service: LiveService, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[subprocess.CompletedProcess[str], int]:
-    """One `hpo submit --wait` of a 3-trial study, shared by the read commands' tests."""
-    path = spec_file(tmp_path_factory.mktemp("cli"), "cli-study")
+    """One `hpo submit --wait` of a 3-trial study, shared by the read commands' tests; it
+    searches a long-named param too, for the tables at 80 columns."""
+    path = spec_file(tmp_path_factory.mktemp("cli"), "cli-study", space=LONG_NAMED_PARAM)
     result = hpo("submit", str(path), "--wait", "--url", shared_service.url)
     found = re.search(r"study (\d+) 'cli-study' submitted", result.stdout)
     assert found, (result.stdout, result.stderr)
@@ -147,6 +154,48 @@ def test_show_and_studies_print_a_study_for_people(
         assert text in shown.stdout, (text, shown.stdout)
     listed = hpo("studies", "--url", shared_service.url)
     assert listed.returncode == 0 and "cli-study" in listed.stdout and "3/3" in listed.stdout
+
+
+def assert_fits_80_columns(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    """Every line fits, nothing is cut short with an ellipsis, and each of `words` (which
+    has no space) is printed whole on one line."""
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert max(len(line) for line in out.splitlines()) <= 80, out
+    assert "…" not in out, out
+    for word in words:
+        assert word in out, (word, out)
+
+
+def test_tables_at_80_columns_never_split_a_word(
+    waited: tuple[subprocess.CompletedProcess[str], int],
+    shared_service: LiveService,
+    http: httpx.Client,
+) -> None:
+    _, study_id = waited
+    url = ("--url", shared_service.url)
+    trials = http.get(f"/api/v1/studies/{study_id}/trials").json()["items"]
+    best = http.get(f"/api/v1/studies/{study_id}/best", params={"k": 2}).json()["items"]
+    assert all("label_smoothing" in t["params"] for t in trials)
+
+    listed = hpo("trials", str(study_id), *url, env=NARROW)
+    assert_fits_80_columns(
+        listed, *(pair for t in trials for pair in param_pairs(t)),
+        *(t["stop_reason"] for t in trials),
+    )  # fmt: skip
+    assert_fits_80_columns(
+        hpo("best", str(study_id), "--k", "2", *url, env=NARROW),
+        *(pair for t in best for pair in param_pairs(t)), "val_accuracy",
+    )  # fmt: skip
+    assert_fits_80_columns(hpo("studies", *url, env=NARROW), "cli-study", "completed")
+    shown = hpo("show", str(study_id), *url, env=NARROW)
+    study = http.get(f"/api/v1/studies/{study_id}").json()
+    assert_fits_80_columns(shown, "'cli-study'", study["optuna_study_name"], "label_smoothing=")
+
+
+def param_pairs(trial: dict[str, Any]) -> list[str]:
+    """`name=value` as the CLI prints each of the trial's params."""
+    return [f"{k}={fmt(v)}" for k, v in trial["params"].items()]
 
 
 def test_stop_then_resume_with_more_trials_ends_at_the_new_count(
@@ -312,11 +361,15 @@ def test_cluster_prints_nodes_slots_tenants_and_the_queue(
     for node in answer["nodes"]:
         assert re.search(rf"│ {node['node_id'][:12]}[^│]* │ yes +│", out), (node, out)
     assert re.search(rf"│ 1 CPU +│ 4 +│ \d +│ #{hog} x4 +│", out), out
-    assert re.search(r"│ default +│ 1 +│ 100% +│ 80% +│ 4 +│ 0 +│ 4 +│ 1 +│ - +│", out), out
+    assert re.search(r"│ default +│ 1 +│ 100% +│ 80% +│ 4 CPUs +│ 4 +│ 1 +│ - +│", out), out
     assert re.search(
         rf"│ 1 +│ {big} 'needs-a-node' +│ default +│ 2 +│ 20\S+ \S+ \(\d+ s ago\) +│ 0/2 +│ 2 CPUs +│",
         out,
     ), out
+    assert_fits_80_columns(
+        hpo("cluster", *url, env=NARROW), "needs-a-node", "default", "dominant", "4 CPUs",
+        *(node["node_id"][:12] for node in answer["nodes"]),
+    )  # fmt: skip
 
 
 def test_show_and_studies_print_a_queued_studys_place(

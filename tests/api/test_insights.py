@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
+from api.schemas import CurveOut
+from service.insights import Curve
 from tests.conftest import FAST_SPEC, LiveService, wait_for_study
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -87,6 +90,30 @@ def test_curves_match_each_trials_own_epochs(client: httpx.Client, study: dict[s
         assert curve["values"] == [e["val_accuracy"] for e in detail["epochs"]]
     chosen = client.get(f"{base}/curves", params=[("numbers", 1), ("numbers", 0)]).json()
     assert [c["number"] for c in chosen["items"]] == [1, 0]
+
+
+def test_a_trials_epochs_say_counts_as_integers_and_each_epochs_own_seconds(
+    client: httpx.Client, study: dict[str, Any]
+) -> None:
+    base = f"/api/v1/studies/{study['id']}"
+    epochs = client.get(f"{base}/trials/{study['best']['number']}").json()["epochs"]
+    assert epochs
+    assert all(type(e["epoch"]) is int and type(e["n_params"]) is int for e in epochs), epochs
+    assert len({e["n_params"] for e in epochs}) == 1 and epochs[0]["n_params"] > 0
+    measured = ("train_loss", "val_loss", "val_accuracy", "lr", "seconds", "train_seconds")
+    assert all(type(e[k]) is float for e in epochs for k in measured), epochs
+    # `seconds` is each epoch's own training time, `train_seconds` their running sum.
+    assert all(e["seconds"] > 0 for e in epochs)
+    running = list(itertools.accumulate(e["seconds"] for e in epochs))
+    assert [e["train_seconds"] for e in epochs] == pytest.approx(running)
+
+
+def test_a_curve_of_a_count_is_integers_and_of_a_measurement_floats() -> None:
+    curve = Curve(number=3, state="complete", value=2410.0, epochs=[1, 2], values=[2410.0, None])
+    counted = CurveOut.of(curve, "n_params").model_dump(mode="json")["values"]
+    assert counted == [2410, None] and type(counted[0]) is int
+    measured = CurveOut.of(curve, "val_loss").model_dump(mode="json")["values"]
+    assert measured == [2410.0, None] and type(measured[0]) is float
 
 
 @pytest.mark.parametrize(

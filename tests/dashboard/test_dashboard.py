@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,14 @@ import pytest
 
 from service.settings import Settings
 from tests.conftest import FAST_SPEC, running_service, wait_for_study
-from tests.dashboard.helpers import chart_traces, row_numbers, screenshot
+from tests.dashboard.helpers import (
+    chart_traces,
+    is_round_log_scale,
+    is_round_scale,
+    row_numbers,
+    screenshot,
+    seconds_shown,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.ray]
 
@@ -30,6 +37,11 @@ ENDLESS = {
     "pruner": {"type": "none"},
     "early_stopping": {"patience": 10_000},
 }
+
+
+COLOUR = "el => getComputedStyle(el).backgroundColor"
+PARCOORDS_TICKS = """() => document.getElementById('chart-parcoords').data[0].dimensions
+    .map(d => ({label: d.label, ticktext: d.ticktext || []}))"""
 
 
 def spec(name: str, **sections: Any) -> dict[str, Any]:
@@ -94,6 +106,18 @@ def test_the_studies_page_lists_a_finished_study(live: Live, page: Any) -> None:
         row.locator("[data-testid=study-done]").inner_text()
         == f"{done}/{study['spec']['budget']['max_trials']}"
     )
+    legend = page.locator("[data-testid=progress-legend]")
+    items = legend.locator(".legend-item")
+    assert items.evaluate_all("els => els.map(e => e.dataset.state)") == [
+        "complete", "pruned", "failed", "running", "to-run",
+    ]  # fmt: skip
+    assert items.all_inner_texts() == ["complete", "pruned", "failed", "running", "not run yet"]
+    segments = row.locator("[data-testid=study-progress] .seg").all()
+    assert len(segments) == 2  # complete and pruned
+    for segment in segments:
+        state = segment.get_attribute("class").split("state-bg-")[1]
+        swatch = legend.locator(f"[data-state={state}] .swatch")
+        assert segment.evaluate(COLOUR) == swatch.evaluate(COLOUR), state
     screenshot(page, "studies")
 
 
@@ -133,7 +157,36 @@ def test_the_study_page_shows_the_best_trial_first_and_every_chart_with_data(
     assert all(c["x"] and c["y"] for c in curves)
     assert any(c["name"].endswith("(pruned)") for c in curves)
     assert f"#{best['number']}" in [c["name"] for c in curves]
+    assert_curves_zoom_to_the_top_trials(live, page, study["id"])
+    numeric = {d["label"]: d["ticktext"] for d in page.evaluate(PARCOORDS_TICKS)}
+    assert is_round_log_scale([float(t) for t in numeric["lr (log)"]]), numeric
+    for label in ("momentum", "val_accuracy"):
+        assert is_round_scale([float(t) for t in numeric[label] if t != "n/a"]), numeric
     screenshot(page, "study")
+
+
+def assert_curves_zoom_to_the_top_trials(live: Live, page: Any, study_id: int) -> None:
+    """The y-axis spans the best half of the complete curves (at least 3, at most 5), when
+    that at least halves the span of every curve drawn; worse curves then run off the chart."""
+    curves = live.http.get(
+        f"/api/v1/studies/{study_id}/curves", params={"top": 10, "pruned": 10}
+    ).json()["items"]
+    complete = sorted(
+        (c for c in curves if c["state"] == "complete"), key=lambda c: c["value"], reverse=True
+    )
+    top = complete[: min(5, max(3, -(-len(complete) // 2)))]
+    lo, hi = span(v for c in top for v in c["values"])
+    low, high = span(v for c in curves for v in c["values"])
+    y0, y1 = page.evaluate("() => document.getElementById('chart-curves').layout.yaxis.range")
+    assert y0 <= lo and hi <= y1, ((y0, y1), (lo, hi))
+    zoomed = 2 * (hi - lo) < high - low
+    assert page.locator("[data-testid=curves-zoom]").is_visible() == zoomed
+    assert (y0 > low or y1 < high) == zoomed, ((y0, y1), (low, high))
+
+
+def span(values: Iterable[float | None]) -> tuple[float, float]:
+    finite = [v for v in values if v is not None]
+    return min(finite), max(finite)
 
 
 def first_row(page: Any) -> tuple[int, float]:
@@ -166,6 +219,7 @@ def test_the_trials_table_sorts_filters_and_opens_a_trial(live: Live, page: Any)
         "() => document.getElementById('curves-note').textContent.includes('selected')"
     )
     assert [c["name"] for c in chart_traces(page, "chart-curves")] == [f"#{pruned} (pruned)"]
+    assert page.locator("[data-testid=curves-zoom]").is_hidden()  # a picked trial shows whole
 
     page.locator(
         f"[data-testid=trial-row][data-number='{pruned}'] [data-testid=trial-link]"
@@ -180,11 +234,30 @@ def test_the_trials_table_sorts_filters_and_opens_a_trial(live: Live, page: Any)
         "epochs_run"
     ]
     assert all(len(t["x"]) == epochs_run for t in curve)
+    assert_epochs_table_shows_real_seconds(live, page, study["id"], pruned)
+    right = [float(t) for t in page.locator("#chart-trial .y2tick text").all_text_contents()]
+    assert is_round_scale(sorted(right)), right
     screenshot(page, "trial")
     page.locator("[data-testid=trial-close]").click()
     page.wait_for_url(f"**/studies/{study['id']}")
     assert detail.is_hidden()
     assert page.locator("[data-testid=trial-state-filter]").input_value() == "pruned"  # not rebuilt
+
+
+def assert_epochs_table_shows_real_seconds(
+    live: Live, page: Any, study_id: int, number: int
+) -> None:
+    """Each epoch's seconds as measured (an epoch here takes milliseconds, which once read
+    `0.0 s`), and n_params as the integer it is."""
+    epochs = live.http.get(f"/api/v1/studies/{study_id}/trials/{number}").json()["epochs"]
+    table = page.locator("[data-testid=trial-epochs]")
+    shown = table.locator("td[data-key=seconds]").all_inner_texts()
+    assert len(shown) == len(epochs)
+    for text, epoch in zip(shown, epochs, strict=True):
+        assert seconds_shown(text) == pytest.approx(epoch["seconds"], rel=0.06), (text, epoch)
+    assert table.locator("td[data-key=n_params]").all_inner_texts() == [
+        str(e["n_params"]) for e in epochs
+    ]
 
 
 def test_the_pareto_front_is_drawn_for_two_objectives(live: Live, page: Any) -> None:

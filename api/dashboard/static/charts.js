@@ -96,9 +96,15 @@ export function drawImportance(div, importance) {
   }));
 }
 
-export function drawCurves(div, curves) {
+// Learning curves. Unless `zoom` is false, the y-axis spans the best complete curves only
+// (see focusRange), so that a diverged or far worse curve does not flatten the ones worth
+// comparing; a double-click shows every curve whole. Returns whether it zoomed.
+export function drawCurves(div, curves, { direction = null, zoom = true } = {}) {
   const items = curves.items || [];
-  if (!items.length) return drawMessage(div, "No learning curves yet");
+  if (!items.length) {
+    drawMessage(div, "No learning curves yet");
+    return false;
+  }
   const traces = items.map((c) => {
     const dimmed = c.state === "pruned" || c.state === "failed";
     const label = `#${c.number}${c.state === "complete" ? "" : ` (${c.state})`}`;
@@ -113,13 +119,37 @@ export function drawCurves(div, curves) {
       hovertemplate: `${label}<br>epoch %{x}<br>${curves.metric} %{y:.4g}<extra></extra>`,
     };
   });
+  const range = zoom ? focusRange(items, direction) : null;
   draw(div, traces, layout({
     xaxis: { title: { text: "epoch" }, dtick: maxEpoch(items) <= 12 ? 1 : undefined },
-    yaxis: { title: { text: curves.metric } },
+    yaxis: { title: { text: curves.metric }, nticks: 8, ...(range ? { range } : {}) },
     legend: { orientation: "v", x: 1.02, y: 1, font: { size: 11 } },
     margin: { l: 56, r: 8, t: 8, b: 44 },
     showlegend: true,
   }));
+  return range !== null;
+}
+
+// The best half of the complete curves (at least 3, at most FOCUS_TOP) set the y-range,
+// padded; null (autorange) unless that at least halves the span of every curve drawn.
+const FOCUS_TOP = 5;
+
+function focusRange(items, direction) {
+  const sign = direction === "minimize" ? 1 : -1;
+  const complete = items.filter((c) => c.state === "complete" && Number.isFinite(c.value));
+  if (direction) complete.sort((a, b) => sign * (a.value - b.value));
+  const n = Math.min(FOCUS_TOP, Math.max(3, Math.ceil(complete.length / 2)));
+  const best = complete.slice(0, n);
+  const focus = extent(best.flatMap((c) => c.values));
+  const all = extent(items.flatMap((c) => c.values));
+  if (!focus || !all || 2 * (focus[1] - focus[0]) >= all[1] - all[0]) return null;
+  const pad = (focus[1] - focus[0]) * 0.08 || Math.abs(focus[0]) * 0.05 || 0.5;
+  return [focus[0] - pad, focus[1] + pad];
+}
+
+function extent(values) {
+  const finite = values.filter((v) => typeof v === "number" && Number.isFinite(v));
+  return finite.length ? [Math.min(...finite), Math.max(...finite)] : null;
 }
 
 function maxEpoch(items) {
@@ -133,7 +163,7 @@ export function drawParcoords(div, trials, space, metric, direction) {
   const names = [...new Set(rows.flatMap((t) => Object.keys(t.params)))];
   const dims = names.map((name) => dimension(name, rows.map((t) => t.params[name]), space?.[name]));
   const values = rows.map(trialValue);
-  dims.push({ label: metric, values });
+  dims.push(dimension(metric, values, null));
   draw(div, [{
     type: "parcoords",
     dimensions: dims,
@@ -162,14 +192,48 @@ function dimension(label, raw, spec) {
   if (lo === hi) { lo -= 0.5; hi += 0.5; }
   const missing = raw.length > present.length;
   const gap = lo - (hi - lo) * 0.15;
-  const tickvals = [0, 0.25, 0.5, 0.75, 1].map((q) => lo + q * (hi - lo));
-  const ticktext = tickvals.map((v) => Number((log ? 10 ** v : v).toPrecision(2)).toString());
+  const ticks = log ? logTicks(lo, hi) : niceTicks(lo, hi);
+  const tickvals = ticks.map(f);
+  const ticktext = ticks.map(fmtTick);
   if (missing) { tickvals.unshift(gap); ticktext.unshift("n/a"); }
   return {
     label: log ? `${label} (log)` : label,
     values: raw.map((v) => (v === undefined || v === null ? gap : f(v))),
-    range: [missing ? gap : lo, hi], tickvals, ticktext,
+    range: [missing ? gap : lo, hi], tickvals, ticktext, tickformat: ".3~r",
   };
+}
+
+// Round ticks within [lo, hi]: multiples of 1, 2 or 5 times a power of ten, the step whose
+// count comes nearest `n`.
+export function niceTicks(lo, hi, n = 5) {
+  const power = Math.floor(Math.log10((hi - lo) / n));
+  const steps = [power - 1, power, power + 1].flatMap((e) => [1, 2, 5].map((m) => m * 10 ** e));
+  const count = (step) => Math.floor(hi / step + 1e-9) - Math.ceil(lo / step - 1e-9) + 1;
+  const step = steps.reduce((a, b) => (Math.abs(count(b) - n) < Math.abs(count(a) - n) ? b : a));
+  const ticks = [];
+  for (let k = Math.ceil(lo / step - 1e-9); k <= Math.floor(hi / step + 1e-9); k += 1) {
+    ticks.push(Number((k * step).toPrecision(12)));
+  }
+  return ticks;
+}
+
+// Ticks of a log axis, given in log10 units: whole decades, with 2 and 5 between them when
+// the axis spans less than three decades.
+function logTicks(lo, hi) {
+  const mantissas = hi - lo < 3 ? [1, 2, 5] : [1];
+  const ticks = [];
+  for (let e = Math.floor(lo); e <= Math.ceil(hi); e += 1) {
+    for (const m of mantissas) {
+      const v = Number((m * 10 ** e).toPrecision(3));
+      const x = Math.log10(v);
+      if (x >= lo - 1e-9 && x <= hi + 1e-9) ticks.push(v);
+    }
+  }
+  return ticks.length >= 2 ? ticks : [10 ** lo, 10 ** hi].map((v) => Number(v.toPrecision(2)));
+}
+
+function fmtTick(v) {
+  return Number(v.toPrecision(3)).toString();
 }
 
 function categorical(label, raw, spec) {
@@ -233,8 +297,14 @@ export function drawTrialCurve(div, epochs) {
   });
   draw(div, traces, layout({
     xaxis: { title: { text: "epoch" }, dtick: x.length <= 12 ? 1 : undefined },
-    yaxis: { title: { text: "loss" } },
-    yaxis2: { title: { text: "metric" }, overlaying: "y", side: "right", showgrid: false },
-    margin: { l: 56, r: 56, t: 8, b: 44 },
+    yaxis: { title: { text: "loss" }, nticks: 6 },
+    // Plotly syncs an overlaying axis's ticks to the grid of the axis under it by default,
+    // which labelled it 0.281, 0.347, 0.414...: its own round ticks instead.
+    yaxis2: {
+      title: { text: "metric" }, overlaying: "y", side: "right", showgrid: false,
+      tickmode: "auto", nticks: 6,
+    },
+    legend: { orientation: "h", y: -0.3 },
+    margin: { l: 56, r: 56, t: 8, b: 56 },
   }));
 }

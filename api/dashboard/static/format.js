@@ -36,9 +36,12 @@ export function fmtValue(v) {
   return Number(v.toPrecision(4)).toString();
 }
 
+// Durations to three significant digits under a minute: an epoch of 0.035 s is "35 ms", not
+// "0.0 s"; longer ones in minutes, hours and days.
 export function fmtDuration(seconds) {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "–";
-  if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 1 : 0)} s`;
+  if (seconds < 0.9995) return `${Number((seconds * 1e3).toPrecision(2))} ms`;
+  if (seconds < 59.95) return `${Number(seconds.toPrecision(3))} s`;
   const s = Math.round(seconds);
   const pad = (n) => String(n).padStart(2, "0");
   if (s < 3600) return `${Math.floor(s / 60)}m ${pad(s % 60)}s`;
@@ -81,11 +84,14 @@ export function objectives(spec) {
   return Array.isArray(o) ? o : [o];
 }
 
+// The trial states a progress bar shows, in its order: one home for the bar and its legend.
+export const PROGRESS_STATES = ["complete", "pruned", "failed", "running"];
+
 // A progress bar: one segment per state, widths relative to total.
 export function progressBar(counts, total, testid) {
   const bar = h("div", { class: "progress", "data-testid": testid, role: "progressbar" });
   const denominator = Math.max(total || 0, doneCount(counts) + (counts.running || 0), 1);
-  for (const state of ["complete", "pruned", "failed", "running"]) {
+  for (const state of PROGRESS_STATES) {
     const n = counts[state] || 0;
     if (!n) continue;
     bar.append(h("span", {
@@ -95,6 +101,16 @@ export function progressBar(counts, total, testid) {
     }));
   }
   return bar;
+}
+
+// What each colour of the progress bars means; the grey track is the budget still to run.
+export function progressLegend() {
+  return h("span", { class: "legend small", "data-testid": "progress-legend" },
+    h("span", { class: "muted" }, "Progress:"),
+    PROGRESS_STATES.map((state) => h("span", { class: "legend-item", "data-state": state },
+      h("span", { class: `swatch state-bg-${state}` }), state)),
+    h("span", { class: "legend-item", "data-state": "to-run" },
+      h("span", { class: "swatch swatch-track" }), "not run yet"));
 }
 
 export function errorBox(err) {

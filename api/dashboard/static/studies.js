@@ -3,7 +3,7 @@
 import { AuthError, getJSON } from "./api.js";
 import {
   badge, doneCount, elapsed, errorBox, fmtDuration, fmtTime, fmtValue, fmtWaiting, h, link,
-  objectives, progressBar, slotsText,
+  objectives, progressBar, progressLegend, slotsText,
 } from "./format.js";
 
 const PAGE_SIZE = 25;
@@ -23,6 +23,7 @@ export async function renderStudies(ctx) {
     h("section", { class: "panel" },
       h("div", { class: "panel-head" },
         h("h1", {}, "Studies"),
+        progressLegend(),
         h("span", { class: "spacer" }),
         h("div", { class: "pager" }, prev, pageLabel, more)),
       status,

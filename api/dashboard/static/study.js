@@ -73,13 +73,18 @@ class StudyPage {
         div);
     };
     this.curvesNote = h("span", { class: "muted small", id: "curves-note" }, "top 10 and 10 pruned");
+    this.curvesZoom = h("span", {
+      class: "muted small", id: "curves-zoom", "data-testid": "curves-zoom", hidden: true,
+      title: "Worse curves run off the chart; double-click it to see every curve whole.",
+    }, "· y zoomed to the best trials (double-click for all)");
     this.curvesClear = h("button", { class: "link-button small", id: "curves-clear", hidden: true },
       "show top trials");
     this.curvesClear.addEventListener("click", () => this.trials.clearSelection());
     const cards = [
       card("history", "Optimization history", false),
       card("importance", "Hyperparameter importance", false),
-      card("curves", "Learning curves", true, h("span", {}, this.curvesNote, " ", this.curvesClear)),
+      card("curves", "Learning curves", true,
+        h("span", {}, this.curvesNote, " ", this.curvesZoom, " ", this.curvesClear)),
       card("parcoords", "Parallel coordinates (complete trials)", true),
     ];
     if (objectives(this.study.spec).length > 1) cards.push(card("pareto", "Pareto front", true));
@@ -190,7 +195,13 @@ class StudyPage {
       ? this.selection.map((n) => `numbers=${n}`).join("&")
       : CURVES;
     const curves = await getJSON(`${this.api}/curves?${query}`, { signal: this.ctx.signal });
-    if (this.changed("curves", curves)) drawCurves(this.charts.curves, curves);
+    if (!this.changed("curves", curves)) return;
+    // The top trials set the zoom; trials the user picked are shown whole.
+    const { direction } = objectives(this.study.spec)[0];
+    const zoomed = drawCurves(this.charts.curves, curves, {
+      direction, zoom: !this.selection.length,
+    });
+    this.curvesZoom.hidden = !zoomed;
   }
 
   async completeSample() {

@@ -181,6 +181,9 @@ function keyValues(obj, testid) {
       h("tr", {}, h("th", {}, k), h("td", { class: "num" }, fmtValue(v))))));
 }
 
+// Per-epoch columns that are durations: `seconds` of that epoch, `train_seconds` so far.
+const DURATIONS = new Set(["seconds", "train_seconds"]);
+
 function epochsTable(epochs) {
   if (!epochs.length) return null;
   const keys = [...new Set(epochs.flatMap((e) => Object.keys(e)))];
@@ -188,6 +191,6 @@ function epochsTable(epochs) {
     h("table", { class: "grid compact", "data-testid": "trial-epochs" },
       h("thead", {}, h("tr", {}, keys.map((k) => h("th", { class: "num" }, k)))),
       h("tbody", {}, epochs.map((e) =>
-        h("tr", {}, keys.map((k) => h("td", { class: "num" },
-          k === "seconds" ? fmtDuration(e[k]) : fmtValue(e[k]))))))));
+        h("tr", {}, keys.map((k) => h("td", { class: "num", "data-key": k },
+          DURATIONS.has(k) ? fmtDuration(e[k]) : fmtValue(e[k]))))))));
 }
