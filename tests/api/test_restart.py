@@ -81,9 +81,9 @@ def test_a_killed_service_resumes_its_study_without_losing_or_double_counting(
     with serve.start() as client:
         study_id = client.submit(spec)["id"]
         deadline = time.monotonic() + 90
-        while sum(t["state"] == "running" and t["epochs_run"] >= 1
-                  for t in client.trials(study_id, limit=100)) < 5:  # fmt: skip
-            assert time.monotonic() < deadline, "five trials never trained at once"
+        # All five in flight, and training under way (not just slots starting).
+        while not _in_flight(client.trials(study_id, limit=100), 5):
+            assert time.monotonic() < deadline, "five trials never ran at once"
             time.sleep(0.1)
         waiter_id = client.submit(waiter_spec)["id"]
         queued = client.get(waiter_id)
@@ -114,6 +114,11 @@ def test_a_killed_service_resumes_its_study_without_losing_or_double_counting(
     first_waiter_end = min(_at(t["finished_at"]) for t in waiter_done)
     retried = [t for t in done if t["retry_of"] is not None]
     assert retried and min(_at(t["started_at"]) for t in retried) >= first_waiter_end
+
+
+def _in_flight(trials: list[dict[str, Any]], n: int) -> bool:
+    running = [t for t in trials if t["state"] == "running"]
+    return len(running) >= n and any(t["epochs_run"] >= 1 for t in running)
 
 
 def _at(text: str) -> datetime:

@@ -235,6 +235,10 @@ def test_a_higher_priority_study_submitted_last_gets_the_next_freed_slots(
     with httpx.Client(base_url=shared_url, headers=tenant("solo"), timeout=30) as http:
         busy = submit(http, make_spec(name="busy", **STEADY,
                       budget={"max_trials": 5, "max_epochs": 3, "parallelism": 5}))  # fmt: skip
+        deadline = time.monotonic() + 60
+        while http.get(f"/api/v1/studies/{busy}").json()["slots_held"] < 5:  # the whole cluster
+            assert time.monotonic() < deadline, "the busy study never held the cluster"
+            time.sleep(0.05)
         budget = {"max_trials": 2, "max_epochs": 1, "parallelism": 2}
         low = submit(http, make_spec(name="low", budget=budget, priority=0))
         high = submit(http, make_spec(name="high", budget=budget, priority=5))
