@@ -155,6 +155,17 @@ def overlapping(runs: list[Run], node_id: str) -> Shape:
     return peak
 
 
+def contended_seconds(runs: list[Run], tenants: tuple[str, str]) -> dict[str, float]:
+    """Each tenant's slot-seconds while both still had work: until the first of the two
+    ran out of trials."""
+    contended = min(max(r.end for r in runs if r.tenant == t) for t in tenants)
+    return {
+        t: sum(min(r.end, contended) - r.start for r in runs
+               if r.tenant == t and r.start < contended)
+        for t in tenants
+    }  # fmt: skip
+
+
 def test_mixed_shapes_at_four_times_capacity_all_finish_and_never_overcommit_a_node() -> None:
     backend = cluster(a=(2, 0), b=(2, 0), g=(1, 1))
 
@@ -191,14 +202,7 @@ def test_a_tenant_with_one_study_and_a_tenant_with_six_share_the_cluster_evenly(
         await sim.scheduler.close()
         return sim
 
-    sim = asyncio.run(main())
-    # While both still had work: until the first of the two tenants ran out of trials.
-    contended = min(max(r.end for r in sim.runs if r.tenant == t) for t in ("solo", "crowd"))
-    seconds = {
-        t: sum(min(r.end, contended) - r.start for r in sim.runs
-               if r.tenant == t and r.start < contended)
-        for t in ("solo", "crowd")
-    }  # fmt: skip
+    seconds = contended_seconds(asyncio.run(main()).runs, ("solo", "crowd"))
     assert abs(seconds["solo"] - seconds["crowd"]) / max(seconds.values()) < 0.15, seconds
 
 
@@ -214,13 +218,7 @@ def test_weights_split_the_cluster_two_to_one() -> None:
         await sim.scheduler.close()
         return sim
 
-    sim = asyncio.run(main())
-    contended = min(max(r.end for r in sim.runs if r.tenant == t) for t in ("heavy", "light"))
-    seconds = {
-        t: sum(min(r.end, contended) - r.start for r in sim.runs
-               if r.tenant == t and r.start < contended)
-        for t in ("heavy", "light")
-    }  # fmt: skip
+    seconds = contended_seconds(asyncio.run(main()).runs, ("heavy", "light"))
     assert seconds["heavy"] / seconds["light"] == pytest.approx(2.0, rel=0.15), seconds
 
 
