@@ -27,70 +27,24 @@ import contextlib
 import itertools
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from service.cluster_view import (
-    ClusterSnapshot,
-    NodeView,
-    QueueEntry,
-    QueueInfo,
-    SlotView,
-    TenantView,
-)
+from service.cluster_view import ClusterSnapshot, QueueInfo
 from service.fair_share import (
     ZERO,
-    Claim,
     Shape,
     TenantPolicy,
     TenantUse,
     dominant_share,
-    entitled_shares,
     grant_order,
 )
 from service.placement import Placement, Plan, SlotFacts, refusal
+from service.scheduler_state import READY_GRACE_S, SlotState, StudyState, snapshot_of
 from service.slot_contract import Lease, NodeInfo, SlotBackend, StudyDemand
 
 log = logging.getLogger(__name__)
-READY_GRACE_S = 5.0  # how long a new study getting ready may hold back grants to others
-
-
-@dataclass
-class _Slot:
-    id: int
-    actor: Any
-    shape: Shape
-    node_id: str
-    study_id: int | None = None
-    last_study: int | None = None
-    idle_since: float = 0.0
-
-
-@dataclass
-class _Study:
-    demand: StudyDemand
-    waiters: deque[tuple[asyncio.Future[Lease], float]] = field(default_factory=deque)
-    held: set[int] = field(default_factory=set)
-    waiting_since: datetime | None = None
-    asked: bool = False
-    departed: bool = False
-    registered: float = field(default_factory=time.monotonic)
-
-    def getting_ready(self, now: float) -> bool:
-        """Submitted moments ago and not asking yet (its data and sampler are being set up)."""
-        return not self.asked and not self.departed and now - self.registered < READY_GRACE_S
-
-    def claim(self) -> Claim:
-        d = self.demand
-        return Claim(d.study_id, d.tenant, d.priority, d.created_at)
-
-    def live_waiters(self) -> bool:
-        while self.waiters and self.waiters[0][0].done():
-            self.waiters.popleft()
-        return bool(self.waiters)
 
 
 class SlotScheduler:
@@ -106,8 +60,8 @@ class SlotScheduler:
         self._refresh_s = refresh_s
         self._on_wait = on_wait
         self._nodes: dict[str, NodeInfo] = {}
-        self._slots: dict[int, _Slot] = {}
-        self._studies: dict[int, _Study] = {}
+        self._slots: dict[int, SlotState] = {}
+        self._studies: dict[int, StudyState] = {}
         self._use: dict[str, TenantUse] = {}
         self._ids = itertools.count(1)
         self._reservation: tuple[int, str] | None = None
@@ -185,7 +139,7 @@ class SlotScheduler:
 
     def register(self, demand: StudyDemand, *, waiting_since: datetime | None = None) -> None:
         """A study that will ask for slots; it is queued from `waiting_since` (default now)."""
-        self._studies[demand.study_id] = _Study(demand, waiting_since=waiting_since or _now())
+        self._studies[demand.study_id] = StudyState(demand, waiting_since=waiting_since or _now())
         self._use.setdefault(demand.tenant, TenantUse(updated=time.monotonic()))
         self._kick()
 
@@ -203,7 +157,7 @@ class SlotScheduler:
         self._forget_if_done(study)
         self._kick()
 
-    def _forget_if_done(self, study: _Study) -> None:
+    def _forget_if_done(self, study: StudyState) -> None:
         if study.departed and not study.held:
             self._studies.pop(study.demand.study_id, None)
 
@@ -281,35 +235,13 @@ class SlotScheduler:
         }
 
     def _build_snapshot(self) -> ClusterSnapshot:
-        total = self._total()
-        active = sorted(
-            {s.demand.tenant for s in self._studies.values()}
-            | {t for t, u in self._use.items() if u.held != ZERO}
-        )
-        shares = entitled_shares(active, self.policy)
-        tenants = sorted(self._use)  # every tenant seen since start, idle ones at share 0
-        return ClusterSnapshot(
-            nodes=[self._node_view(n) for n in self._nodes.values()],
-            slots=[self._slot_view(s) for s in self._slots.values()],
-            tenants=[self._tenant_view(t, total, shares.get(t, 0.0)) for t in tenants],
-            queue=[
-                QueueEntry(
-                    position=i,
-                    study_id=s.demand.study_id,
-                    name=s.demand.name,
-                    tenant=s.demand.tenant,
-                    priority=s.demand.priority,
-                    waiting_since=s.waiting_since,
-                    slots_held=len(s.held),
-                    parallelism=s.demand.parallelism,
-                    shape=s.demand.shape,
-                )  # fmt: skip
-                for i, s in enumerate(self._queue(), 1)
-            ],
+        return snapshot_of(
+            nodes=list(self._nodes.values()), slots=list(self._slots.values()),
+            studies=self._studies, queue=self._queue(), use=self._use, policy=self.policy,
             reserved_node=self._reservation[1] if self._reservation else None,
-        )
+        )  # fmt: skip
 
-    def _queue(self) -> list[_Study]:
+    def _queue(self) -> list[StudyState]:
         """Studies that wait for a slot (or, before they first ask, for their first), in
         the order the scheduler would grant them."""
         waiting = {
@@ -320,28 +252,6 @@ class SlotScheduler:
         order = grant_order([s.claim() for s in waiting.values()], self._use, self._total(),
                             self.policy)  # fmt: skip
         return [waiting[c.study_id] for c in order]
-
-    def _node_view(self, node: NodeInfo) -> NodeView:
-        used = sum((s.shape for s in self._slots.values() if s.node_id == node.node_id), ZERO)
-        return NodeView(node.node_id, node.alive, node.capacity, used)
-
-    def _slot_view(self, slot: _Slot) -> SlotView:
-        study = self._studies.get(slot.study_id) if slot.study_id is not None else None
-        return SlotView(
-            slot.id, slot.node_id, slot.shape, "busy" if slot.study_id is not None else "idle",
-            slot.study_id, study.demand.tenant if study else None,
-        )  # fmt: skip
-
-    def _tenant_view(self, tenant: str, total: Shape, share: float) -> TenantView:
-        use = self._use.get(tenant, TenantUse())
-        studies = [s for s in self._studies.values() if s.demand.tenant == tenant]
-        return TenantView(
-            tenant=tenant, weight=self.policy.weight(tenant), share=share, held=use.held,
-            dominant_share=dominant_share(use.held, total),
-            slots=sum(len(s.held) for s in studies),
-            studies_waiting=sum(1 for s in studies if s.live_waiters()),
-            quota=self.policy.quota(tenant),
-        )  # fmt: skip
 
     # -- granting ---------------------------------------------------------------------
 
@@ -404,7 +314,7 @@ class SlotScheduler:
                 return True
         return False
 
-    def _hold_for(self, study: _Study) -> bool:
+    def _hold_for(self, study: StudyState) -> bool:
         """Grant nothing more now; look again when the study's grace ends (it kicks a
         pass itself when it asks)."""
         if study.demand.study_id not in self._held_for:
@@ -417,11 +327,11 @@ class SlotScheduler:
         self._held_for.discard(study_id)
         self._kick()
 
-    def _within_quota(self, study: _Study) -> bool:
+    def _within_quota(self, study: StudyState) -> bool:
         tenant = study.demand.tenant
         return self.policy.quota(tenant).allows(self._use[tenant].held + study.demand.shape)
 
-    def _keep_node_for(self, head: _Study, placement: Placement) -> None:
+    def _keep_node_for(self, head: StudyState, placement: Placement) -> None:
         """Reserve a node for the blocked head of the queue when it needs one (sticky while
         it stays the head), and end the idle slots there: they cannot serve it."""
         shape = head.demand.shape
@@ -447,7 +357,7 @@ class SlotScheduler:
         gpu_nodes = {n for n, info in alive.items() if info.capacity.gpus > 0}
         return Placement({n: i.capacity for n, i in alive.items()}, facts, gpu_nodes)
 
-    def _carry_out(self, plan: Plan, shape: Shape) -> _Slot:
+    def _carry_out(self, plan: Plan, shape: Shape) -> SlotState:
         if plan.reuse is not None:
             return self._slots[plan.reuse]
         for slot_id in plan.end:
@@ -455,7 +365,7 @@ class SlotScheduler:
         assert plan.node_id is not None
         return self._new_slot(shape, plan.node_id)
 
-    def _grant(self, study: _Study, slot: _Slot) -> None:
+    def _grant(self, study: StudyState, slot: SlotState) -> None:
         waiter, since = study.waiters.popleft()
         slot.study_id = study.demand.study_id
         study.held.add(slot.id)
@@ -469,17 +379,17 @@ class SlotScheduler:
 
     # -- bookkeeping ------------------------------------------------------------------
 
-    def _new_slot(self, shape: Shape, node_id: str) -> _Slot:
+    def _new_slot(self, shape: Shape, node_id: str) -> SlotState:
         actor = self._backend.create(shape, node_id)
-        slot = _Slot(next(self._ids), actor, shape, node_id, idle_since=time.monotonic())
+        slot = SlotState(next(self._ids), actor, shape, node_id, idle_since=time.monotonic())
         self._slots[slot.id] = slot
         return slot
 
-    def _end(self, slot: _Slot) -> None:
+    def _end(self, slot: SlotState) -> None:
         self._backend.kill(slot.actor)
         self._drop(slot)
 
-    def _drop(self, slot: _Slot) -> None:
+    def _drop(self, slot: SlotState) -> None:
         self._slots.pop(slot.id, None)
         if slot.study_id is not None:
             study = self._studies.get(slot.study_id)
