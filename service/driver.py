@@ -135,9 +135,16 @@ class StudyDriver:
         return "completed", reason
 
     async def _slot_loop(self) -> None:
-        while (job := self._next_job()) is not None:
+        # The job is taken once the slot is there, and asked of Optuna at once: initial
+        # configs and retries then get trial numbers (and training seeds) in their order,
+        # whichever loop's slot comes first.
+        while self._has_work():
             slot = await self._open_slot()
             if slot is None:
+                return
+            job = self._next_job()
+            if job is None:
+                await self.runner.release_slot(slot, healthy=True)
                 return
             healthy = False
             try:
@@ -173,6 +180,11 @@ class StudyDriver:
         if self._started is None:
             self._started = time.monotonic()
             self.writer.submit(self.store.set_study_state, self.study_id, "running")
+
+    def _has_work(self) -> bool:
+        return self._end_reason is None and (
+            bool(self._retries) or self._n_claimed < self._max_trials
+        )
 
     def _next_job(self) -> TrialJob | None:
         self._check_timeout()
