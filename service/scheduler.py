@@ -370,8 +370,7 @@ class SlotScheduler:
         slot.study_id = study.demand.study_id
         study.held.add(slot.id)
         self._account(slot.shape, +1, tenant=study.demand.tenant)
-        warm = slot.last_study is not None
-        waiter.set_result(Lease(slot.id, slot.actor, slot.node_id, slot.shape, warm))
+        waiter.set_result(Lease(slot.id, slot.actor, slot.node_id, slot.shape))
         if not study.live_waiters():
             study.waiting_since = None
         if self._on_wait is not None:

@@ -48,7 +48,6 @@ class Lease:
     actor: Any
     node_id: str
     shape: Shape
-    warm: bool
 
 
 @dataclass(frozen=True)

@@ -100,8 +100,15 @@ def optuna_storage(sqlite_url: str) -> Iterator[optuna.storages.RDBStorage]:
 
 
 def run_study(
-    store: Store, optuna_storage: Any, spec: dict[str, Any], script: Script, **runner_kwargs: Any
+    store: Store,
+    optuna_storage: Any,
+    spec: dict[str, Any],
+    script: Script,
+    *,
+    resume_to: int | None = None,
+    **runner_kwargs: Any,
 ) -> tuple[StudyService, int, ScriptedRunner]:
+    """Run a study to its end (then, with `resume_to`, resume it to that many trials)."""
     runner = ScriptedRunner(script, **runner_kwargs)
 
     async def runners(study_id: int, _: StudySpec) -> ScriptedRunner:
@@ -111,6 +118,9 @@ def run_study(
         service = StudyService(store, optuna_storage, runners)
         view = await service.submit(StudySpec.model_validate(spec))
         await service.wait(view.record.id)
+        if resume_to is not None:
+            await service.resume(view.record.id, budget={"max_trials": resume_to})
+            await service.wait(view.record.id)
         return service, view.record.id
 
     service, study_id = asyncio.run(main())
@@ -316,20 +326,7 @@ def test_a_resumed_study_draws_none_of_the_params_it_drew_before(
         sampler={"type": sampler, "seed": 0}, pruner={"type": "none"},
         budget={"max_trials": 3, "max_epochs": 1, "parallelism": 1},
     )  # fmt: skip
-    runner = ScriptedRunner(curve(0.5))
-
-    async def runners(study_id: int, _: StudySpec) -> ScriptedRunner:
-        return runner
-
-    async def main() -> tuple[StudyService, int]:
-        service = StudyService(store, optuna_storage, runners)
-        view = await service.submit(StudySpec.model_validate(spec))
-        await service.wait(view.record.id)
-        await service.resume(view.record.id, budget={"max_trials": 6})
-        await service.wait(view.record.id)
-        return service, view.record.id
-
-    service, study_id = asyncio.run(main())
+    service, study_id, _ = run_study(store, optuna_storage, spec, curve(0.5), resume_to=6)
     drawn = [tuple(sorted(t.params.items())) for t in trials(service, study_id)]
     assert len(drawn) == 6
     assert not set(drawn[3:]) & set(drawn[:3]), f"{sampler} repeated a draw after the resume"
