@@ -218,6 +218,9 @@ def test_the_trials_table_sorts_filters_and_opens_a_trial(live: Live, page: Any)
     page.wait_for_function(
         "() => document.getElementById('curves-note').textContent.includes('selected')"
     )
+    page.wait_for_function(  # the chart redraws once the picked trial's curve arrives
+        f"() => document.getElementById('chart-curves').dataset.shows === '{pruned}'"
+    )
     assert [c["name"] for c in chart_traces(page, "chart-curves")] == [f"#{pruned} (pruned)"]
     assert page.locator("[data-testid=curves-zoom]").is_hidden()  # a picked trial shows whole
 

@@ -190,18 +190,26 @@ class StudyPage {
     if (this.changed("importance", importance)) drawImportance(this.charts.importance, importance);
   }
 
-  async drawCurves() {
-    const query = this.selection.length
+  curvesQuery() {
+    return this.selection.length
       ? this.selection.map((n) => `numbers=${n}`).join("&")
       : CURVES;
+  }
+
+  async drawCurves() {
+    const query = this.curvesQuery();
     const curves = await getJSON(`${this.api}/curves?${query}`, { signal: this.ctx.signal });
-    if (!this.changed("curves", curves)) return;
-    // The top trials set the zoom; trials the user picked are shown whole.
-    const { direction } = objectives(this.study.spec)[0];
-    const zoomed = drawCurves(this.charts.curves, curves, {
-      direction, zoom: !this.selection.length,
-    });
-    this.curvesZoom.hidden = !zoomed;
+    // A reply to an earlier selection (or to the first load) that lands late is dropped.
+    if (this.curvesQuery() !== query) return;
+    if (this.changed("curves", curves)) {
+      // The top trials set the zoom; trials the user picked are shown whole.
+      const { direction } = objectives(this.study.spec)[0];
+      const zoomed = drawCurves(this.charts.curves, curves, {
+        direction, zoom: !this.selection.length,
+      });
+      this.curvesZoom.hidden = !zoomed;
+    }
+    this.charts.curves.dataset.shows = this.selection.join(",") || "top";
   }
 
   async completeSample() {
