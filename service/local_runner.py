@@ -14,6 +14,7 @@ from typing import Any
 from service.datasets import DataRoots, prepare_data
 from service.runner import LastEpoch, TrialEnd, TrialError, TrialStart
 from service.spec import StudySpec
+from workers.slot import EpochResult, Resumed
 from workers.trainer import TensorData, TrialTrainer
 
 
@@ -32,11 +33,18 @@ class InProcessSlot:
             seed=start.seed, max_epochs=self._spec.budget.max_epochs,
         )  # fmt: skip
 
-    async def run_epoch(self, *, last: LastEpoch | None = None) -> dict[str, float]:
+    async def resume_trial(self, start: TrialStart) -> Resumed:
+        """No checkpoints here: a resumed trial starts over."""
+        await self.start_trial(start)
+        return Resumed([])
+
+    async def run_epoch(self, *, last: LastEpoch | None = None) -> EpochResult:
         if self._trainer is None:
             raise TrialError("run_epoch called before start_trial")
-        metrics: dict[str, float] = await _guarded(self._trainer.train_epoch)
-        return metrics
+        return EpochResult(await _guarded(self._trainer.train_epoch))
+
+    async def save_checkpoint(self) -> tuple[int | None, str | None]:
+        return None, None
 
     async def end_trial(self, *, keep_weights: bool) -> TrialEnd:
         trainer, self._trainer = self._trainer, None
@@ -75,6 +83,9 @@ class InProcessRunner:
 
     async def release_slot(self, slot: InProcessSlot, *, healthy: bool) -> None:
         await slot.close()
+
+    def should_yield(self, slot: InProcessSlot) -> bool:
+        return False
 
     async def close(self) -> None:
         return None

@@ -19,6 +19,8 @@ from service.scheduler import SlotScheduler
 from service.slot_contract import Lease
 from service.spec import StudySpec
 from workers.data import PreparedData
+from workers.slot import EpochResult, Resumed
+from workers.trial_checkpoints import CheckpointPolicy
 
 
 class WorkerLost(Exception):
@@ -33,6 +35,7 @@ class TrialError(Exception):
 class TrialStart:
     params: dict[str, Any]
     seed: int
+    checkpoint: CheckpointPolicy | None = None
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,17 @@ class Slot(Protocol):
         """Begin a trial; a slot may defer the work to the first `run_epoch`."""
         ...
 
-    async def run_epoch(self, *, last: LastEpoch | None = None) -> dict[str, float]:
-        """Train one epoch; with `last`, the slot may also end the trial (see LastEpoch)."""
+    async def resume_trial(self, start: TrialStart) -> Resumed:
+        """Begin a trial that ran before, from its checkpoint when there is one."""
+        ...
+
+    async def run_epoch(self, *, last: LastEpoch | None = None) -> EpochResult:
+        """Train one epoch (and save a checkpoint when due); with `last`, the slot may also
+        end the trial (see LastEpoch)."""
+        ...
+
+    async def save_checkpoint(self) -> tuple[int | None, str | None]:
+        """Save the trial's state now unless its last epoch was saved: bytes, or an error."""
         ...
 
     async def end_trial(self, *, keep_weights: bool) -> TrialEnd:
@@ -83,6 +95,11 @@ class TrialRunner(Protocol):
     async def release_slot(self, slot: Slot, *, healthy: bool) -> None:
         """The slot's trial has ended: keep it for the next trial (of any study), or end
         it when it is not `healthy` (worker lost, trial abandoned mid-epoch)."""
+        ...
+
+    def should_yield(self, slot: Slot) -> bool:
+        """Whether the cluster's scheduler wants `slot` back for a study that waited
+        (preemption): the trial then stops at this epoch boundary, with a checkpoint."""
         ...
 
     async def close(self) -> None:
@@ -116,25 +133,39 @@ class RaySlot:
         self.node = f"{placement.node[:12]} pid={placement.pid}{gpus}"
         return self.node
 
-    async def start_trial(self, start: TrialStart) -> None:
+    def _start_arguments(self, start: TrialStart) -> dict[str, Any]:
         # The data ref travels inside a dict so Ray hands it over unresolved: the slot
         # fetches the data only when it has not got this study's tensors yet.
-        self._pending_start = {
+        return {
             "data_key": self._data_key, "data": self._data_ref, "params": start.params,
             "model": self._spec.model.key, "objective": self._spec.primary.metric,
             "direction": self._spec.primary.direction, "seed": start.seed,
-            "max_epochs": self._spec.budget.max_epochs,
+            "max_epochs": self._spec.budget.max_epochs, "checkpoint": start.checkpoint,
         }  # fmt: skip
 
-    async def run_epoch(self, *, last: LastEpoch | None = None) -> dict[str, float]:
+    async def start_trial(self, start: TrialStart) -> None:
+        self._pending_start = self._start_arguments(start)
+
+    async def resume_trial(self, start: TrialStart) -> Resumed:
+        self._pending_start = None
+        resumed: Resumed = await _call(
+            self._actor.resume_trial.remote(self._start_arguments(start))
+        )
+        return resumed
+
+    async def run_epoch(self, *, last: LastEpoch | None = None) -> EpochResult:
         start, self._pending_start = self._pending_start, None
         if last is None:
-            metrics: dict[str, float] = await _call(self._actor.run_epoch.remote(start))
-            return metrics
+            result: EpochResult = await _call(self._actor.run_epoch.remote(start))
+            return result
         ref = self._actor.run_last_epoch.remote(start, keep=last.keep, floor=last.floor)
         metrics, test_metrics, weights = await _call(ref)
         self._ended = TrialEnd(test_metrics, weights)
-        return metrics
+        return EpochResult(metrics)
+
+    async def save_checkpoint(self) -> tuple[int | None, str | None]:
+        saved: tuple[int | None, str | None] = await _call(self._actor.save_checkpoint.remote())
+        return saved
 
     async def end_trial(self, *, keep_weights: bool) -> TrialEnd:
         self._pending_start = None
@@ -201,6 +232,10 @@ class RayTrialRunner:
     async def release_slot(self, slot: Slot, *, healthy: bool) -> None:
         assert isinstance(slot, RaySlot)
         self._scheduler.release(slot.lease, keep=healthy)
+
+    def should_yield(self, slot: Slot) -> bool:
+        assert isinstance(slot, RaySlot)
+        return self._scheduler.should_yield(slot.lease)
 
     async def close(self) -> None:
         self._scheduler.unregister(self._study_id)

@@ -118,6 +118,20 @@ class Budget(_Strict):
         return self
 
 
+class CheckpointSpec(_Strict):
+    enabled: bool = Field(
+        default=True,
+        description="Save each trial's state (weights, optimizer, schedule, early-stopping "
+        "state, random generators) so that a lost worker, a restart, a pause or a preemption "
+        "costs at most a checkpoint interval of epochs.",
+    )
+    every_epochs: int | None = Field(
+        default=None, ge=1, le=10_000,
+        description="Save every this many epochs; default: after 5 epochs, or sooner once "
+        "10 s of training passed since the last save.",
+    )  # fmt: skip
+
+
 class Resources(_Strict):
     # Ray counts resources to 1/10000; a slot smaller than 1/100 of a CPU or GPU is a typo.
     cpus_per_trial: float = Field(default=1, ge=0.01, le=1024)
@@ -171,6 +185,7 @@ class StudySpec(_Strict):
     early_stopping: EarlyStoppingSpec = EarlyStoppingSpec()
     budget: Budget = Budget()
     resources: Resources = Resources()
+    checkpoints: CheckpointSpec = CheckpointSpec()
     priority: int = Field(
         default=0, ge=-1000, le=1000,
         description="Among one tenant's studies, freed slots go to the highest priority "

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
 from storage.models import EpochRow, StudyRow, TrialRow
-from storage.records import EpochRecord, StudyRecord, TrialRecord
+from storage.records import AttemptRecord, EpochRecord, StudyRecord, TrialRecord
 
 
 def study_record(row: StudyRow) -> StudyRecord:
@@ -45,7 +47,23 @@ def trial_record(row: TrialRow, epochs: Sequence[EpochRow] = ()) -> TrialRecord:
         error=row.error,
         test_metrics=row.test_metrics,
         epochs=[epoch_record(epoch) for epoch in epochs],
+        checkpoint_epoch=row.checkpoint_epoch,
+        checkpoint_bytes=row.checkpoint_bytes,
+        attempts=[attempt_record(a) for a in row.attempts or ()],
     )
+
+
+def attempt_record(data: dict[str, Any]) -> AttemptRecord:
+    def when(key: str) -> datetime | None:
+        return None if data.get(key) is None else datetime.fromisoformat(data[key])
+
+    started = when("started_at")
+    assert started is not None
+    return AttemptRecord(
+        node=data.get("node"), started_at=started, from_epoch=int(data["from_epoch"]),
+        finished_at=when("finished_at"), epochs_trained=data.get("epochs_trained"),
+        end=data.get("end"),
+    )  # fmt: skip
 
 
 def epoch_record(row: EpochRow) -> EpochRecord:

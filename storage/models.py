@@ -104,6 +104,9 @@ class TrialRow(Base):
     retry_of: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     test_metrics: Mapped[dict[str, float] | None] = mapped_column(JSON)
+    checkpoint_epoch: Mapped[int | None] = mapped_column(Integer)
+    checkpoint_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
 
 class ValueBlockRow(Base):

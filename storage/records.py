@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-STUDY_STATES = ("queued", "running", "completed", "stopped", "failed")
+STUDY_STATES = ("queued", "running", "paused", "completed", "stopped", "failed")
 TRIAL_STATES = ("waiting", "running", "complete", "pruned", "failed")
 FINISHED_TRIAL_STATES = ("complete", "pruned", "failed")
 
@@ -54,6 +54,21 @@ class TrialRecord:
     error: str | None
     test_metrics: dict[str, float] | None = None
     epochs: list[EpochRecord] = field(default_factory=list)
+    checkpoint_epoch: int | None = None
+    checkpoint_bytes: int | None = None
+    attempts: list[AttemptRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One run of a trial on one slot: a trial that was resumed has several."""
+
+    node: str | None
+    started_at: datetime
+    from_epoch: int
+    finished_at: datetime | None = None
+    epochs_trained: int | None = None
+    end: str | None = None
 
 
 @dataclass(frozen=True)

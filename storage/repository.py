@@ -29,12 +29,13 @@ from storage.records import (
     TrialRecord,
 )
 from storage.session import session_scope
+from storage.trial_progress import TrialProgress, close_attempt, first_attempt
 
 _TERMINAL_STUDY_STATES = ("completed", "stopped", "failed")
 T = TypeVar("T")
 
 
-class Store:
+class Store(TrialProgress):
     """Studies, trials and learning curves on one engine (SQLite or PostgreSQL).
 
     Every method is one short transaction. Methods taking a `study_id` raise StudyNotFound
@@ -243,6 +244,7 @@ class Store:
                 started_at=started_at or _now(),
                 node=node,
                 retry_of=retry_of,
+                attempts=first_attempt(node, started_at or _now()),
             )
             session.add(row)
             session.flush()
@@ -304,6 +306,8 @@ class Store:
             row.stop_reason, row.error, row.finished_at = stop_reason, error, now
             row.test_metrics = test_metrics
             row.duration_s = _seconds_between(row.started_at, now)
+            row.checkpoint_bytes = None  # a finished trial's checkpoint is deleted
+            close_attempt(row, stop_reason, now)
             session.flush()
             data = {"number": number, "state": state, "value": value, "values": row.values,
                     "stop_reason": stop_reason, "error": error}  # fmt: skip

@@ -88,3 +88,18 @@ class EpochSchedule:
             self._plateau.step(value)
         elif self._scheduler is not None:
             self._scheduler.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        """What continues the schedule exactly after a resume (see TrialTrainer.state)."""
+        return {
+            "epoch": self._epoch,
+            "plateau": None if self._plateau is None else self._plateau.state_dict(),
+            "scheduler": None if self._scheduler is None else self._scheduler.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._epoch = int(state["epoch"])
+        if self._plateau is not None:
+            self._plateau.load_state_dict(state["plateau"])
+        if self._scheduler is not None:
+            self._scheduler.load_state_dict(state["scheduler"])

@@ -12,6 +12,27 @@ from typing import Any
 
 import ray
 
+from workers.trial_checkpoints import CheckpointPolicy, TrialCheckpoints
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """One epoch's metrics, and the checkpoint written after it: its size, or why the
+    store refused it (the trial goes on either way)."""
+
+    metrics: dict[str, float]
+    checkpoint_bytes: int | None = None
+    checkpoint_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """What a resumed trial continues from: the metrics of each epoch in the checkpoint
+    (none when there is no usable checkpoint), and why one could not be used."""
+
+    history: list[dict[str, float]]
+    error: str | None = None
+
 
 @dataclass(frozen=True)
 class SlotPlacement:
@@ -32,6 +53,8 @@ class TrialSlot:
         self._data_key: str | None = None
         self._tensors: Any = None
         self._trainer: Any = None
+        self._policy: CheckpointPolicy | None = None
+        self._saved = (0, 0.0)  # (epoch, train_seconds) of the last checkpoint
 
     def warm_up(self) -> None:
         """Import what a trial needs (torch, the trainer, installed plug-in tasks), so a
@@ -51,11 +74,12 @@ class TrialSlot:
 
     def start_trial(
         self, data_key: str, data: Any, params: dict[str, Any], *, model: str, objective: str,
-        direction: str, seed: int, max_epochs: int,
+        direction: str, seed: int, max_epochs: int, checkpoint: CheckpointPolicy | None = None,
     ) -> None:  # fmt: skip
         """Build the trial's model and optimizer; tensors are reused for the same data_key.
 
         `data` may be an object ref: it is fetched only when the tensors must be built.
+        With `checkpoint`, the trial's state is saved as that policy says.
         """
         from workers.trainer import TensorData, TrialTrainer
 
@@ -70,31 +94,72 @@ class TrialSlot:
             self._tensors, params, model=model, objective=objective, direction=direction,
             seed=seed, max_epochs=max_epochs,
         )  # fmt: skip
+        self._policy, self._saved = checkpoint, (0, 0.0)
 
-    def run_epoch(self, start: dict[str, Any] | None = None) -> dict[str, float]:
-        """Train one epoch and return its metrics; `start` (start_trial's arguments) first
-        begins a new trial, so a trial's first epoch costs one round trip."""
+    def resume_trial(self, start: dict[str, Any]) -> Resumed:
+        """Begin a trial that ran before: continue from its checkpoint when there is a
+        usable one, else from its first epoch."""
+        self.start_trial(**start)
+        assert self._trainer is not None
+        if self._policy is None:
+            return Resumed([])
+        try:
+            data = TrialCheckpoints(self._policy.uri).load(self._policy.key)
+            if data is None:
+                return Resumed([])
+            self._trainer.load_state(data)
+        except Exception as exc:  # noqa: BLE001 - an unreadable checkpoint: start over
+            self.start_trial(**start)
+            return Resumed([], f"checkpoint unreadable, trained from epoch 1: {exc}")
+        self._saved = (self._trainer.epoch, self._trainer.train_seconds)
+        return Resumed(list(self._trainer.history))
+
+    def run_epoch(self, start: dict[str, Any] | None = None) -> EpochResult:
+        """Train one epoch, then save a checkpoint when the policy says it is due;
+        `start` (start_trial's arguments) first begins a new trial, so a trial's first
+        epoch costs one round trip."""
         if start is not None:
             self.start_trial(**start)
         if self._trainer is None:
             raise RuntimeError("run_epoch called before start_trial")
         metrics: dict[str, float] = self._trainer.train_epoch()
-        return metrics
+        epochs_since = self._trainer.epoch - self._saved[0]
+        seconds_since = self._trainer.train_seconds - self._saved[1]
+        if self._policy is not None and self._policy.due(epochs_since, seconds_since):
+            return EpochResult(metrics, *self.save_checkpoint())
+        return EpochResult(metrics)
+
+    def save_checkpoint(self) -> tuple[int | None, str | None]:
+        """Save the trial's state now (unless its last epoch was saved already): the bytes
+        written, or why the store refused them."""
+        trainer, policy = self._trainer, self._policy
+        if trainer is None or policy is None or self._saved[0] == trainer.epoch:
+            return None, None
+        try:
+            data = trainer.state()
+            TrialCheckpoints(policy.uri).save(policy.key, data)
+        except Exception as exc:  # noqa: BLE001 - a store that refuses never fails the trial
+            return None, f"{type(exc).__name__}: {exc}"
+        self._saved = (trainer.epoch, trainer.train_seconds)
+        return len(data), None
 
     def run_last_epoch(
         self, start: dict[str, Any] | None = None, *, keep: bool, floor: float | None
     ) -> tuple[dict[str, float], dict[str, float] | None, bytes | None]:
         """The trial's last possible epoch, and its end in the same call: the metrics, then
         end_trial's test metrics and weights (when `keep` and the best value reaches `floor`)."""
-        metrics = self.run_epoch(start)
-        assert self._trainer is not None
+        if start is not None:
+            self.start_trial(**start)
+        if self._trainer is None:
+            raise RuntimeError("run_last_epoch called before start_trial")
+        metrics: dict[str, float] = self._trainer.train_epoch()
         test_metrics, weights = self.end_trial(keep and self._trainer.reaches(floor))
         return metrics, test_metrics, weights
 
     def end_trial(self, keep_weights: bool = False) -> tuple[dict[str, float] | None, bytes | None]:
         """Drop the trial; the test metrics of its best weights, and those weights
         serialized when `keep_weights` (see TrialTrainer.checkpoint)."""
-        trainer, self._trainer = self._trainer, None
+        trainer, self._trainer, self._policy = self._trainer, None, None
         if trainer is None:
             return None, None
         weights = trainer.checkpoint() if keep_weights else None

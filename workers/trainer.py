@@ -11,9 +11,11 @@ from __future__ import annotations
 import copy
 import io
 import math
+import random
 import time
-from typing import Any
+from typing import Any, cast
 
+import numpy as np
 import torch
 
 from workers.data import Fold, PreparedData
@@ -126,6 +128,22 @@ class Trainer:
     def restore(self, state: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict(state)
 
+    def state(self) -> dict[str, Any]:
+        """Everything that the next epoch depends on: weights, optimizer, schedule, the
+        data-order and noise generator."""
+        return {
+            "model": self.snapshot(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "generator": self._generator.get_state(),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self._generator.set_state(state["generator"])
+
 
 def _seed(seed: int, device: torch.device) -> None:
     """Seed the generators this trial draws from. `torch.manual_seed` would also queue a
@@ -184,6 +202,7 @@ class TrialTrainer:
         self.best_value: float | None = None
         self.best_epoch: int | None = None
         self._best_states: list[dict[str, torch.Tensor]] | None = None
+        self.history: list[dict[str, float]] = []
 
     def train_epoch(self) -> dict[str, float]:
         """Train every fold one epoch; return the mean metrics, the lr used, and the costs
@@ -205,6 +224,7 @@ class TrialTrainer:
         self.train_seconds += metrics["seconds"]
         metrics["train_seconds"] = self.train_seconds
         metrics["n_params"] = float(self.n_params)
+        self.history.append(metrics)
         return metrics
 
     def evaluate(self, split: str = "val") -> dict[str, float]:
@@ -244,3 +264,66 @@ class TrialTrainer:
             return None
         self.restore_best()
         return self.evaluate("test") or None
+
+    def state(self) -> bytes:
+        """The trial's whole state after its last epoch, serialized: what `load_state`
+        needs to train on exactly as if never stopped (every fold, the best epoch's
+        weights, the metrics so far and every random generator a trial draws from)."""
+        buffer = io.BytesIO()
+        torch.save({
+            "format": STATE_FORMAT, "epoch": self.epoch, "best_value": self.best_value,
+            "best_epoch": self.best_epoch, "best_states": self._best_states,
+            "train_seconds": self.train_seconds, "history": self.history,
+            "folds": [fold.state() for fold in self.folds], "rng": rng_state(),
+        }, buffer)  # fmt: skip
+        return buffer.getvalue()
+
+    def load_state(self, data: bytes) -> None:
+        """Continue from `state()`'s bytes (of a trial with the same params and data).
+
+        Raises ValueError for a checkpoint of another format or fold count."""
+        state = torch.load(io.BytesIO(data), weights_only=True, map_location=self._device)
+        if state.get("format") != STATE_FORMAT or len(state["folds"]) != len(self.folds):
+            raise ValueError("the checkpoint was written for another trial layout")
+        for fold, fold_state in zip(self.folds, state["folds"], strict=True):
+            fold.load_state(fold_state)
+        self.epoch, self.train_seconds = int(state["epoch"]), float(state["train_seconds"])
+        self.best_value, self.best_epoch = state["best_value"], state["best_epoch"]
+        self._best_states = state["best_states"]
+        self.history = list(state["history"])
+        set_rng_state(state["rng"])
+
+    @property
+    def _device(self) -> torch.device:
+        return self.folds[0].tensors.x_train.device
+
+
+STATE_FORMAT = 1
+
+
+def rng_state() -> dict[str, Any]:
+    """The process-wide generators (dropout draws from torch's), as plain tensors and lists
+    so that `torch.load(weights_only=True)` reads them back."""
+    kind, keys, pos, has_gauss, gauss = cast(tuple[Any, ...], np.random.get_state())
+    state: dict[str, Any] = {
+        "torch": torch.random.get_rng_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+        "python": _plain(random.getstate()),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.random.set_rng_state(state["torch"].cpu())
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.cpu().numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def _plain(value: Any) -> Any:
+    return [_plain(v) for v in value] if isinstance(value, tuple) else value

@@ -1,0 +1,131 @@
+"""A trial's runs and checkpoints: attempts, resumes, pauses, and what the store holds.
+
+A trial that a lost worker, a restart, a pause or a preemption interrupted keeps its
+number and resumes from its checkpoint: its curve is cut back to the checkpoint's
+epoch (so each epoch is recorded once) and a new attempt is listed on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from storage import events
+from storage.checks import check_state
+from storage.convert import trial_record
+from storage.lookups import require_study, study_row, trial_row
+from storage.models import EpochRow, TrialRow
+from storage.records import TrialRecord
+
+EpochValues = tuple[float, dict[str, float | None]]
+"""One epoch as recorded: its seconds and its metrics (non-finite values as None)."""
+
+RESUMABLE_STATES = ("waiting", "running")
+
+
+def first_attempt(node: str | None, started_at: datetime) -> list[dict[str, Any]]:
+    return [{"node": node, "started_at": started_at.isoformat(), "from_epoch": 0}]
+
+
+def close_attempt(row: TrialRow, end: str, now: datetime) -> None:
+    """End the trial's open attempt (if any) as `end`, counting the epochs it trained."""
+    attempts = [dict(a) for a in row.attempts or ()]
+    if not attempts or attempts[-1].get("end") is not None:
+        return
+    last = attempts[-1]
+    last.update(end=end, finished_at=now.isoformat(),
+                epochs_trained=max(0, row.epochs_run - int(last["from_epoch"])))  # fmt: skip
+    row.attempts = attempts
+
+
+class TrialProgress:
+    """Store methods for resumable trials (mixed into `Store`)."""
+
+    def _session(self) -> AbstractContextManager[Session]:
+        raise NotImplementedError
+
+    def resume_trial(
+        self, study_id: int, number: int, *, node: str | None, history: Sequence[EpochValues],
+        started_at: datetime | None = None,
+    ) -> TrialRecord:  # fmt: skip
+        """Start a new attempt of trial `number` from the checkpoint that holds `history`
+        (epochs 1..k): later epochs are deleted, missing ones recorded, the trial runs."""
+        from_epoch = len(history)
+        now = started_at or datetime.now(UTC)
+        with self._session() as session:
+            row = trial_row(session, study_id, number)
+            close_attempt(row, "interrupted", now)
+            key = (EpochRow.study_id == study_id, EpochRow.number == number)
+            session.execute(delete(EpochRow).where(*key, EpochRow.epoch > from_epoch))
+            have = set(session.scalars(select(EpochRow.epoch).where(*key)))
+            missing = [
+                {"study_id": study_id, "number": number, "epoch": epoch, "seconds": seconds,
+                 "metrics": metrics}
+                for epoch, (seconds, metrics) in enumerate(history, start=1) if epoch not in have
+            ]  # fmt: skip
+            if missing:
+                session.execute(insert(EpochRow), missing)
+            row.state, row.node, row.epochs_run = "running", node, from_epoch
+            attempt = {"node": node, "started_at": now.isoformat(), "from_epoch": from_epoch}
+            row.attempts = [*(row.attempts or ()), attempt]
+            session.flush()
+            data = {"number": number, "node": node, "from_epoch": from_epoch}
+            events.append(session, study_id, "trial_resumed", data)
+            return trial_record(row)
+
+    def interrupt_trial(self, study_id: int, number: int, *, end: str, state: str) -> None:
+        """Close the trial's attempt as `end` (paused, preempted, worker_lost); the trial
+        stays unfinished in `state` (waiting for a slot, or running)."""
+        check_state(state, RESUMABLE_STATES, "unfinished trial")
+        with self._session() as session:
+            row = trial_row(session, study_id, number)
+            close_attempt(row, end, datetime.now(UTC))
+            row.state = state
+            session.flush()
+            data = {"number": number, "end": end, "state": state}
+            events.append(session, study_id, "trial_interrupted", data)
+
+    def note_checkpoint(self, study_id: int, number: int, *, epoch: int, size: int) -> None:
+        """Trial `number` can resume from `epoch`; its checkpoint takes `size` bytes."""
+        with self._session() as session:
+            row = trial_row(session, study_id, number)
+            row.checkpoint_epoch, row.checkpoint_bytes = epoch, size
+
+    def checkpoint_bytes(self, study_ids: Sequence[int]) -> dict[int, int]:
+        """Bytes of the checkpoints that unfinished trials hold, per study (0 when none)."""
+        query = (
+            select(TrialRow.study_id, func.sum(TrialRow.checkpoint_bytes))
+            .where(TrialRow.study_id.in_(list(study_ids)))
+            .where(TrialRow.state.in_(RESUMABLE_STATES))
+            .group_by(TrialRow.study_id)
+        )
+        with self._session() as session:
+            found = {sid: int(total or 0) for sid, total in session.execute(query)}
+        return {sid: found.get(sid, 0) for sid in study_ids}
+
+    def unfinished_trials(
+        self, study_id: int, *, states: Sequence[str] = RESUMABLE_STATES
+    ) -> list[TrialRecord]:
+        """Trials still waiting or running, by number: what a resumed study continues."""
+        query = (
+            select(TrialRow)
+            .where(TrialRow.study_id == study_id, TrialRow.state.in_(sorted(states)))
+            .order_by(TrialRow.number)
+        )
+        with self._session() as session:
+            rows = list(session.scalars(query))
+            if not rows:
+                require_study(session, study_id)
+            return [trial_record(row) for row in rows]
+
+    def add_warning(self, study_id: int, warning: str) -> None:
+        """Show `warning` on the study once, however often it is added."""
+        with self._session() as session:
+            row = study_row(session, study_id)
+            if warning not in (row.warnings or []):
+                row.warnings = [*(row.warnings or []), warning]

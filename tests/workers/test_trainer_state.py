@@ -1,0 +1,69 @@
+"""A trial's saved state continues training exactly as if it had never stopped (CPU)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from tests.workers.test_trainer import prepared
+from workers.trainer import TensorData, TrialTrainer
+
+CPU = torch.device("cpu")
+TIMES = {"seconds", "train_seconds"}
+SETTINGS = [
+    {"optimizer": "adam", "lr": 0.01, "dropout": 0.3, "input_noise": 0.1,
+     "lr_schedule": "cosine", "batch_size": 32},
+    {"optimizer": "nesterov", "momentum": 0.9, "lr": 0.05, "lr_schedule": "plateau",
+     "warmup_epochs": 2, "batch_size": 64, "l1": 1e-5, "label_smoothing": 0.1},
+    {"optimizer": "rmsprop", "lr": 0.001, "lr_schedule": "step", "lr_step_epochs": 3,
+     "batch_size": 16, "dropout": 0.2},
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def digits() -> TensorData:
+    return TensorData(prepared(folds=2), CPU)
+
+
+def trainer(data: TensorData, params: dict[str, Any]) -> TrialTrainer:
+    return TrialTrainer(data, {"hidden_units": 32, **params}, seed=7, max_epochs=8)
+
+
+def without_times(curve: list[dict[str, float]]) -> list[dict[str, float]]:
+    return [{k: v for k, v in m.items() if k not in TIMES} for m in curve]
+
+
+@pytest.mark.parametrize("params", SETTINGS, ids=lambda p: p["optimizer"])
+def test_a_trial_resumed_from_epoch_4_matches_one_never_stopped(
+    digits: TensorData, params: dict[str, Any]
+) -> None:
+    straight = trainer(digits, params)
+    expected = [straight.train_epoch() for _ in range(8)]
+
+    first = trainer(digits, params)
+    for _ in range(4):
+        first.train_epoch()
+    saved = first.state()
+    # Another process would start with other generator states; so does this one.
+    torch.manual_seed(123), np.random.seed(123), random.seed(123)
+    first.train_epoch()
+
+    resumed = trainer(digits, params)
+    resumed.load_state(saved)
+    assert resumed.epoch == 4 and without_times(resumed.history) == without_times(expected[:4])
+    rest = [resumed.train_epoch() for _ in range(4)]
+    assert without_times(rest) == without_times(expected[4:])
+    assert (resumed.best_value, resumed.best_epoch) == (straight.best_value, straight.best_epoch)
+    assert resumed.test_metrics() == straight.test_metrics()
+
+
+def test_a_checkpoint_of_another_layout_is_refused(digits: TensorData) -> None:
+    one_fold = TensorData(prepared(), CPU)
+    source = trainer(one_fold, SETTINGS[0])
+    source.train_epoch()
+    with pytest.raises(ValueError, match="another trial layout"):
+        trainer(digits, SETTINGS[0]).load_state(source.state())
