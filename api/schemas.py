@@ -12,7 +12,7 @@ from service.insights import Curve
 from service.records import TrialRecord
 from service.studies import StudyView
 
-StudyState = Literal["queued", "running", "completed", "stopped", "failed"]
+StudyState = Literal["queued", "running", "paused", "completed", "stopped", "failed"]
 TrialState = Literal["waiting", "running", "complete", "pruned", "failed"]
 
 
@@ -34,11 +34,28 @@ class TrialOut(BaseModel):
     test_metrics: dict[str, float] | None = Field(
         description="Test metrics of the trial's best weights; selection uses validation only."
     )
+    checkpoint_epoch: int | None = Field(
+        description="The epoch an unfinished trial resumes after (its latest checkpoint)."
+    )
 
     @classmethod
     def of(cls, trial: TrialRecord) -> TrialOut:
         fields = {name: getattr(trial, name) for name in cls.model_fields}
         return cls(**fields)
+
+
+class AttemptOut(BaseModel):
+    """One run of a trial on one slot; a resumed trial has one per run."""
+
+    node: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    from_epoch: int = Field(description="Epochs the run started with, from a checkpoint.")
+    epochs_trained: int | None = Field(description="Epochs this run trained, once it ended.")
+    end: str | None = Field(
+        description="Why the run ended: a stop reason, or paused, preempted, worker_lost, "
+        "shutdown, interrupted (the service died); null while it runs."
+    )
 
 
 # Counts, not measurements: workers report every metric as a float, the API says these whole.
@@ -47,6 +64,7 @@ EpochValue = int | float | None
 
 
 class TrialDetailOut(TrialOut):
+    attempts: list[AttemptOut] = Field(description="The trial's runs, oldest first.")
     epochs: list[dict[str, EpochValue]] = Field(
         description="Per epoch: epoch, train_loss, val_loss, val metrics, lr, seconds (of that "
         "epoch), train_seconds (so far) and n_params; epoch and n_params are integers. A NaN "
@@ -60,7 +78,8 @@ class TrialDetailOut(TrialOut):
             {"epoch": e.epoch, **_with_counts(e.metrics), "seconds": e.seconds}
             for e in trial.epochs
         ]
-        return cls(**base, epochs=epochs)
+        attempts = [AttemptOut(**vars(a)) for a in trial.attempts]
+        return cls(**base, attempts=attempts, epochs=epochs)
 
 
 def _with_counts(metrics: dict[str, float | None]) -> dict[str, EpochValue]:
@@ -112,6 +131,9 @@ class StudyOut(BaseModel):
     )
     waiting_since: datetime | None = Field(description="When its current wait for a slot began.")
     slots_held: int = Field(description="Slots training its trials now (up to parallelism).")
+    checkpoint_bytes: int = Field(
+        description="What its unfinished trials' checkpoints take in the checkpoint store."
+    )
 
     @classmethod
     def of(cls, view: StudyView) -> StudyOut:
@@ -124,7 +146,7 @@ class StudyOut(BaseModel):
             started_at=r.started_at, finished_at=r.finished_at, error=r.error,
             warnings=r.warnings, priority=int(r.spec.get("priority", 0)),
             queue_position=q.position if q else None, waiting_since=q.waiting_since if q else None,
-            slots_held=q.slots_held if q else 0,
+            slots_held=q.slots_held if q else 0, checkpoint_bytes=view.checkpoint_bytes,
         )  # fmt: skip
 
 

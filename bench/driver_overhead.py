@@ -27,6 +27,7 @@ from service.studies import StudyService
 from storage.engine import create_engine_for, tune_engine
 from storage.migrate import upgrade_schema
 from storage.repository import Store
+from workers.slot import EpochResult, Resumed
 
 METRICS = {"train_loss": 0.1, "val_loss": 0.1, "val_accuracy": 0.5, "lr": 0.1, "seconds": 0.0}
 
@@ -40,8 +41,15 @@ class NoOpSlot:
     async def start_trial(self, start: TrialStart) -> None:
         self.value = float(start.params["lr"])
 
-    async def run_epoch(self, *, last: LastEpoch | None = None) -> dict[str, float]:
-        return {**METRICS, "val_accuracy": self.value}
+    async def resume_trial(self, start: TrialStart) -> Resumed:
+        await self.start_trial(start)
+        return Resumed([])
+
+    async def run_epoch(self, *, last: LastEpoch | None = None) -> EpochResult:
+        return EpochResult({**METRICS, "val_accuracy": self.value})
+
+    async def save_checkpoint(self) -> tuple[int | None, str | None]:
+        return None, None
 
     async def end_trial(self, *, keep_weights: bool) -> TrialEnd:
         return TrialEnd()
@@ -56,6 +64,9 @@ class NoOpRunner:
         return NoOpSlot()
 
     async def release_slot(self, slot: NoOpSlot, *, healthy: bool) -> None: ...
+
+    def should_yield(self, slot: NoOpSlot) -> bool:
+        return False
 
     async def close(self) -> None: ...
 

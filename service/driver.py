@@ -9,9 +9,11 @@ Decisions are made in memory (see `optuna_bridge`); every write goes in order
 through one writer thread per study, so a trial's path never waits on a database
 commit.
 
-Budget: a trial whose worker was lost is re-run with the same params (its retry
-has `retry_of`) up to `max_retries` times; a retry takes over the lost trial's
-place in `max_trials`, so complete + pruned trials reach max_trials.
+Interruptions: a trial whose worker was lost resumes from its checkpoint on the
+next slot, under its own number, up to `max_retries` times. A preempted trial
+(the scheduler wants its slot for a study that waited) stops at an epoch boundary
+with a checkpoint and waits for the study's next slot. A pause or a shutdown stops
+every trial that way; they resume when the study does (see `recovery`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 import optuna
 
@@ -36,8 +39,11 @@ from service.trial_loop import TrialContext, run_trial
 from service.writer import OrderedWriter
 from storage.repository import Store
 from workers.direction import at_least
+from workers.trial_checkpoints import CheckpointPolicy, TrialCheckpoints, trial_key
 
 SHUTDOWN = "shutdown"
+PAUSE = "paused"
+_INTERRUPTING = (SHUTDOWN, PAUSE)
 
 
 class StudyDriver:
@@ -48,6 +54,7 @@ class StudyDriver:
         runner: TrialRunner, n_done: int = 0, n_failed: int = 0,
         retries: Iterable[TrialJob] = (), checkpoints: CheckpointStore | None = None,
         best_value: float | None = None, metrics: ServiceMetrics | None = None,
+        trial_checkpoints: TrialCheckpoints | None = None,
     ):  # fmt: skip
         self.study_id = study_id
         self.spec = spec
@@ -66,10 +73,15 @@ class StudyDriver:
         self._checkpoints = checkpoints
         self._kept: dict[int, float] = {}
         self._best_value = best_value
+        self._trial_checkpoints = trial_checkpoints if spec.checkpoints.enabled else None
+        self._warned: set[str] = set()
         self._ctx = TrialContext(
-            study_id, spec, optuna, store, self.writer, self._study_ending,
-            lambda: self.request_stop("target_reached"), self._keeps_checkpoint,
-            self._last_epoch, self._save_checkpoint,
+            study_id=study_id, spec=spec, optuna=optuna, store=store, writer=self.writer,
+            study_ending=self._study_ending, interruption=self._interruption,
+            target_reached=lambda: self.request_stop("target_reached"),
+            keeps_checkpoint=self._keeps_checkpoint, last_epoch=self._last_epoch,
+            save_checkpoint=self._save_checkpoint, checkpoint_policy=self._checkpoint_policy,
+            warn=self._warn,
         )  # fmt: skip
 
     async def run(self) -> None:
@@ -95,9 +107,10 @@ class StudyDriver:
     def request_stop(self, reason: str = "user") -> None:
         """End the study: running trials stop before their next epoch as cancelled.
 
-        With SHUTDOWN (the service is stopping) the study stays queued or running and
-        its interrupted trials stay running in both stores, so that the next start
-        resumes it (see `recovery`) instead of counting half-trained trials as done.
+        With SHUTDOWN (the service is stopping) or PAUSE, trials stop unfinished with a
+        checkpoint instead, unknown to Optuna's sampler as outcomes: the study stays
+        queued or running (SHUTDOWN; the next start resumes it, see `recovery`) or is
+        `paused` until a user resumes it.
         """
         self._end_reason = self._end_reason or reason
         self._ending.set()
@@ -105,6 +118,29 @@ class StudyDriver:
     def _study_ending(self) -> bool:
         self._check_timeout()
         return self._end_reason is not None
+
+    def _interruption(self, slot: Slot) -> str | None:
+        """Why a trial stops unfinished at this epoch boundary, if it does."""
+        if self._end_reason in _INTERRUPTING:
+            return self._end_reason
+        if self._end_reason is None and self.runner.should_yield(slot):
+            return "preempted"
+        return None
+
+    def _checkpoint_policy(self, number: int) -> CheckpointPolicy | None:
+        if self._trial_checkpoints is None:
+            return None
+        return CheckpointPolicy(
+            self._trial_checkpoints.uri,
+            trial_key(self.study_id, number),
+            every_epochs=self.spec.checkpoints.every_epochs,
+        )
+
+    def _warn(self, warning: str) -> None:
+        """Put `warning` on the study, once."""
+        if warning not in self._warned:
+            self._warned.add(warning)
+            self.writer.submit(self.store.add_warning, self.study_id, warning)
 
     def _keeps_checkpoint(self, value: float) -> bool:
         """A complete trial at least as good as every earlier one keeps its weights."""
@@ -130,6 +166,8 @@ class StudyDriver:
         reason = self._end_reason or self._spent_reason
         if reason == "user":
             return "stopped", reason
+        if reason == PAUSE:
+            return "paused", "user"
         if reason == "max_failed_trials":
             return "failed", reason
         return "completed", reason
@@ -207,29 +245,55 @@ class StudyDriver:
             self.request_stop("timeout")
 
     async def _run_job(self, slot: Slot, job: TrialJob) -> TrialOutcome:
+        trial, params = self._begin(slot, job)
+        if self._metrics is not None:
+            self._metrics.trials_running.inc()
+        try:
+            outcome = await run_trial(
+                self._ctx, slot, trial, {**self.spec.params, **params},
+                resume=job.number is not None,
+            )  # fmt: skip
+        finally:
+            if self._metrics is not None:
+                self._metrics.trials_running.dec()
+        if outcome.interrupted is not None:
+            self._interrupt(job, trial, params, outcome.interrupted)
+        elif outcome.stop_reason == "worker_lost" and job.attempt < self.spec.budget.max_retries:
+            self._interrupt(job, trial, params, "worker_lost")
+        else:
+            self._finish(trial, outcome)
+        return outcome
+
+    def _begin(self, slot: Slot, job: TrialJob) -> tuple[optuna.Trial, dict[str, Any]]:
+        """The job's trial: drawn now and stored, or an unfinished one to resume."""
+        if job.number is not None:
+            assert job.params is not None
+            return job.trial or self.optuna.adopt(job.number), job.params
         started = time.perf_counter()
         trial, params, create = self.optuna.ask(job.params)
         if self._metrics is not None:
             self._metrics.ask_seconds.observe(time.perf_counter() - started)
             self._metrics.trials_started.inc()
-            self._metrics.trials_running.inc()
         self.writer.submit(create)
         # The writer runs later: the times are taken here, where the slot is held.
         self.writer.submit(
             self.store.create_trial, self.study_id, trial.number, params, node=slot.node,
-            retry_of=job.retry_of, started_at=datetime.now(UTC),
+            started_at=datetime.now(UTC),
         )  # fmt: skip
-        try:
-            outcome = await run_trial(self._ctx, slot, trial, {**self.spec.params, **params})
-        finally:
-            if self._metrics is not None:
-                self._metrics.trials_running.dec()
-        if outcome.stop_reason == "cancelled" and self._end_reason == SHUTDOWN:
-            return outcome  # left running: the next start retries it
-        self._finish(trial, outcome)
-        if outcome.stop_reason == "worker_lost" and job.attempt < self.spec.budget.max_retries:
-            self._retries.append(job.retry(trial.number, params))
-        return outcome
+        return trial, params
+
+    def _interrupt(
+        self, job: TrialJob, trial: optuna.Trial, params: dict[str, Any], reason: str
+    ) -> None:
+        """The trial stopped unfinished: it waits to resume from its checkpoint, on this
+        study's next slot (lost worker, preemption) or when the study resumes."""
+        self.writer.submit(
+            self.store.interrupt_trial, self.study_id, trial.number, end=reason, state="waiting"
+        )
+        if reason == "preempted":  # first in line for the study's next slot
+            self._retries.appendleft(job.resumed(trial, params, lost=False))
+        elif reason == "worker_lost":
+            self._retries.append(job.resumed(trial, params, lost=True))
 
     def _finish(self, trial: optuna.Trial, outcome: TrialOutcome) -> None:
         """Tell Optuna first, then write the summary row the API reads."""
@@ -246,6 +310,10 @@ class StudyDriver:
             best_epoch=outcome.best_epoch, stop_reason=outcome.stop_reason, error=outcome.error,
             test_metrics=outcome.test_metrics, finished_at=datetime.now(UTC),
         )  # fmt: skip
+        if self._trial_checkpoints is not None:
+            self.writer.submit(
+                self._trial_checkpoints.delete, trial_key(self.study_id, trial.number)
+            )
         if outcome.state == "failed":
             self._n_failed += 1
             if self._n_failed >= self.spec.budget.max_failed_trials:

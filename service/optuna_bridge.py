@@ -46,7 +46,9 @@ class OptunaBridge:
         self._mirror = OptunaMirror(self._study_id)
         pruner = build_pruner(spec.pruner, max_epochs=spec.budget.max_epochs)
         self.multi_objective = len(spec.objectives) > 1
-        finished = self._finished_trials()
+        # Unfinished (running) trials come along: they resume under their numbers.
+        trials = self._storage.get_all_trials(self._study_id, deepcopy=False)
+        finished = [t for t in trials if t.state in FINISHED]
         # The same name as in RDBStorage: Hyperband assigns brackets by hashing it.
         self.study = optuna.create_study(
             study_name=study_name,
@@ -54,21 +56,17 @@ class OptunaBridge:
             sampler=build_sampler(spec.sampler, spec.space, n_existing=len(finished)),
             pruner=optuna.pruners.NopPruner() if self.multi_objective else pruner,
         )
-        self.study.add_trials(finished)
+        self.study.add_trials(trials)
         self._pruning = self.study
         if self.multi_objective:
             self._pruning = optuna.create_study(
                 study_name=study_name, direction=spec.primary.direction, pruner=pruner
             )
-            self._pruning.add_trials([self._shadow_of(t) for t in finished])
+            self._pruning.add_trials([self._shadow_of(t) for t in trials])
         self._shadows: dict[int, optuna.Trial] = {}
-
-    def _finished_trials(self) -> list[FrozenTrial]:
-        trials = self._storage.get_all_trials(self._study_id, deepcopy=False)
-        unfinished = [t.number for t in trials if t.state not in FINISHED]
-        if unfinished:
-            raise RuntimeError(f"trials {unfinished} are unfinished in Optuna; close them first")
-        return trials
+        for trial in trials:
+            if trial.state not in FINISHED and self.multi_objective:
+                self._shadows[trial.number] = _handle(self._pruning, trial.number)
 
     def _shadow_of(self, trial: FrozenTrial) -> FrozenTrial:
         index = self.spec.objectives.index(self.spec.primary)
@@ -100,13 +98,29 @@ class OptunaBridge:
         )  # fmt: skip
         return trial, params, partial(self._store.run, create)
 
+    def adopt(self, number: int) -> optuna.Trial:
+        """The handle of an unfinished trial that an earlier process started."""
+        trial = _handle(self.study, number)
+        if trial.study._storage.get_trial(trial._trial_id).state in FINISHED:
+            raise ValueError(f"trial {number} is finished; only an unfinished trial resumes")
+        return trial
+
     def report(self, trial: optuna.Trial, epoch: int, value: float) -> tuple[bool, Write]:
-        """Report the `prune_on` value of one epoch; True when the pruner says stop."""
+        """Report the `prune_on` value of one epoch; True when the pruner says stop.
+
+        An epoch reported before (trained again after a resume) keeps its first report."""
         reporter = self._shadows[trial.number] if self.multi_objective else trial
+        write = self.replay(trial, epoch, value)
+        return reporter.should_prune(), write or _nothing
+
+    def replay(self, trial: optuna.Trial, epoch: int, value: float) -> Write | None:
+        """Report an epoch unless it was reported already; the write, if one is owed."""
+        reporter = self._shadows[trial.number] if self.multi_objective else trial
+        if epoch in reporter.study._storage.get_trial(reporter._trial_id).intermediate_values:
+            return None
         reporter.report(value, epoch)
-        prune = reporter.should_prune()
         write = partial(self._mirror.report, number=trial.number, step=epoch, value=value)
-        return prune, partial(self._store.run, write)
+        return partial(self._store.run, write)
 
     def tell(self, trial: optuna.Trial, state: TrialState, values: Sequence[float] | None) -> Write:
         """Finish a trial; a pruned single-objective trial's value is its last report."""
@@ -120,3 +134,14 @@ class OptunaBridge:
             self._mirror.finish, number=trial.number, state=frozen.state, values=frozen.values
         )
         return partial(self._store.run, write)
+
+
+def _handle(study: optuna.Study, number: int) -> optuna.Trial:
+    storage = study._storage
+    return optuna.Trial(
+        study, storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+    )
+
+
+def _nothing() -> None:
+    return None

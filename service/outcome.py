@@ -42,6 +42,9 @@ class TrialOutcome:
     test_metrics: dict[str, float] | None = None
     timed_out: bool = False
     epochs_run: int = 0
+    interrupted: str | None = None
+    """Set when the trial stopped unfinished at an epoch boundary (paused, preempted,
+    shutdown): it resumes later from its checkpoint and is not told to Optuna."""
 
     @property
     def state(self) -> str:

@@ -1,58 +1,53 @@
-"""Start-up after a crash: close what a stopped service left running, in both stores.
+"""Start-up after a crash or a pause: make both stores agree, list what resumes.
 
 The driver tells Optuna before it writes the service's row, and a trial is
 created in Optuna before the service's row too, so after a crash a trial can be:
-running in both (interrupted: failed as `worker_lost` in both, then retried with
-the same params), finished in Optuna but running in the service's table (the
-outcome is copied over), or running in Optuna with no row of ours yet (failed
-in Optuna, a failed row is written, then retried). Nothing is counted twice: a
-retry takes over its lost trial's place in the budget.
+running in Optuna (interrupted: it resumes under its number from its checkpoint,
+its row created first if the crash came before it), or finished in Optuna but
+running in the service's table (the outcome is copied over). Nothing is counted
+twice, and a service's restart does not count against a trial's `max_retries`.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from service.jobs import TrialJob
 from service.spec import StudySpec
-from storage.errors import TrialNotFound
-from storage.records import StudyRecord
+from storage.records import StudyRecord, TrialRecord
 from storage.repository import Store
 
-INTERRUPTED = "the service stopped while the trial ran"
 _STATES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
+_LOST = ("worker_lost",)
 
 
 def reconcile(
     store: Store, storage: optuna.storages.RDBStorage, record: StudyRecord
 ) -> list[TrialJob]:
-    """Make Optuna and the store agree; the retries the interrupted trials are owed."""
+    """Make Optuna and the store agree; the unfinished trials, to resume in number order."""
     spec = StudySpec.model_validate(record.spec)
     study = optuna.load_study(study_name=record.optuna_study_name, storage=storage)
-    ours = {t.number: t for t in store.running_trials(record.id)}
-    retries = []
+    ours = {t.number: t for t in store.unfinished_trials(record.id)}
+    resumes = []
     for trial in study.get_trials(deepcopy=False):
         if trial.state == TrialState.RUNNING:
-            study.tell(trial.number, state=TrialState.FAIL)
-            _fail_row(store, record.id, trial, known=trial.number in ours)
-            retries += _retry(store, spec, record.id, trial.number, trial.params)
+            resumes.append(_resume(store, record.id, trial, ours.get(trial.number)))
         elif trial.number in ours:
             _copy_outcome(store, spec, record.id, trial)
-    return retries
+    return resumes
 
 
-def _fail_row(store: Store, study_id: int, trial: FrozenTrial, *, known: bool) -> None:
-    if not known:
-        try:
-            store.get_trial(study_id, trial.number)
-            return
-        except TrialNotFound:
-            store.create_trial(study_id, trial.number, dict(trial.params))
-    store.finish_trial(
-        study_id, trial.number, state="failed", value=None, best_epoch=None,
-        stop_reason="worker_lost", error=INTERRUPTED,
-    )  # fmt: skip
+def _resume(store: Store, study_id: int, trial: FrozenTrial, ours: TrialRecord | None) -> TrialJob:
+    params: dict[str, Any] = dict(trial.params)
+    if ours is None:
+        store.create_trial(study_id, trial.number, params, state="waiting")
+    else:
+        params = dict(ours.params)
+    lost = 0 if ours is None else sum(a.end in _LOST for a in ours.attempts)
+    return TrialJob(params=params, number=trial.number, attempt=lost, consumes_claim=False)
 
 
 def _copy_outcome(store: Store, spec: StudySpec, study_id: int, trial: FrozenTrial) -> None:
@@ -63,18 +58,3 @@ def _copy_outcome(store: Store, spec: StudySpec, study_id: int, trial: FrozenTri
         study_id, trial.number, state=state, value=values[index] if values else None,
         values=values, best_epoch=None, stop_reason="completed" if state == "complete" else state,
     )  # fmt: skip
-
-
-def _retry(
-    store: Store, spec: StudySpec, study_id: int, number: int, params: dict
-) -> list[TrialJob]:  # type: ignore[type-arg]
-    attempt = 0
-    current = store.get_trial(study_id, number)
-    while current.retry_of is not None:
-        attempt += 1
-        current = store.get_trial(study_id, current.retry_of)
-    if attempt >= spec.budget.max_retries:
-        return []
-    return [
-        TrialJob(params=dict(params), retry_of=number, attempt=attempt + 1, consumes_claim=False)
-    ]

@@ -34,6 +34,7 @@ from storage.insights import StudyInsights
 from storage.migrate import upgrade_schema
 from storage.repository import Store
 from workers.tasks import installed_tasks
+from workers.trial_checkpoints import TrialCheckpoints
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ async def open_runtime(settings: Settings) -> Runtime:
     metrics = ServiceMetrics(store.count_studies)
     scheduler = SlotScheduler(
         RaySlotBackend(), settings.tenant_policy(), max_idle=settings.warm_slots,
-        on_wait=metrics.queue_wait_seconds.observe,
+        on_wait=metrics.queue_wait_seconds.observe, preempt_after_s=settings.preempt_after_s,
     )  # fmt: skip
     await scheduler.start()
     metrics.watch_cluster(scheduler.snapshot)
@@ -117,7 +118,8 @@ async def open_runtime(settings: Settings) -> Runtime:
 
     studies = StudyService(
         store, optuna_storage, ray_runner, data_roots=roots, checkpoints=checkpoints,
-        metrics=metrics, rate=SubmissionRate(settings.studies_per_minute), scheduler=scheduler,
+        trial_checkpoints=TrialCheckpoints(settings.checkpoint_uri), metrics=metrics,
+        rate=SubmissionRate(settings.studies_per_minute), scheduler=scheduler,
         limits=SpecLimits(
             settings.max_trials_limit, settings.max_epochs_limit, settings.max_parallelism_limit
         ),

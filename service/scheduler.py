@@ -41,6 +41,7 @@ from service.fair_share import (
     grant_order,
 )
 from service.placement import Placement, Plan, SlotFacts, refusal
+from service.preemption import BusySlot, Waiter, pick_victim
 from service.scheduler_state import READY_GRACE_S, SlotState, StudyState, snapshot_of
 from service.slot_contract import Lease, NodeInfo, SlotBackend, StudyDemand
 
@@ -53,6 +54,7 @@ class SlotScheduler:
     def __init__(
         self, backend: SlotBackend, policy: TenantPolicy | None = None, *, max_idle: int = 2,
         refresh_s: float = 1.0, on_wait: Callable[[float], None] | None = None,
+        preempt_after_s: float | None = None,
     ):  # fmt: skip
         self._backend = backend
         self.policy = policy or TenantPolicy()
@@ -75,6 +77,9 @@ class SlotScheduler:
         self._snapshot = ClusterSnapshot([], [], [], [], None)
         self._positions: dict[int, QueueInfo] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        self._preempt_after_s = preempt_after_s
+        self._yielding: dict[int, int] = {}  # slot id -> the waiting study it goes to
+        self.n_preempted = 0
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -181,6 +186,7 @@ class SlotScheduler:
     def release(self, lease: Lease, *, keep: bool) -> None:
         """Give a slot back: kept idle for the next grant, or ended when `keep` is False
         (its worker was lost, or its trial was abandoned mid-epoch)."""
+        self._yielding.pop(lease.slot_id, None)
         slot = self._slots.get(lease.slot_id)
         if slot is None:
             return
@@ -194,6 +200,11 @@ class SlotScheduler:
         if not keep:
             self._end(slot)
         self._kick()
+
+    def should_yield(self, lease: Lease) -> bool:
+        """Whether the lease's trial should stop at its next epoch boundary and give the
+        slot back (preemption, see `service/preemption.py`)."""
+        return lease.slot_id in self._yielding
 
     def prewarm(self, shape: Shape, n: int) -> None:
         """Start up to `n` idle slots of `shape` where there is room (bounded by max_idle)."""
@@ -269,6 +280,7 @@ class SlotScheduler:
         if not self._gate:
             while self._grant_one():
                 pass
+            self._preempt()
         self._trim_idle()
         self._tell_autoscaler()
         self._publish()
@@ -313,6 +325,46 @@ class SlotScheduler:
                 self._grant(study, self._carry_out(plan, study.demand.shape))
                 return True
         return False
+
+    def _preempt(self) -> None:
+        """Ask one busy slot to yield for each study that has waited preempt_after_s,
+        in grant order, while none is yielding to it yet."""
+        if self._preempt_after_s is None:
+            return
+        for slot_id, sid in list(self._yielding.items()):
+            target = self._studies.get(sid)
+            if target is None or not target.live_waiters():
+                del self._yielding[slot_id]  # it was served, or left: the trial goes on
+        now = _now()
+        placement = self._placement()
+        yielding_to = set(self._yielding.values())
+        for study in self._queue():
+            since = study.waiting_since
+            waited = since is not None and (now - since).total_seconds() >= self._preempt_after_s
+            sid = study.demand.study_id
+            if not waited or sid in yielding_to or not study.live_waiters():
+                continue
+            if not self._within_quota(study):
+                continue
+            victim = pick_victim(
+                Waiter(sid, study.demand.tenant, study.demand.priority, study.demand.shape),
+                self._busy_slots(), placement.free, self._use, self._total(), self.policy,
+            )  # fmt: skip
+            if victim is not None:
+                self._yielding[victim] = sid
+                self.n_preempted += 1
+                log.info("slot %s yields at its next epoch to study %s", victim, sid)
+
+    def _busy_slots(self) -> list[BusySlot]:
+        busy = []
+        for slot in self._slots.values():
+            study = self._studies.get(slot.study_id) if slot.study_id is not None else None
+            if study is None or slot.id in self._yielding:
+                continue
+            d = study.demand
+            busy.append(BusySlot(slot.id, slot.node_id, slot.shape, d.study_id, d.tenant,
+                                 d.priority, slot.granted_at))  # fmt: skip
+        return busy
 
     def _hold_for(self, study: StudyState) -> bool:
         """Grant nothing more now; look again when the study's grace ends (it kicks a
@@ -367,7 +419,7 @@ class SlotScheduler:
 
     def _grant(self, study: StudyState, slot: SlotState) -> None:
         waiter, since = study.waiters.popleft()
-        slot.study_id = study.demand.study_id
+        slot.study_id, slot.granted_at = study.demand.study_id, time.monotonic()
         study.held.add(slot.id)
         self._account(slot.shape, +1, tenant=study.demand.tenant)
         waiter.set_result(Lease(slot.id, slot.actor, slot.node_id, slot.shape))

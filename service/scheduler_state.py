@@ -38,6 +38,7 @@ class SlotState:
     study_id: int | None = None
     last_study: int | None = None
     idle_since: float = 0.0
+    granted_at: float = 0.0
 
 
 @dataclass

@@ -73,11 +73,26 @@ class Settings(BaseSettings):
         "`team-a:cpus=8,gpus=2,team-b:cpus=4`.",
     )
 
+    preempt_after_s: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False,
+        description="Off when unset. A study that has waited this long for a slot may take "
+        "one from a lower-priority study of its tenant, or from a tenant above its share: "
+        "that trial stops at its next epoch boundary with a checkpoint and resumes later.",
+    )  # fmt: skip
+    checkpoint_uri: str = Field(
+        default="",
+        description="Where trial checkpoints go: a folder, or any fsspec URL that every Ray "
+        "node can reach (e.g. s3://bucket/hpo with s3fs installed, or a shared NFS path); "
+        "default <data_dir>/checkpoints, which only a one-machine cluster shares.",
+    )
+
     @model_validator(mode="after")
     def _default_database(self) -> Settings:
         self.data_dir = self.data_dir.expanduser().resolve()
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'hpo.db'}"
+        if not self.checkpoint_uri:
+            self.checkpoint_uri = str(self.data_dir / "checkpoints")
         return self
 
     def tenant_policy(self) -> TenantPolicy:

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from service.checkpoints import CheckpointStore
 from service.cluster_view import QueueInfo, ScopedCluster, scope
 from service.datasets import DataRoots, check_data_source
-from service.driver import SHUTDOWN, StudyDriver
+from service.driver import PAUSE, SHUTDOWN, StudyDriver
 from service.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from service.fair_share import Shape
 from service.jobs import TrialJob
@@ -42,6 +42,7 @@ from storage.records import (
     TrialRecord,
 )
 from storage.repository import Store
+from workers.trial_checkpoints import TrialCheckpoints
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class StudyView:
     counts: dict[str, int]
     best: TrialRecord | None
     queue: QueueInfo | None = None
+    checkpoint_bytes: int = 0
 
 
 class StudyService:
@@ -73,8 +75,10 @@ class StudyService:
         limits: SpecLimits | None = None,
         rate: SubmissionRate | None = None,
         scheduler: SlotScheduler | None = None,
+        trial_checkpoints: TrialCheckpoints | None = None,
     ):
         self.store = store
+        self.trial_checkpoints = trial_checkpoints
         self.scheduler = scheduler
         self.metrics = metrics
         self.limits = limits or SpecLimits()
@@ -195,7 +199,7 @@ class StudyService:
             record.id, spec, bridge, store=self.store, runner=runner,
             n_done=sum(counts.values()) - n_retries, n_failed=counts["failed"], retries=retries,
             checkpoints=self.checkpoints, best_value=best[0].value if best else None,
-            metrics=self.metrics,
+            metrics=self.metrics, trial_checkpoints=self.trial_checkpoints,
         )  # fmt: skip
         self._drivers[record.id] = driver
         await driver.run()
@@ -214,10 +218,28 @@ class StudyService:
             await asyncio.to_thread(self.store.set_study_state, study_id, "stopped", reason="user")
         return await asyncio.to_thread(self.get, study_id)
 
+    async def pause(self, study_id: int, *, tenant: str | None = None) -> StudyView:
+        """Stop a queued or running study's trials at their next epoch boundary, each with
+        a checkpoint, and free their slots; `resume` continues them where they stopped.
+        Raises Conflict unless the study is queued or running."""
+        view = await asyncio.to_thread(self.get, study_id, tenant=tenant)
+        if view.record.state not in ACTIVE_STATES:
+            raise Conflict(f"study {study_id} is {view.record.state}; only queued or running pause")
+        driver = self._drivers.get(study_id)
+        if driver is not None:
+            driver.request_stop(PAUSE)
+        else:
+            task = self._tasks.get(study_id)
+            if task is not None:
+                task.cancel()
+            await asyncio.to_thread(self.store.set_study_state, study_id, "paused", reason="user")
+        return await asyncio.to_thread(self.get, study_id)
+
     async def resume(
         self, study_id: int, *, budget: dict[str, Any] | None = None, tenant: str | None = None
     ) -> StudyView:
-        """Run a finished study further, keeping its trials and its sampler's history.
+        """Run a paused or finished study further, keeping its trials and its sampler's
+        history; a paused study's trials continue from their checkpoints.
 
         `budget` replaces fields of the study's budget (e.g. a larger max_trials); the
         new spec is validated like a new one. Raises Conflict while the study is active.
@@ -243,7 +265,8 @@ class StudyService:
         record = await asyncio.to_thread(
             self.store.reopen_study, study_id, spec=spec.model_dump(mode="json")
         )
-        self._launch(record)
+        unfinished = await asyncio.to_thread(reconcile, self.store, self.optuna_storage, record)
+        self._launch(record, unfinished)
         return await asyncio.to_thread(self.get, study_id)
 
     async def delete(self, study_id: int, *, tenant: str | None = None) -> None:
@@ -265,6 +288,8 @@ class StudyService:
             self.store.delete_study(record.id)
         if self.checkpoints is not None:
             self.checkpoints.delete_study(record.id)
+        if self.trial_checkpoints is not None:
+            self.trial_checkpoints.delete_study(record.id)
 
     def events(
         self, study_id: int, *, after: int, limit: int = 500, tenant: str | None = None
@@ -324,8 +349,9 @@ class StudyService:
         best = self.store.best_trials(record.id, k=1)
         queue = self.scheduler.queue_info(record.id) if self.scheduler is not None else None
         return StudyView(
-            record, self.store.count_trials(record.id), best[0] if best else None, queue
-        )
+            record, self.store.count_trials(record.id), best[0] if best else None, queue,
+            self.store.checkpoint_bytes([record.id])[record.id],
+        )  # fmt: skip
 
     def list_studies(
         self, *, state: str | None, limit: int, cursor: str | None, tenant: str | None = None

@@ -1,9 +1,13 @@
-"""One trial on one slot: start it, train epoch by epoch until a stop rule fires, end it.
+"""One trial on one slot: start (or resume) it, train epoch by epoch until a rule fires.
 
 Rules, in the order they are checked after each epoch: a NaN or infinite value
 (diverged), the study's target (the study then ends), the pruner, early stopping,
-`max_epochs`. A study that is ending (stop, timeout, target reached elsewhere)
-cancels the trial before its next epoch; `trial_timeout_s` cancels it too.
+`max_epochs`. Before each epoch: a pause, a preemption or a shutdown stops the trial
+unfinished with a checkpoint (it resumes later); a study that is ending (stop,
+timeout, target reached elsewhere) cancels it; `trial_timeout_s` cancels it too.
+
+A resumed trial replays the epochs its checkpoint holds into the stop rules, so
+early stopping's patience, the best epoch and the pruner see one unbroken curve.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from service.spec import StudySpec
 from service.writer import OrderedWriter
 from storage.repository import Store
 from workers.early_stopping import EarlyStopping
+from workers.trial_checkpoints import CheckpointPolicy
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrialContext:
     """What a trial needs from its study's driver."""
 
@@ -36,21 +41,42 @@ class TrialContext:
     store: Store
     writer: OrderedWriter
     study_ending: Callable[[], bool]
+    interruption: Callable[[Slot], str | None]
     target_reached: Callable[[], None]
     keeps_checkpoint: Callable[[float], bool]
     last_epoch: Callable[[], LastEpoch]
     save_checkpoint: Callable[[int, float, bytes], None]
+    checkpoint_policy: Callable[[int], CheckpointPolicy | None]
+    warn: Callable[[str], None]
+
+
+@dataclass
+class _Rules:
+    """The stop rules' state along one curve."""
+
+    stopper: EarlyStopping
+    best: CurveBest
 
 
 async def run_trial(
-    ctx: TrialContext, slot: Slot, trial: optuna.Trial, params: dict[str, object]
-) -> TrialOutcome:
+    ctx: TrialContext, slot: Slot, trial: optuna.Trial, params: dict[str, object], *,
+    resume: bool = False,
+) -> TrialOutcome:  # fmt: skip
     """Train one trial; worker and training failures become outcomes, not exceptions."""
     started = time.monotonic()
+    start = TrialStart(
+        dict(params), seed=ctx.spec.split.seed + trial.number,
+        checkpoint=ctx.checkpoint_policy(trial.number),
+    )  # fmt: skip
+    rules = _rules(ctx.spec)
     try:
-        await slot.start_trial(TrialStart(dict(params), seed=ctx.spec.split.seed + trial.number))
-        outcome = await _epochs(ctx, slot, trial, started)
-        if outcome.timed_out:
+        first = 1
+        if resume:
+            first = await _resume(ctx, slot, trial, start, rules)
+        else:
+            await slot.start_trial(start)
+        outcome = await _epochs(ctx, slot, trial, rules, first, started)
+        if outcome.timed_out or outcome.interrupted:
             return outcome
         value = outcome.value
         keep = outcome.state == "complete" and value is not None and ctx.keeps_checkpoint(value)
@@ -64,21 +90,51 @@ async def run_trial(
         return TrialOutcome("failed", error=str(exc))
 
 
-async def _epochs(
-    ctx: TrialContext, slot: Slot, trial: optuna.Trial, started: float
-) -> TrialOutcome:
-    spec, primary = ctx.spec, ctx.spec.primary
+def _rules(spec: StudySpec) -> _Rules:
+    primary = spec.primary
     stopper = EarlyStopping(
         patience=spec.early_stopping.patience, min_delta=spec.early_stopping.min_delta,
         direction=primary.direction,
     )  # fmt: skip
     best = CurveBest(primary.metric, primary.direction, [o.metric for o in spec.objectives])
-    for epoch in range(1, spec.budget.max_epochs + 1):
+    return _Rules(stopper, best)
+
+
+async def _resume(
+    ctx: TrialContext, slot: Slot, trial: optuna.Trial, start: TrialStart, rules: _Rules
+) -> int:
+    """Load the trial's checkpoint on the slot and replay its epochs; the next epoch."""
+    resumed = await slot.resume_trial(start)
+    if resumed.error is not None:
+        ctx.warn(f"trial {trial.number}: {resumed.error}")
+    history = [(m.get("seconds", 0.0), _recordable(m)) for m in resumed.history]
+    ctx.writer.submit(
+        ctx.store.resume_trial, ctx.study_id, trial.number, node=slot.node, history=history
+    )
+    metric = ctx.spec.primary.metric
+    for epoch, metrics in enumerate(resumed.history, start=1):
+        rules.best.update(epoch, metrics)
+        rules.stopper.update(epoch, float(metrics[metric]))
+        write = ctx.optuna.replay(trial, epoch, float(metrics[metric]))
+        if write is not None:
+            ctx.writer.submit(write)
+    return len(resumed.history) + 1
+
+
+async def _epochs(
+    ctx: TrialContext, slot: Slot, trial: optuna.Trial, rules: _Rules, first: int, started: float
+) -> TrialOutcome:
+    spec, primary, best = ctx.spec, ctx.spec.primary, rules.best
+    for epoch in range(first, spec.budget.max_epochs + 1):
+        reason = ctx.interruption(slot)
+        if reason is not None:
+            await _checkpoint_now(ctx, slot, trial, epoch - 1)
+            return dataclasses.replace(best.outcome("cancelled"), interrupted=reason)
         if ctx.study_ending():
             return best.outcome("cancelled")
         try:
             last = ctx.last_epoch() if epoch == spec.budget.max_epochs else None
-            metrics = await asyncio.wait_for(slot.run_epoch(last=last), _time_left(spec, started))
+            result = await asyncio.wait_for(slot.run_epoch(last=last), _time_left(spec, started))
         except TimeoutError:
             limit = spec.budget.trial_timeout_s
             return dataclasses.replace(
@@ -86,8 +142,10 @@ async def _epochs(
                 error=f"ran longer than trial_timeout_s={limit}",
                 timed_out=True,
             )
+        metrics = result.metrics
         value = float(metrics[primary.metric])
         _record_epoch(ctx, trial, epoch, metrics)
+        _note_checkpoint(ctx, trial, epoch, result.checkpoint_bytes, result.checkpoint_error)
         if not (math.isfinite(value) and math.isfinite(metrics["train_loss"])):
             return best.outcome("diverged")
         best.update(epoch, metrics)
@@ -98,9 +156,31 @@ async def _epochs(
             return best.outcome("completed")
         if pruned:
             return best.outcome("pruned")
-        if stopper.update(epoch, value):
+        if rules.stopper.update(epoch, value):
             return best.outcome("early_stopped")
     return best.outcome("completed")
+
+
+async def _checkpoint_now(ctx: TrialContext, slot: Slot, trial: optuna.Trial, epoch: int) -> None:
+    """Save the trial's state at this boundary (a no-op if its last epoch was saved)."""
+    if epoch < 1:
+        return
+    try:
+        size, error = await slot.save_checkpoint()
+    except (WorkerLost, TrialError) as exc:
+        size, error = None, str(exc)
+    _note_checkpoint(ctx, trial, epoch, size, error)
+
+
+def _note_checkpoint(
+    ctx: TrialContext, trial: optuna.Trial, epoch: int, size: int | None, error: str | None
+) -> None:
+    if size is not None:
+        ctx.writer.submit(
+            ctx.store.note_checkpoint, ctx.study_id, trial.number, epoch=epoch, size=size
+        )
+    if error is not None:
+        ctx.warn(f"checkpoints could not be written, trials run on without them: {error}")
 
 
 def _time_left(spec: StudySpec, started: float) -> float | None:
@@ -108,12 +188,15 @@ def _time_left(spec: StudySpec, started: float) -> float | None:
     return None if limit is None else max(0.0, limit - (time.monotonic() - started))
 
 
+def _recordable(metrics: dict[str, float]) -> dict[str, float | None]:
+    """JSON has no NaN or infinity, so those are stored as null; seconds has a column."""
+    return {k: (v if math.isfinite(v) else None) for k, v in metrics.items() if k != "seconds"}
+
+
 def _record_epoch(
     ctx: TrialContext, trial: optuna.Trial, epoch: int, metrics: dict[str, float]
 ) -> None:
-    """Queue the epoch's row; JSON has no NaN or infinity, so those are stored as null."""
-    values = {k: (v if math.isfinite(v) else None) for k, v in metrics.items() if k != "seconds"}
     ctx.writer.submit(
         ctx.store.add_epoch, ctx.study_id, trial.number, epoch=epoch,
-        seconds=metrics.get("seconds", 0.0), metrics=values,
+        seconds=metrics.get("seconds", 0.0), metrics=_recordable(metrics),
     )  # fmt: skip

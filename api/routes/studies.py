@@ -77,11 +77,18 @@ async def stop_study(study_id: StudyId, studies: Studies, tenant: Tenant) -> Stu
     return StudyOut.of(await studies.stop(study_id, tenant=tenant))
 
 
+@router.post("/{study_id}/pause", status_code=202, response_model=StudyOut, responses=_ERRORS)
+async def pause_study(study_id: StudyId, studies: Studies, tenant: Tenant) -> StudyOut:
+    """Pause a queued or running study: trials stop at an epoch boundary with a checkpoint."""
+    return StudyOut.of(await studies.pause(study_id, tenant=tenant))
+
+
 @router.post("/{study_id}/resume", status_code=202, response_model=StudyOut, responses=_ERRORS)
 async def resume_study(
     study_id: StudyId, studies: Studies, tenant: Tenant, body: ResumeIn | None = None
 ) -> StudyOut:
-    """Run a finished or stopped study further; `budget` fields replace the old ones."""
+    """Continue a paused study from its checkpoints, or run a finished one further;
+    `budget` fields replace the old ones."""
     budget = body.budget.model_dump(exclude_unset=True) if body and body.budget else None
     return StudyOut.of(await studies.resume(study_id, budget=budget, tenant=tenant))
 

@@ -18,6 +18,7 @@ from service.runner import LastEpoch, Slot, TrialEnd, TrialError, TrialStart, Wo
 from service.spec import StudySpec
 from service.studies import StudyService
 from storage.repository import Store
+from workers.slot import EpochResult, Resumed
 
 Script = Callable[[dict[str, Any], int], float | BaseException]
 
@@ -35,20 +36,28 @@ class ScriptedSlot:
     async def start_trial(self, start: TrialStart) -> None:
         self.params, self.epoch = start.params, 0
 
-    async def run_epoch(self, *, last: LastEpoch | None = None) -> dict[str, float]:
+    async def resume_trial(self, start: TrialStart) -> Resumed:
+        """No checkpoints here: a resumed trial starts over (under its own number)."""
+        await self.start_trial(start)
+        return Resumed([])
+
+    async def run_epoch(self, *, last: LastEpoch | None = None) -> EpochResult:
         self.epoch += 1
         await asyncio.sleep(self.runner.epoch_s)
         value = self.runner.script(self.params, self.epoch)
         if isinstance(value, BaseException):
             raise value
         loss = 1.0 - value if math.isfinite(value) else value
-        return {
+        return EpochResult({
             "train_loss": loss,
             "val_loss": loss,
             "val_accuracy": value,
             "lr": 0.1,
             "seconds": 0.0,
-        }
+        })  # fmt: skip
+
+    async def save_checkpoint(self) -> tuple[int | None, str | None]:
+        return None, None
 
     async def end_trial(self, *, keep_weights: bool) -> TrialEnd:
         return TrialEnd()
@@ -80,6 +89,9 @@ class ScriptedRunner:
             self.free.append(slot)
         else:
             await slot.close()
+
+    def should_yield(self, slot: Slot) -> bool:
+        return False
 
     async def close(self) -> None:
         self.closed = True
@@ -214,7 +226,7 @@ def test_failing_trials_end_the_study_at_max_failed_trials(
     )
 
 
-def test_a_lost_worker_fails_its_trial_and_the_study_goes_on(
+def test_a_lost_worker_resumes_its_trial_under_its_number_and_the_study_goes_on(
     store, optuna_storage, make_spec
 ) -> None:
     lost: list[int] = []
@@ -228,9 +240,37 @@ def test_a_lost_worker_fails_its_trial_and_the_study_goes_on(
     spec = make_spec(budget={"max_trials": 4, "max_epochs": 3, "parallelism": 1})
     service, study_id, runner = run_study(store, optuna_storage, spec, script)
     done = trials(service, study_id)
-    assert [t.stop_reason for t in done].count("worker_lost") == 1
+    assert [t.number for t in done] == [0, 1, 2, 3]
+    assert {t.stop_reason for t in done} == {"completed"}
+    first = service.trial(study_id, 0)
+    assert [(a.from_epoch, a.epochs_trained, a.end) for a in first.attempts] == [
+        (0, 1, "worker_lost"),
+        (0, 3, "completed"),
+    ]  # no checkpoints here, so the second run starts over; the curve holds each epoch once
+    assert [e.epoch for e in first.epochs] == [1, 2, 3] and first.epochs_run == 3
     assert service.get(study_id).record.state == "completed"
     assert len(runner.slots) == 2 and runner.slots[0].closed
+
+
+def test_a_trial_that_loses_more_workers_than_max_retries_fails(
+    store, optuna_storage, make_spec
+) -> None:
+    def script(params: dict[str, Any], epoch: int) -> float | BaseException:
+        return WorkerLost("the node died") if params["lr"] == first_lr[0] else 0.5
+
+    first_lr: list[float] = []
+
+    def remember(params: dict[str, Any], epoch: int) -> float | BaseException:
+        if not first_lr:
+            first_lr.append(params["lr"])
+        return script(params, epoch)
+
+    spec = make_spec(budget={"max_trials": 2, "max_epochs": 2, "parallelism": 1, "max_retries": 2})
+    service, study_id, _ = run_study(store, optuna_storage, spec, remember)
+    lost = service.trial(study_id, 0)
+    assert (lost.state, lost.stop_reason) == ("failed", "worker_lost")
+    assert [a.end for a in lost.attempts] == ["worker_lost"] * 3
+    assert service.trial(study_id, 1).state == "complete"
 
 
 def test_diverged_trials_end_at_once_as_pruned(store, optuna_storage, make_spec) -> None:

@@ -1,0 +1,71 @@
+"""Which running trial yields its slot to a study that has waited too long: pure rules.
+
+Only with `HPO_PREEMPT_AFTER_S` set. A study that has waited that long may take a
+busy slot whose room would let its trial fit, from a study of its own tenant with a
+lower `priority`, or from another tenant that would still use more than its weighted
+share after giving the slot up than the waiting tenant would after getting it (the
+rank `fair_share.grant_order` uses). The second rule is what keeps slots from moving
+back and forth. The trial yields at its next epoch boundary, with a checkpoint, and
+resumes when its study is granted a slot again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from service.fair_share import Shape, TenantPolicy, TenantUse, dominant_share
+
+
+@dataclass(frozen=True)
+class BusySlot:
+    slot_id: int
+    node_id: str
+    shape: Shape
+    study_id: int
+    tenant: str
+    priority: int
+    granted_at: float
+
+
+@dataclass(frozen=True)
+class Waiter:
+    study_id: int
+    tenant: str
+    priority: int
+    shape: Shape
+
+
+def pick_victim(
+    waiter: Waiter, busy: list[BusySlot], free: Mapping[str, Shape],
+    use: Mapping[str, TenantUse], total: Shape, policy: TenantPolicy,
+) -> int | None:  # fmt: skip
+    """The slot to take for `waiter`, or None: the most over-share tenant's first, then
+    the lowest priority, then the trial that started last (it has trained least)."""
+
+    def rank(tenant: str, held: Shape) -> float:
+        recent = use[tenant].recent_share if tenant in use else 0.0
+        return (dominant_share(held, total) + recent) / policy.weight(tenant)
+
+    def held(tenant: str) -> Shape:
+        return use[tenant].held if tenant in use else Shape(0, 0)
+
+    best: tuple[tuple[float, int, float], int] | None = None
+    for slot in busy:
+        if slot.study_id == waiter.study_id or slot.node_id not in free:
+            continue
+        if not waiter.shape.fits_in(free[slot.node_id] + slot.shape):
+            continue
+        if slot.tenant == waiter.tenant:
+            if slot.priority >= waiter.priority:
+                continue
+            over = 0.0
+        else:
+            theirs = rank(slot.tenant, held(slot.tenant) - slot.shape)
+            if rank(waiter.tenant, held(waiter.tenant) + waiter.shape) >= theirs:
+                continue
+            over = theirs
+        key = (-over, slot.priority, -slot.granted_at)
+        if best is None or key < best[0]:
+            best = (key, slot.slot_id)
+    return None if best is None else best[1]
