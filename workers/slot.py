@@ -6,6 +6,7 @@ and a study's tensors are built once per slot. It never touches a database.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 import ray
 
 from workers.trial_checkpoints import CheckpointPolicy, TrialCheckpoints
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,11 @@ class TrialSlot:
             data = trainer.state()
             TrialCheckpoints(policy.uri).save(policy.key, data)
         except Exception as exc:  # noqa: BLE001 - a store that refuses never fails the trial
-            return None, f"{type(exc).__name__}: {exc}"
+            # The kind of failure, not the message: that names the store's paths, which
+            # the study's users need not see (the service's log has them).
+            reason = getattr(exc, "strerror", None) or "see the service's log"
+            log.warning("checkpoint %s not written: %s", policy.key, exc)
+            return None, f"{type(exc).__name__} ({reason})"
         self._saved = (trainer.epoch, trainer.train_seconds)
         return len(data), None
 

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from api.client import HpoClient
@@ -74,8 +75,9 @@ def test_a_killed_service_resumes_its_study_without_losing_or_double_counting(
 ) -> None:
     # The survivor fills the cluster's 5 CPUs; a study of higher priority waits behind it.
     spec = make_spec(
-        name="survivor", **SLOW_TRIALS, budget={"max_trials": 5, "max_epochs": 8, "parallelism": 5}
-    )
+        name="survivor", **SLOW_TRIALS, checkpoints={"every_epochs": 1},
+        budget={"max_trials": 5, "max_epochs": 8, "parallelism": 5},
+    )  # fmt: skip
     waiter_spec = make_spec(name="waiter", priority=5,
                             budget={"max_trials": 5, "max_epochs": 1, "parallelism": 5})  # fmt: skip
     with serve.start() as client:
@@ -102,23 +104,34 @@ def test_a_killed_service_resumes_its_study_without_losing_or_double_counting(
     assert study["state"] == "completed", study
     assert study["counts"]["complete"] + study["counts"]["pruned"] == 5
     assert study["counts"]["running"] == 0 and all(t["state"] != "running" for t in done)
-    interrupted = [t for t in done if t["stop_reason"] == "worker_lost"]
-    assert len(interrupted) >= 2
-    for trial in interrupted:
-        retries = [t for t in done if t["retry_of"] == trial["number"]]
-        assert len(retries) == 1 and retries[0]["params"] == trial["params"]
-    assert sorted(t["number"] for t in done) == list(range(len(done)))
+    # The interrupted trials resumed under their own numbers: five trials, no more.
+    assert sorted(t["number"] for t in done) == [0, 1, 2, 3, 4]
+    details = [client_detail(serve, study_id, t["number"]) for t in done]
+    resumed = [d for d in details if len(d["attempts"]) > 1]
+    assert len(resumed) >= 2
+    for detail in resumed:
+        assert [e["epoch"] for e in detail["epochs"]] == list(range(1, detail["epochs_run"] + 1))
+        first, second = detail["attempts"]
+        assert first["end"] == "interrupted" and second["end"] is not None
+        # From its checkpoint: at most the one epoch in flight was trained twice.
+        assert second["from_epoch"] >= first["epochs_trained"] - 1
+    assert sum(d["attempts"][1]["from_epoch"] >= 2 for d in resumed) >= 2
     # No study jumps the queue because it ran before the restart: the waiter, of higher
-    # priority, got the slots first; the survivor's retries began as its trials ended.
+    # priority, got the slots first; the survivor's trials resumed as its trials ended.
     assert waiter["state"] == "completed" and len(waiter_done) == 5
     first_waiter_end = min(_at(t["finished_at"]) for t in waiter_done)
-    retried = [t for t in done if t["retry_of"] is not None]
-    assert retried and min(_at(t["started_at"]) for t in retried) >= first_waiter_end
+    assert min(_at(d["attempts"][1]["started_at"]) for d in resumed) >= first_waiter_end
+
+
+def client_detail(serve: Serve, study_id: int, number: int) -> dict[str, Any]:
+    with httpx.Client(base_url=f"http://127.0.0.1:{serve.port}", timeout=30) as http:
+        return dict(http.get(f"/api/v1/studies/{study_id}/trials/{number}").json())
 
 
 def _in_flight(trials: list[dict[str, Any]], n: int) -> bool:
+    """`n` trials running, two of them past their second epoch (and its checkpoint)."""
     running = [t for t in trials if t["state"] == "running"]
-    return len(running) >= n and any(t["epochs_run"] >= 1 for t in running)
+    return len(running) >= n and sum(t["epochs_run"] >= 3 for t in running) >= 2
 
 
 def _at(text: str) -> datetime:

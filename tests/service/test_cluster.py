@@ -7,7 +7,6 @@ and a node with 1 CPU and one declared GPU, all on this machine.
 from __future__ import annotations
 
 import os
-import signal
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -96,26 +95,6 @@ def test_a_gpu_study_runs_only_on_the_gpu_node_one_trial_at_a_time(
         assert datetime.fromisoformat(earlier["finished_at"]) <= datetime.fromisoformat(
             later["started_at"]
         )
-
-
-def test_a_killed_slot_fails_its_trial_and_the_retry_completes_the_study(
-    client: httpx.Client, make_spec: Callable[..., dict[str, Any]]
-) -> None:
-    spec = make_spec(
-        name="lost", **SLOW_TRIALS, budget={"max_trials": 3, "max_epochs": 15, "parallelism": 1}
-    )
-    study_id = submit(client, spec)
-    (victim,) = wait_running(client, study_id, 1, epochs=1)
-    os.kill(pid_of(victim), signal.SIGKILL)
-    study = wait_for_study(client, study_id, timeout_s=240)
-    assert study["state"] == "completed", study
-    assert study["counts"]["complete"] + study["counts"]["pruned"] == 3
-    done = {t["number"]: t for t in trials(client, study_id)}
-    lost = done[victim["number"]]
-    assert (lost["state"], lost["stop_reason"]) == ("failed", "worker_lost")
-    (retry,) = [t for t in done.values() if t["retry_of"] == lost["number"]]
-    assert retry["params"] == lost["params"] and retry["state"] == "complete"
-    assert pid_of(retry) != pid_of(lost)
 
 
 def test_stop_ends_running_trials_and_kills_the_slots(
