@@ -180,13 +180,24 @@ def stop(study_id: StudyId, url: Url = DEFAULT_URL, token: Token = None,
 
 
 @app.command()
+def pause(study_id: StudyId, url: Url = DEFAULT_URL, token: Token = None,
+          as_json: AsJson = False) -> None:  # fmt: skip
+    """Pause a study: trials stop at their next epoch with a checkpoint; `resume` continues."""
+    with HpoClient(url, token=token) as client:
+        study = client.pause(study_id)
+    if as_json:
+        return print_json(study)
+    console.print(f"study {study_id} pausing (now {study['state']})", highlight=False)
+
+
+@app.command()
 def resume(
     study_id: StudyId,
     max_trials: Annotated[int | None, typer.Option(help="New trial budget.", min=1)] = None,
     wait: Annotated[bool, typer.Option(help="Show progress until the study ends.")] = False,
     url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False,
 ) -> None:  # fmt: skip
-    """Run a finished or stopped study further, keeping its trials."""
+    """Continue a paused study from its checkpoints, or run a finished one further."""
     budget = {} if max_trials is None else {"max_trials": max_trials}
     with HpoClient(url, token=token) as client:
         study = client.resume(study_id, **budget)

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from api.client import TERMINAL_STATES
+from api.client import IDLE_STATES
 
 console = Console()
 errors = Console(stderr=True)
@@ -93,7 +93,7 @@ def state_text(study: dict[str, Any]) -> str:
 def _slots_text(study: dict[str, Any]) -> str:
     """Slots held of the parallelism while active; a running study that waits for more
     slots says its place, too."""
-    if study["state"] in TERMINAL_STATES:
+    if study["state"] in IDLE_STATES:
         return "-"
     held = f"{study.get('slots_held', 0)}/{study['spec']['budget']['parallelism']}"
     position = study.get("queue_position")

@@ -11,6 +11,7 @@ import httpx
 from httpx_sse import connect_sse
 
 TERMINAL_STATES = ("completed", "stopped", "failed")
+IDLE_STATES = ("paused", *TERMINAL_STATES)  # a study in one trains nothing until resumed
 
 
 class ClientError(Exception):
@@ -121,6 +122,11 @@ class HpoClient:
         result: dict[str, Any] = self._request("POST", f"/api/v1/studies/{study_id}/stop")
         return result
 
+    def pause(self, study_id: int) -> dict[str, Any]:
+        """Pause a study: its trials stop at their next epoch with a checkpoint."""
+        result: dict[str, Any] = self._request("POST", f"/api/v1/studies/{study_id}/pause")
+        return result
+
     def upload(self, path: Path, *, target: str = "target") -> dict[str, Any]:
         """Upload a CSV, Parquet or NPZ file; studies then name it {source: uploaded, id}."""
         try:
@@ -136,7 +142,8 @@ class HpoClient:
         return result
 
     def resume(self, study_id: int, **budget: Any) -> dict[str, Any]:
-        """Run a finished study further; `budget` fields (e.g. max_trials=80) replace old ones."""
+        """Continue a paused study, or run a finished one further; `budget` fields (e.g.
+        max_trials=80) replace old ones."""
         body = {"budget": budget} if budget else None
         result: dict[str, Any] = self._request(
             "POST", f"/api/v1/studies/{study_id}/resume", json=body
@@ -166,13 +173,13 @@ class HpoClient:
         self, study_id: int, *, poll_s: float = 0.5, timeout_s: float | None = None,
         on_update: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:  # fmt: skip
-        """Poll until the study ends; `on_update` sees every polled state."""
+        """Poll until the study ends or is paused; `on_update` sees every polled state."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             study = self.get(study_id)
             if on_update is not None:
                 on_update(study)
-            if study["state"] in TERMINAL_STATES:
+            if study["state"] in IDLE_STATES:
                 return study
             if deadline is not None and time.monotonic() > deadline:
                 raise ClientError(f"study {study_id} still {study['state']} after {timeout_s}s")

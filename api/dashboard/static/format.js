@@ -75,7 +75,8 @@ export function doneCount(counts) {
   return (counts.complete || 0) + (counts.pruned || 0) + (counts.failed || 0);
 }
 
-export const FINISHED_STUDY = new Set(["completed", "stopped", "failed"]);
+// States in which a study trains nothing (a paused one may resume, like a finished one).
+export const FINISHED_STUDY = new Set(["paused", "completed", "stopped", "failed"]);
 
 // The study's objectives as a list of {metric, direction}.
 export function objectives(spec) {

@@ -8,9 +8,9 @@ import {
 const COUNTED = ["complete", "pruned", "failed", "running", "waiting"];
 
 export class StudyHeader {
-  // onStop() and onResume(body) act on the study; the controls are built once and only
-  // enabled or disabled later, so a click never lands on a button that was just replaced.
-  constructor({ onStop, onResume }) {
+  // onStop(), onPause() and onResume(body) act on the study; the controls are built once
+  // and only enabled or disabled later, so a click never lands on a button just replaced.
+  constructor({ onStop, onPause, onResume }) {
     this.title = h("div", { class: "title-row-info" });
     this.body = h("div", {});
     this.stop = h("button", { id: "stop-btn", class: "danger", "data-testid": "stop-button" }, "Stop");
@@ -19,20 +19,26 @@ export class StudyHeader {
       "data-testid": "resume-max-trials", title: "new budget.max_trials (empty keeps the old one)",
     });
     this.resume = h("button", { id: "resume-btn", "data-testid": "resume-button" }, "Resume");
+    this.pause = h("button", {
+      id: "pause-btn", "data-testid": "pause-button",
+      title: "Trials stop at their next epoch with a checkpoint; Resume continues them.",
+    }, "Pause");
     this.stop.addEventListener("click", () => onStop());
+    this.pause.addEventListener("click", () => onPause());
     this.resume.addEventListener("click", () => {
       const n = Number.parseInt(this.maxTrials.value, 10);
       onResume(Number.isFinite(n) ? { budget: { max_trials: n } } : {});
     });
     this.element = h("section", { class: "panel", id: "study-header", "data-testid": "study-header" },
       h("div", { class: "title-row" }, this.title, h("span", { class: "spacer" }),
-        h("div", { class: "controls" }, this.stop, this.maxTrials, this.resume)),
+        h("div", { class: "controls" }, this.pause, this.stop, this.maxTrials, this.resume)),
       this.body);
   }
 
   update(s, status = null) {
     const active = !FINISHED_STUDY.has(s.state);
     this.stop.disabled = !active;
+    this.pause.disabled = !active;
     this.maxTrials.disabled = active;
     this.resume.disabled = active;
     this.title.replaceChildren(...[
@@ -77,6 +83,11 @@ function facts(s) {
     h("dd", {}, `${s.spec?.sampler?.type ?? "?"} / ${s.spec?.pruner?.type ?? "?"}`),
     h("dt", {}, "Started"), h("dd", {}, fmtTime(s.started_at)),
     h("dt", {}, "Duration"), h("dd", {}, fmtDuration(elapsed(s.started_at, s.finished_at))),
+    ...(s.checkpoint_bytes
+      ? [h("dt", { title: "what the unfinished trials' checkpoints take in the store" },
+        "Checkpoints"),
+      h("dd", { "data-testid": "study-checkpoint-bytes" }, fmtBytes(s.checkpoint_bytes))]
+      : []),
     ...scheduling(s));
 }
 
@@ -106,4 +117,11 @@ function progress(s) {
       COUNTED.map((state) => h("span",
         { class: `count state-fg-${state}`, "data-testid": `count-${state}` },
         `${state} ${s.counts[state] || 0}`))));
+}
+
+function fmtBytes(n) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+  return `${i ? n.toFixed(1) : n} ${units[i]}`;
 }

@@ -31,6 +31,7 @@ class StudyPage {
     this.selection = [];
     this.header = new StudyHeader({
       onStop: () => this.act("stop", {}),
+      onPause: () => this.act("pause", {}),
       onResume: (body) => this.act("resume", body),
     });
     this.detail = h("section", { class: "panel", id: "trial-detail", "data-testid": "trial-detail" });

@@ -165,10 +165,28 @@ export async function renderTrialDetail(ctx, panel, studyId, number) {
         h("h3", {}, "Parameters"),
         keyValues(t.params, "trial-params"),
         t.test_metrics ? h("h3", {}, "Test metrics (best weights)") : null,
-        t.test_metrics ? keyValues(t.test_metrics, "trial-test-metrics") : null),
+        t.test_metrics ? keyValues(t.test_metrics, "trial-test-metrics") : null,
+        attemptsTable(t.attempts || [])),
       h("div", {}, h("h3", {}, "Learning curve"), chart, epochsTable(t.epochs))),
   ].filter(Boolean));
   drawTrialCurve(chart, t.epochs);
+}
+
+// A trial that a lost worker, a pause, a preemption or a restart interrupted ran more than
+// once; each run resumed from the checkpoint epoch it names.
+function attemptsTable(attempts) {
+  if (attempts.length < 2) return null;
+  return h("div", {},
+    h("h3", {}, "Runs"),
+    h("table", { class: "grid compact", "data-testid": "trial-attempts" },
+      h("thead", {}, h("tr", {}, ["#", "node", "from epoch", "epochs trained", "ended"]
+        .map((k) => h("th", {}, k)))),
+      h("tbody", {}, attempts.map((a, i) => h("tr", { "data-testid": "trial-attempt" },
+        h("td", { class: "num" }, String(i + 1)),
+        h("td", {}, a.node || "–"),
+        h("td", { class: "num" }, String(a.from_epoch)),
+        h("td", { class: "num" }, a.epochs_trained ?? "–"),
+        h("td", {}, a.end || "running"))))));
 }
 
 function factList(rows) {
