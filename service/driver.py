@@ -96,6 +96,8 @@ class StudyDriver:
             error = _describe(exc)
         finally:
             await self.runner.close()
+        if self._end_reason not in _INTERRUPTING:
+            self._cancel_waiting()
         error = error or await self.writer.drain()
         if self._end_reason != SHUTDOWN or error is not None:
             state, reason = self._final_state(error)
@@ -159,6 +161,15 @@ class StudyDriver:
         self.writer.submit(
             self._checkpoints.save, self.study_id, number, data, keep=set(self._kept)
         )
+
+    def _cancel_waiting(self) -> None:
+        """Trials still waiting to resume when the study ends are cancelled (a pause or a
+        shutdown keeps them waiting instead)."""
+        for job in self._retries:
+            if job.number is not None:
+                trial = job.trial or self.optuna.adopt(job.number)
+                self._finish(trial, TrialOutcome("cancelled"))
+        self._retries.clear()
 
     def _final_state(self, error: str | None) -> tuple[str, str]:
         if error is not None:

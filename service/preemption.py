@@ -2,10 +2,10 @@
 
 Only with `HPO_PREEMPT_AFTER_S` set. A study that has waited that long may take a
 busy slot whose room would let its trial fit, from a study of its own tenant with a
-lower `priority`, or from another tenant that would still use more than its weighted
-share after giving the slot up than the waiting tenant would after getting it (the
-rank `fair_share.grant_order` uses). The second rule is what keeps slots from moving
-back and forth. The trial yields at its next epoch boundary, with a checkpoint, and
+lower `priority`, or from another tenant that would still rank at least as high
+above its weighted share after giving the slot up as the waiting tenant would after
+getting it (the rank `fair_share.grant_order` uses). The second rule is what keeps
+slots from moving back and forth. The trial yields at its next epoch boundary, with a checkpoint, and
 resumes when its study is granted a slot again.
 """
 
@@ -62,7 +62,9 @@ def pick_victim(
             over = 0.0
         else:
             theirs = rank(slot.tenant, held(slot.tenant) - slot.shape)
-            if rank(waiter.tenant, held(waiter.tenant) + waiter.shape) >= theirs:
+            # At most level after the move: then the move back would not be (theirs
+            # before it < ours after it), so a slot never moves back and forth.
+            if rank(waiter.tenant, held(waiter.tenant) + waiter.shape) > theirs:
                 continue
             over = theirs
         key = (-over, slot.priority, -slot.granted_at)

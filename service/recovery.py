@@ -58,3 +58,17 @@ def _copy_outcome(store: Store, spec: StudySpec, study_id: int, trial: FrozenTri
         study_id, trial.number, state=state, value=values[index] if values else None,
         values=values, best_epoch=None, stop_reason="completed" if state == "complete" else state,
     )  # fmt: skip
+
+
+def cancel_unfinished(
+    store: Store, storage: optuna.storages.RDBStorage, record: StudyRecord
+) -> None:
+    """End a paused study's waiting trials as cancelled, in both stores (a user stops it)."""
+    study = optuna.load_study(study_name=record.optuna_study_name, storage=storage)
+    for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study.tell(frozen.number, state=TrialState.PRUNED)
+    for ours in store.unfinished_trials(record.id):
+        store.finish_trial(
+            record.id, ours.number, state="pruned", value=None, best_epoch=None,
+            stop_reason="cancelled",
+        )  # fmt: skip

@@ -28,7 +28,7 @@ from service.limits import SpecLimits, SubmissionRate
 from service.metrics import ServiceMetrics
 from service.optuna_bridge import OptunaBridge
 from service.pareto import pareto_front
-from service.recovery import reconcile
+from service.recovery import cancel_unfinished, reconcile
 from service.runner import TrialRunner
 from service.scheduler import SlotScheduler
 from service.slot_contract import StudyDemand
@@ -205,9 +205,15 @@ class StudyService:
         await driver.run()
 
     async def stop(self, study_id: int, *, tenant: str | None = None) -> StudyView:
+        """Stop a queued, running or paused study; its unfinished trials end as cancelled."""
         view = await asyncio.to_thread(self.get, study_id, tenant=tenant)
+        if view.record.state == "paused":
+            await asyncio.to_thread(self._stop_paused, view.record)
+            return await asyncio.to_thread(self.get, study_id)
         if view.record.state not in ACTIVE_STATES:
-            raise Conflict(f"study {study_id} is {view.record.state}; only queued or running stop")
+            raise Conflict(
+                f"study {study_id} is {view.record.state}; only queued, running or paused stop"
+            )
         driver = self._drivers.get(study_id)
         if driver is not None:
             driver.request_stop("user")
@@ -217,6 +223,13 @@ class StudyService:
                 task.cancel()
             await asyncio.to_thread(self.store.set_study_state, study_id, "stopped", reason="user")
         return await asyncio.to_thread(self.get, study_id)
+
+    def _stop_paused(self, record: StudyRecord) -> None:
+        with storage_errors():
+            cancel_unfinished(self.store, self.optuna_storage, record)
+            self.store.set_study_state(record.id, "stopped", reason="user")
+        if self.trial_checkpoints is not None:
+            self.trial_checkpoints.delete_study(record.id)
 
     async def pause(self, study_id: int, *, tenant: str | None = None) -> StudyView:
         """Stop a queued or running study's trials at their next epoch boundary, each with

@@ -14,6 +14,7 @@ from typing import Any
 import optuna
 import pytest
 
+from service.errors import Conflict
 from service.runner import LastEpoch, Slot, TrialEnd, TrialError, TrialStart, WorkerLost
 from service.spec import StudySpec
 from service.studies import StudyService
@@ -370,3 +371,72 @@ def test_a_resumed_study_draws_none_of_the_params_it_drew_before(
     drawn = [tuple(sorted(t.params.items())) for t in trials(service, study_id)]
     assert len(drawn) == 6
     assert not set(drawn[3:]) & set(drawn[:3]), f"{sampler} repeated a draw after the resume"
+
+
+def paused_study(
+    store: Store, optuna_storage: Any, spec: dict[str, Any], then: str
+) -> tuple[StudyService, int, dict[str, Any]]:
+    """Run a study until two trials trained an epoch, pause it, then `then` it."""
+    runner = ScriptedRunner(lambda p, e: 0.01 * e, epoch_s=0.01)
+
+    async def runners(study_id: int, _: StudySpec) -> ScriptedRunner:
+        return runner
+
+    async def main() -> tuple[StudyService, int, dict[str, Any]]:
+        service = StudyService(store, optuna_storage, runners)
+        study_id = (await service.submit(StudySpec.model_validate(spec))).record.id
+        while sum(t.epochs_run > 0 for t in store.running_trials(study_id)) < 2:
+            await asyncio.sleep(0.01)
+        await service.pause(study_id)
+        await asyncio.wait_for(service.wait(study_id), timeout=10)
+        at_pause = {
+            "study": service.get(study_id),
+            "trials": {t.number: t for t in trials(service, study_id)},
+            "optuna": optuna.load_study(
+                study_name=service.get(study_id).record.optuna_study_name, storage=optuna_storage
+            ).trials,
+        }
+        with pytest.raises(Conflict):
+            await service.pause(study_id)
+        if then == "resume":
+            await service.resume(study_id)
+        else:
+            await service.stop(study_id)
+        await asyncio.wait_for(service.wait(study_id), timeout=30)
+        return service, study_id, at_pause
+
+    return asyncio.run(main())
+
+
+def test_a_paused_study_keeps_its_trials_waiting_and_resume_finishes_them(
+    store, optuna_storage, make_spec
+) -> None:
+    spec = make_spec(budget={"max_trials": 4, "max_epochs": 30, "parallelism": 2},
+                     early_stopping={"patience": 100}, pruner={"type": "none"})  # fmt: skip
+    service, study_id, at_pause = paused_study(store, optuna_storage, spec, "resume")
+    paused = at_pause["study"]
+    assert (paused.record.state, paused.record.state_reason) == ("paused", "user")
+    assert paused.counts["waiting"] == 2 and paused.counts["running"] == 0
+    waiting = [n for n, t in at_pause["trials"].items() if t.state == "waiting"]
+    assert all(at_pause["trials"][n].attempts[-1].end == "paused" for n in waiting)
+    assert {t.state for t in at_pause["optuna"]} == {optuna.trial.TrialState.RUNNING}
+    study = service.get(study_id)
+    assert study.record.state == "completed" and study.counts["complete"] == 4
+    done = trials(service, study_id)
+    assert [t.number for t in done] == [0, 1, 2, 3]  # the paused trials kept their numbers
+    for number in waiting:
+        assert [a.end for a in service.trial(study_id, number).attempts] == ["paused", "completed"]
+
+
+def test_stopping_a_paused_study_cancels_its_waiting_trials_in_both_stores(
+    store, optuna_storage, make_spec
+) -> None:
+    spec = make_spec(budget={"max_trials": 4, "max_epochs": 30, "parallelism": 2},
+                     early_stopping={"patience": 100}, pruner={"type": "none"})  # fmt: skip
+    service, study_id, _ = paused_study(store, optuna_storage, spec, "stop")
+    study = service.get(study_id)
+    assert (study.record.state, study.record.state_reason) == ("stopped", "user")
+    assert study.counts["waiting"] == study.counts["running"] == 0
+    assert {t.stop_reason for t in trials(service, study_id)} == {"cancelled"}
+    stored = optuna.load_study(study_name=study.record.optuna_study_name, storage=optuna_storage)
+    assert {t.state for t in stored.trials} == {optuna.trial.TrialState.PRUNED}
