@@ -220,10 +220,14 @@ def read_trials(http: httpx.Client, study_id: int, headers: dict[str, str],
     for t in items:
         if not (t["started_at"] and t["finished_at"]):
             continue
-        epochs = http.get(f"{path}/{t['number']}", headers=headers).json()["epochs"]
-        trials.append({"start": _ts(t["started_at"]), "end": _ts(t["finished_at"]), "cpus": cpus,
+        detail = http.get(f"{path}/{t['number']}", headers=headers).json()
+        start, end = _ts(t["started_at"]), _ts(t["finished_at"])
+        # A preempted trial held a slot only during its runs, not while it waited.
+        attempts = [a for a in detail.get("attempts", []) if a["finished_at"]]
+        runs = [[_ts(a["started_at"]), _ts(a["finished_at"])] for a in attempts] or [[start, end]]
+        trials.append({"start": start, "end": end, "runs": runs, "cpus": cpus,
                        "worker": t["node"], "state": t["state"],
-                       "train_s": sum(e["seconds"] or 0.0 for e in epochs)})  # fmt: skip
+                       "train_s": sum(e["seconds"] or 0.0 for e in detail["epochs"])})  # fmt: skip
     return trials
 
 
@@ -387,6 +391,8 @@ def main() -> None:
     parser.add_argument("--address")
     parser.add_argument("--storage")
     parser.add_argument("--result", type=Path, help="where a child process writes its JSON")
+    parser.add_argument("--preempt-after-s", type=float,
+                        help="run the service with HPO_PREEMPT_AFTER_S set to this")  # fmt: skip
     args = parser.parse_args()
     _exit_on_sigterm()
     if args.arm == "tune-driver":
@@ -394,6 +400,8 @@ def main() -> None:
         return
     if args.arm:
         studies = json.loads(args.workload.read_text())
+        if args.preempt_after_s:
+            os.environ["HPO_PREEMPT_AFTER_S"] = str(args.preempt_after_s)
         arm = arm_service if args.arm == "service" else arm_tune
         args.result.write_text(json.dumps(arm(studies, args.cpus, args.nodes)))
         return
@@ -411,9 +419,11 @@ def compare(args: argparse.Namespace) -> None:
         path = Path(tmp) / "workload.json"
         path.write_text(json.dumps(studies))
         for arm in ("service", "tune"):
+            preempt = ["--preempt-after-s", str(args.preempt_after_s)] if (
+                arm == "service" and args.preempt_after_s) else []  # fmt: skip
             runs[arm] = run_child(
                 ["--arm", arm, "--workload", str(path), "--cpus", str(args.cpus),
-                 "--nodes", str(args.nodes)], Path(tmp) / f"{arm}.log", args.timeout_s,
+                 "--nodes", str(args.nodes), *preempt], Path(tmp) / f"{arm}.log", args.timeout_s,
             )  # fmt: skip
             print(f"{arm}: done after {time.monotonic() - started:.0f} s", file=sys.stderr)
     if args.out:  # the raw runs first, so a failure below still leaves them

@@ -26,8 +26,10 @@ class Interval:
 
 
 def intervals(run: dict[str, Any]) -> list[Interval]:
-    return [Interval(s["tenant"], s["index"], t["start"], t["end"], t["cpus"])
-            for s in run["studies"] for t in s["trials"]]  # fmt: skip
+    """Every stretch a trial held a slot: one per run of a preempted trial."""
+    return [Interval(s["tenant"], s["index"], start, end, t["cpus"])
+            for s in run["studies"] for t in s["trials"]
+            for start, end in t.get("runs", [[t["start"], t["end"]]])]  # fmt: skip
 
 
 def jain(values: list[float]) -> float:
@@ -64,8 +66,10 @@ def summarize(run: dict[str, Any], capacity: float) -> dict[str, Any]:
         "tenant_cpu_s": used,
         "longest_wait_s": max(waits),
         "median_wait_s": statistics.median(waits),
-        "trials": len(runs),
-        "mean_trial_s": statistics.mean(r.end - r.start for r in runs),
+        "trials": sum(len(s["trials"]) for s in run["studies"]),
+        "runs": len(runs),
+        "mean_trial_s": sum(r.end - r.start for r in runs)
+        / sum(len(s["trials"]) for s in run["studies"]),
         "in_epochs": sum(t["train_s"] for s in run["studies"] for t in s["trials"])
         / sum(r.end - r.start for r in runs),
         "workers": len({t["worker"] for s in run["studies"] for t in s["trials"]}),

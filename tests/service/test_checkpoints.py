@@ -82,6 +82,11 @@ def test_a_killed_slot_resumes_its_trial_from_its_checkpoint(
     assert resumed["epochs_trained"] == 12 - resumed["from_epoch"]
     assert pid_of(detail) != pid_of(victim)
     assert study["checkpoint_bytes"] == 0  # a finished trial's checkpoint is deleted
+    # The same study never interrupted (same params, same seed) trains the same curve.
+    again = wait_for_study(client, submit(client, {**spec, "name": "never-lost"}), 240)
+    straight = trial(client, again["id"], 0)
+    assert straight["params"] == detail["params"]
+    assert [e["val_loss"] for e in straight["epochs"]] == [e["val_loss"] for e in detail["epochs"]]
 
 
 def test_pause_frees_the_slots_and_resume_continues_every_trial(
