@@ -5,8 +5,8 @@ busy slot whose room would let its trial fit, from a study of its own tenant wit
 lower `priority`, or from another tenant that would still rank at least as high
 above its weighted share after giving the slot up as the waiting tenant would after
 getting it (the rank `fair_share.grant_order` uses). The second rule is what keeps
-slots from moving back and forth. The trial yields at its next epoch boundary, with a checkpoint, and
-resumes when its study is granted a slot again.
+slots from moving back and forth. The trial yields at its next epoch boundary, with
+a checkpoint, and resumes when its study is granted a slot again.
 """
 
 from __future__ import annotations

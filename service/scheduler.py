@@ -29,8 +29,8 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
 
+from service.autoscaler_requests import AutoscalerRequests
 from service.cluster_view import ClusterSnapshot, QueueInfo
 from service.fair_share import (
     ZERO,
@@ -71,12 +71,11 @@ class SlotScheduler:
         self._held_for: set[int] = set()
         self._kicked = False
         self._closed = False
-        self._requested: tuple[str, ...] = ()
+        self._autoscaler_requests = AutoscalerRequests(backend)
         self._autoscaler = False
         self._refresher: asyncio.Task[None] | None = None
         self._snapshot = ClusterSnapshot([], [], [], [], None)
         self._positions: dict[int, QueueInfo] = {}
-        self._background: set[asyncio.Task[Any]] = set()
         self._preempt_after_s = preempt_after_s
         self._yielding: dict[int, int] = {}  # slot id -> the waiting study it goes to
         self.n_preempted = 0
@@ -102,11 +101,7 @@ class SlotScheduler:
         for slot in self._slots.values():
             self._backend.kill(slot.actor)
         self._slots.clear()
-        if self._requested:
-            await asyncio.to_thread(self._backend.request_resources, [])
-        for task in list(self._background):
-            with contextlib.suppress(Exception):
-                await task
+        await self._autoscaler_requests.close()
 
     async def refresh(self) -> None:
         """Re-read the nodes; forget slots on nodes that left, use nodes that joined."""
@@ -468,7 +463,6 @@ class SlotScheduler:
             self._end(slot)
 
     def _tell_autoscaler(self) -> None:
-        """Ask for room for every busy slot and every waiting trial; withdraw when none wait."""
         unmet = [
             s.demand.shape
             for s in self._studies.values()
@@ -476,14 +470,7 @@ class SlotScheduler:
             if not waiter.done()
         ]
         busy = [s.shape for s in self._slots.values() if s.study_id is not None]
-        bundles = [shape.bundle() for shape in busy + unmet] if unmet else []
-        key = tuple(sorted(str(sorted(b.items())) for b in bundles))
-        if key == self._requested:
-            return
-        self._requested = key
-        task = asyncio.create_task(asyncio.to_thread(self._backend.request_resources, bundles))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._autoscaler_requests.update(busy, unmet)
 
     def _alive_nodes(self) -> set[str]:
         return {n.node_id for n in self._nodes.values() if n.alive}
