@@ -291,6 +291,44 @@ def test_a_running_study_progresses_without_a_reload(live: Live, page: Any, runn
     screenshot(page, "study-running")
 
 
+def test_pause_then_resume_continues_the_trial_and_shows_its_runs(live: Live, page: Any) -> None:
+    study_id = submit(live.http, {**spec("pausable", budget={
+        "max_trials": 1, "max_epochs": 1000, "parallelism": 1}), **ENDLESS})  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not [t for t in live.http.get(f"/api/v1/studies/{study_id}/trials").json()["items"]
+               if t["epochs_run"] >= 1]:  # fmt: skip
+        assert time.monotonic() < deadline, "the trial trained no epoch within 60 s"
+        time.sleep(0.2)
+    try:
+        page.goto(f"{live.url}/studies/{study_id}")
+        pause = page.locator("[data-testid=pause-button]")
+        page.locator("[data-testid=study-state][data-state=running]").wait_for()
+        pause.click()
+        page.wait_for_function(
+            "() => document.querySelector('[data-testid=study-state]').dataset.state === 'paused'"
+        )
+        study = live.http.get(f"/api/v1/studies/{study_id}").json()
+        assert study["state"] == "paused" and study["counts"]["waiting"] == 1, study
+        assert pause.is_disabled() and page.locator("[data-testid=stop-button]").is_disabled()
+        paused = live.http.get(f"/api/v1/studies/{study_id}/trials/0").json()
+
+        page.locator("[data-testid=resume-button]").click()
+        page.wait_for_function(
+            "() => document.querySelector('[data-testid=study-state]').dataset.state === 'running'"
+        )
+        page.goto(f"{live.url}/studies/{study_id}/trials/0")
+        runs = page.locator("[data-testid=trial-attempt]")
+        runs.nth(1).wait_for()
+        first = runs.first.locator("td").all_text_contents()
+        assert first[2:] == ["0", str(paused["epochs_run"]), "paused"], first
+        assert runs.nth(1).locator("td").all_text_contents()[2] == str(paused["epochs_run"])
+        screenshot(page, "trial-runs")
+    finally:
+        # Paused, not stopped: its slot stays warm (idle) for the tests after this one.
+        live.http.post(f"/api/v1/studies/{study_id}/pause")
+        wait_for_study(live.http, study_id, timeout_s=30)
+
+
 def test_the_stop_button_stops_a_running_study(live: Live, page: Any, running: int) -> None:
     page.goto(f"{live.url}/studies/{running}")
     stop = page.locator("[data-testid=stop-button]")
