@@ -379,19 +379,6 @@ class Store(TrialProgress):
         with self._session() as session:
             return int(session.scalar(query) or 0)
 
-    def running_trials(self, study_id: int) -> list[TrialRecord]:
-        """Trials still `running`, by number (e.g. to mark them interrupted after a restart)."""
-        query = (
-            select(TrialRow)
-            .where(TrialRow.study_id == study_id, TrialRow.state == "running")
-            .order_by(TrialRow.number)
-        )
-        with self._session() as session:
-            rows = list(session.scalars(query))
-            if not rows:
-                require_study(session, study_id)
-            return [trial_record(row) for row in rows]
-
 
 def _now() -> datetime:
     return datetime.now(UTC)

@@ -298,7 +298,9 @@ def test_stop_cancels_running_trials(store, optuna_storage, make_spec) -> None:
     async def main() -> StudyService:
         service = StudyService(store, optuna_storage, runners)
         view = await service.submit(StudySpec.model_validate(spec))
-        while not any(t.epochs_run for t in store.running_trials(view.record.id)):
+        while not any(
+            t.epochs_run for t in store.unfinished_trials(view.record.id, states=["running"])
+        ):
             await asyncio.sleep(0.01)  # until a trial is running and has trained an epoch
         await service.stop(view.record.id)
         await asyncio.wait_for(service.wait(view.record.id), timeout=10)
@@ -385,7 +387,9 @@ def paused_study(
     async def main() -> tuple[StudyService, int, dict[str, Any]]:
         service = StudyService(store, optuna_storage, runners)
         study_id = (await service.submit(StudySpec.model_validate(spec))).record.id
-        while sum(t.epochs_run > 0 for t in store.running_trials(study_id)) < 2:
+        while (
+            sum(t.epochs_run > 0 for t in store.unfinished_trials(study_id, states=["running"])) < 2
+        ):
             await asyncio.sleep(0.01)
         await service.pause(study_id)
         await asyncio.wait_for(service.wait(study_id), timeout=10)

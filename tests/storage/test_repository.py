@@ -117,7 +117,7 @@ def test_missing_study_raises_study_not_found_naming_the_id(store: Store) -> Non
         lambda: store.create_trial(999, 0, {}),
         lambda: store.list_trials(999),
         lambda: store.best_trials(999),
-        lambda: store.running_trials(999),
+        lambda: store.unfinished_trials(999, states=["running"]),
     ):
         with pytest.raises(StudyNotFound):
             call()
@@ -379,8 +379,8 @@ def test_running_trials_lists_only_running_by_number(store: Store) -> None:
     study = make_study(store)
     for number, state in enumerate(["running", "complete", "running", "failed"]):
         make_trial(store, study.id, number, state=state)
-    assert [t.number for t in store.running_trials(study.id)] == [0, 2]
-    assert store.running_trials(make_study(store).id) == []
+    assert [t.number for t in store.unfinished_trials(study.id, states=["running"])] == [0, 2]
+    assert store.unfinished_trials(make_study(store).id, states=["running"]) == []
 
 
 def add_scored_trials(store: Store, study_id: int) -> None:
