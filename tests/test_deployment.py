@@ -69,3 +69,11 @@ def test_the_readme_documents_both_cluster_ways() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "docker compose up --build --scale worker=" in readme and "HPO_API_TOKENS=" in readme
     assert "ray start --head" in readme and "ray start --address" in readme
+
+
+def test_the_head_and_every_worker_share_the_checkpoint_store() -> None:
+    services = compose()["services"]
+    uri = services["head"]["environment"]["HPO_CHECKPOINT_URI"]
+    for name in ("head", "worker"):
+        mounts = {m.split(":")[1]: m.split(":")[0] for m in services[name]["volumes"]}
+        assert mounts.get(uri) == "checkpoints", (name, services[name]["volumes"])
