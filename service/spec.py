@@ -127,8 +127,8 @@ class CheckpointSpec(_Strict):
     )
     every_epochs: int | None = Field(
         default=None, ge=1, le=10_000,
-        description="Save every this many epochs; default: after 5 epochs, or sooner once "
-        "10 s of training passed since the last save.",
+        description="Save every this many epochs; default: as often as keeps saving under "
+        "2% of training time (every epoch for epochs of a second or more).",
     )  # fmt: skip
 
 

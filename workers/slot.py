@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,7 @@ class TrialSlot:
         self._trainer: Any = None
         self._policy: CheckpointPolicy | None = None
         self._saved = (0, 0.0)  # (epoch, train_seconds) of the last checkpoint
+        self._save_s: float | None = None  # how long that save took
 
     def warm_up(self) -> None:
         """Import what a trial needs (torch, the trainer, installed plug-in tasks), so a
@@ -97,7 +99,7 @@ class TrialSlot:
             self._tensors, params, model=model, objective=objective, direction=direction,
             seed=seed, max_epochs=max_epochs,
         )  # fmt: skip
-        self._policy, self._saved = checkpoint, (0, 0.0)
+        self._policy, self._saved, self._save_s = checkpoint, (0, 0.0), None
 
     def resume_trial(self, start: dict[str, Any]) -> Resumed:
         """Begin a trial that ran before: continue from its checkpoint when there is a
@@ -128,7 +130,8 @@ class TrialSlot:
         metrics: dict[str, float] = self._trainer.train_epoch()
         epochs_since = self._trainer.epoch - self._saved[0]
         seconds_since = self._trainer.train_seconds - self._saved[1]
-        if self._policy is not None and self._policy.due(epochs_since, seconds_since):
+        policy = self._policy
+        if policy is not None and policy.due(epochs_since, seconds_since, self._save_s):
             return EpochResult(metrics, *self.save_checkpoint())
         return EpochResult(metrics)
 
@@ -138,6 +141,7 @@ class TrialSlot:
         trainer, policy = self._trainer, self._policy
         if trainer is None or policy is None or self._saved[0] == trainer.epoch:
             return None, None
+        started = time.perf_counter()
         try:
             data = trainer.state()
             TrialCheckpoints(policy.uri).save(policy.key, data)
@@ -148,6 +152,7 @@ class TrialSlot:
             log.warning("checkpoint %s not written: %s", policy.key, exc)
             return None, f"{type(exc).__name__} ({reason})"
         self._saved = (trainer.epoch, trainer.train_seconds)
+        self._save_s = time.perf_counter() - started
         return len(data), None
 
     def run_last_epoch(

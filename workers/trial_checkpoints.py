@@ -21,23 +21,26 @@ import fsspec
 class CheckpointPolicy:
     """When a slot saves a trial's state, and where.
 
-    `every_epochs` None is the default rule: after 5 epochs, or sooner once 10 s of
-    training passed since the last save, so a lost worker costs at most about 5 epochs
-    or 10 s, whichever is larger, while short epochs are not slowed by saves.
+    `every_epochs` None is the default rule: save once the training since the last save
+    took at least `1 / max_overhead` times as long as a save takes (the last one timed;
+    the first save, after epoch 1, measures it). Saves then cost at most `max_overhead`
+    of training, and a lost worker costs at most one epoch or `1 / max_overhead` saves'
+    time, whichever is longer: every epoch for epochs of a second or more, every few
+    for the millisecond epochs of a small MLP (see README, "Checkpoints and resume").
     """
 
     uri: str
     key: str
     every_epochs: int | None = None
-    interval_s: float = 10.0
+    max_overhead: float = 0.02
 
-    def due(self, epochs_since: int, seconds_since: float) -> bool:
+    def due(self, epochs_since: int, seconds_since: float, save_s: float | None) -> bool:
+        """Whether to save now; `save_s` is how long the last save took (None: none yet)."""
         if self.every_epochs is not None:
             return epochs_since >= self.every_epochs
-        return epochs_since >= DEFAULT_EVERY_EPOCHS or seconds_since >= self.interval_s
-
-
-DEFAULT_EVERY_EPOCHS = 5
+        if save_s is None:
+            return epochs_since >= 1
+        return seconds_since * self.max_overhead >= save_s
 
 
 def trial_key(study_id: int, number: int) -> str:
