@@ -38,10 +38,14 @@ class Waiter:
 
 def pick_victim(
     waiter: Waiter, busy: list[BusySlot], free: Mapping[str, Shape],
-    use: Mapping[str, TenantUse], total: Shape, policy: TenantPolicy,
+    use: Mapping[str, TenantUse], total: Shape, policy: TenantPolicy, *,
+    granted_before: float = float("inf"),
 ) -> int | None:  # fmt: skip
     """The slot to take for `waiter`, or None: the most over-share tenant's first, then
-    the lowest priority, then the trial that started last (it has trained least)."""
+    the lowest priority, then the trial that started last (it has trained least).
+
+    Only slots granted before `granted_before` are taken: a slot just handed over (a
+    preempted trial resuming, too) trains a while first, so nothing moves in circles."""
 
     def rank(tenant: str, held: Shape) -> float:
         recent = use[tenant].recent_share if tenant in use else 0.0
@@ -53,6 +57,8 @@ def pick_victim(
     best: tuple[tuple[float, int, float], int] | None = None
     for slot in busy:
         if slot.study_id == waiter.study_id or slot.node_id not in free:
+            continue
+        if slot.granted_at >= granted_before:
             continue
         if not waiter.shape.fits_in(free[slot.node_id] + slot.shape):
             continue

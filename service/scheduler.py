@@ -344,6 +344,7 @@ class SlotScheduler:
             victim = pick_victim(
                 Waiter(sid, study.demand.tenant, study.demand.priority, study.demand.shape),
                 self._busy_slots(), placement.free, self._use, self._total(), self.policy,
+                granted_before=time.monotonic() - self._preempt_after_s,
             )  # fmt: skip
             if victim is not None:
                 self._yielding[victim] = sid

@@ -49,3 +49,12 @@ def test_a_slot_yields_only_where_its_room_fits_the_waiting_trial() -> None:
     free = {"n1": Shape.of(0, 0), "n2": Shape.of(1, 0)}
     assert pick_victim(two_cpus, slots, free, use(a=2), TOTAL, TenantPolicy()) == 2
     assert pick_victim(two_cpus, slots, FULL, use(a=2), TOTAL, TenantPolicy()) is None
+
+
+def test_a_slot_granted_moments_ago_trains_before_it_can_yield() -> None:
+    slots = [busy(1, 10, "a", granted_at=100.0), busy(2, 10, "a", granted_at=50.0)]
+    waiter = Waiter(20, "a", 5, CPU)
+    assert pick_victim(waiter, slots, FULL, use(a=2), TOTAL, TenantPolicy(),
+                       granted_before=90.0) == 2  # fmt: skip
+    assert pick_victim(waiter, slots, FULL, use(a=2), TOTAL, TenantPolicy(),
+                       granted_before=40.0) is None  # fmt: skip
