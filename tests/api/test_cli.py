@@ -210,7 +210,7 @@ def test_stop_then_resume_with_more_trials_ends_at_the_new_count(
     assert stopped.returncode == 0 and f"study {study_id} stopping" in stopped.stdout
     study = wait_for_study(http, study_id)
     assert study["state"] == "stopped"
-    assert "only queued or running stop" in one_error_line(hpo("stop", str(study_id), *url))
+    assert "only queued, running or paused stop" in one_error_line(hpo("stop", str(study_id), *url))
 
     n_trials = sum(study["counts"][s] for s in ("complete", "pruned", "failed")) + 2
     resumed = hpo("resume", str(study_id), "--max-trials", str(n_trials), "--wait", *url)
