@@ -45,6 +45,7 @@ bench: install  ## every benchmark in bench/, each side by side with its peers (
 	$(BIN)/python -m bench.time_to_target
 	$(BIN)/python -m bench.dashboard_scale
 	$(BIN)/python -m bench.shared_cluster
+	$(BIN)/python -m bench.resume
 	$(BIN)/python -m bench.gpu_packing
 
 clean:
