@@ -3,17 +3,22 @@
 Pure values and functions, no Ray and no clock: the scheduler (`service/scheduler.py`)
 feeds them what it holds and asks for the order.
 
-The order is that of dominant resource fairness (DRF) between tenants, then priority
-and age between a tenant's studies:
+The order is that of dominant resource fairness (DRF) between tenants, kept over time
+the way Linux's CFS keeps CPU time fair, then priority and age between a tenant's studies:
 
-1. the tenant furthest below its share goes first: the one whose dominant share (the
-   largest of its CPU and GPU fractions of the cluster) held now, plus the dominant
-   share it held on average lately (decaying with RECENT_USE_HALF_LIFE_S), divided by
-   its weight, is lowest. So a tenant with one study and a tenant with six get half
-   the cluster each; the odd slot of an odd count alternates between two tenants; and
-   a tenant that took the whole cluster while the others were still arriving, or
-   whose wide trials held it, gives that time back as its trials end;
+1. the tenant furthest behind goes first: the one with the least *virtual service*, the
+   dominant share it has held (the largest of its CPU and GPU fractions of the cluster)
+   integrated over time and divided by its weight, plus what it holds now over the next
+   FAIR_LOOKAHEAD_S. Slots granted in one instant therefore spread over the tenants by
+   what they hold (a tenant with one study and a tenant with six get half the cluster
+   each), and over time a tenant whose wide trials held more than its share gives that
+   time back as its trials end, or, with preemption, as its slots are taken;
 2. within a tenant, the study of highest `priority`, then the oldest.
+
+Virtual service decays (half-life RECENT_USE_HALF_LIFE_S), so old use is forgotten; a
+tenant that had no study when others trained joins at the least virtual service among
+those who have one (`TenantUse.join`), so it neither pays for using an empty cluster nor
+takes the whole cluster to "catch up" with tenants that trained while it was away.
 
 Resources are counted in Ray's own unit, 1/10000 of a CPU or GPU, as integers: sums
 of fractional shapes (0.1 GPU ten times) then fit exactly where floats would not.
@@ -28,6 +33,9 @@ from datetime import datetime
 
 UNIT = 10_000  # Ray schedules resources to four decimal places
 RECENT_USE_HALF_LIFE_S = 300.0
+# How far ahead what a tenant holds now counts: one preemption interval (see
+# `service/preemption.py`) is the natural unit, a few seconds.
+FAIR_LOOKAHEAD_S = 5.0
 
 
 def units(amount: float) -> int:
@@ -145,24 +153,26 @@ def _number(text: str) -> float | None:
 
 @dataclass
 class TenantUse:
-    """What a tenant holds now, and the dominant share it held on average lately."""
+    """What a tenant holds now, and its virtual service: weighted dominant-share-seconds."""
 
     held: Shape = ZERO
-    recent: float = 0.0  # decayed share-seconds
-    span: float = 0.0  # decayed seconds, the same way: recent / span is the average
+    virtual: float = 0.0  # decayed share-seconds held, divided by the tenant's weight
     updated: float = 0.0
 
-    def advance(self, now: float, dominant: float) -> None:
-        """Add the share held since the last update, decaying older use."""
+    def advance(self, now: float, dominant: float, weight: float = 1.0) -> None:
+        """Add the share held since the last update, decaying older service."""
         elapsed = max(0.0, now - self.updated)
         decay = 0.5 ** (elapsed / RECENT_USE_HALF_LIFE_S)
-        self.recent = self.recent * decay + dominant * elapsed
-        self.span = self.span * decay + elapsed
+        self.virtual = self.virtual * decay + dominant * elapsed / weight
         self.updated = now
 
-    @property
-    def recent_share(self) -> float:
-        return self.recent / self.span if self.span > 0 else 0.0
+    def join(self, floor: float) -> None:
+        """A tenant with no study until now starts level with the least served active one."""
+        self.virtual = max(self.virtual, floor)
+
+    def rank(self, held: Shape, total: Shape, weight: float) -> float:
+        """Virtual service if it kept `held` for FAIR_LOOKAHEAD_S more: lower goes first."""
+        return self.virtual + dominant_share(held, total) * FAIR_LOOKAHEAD_S / weight
 
 
 def dominant_share(held: Shape, total: Shape) -> float:
@@ -188,9 +198,8 @@ def grant_order(
 
     def key(claim: Claim) -> tuple[float, int, datetime, int]:
         tenant = use.get(claim.tenant, TenantUse())
-        used = dominant_share(tenant.held, total) + tenant.recent_share
-        return (used / policy.weight(claim.tenant), -claim.priority, claim.created_at,
-                claim.study_id)  # fmt: skip
+        rank = tenant.rank(tenant.held, total, policy.weight(claim.tenant))
+        return (rank, -claim.priority, claim.created_at, claim.study_id)
 
     return sorted(claims, key=key)
 

@@ -2,11 +2,13 @@
 
 Only with `HPO_PREEMPT_AFTER_S` set. A study that has waited that long may take a
 busy slot whose room would let its trial fit, from a study of its own tenant with a
-lower `priority`, or from another tenant that would still rank at least as high
-above its weighted share after giving the slot up as the waiting tenant would after
-getting it (the rank `fair_share.grant_order` uses). The second rule is what keeps
-slots from moving back and forth. The trial yields at its next epoch boundary, with
-a checkpoint, and resumes when its study is granted a slot again.
+lower `priority`, or from another tenant that would still rank at least as high as
+the waiting tenant after the move (the rank `fair_share.grant_order` uses: virtual
+service plus what is held). Right after a move the move back fails that test; a slot
+moves back only once its new holder has been served more, and no slot is taken within
+HPO_PREEMPT_AFTER_S of its grant, so nothing moves in circles. The trial yields at its
+next epoch boundary, with a checkpoint, and resumes when its study is granted a slot
+again.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from service.fair_share import Shape, TenantPolicy, TenantUse, dominant_share
+from service.fair_share import Shape, TenantPolicy, TenantUse
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,7 @@ def pick_victim(
     preempted trial resuming, too) trains a while first, so nothing moves in circles."""
 
     def rank(tenant: str, held: Shape) -> float:
-        recent = use[tenant].recent_share if tenant in use else 0.0
-        return (dominant_share(held, total) + recent) / policy.weight(tenant)
+        return use.get(tenant, TenantUse()).rank(held, total, policy.weight(tenant))
 
     def held(tenant: str) -> Shape:
         return use[tenant].held if tenant in use else Shape(0, 0)

@@ -226,6 +226,7 @@ class RayTrialRunner:
                 if attempt + 1 == _START_ATTEMPTS:
                     raise
                 continue
+            self._scheduler.serving(lease)
             return slot
         raise AssertionError("unreachable")
 

@@ -3,8 +3,10 @@
 Studies never ask Ray for a slot on their own. A driver calls `acquire` for each
 trial it wants to run and `release` when the trial ends; the scheduler sees the whole
 demand at once, and hands a free slot to the most deserving waiting study
-(`fair_share.grant_order`: tenant share, then priority, then age). Shares therefore
-move as trials end, and a running trial is never killed to rebalance.
+(`fair_share.grant_order`: the tenant least served over time, then priority, then
+age). Shares therefore move as trials end; a running trial is never killed to
+rebalance, and only with HPO_PREEMPT_AFTER_S set does one yield its slot, with a
+checkpoint, at an epoch boundary (`service/preemption.py`).
 
 A slot is a warm actor (`workers.slot.TrialSlot`) of one resource shape. To grant
 one, the scheduler takes, in turn: an idle slot of the study's shape (the one that
@@ -26,6 +28,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -139,8 +142,12 @@ class SlotScheduler:
 
     def register(self, demand: StudyDemand, *, waiting_since: datetime | None = None) -> None:
         """A study that will ask for slots; it is queued from `waiting_since` (default now)."""
+        self._advance_use()
+        active = {s.demand.tenant for s in self._studies.values() if not s.departed}
+        use = self._use.setdefault(demand.tenant, TenantUse(updated=time.monotonic()))
+        if demand.tenant not in active and active:
+            use.join(min(self._use[t].virtual for t in active))
         self._studies[demand.study_id] = StudyState(demand, waiting_since=waiting_since or _now())
-        self._use.setdefault(demand.tenant, TenantUse(updated=time.monotonic()))
         self._kick()
 
     def unregister(self, study_id: int) -> None:
@@ -195,6 +202,14 @@ class SlotScheduler:
         if not keep:
             self._end(slot)
         self._kick()
+
+    def serving(self, lease: Lease) -> None:
+        """The lease's slot answers and its trial starts now: preemption counts a slot's
+        time held from here, so a slot whose actor took long to start is not taken
+        before its trial has trained."""
+        slot = self._slots.get(lease.slot_id)
+        if slot is not None and slot.study_id is not None:
+            slot.granted_at = time.monotonic()
 
     def should_yield(self, lease: Lease) -> bool:
         """Whether the lease's trial should stop at its next epoch boundary and give the
@@ -287,7 +302,9 @@ class SlotScheduler:
         to those after it in the order (for READY_GRACE_S at most): otherwise the first
         of a burst of submissions to be ready would take the whole cluster until its
         trials end. When the first study in the order fits nowhere, and no single running
-        trial's end would make it fit, a node is kept for it (`needs_reservation`).
+        trial's end would make it fit, a node is kept for it (`needs_reservation`); the
+        study stays first until it is served there, even if others come to rank before
+        it meanwhile, so the room held back for it is not held back for nothing.
         """
         now = time.monotonic()
         candidates = {
@@ -301,6 +318,9 @@ class SlotScheduler:
         if not eligible:
             self._reservation = None
             return False
+        kept = self._reserved_study(eligible)
+        if kept is not None:
+            eligible = [kept, *(s for s in eligible if s is not kept)]
         placement = self._placement()
         head = eligible[0]
         if head.getting_ready(now):
@@ -379,9 +399,20 @@ class SlotScheduler:
         tenant = study.demand.tenant
         return self.policy.quota(tenant).allows(self._use[tenant].held + study.demand.shape)
 
+    def _reserved_study(self, eligible: list[StudyState]) -> StudyState | None:
+        """The study a node is kept for, while it still waits; the reservation ends with
+        its wait."""
+        if self._reservation is None:
+            return None
+        study = next((s for s in eligible if s.demand.study_id == self._reservation[0]), None)
+        if study is None or not study.live_waiters():
+            self._reservation = None
+            return None
+        return study
+
     def _keep_node_for(self, head: StudyState, placement: Placement) -> None:
-        """Reserve a node for the blocked head of the queue when it needs one (sticky while
-        it stays the head), and end the idle slots there: they cannot serve it."""
+        """Reserve a node for the blocked head of the queue when it needs one, and end the
+        idle slots there: they cannot serve it."""
         shape = head.demand.shape
         if not placement.needs_reservation(shape):
             self._reservation = None
@@ -415,7 +446,8 @@ class SlotScheduler:
 
     def _grant(self, study: StudyState, slot: SlotState) -> None:
         waiter, since = study.waiters.popleft()
-        slot.study_id, slot.granted_at = study.demand.study_id, time.monotonic()
+        # Not serving until its actor answers (`serving`): preemption never takes it before.
+        slot.study_id, slot.granted_at = study.demand.study_id, math.inf
         study.held.add(slot.id)
         self._account(slot.shape, +1, tenant=study.demand.tenant)
         waiter.set_result(Lease(slot.id, slot.actor, slot.node_id, slot.shape))
@@ -453,8 +485,8 @@ class SlotScheduler:
 
     def _advance_use(self) -> None:
         now, total = time.monotonic(), self._total()
-        for use in self._use.values():
-            use.advance(now, dominant_share(use.held, total))
+        for tenant, use in self._use.items():
+            use.advance(now, dominant_share(use.held, total), self.policy.weight(tenant))
 
     def _trim_idle(self) -> None:
         idle = sorted(

@@ -58,3 +58,31 @@ def test_a_slot_granted_moments_ago_trains_before_it_can_yield() -> None:
                        granted_before=90.0) == 2  # fmt: skip
     assert pick_victim(waiter, slots, FULL, use(a=2), TOTAL, TenantPolicy(),
                        granted_before=40.0) is None  # fmt: skip
+
+
+def served(virtual: float, cpus: int) -> TenantUse:
+    return TenantUse(held=Shape.of(cpus, 0), virtual=virtual)
+
+
+def test_a_wide_slot_yields_once_its_tenant_has_been_served_more_over_time() -> None:
+    # b holds 2 of 4 CPUs, a and c 1 each: at equal service, taking b's slot for a
+    # would leave b below a, so nothing moves yet.
+    slots = [busy(1, 10, "a", node="n1"), busy(2, 20, "b", node="n2", shape=Shape.of(2, 0)),
+             busy(3, 30, "c", node="n1")]  # fmt: skip
+    waiter_a = Waiter(11, "a", 0, CPU)
+    level = {"a": served(10.0, 1), "b": served(10.0, 2), "c": served(10.0, 1)}
+    assert pick_victim(waiter_a, slots, FULL, level, TOTAL, TenantPolicy()) is None
+    # After b held twice a's share for 20 s more (0.25 share-s/s ahead), it gives back.
+    ahead = {"a": served(15.0, 1), "b": served(20.0, 2), "c": served(15.0, 1)}
+    assert pick_victim(waiter_a, slots, FULL, ahead, TOTAL, TenantPolicy()) == 2
+
+
+def test_a_moved_slot_moves_back_only_after_its_new_holder_is_served_more() -> None:
+    slots = [busy(1, 10, "a"), busy(2, 10, "a")]
+    waiter_b = Waiter(20, "b", 0, Shape.of(1, 0))
+    # Just after b lost a slot to a: a holds 2, b 0, and a is the less served.
+    after_move = {"a": served(4.0, 2), "b": served(6.0, 0)}
+    assert pick_victim(waiter_b, slots, FULL, after_move, TOTAL, TenantPolicy()) is None
+    # a has since held half the cluster for 8 s more: b takes one back.
+    later = {"a": served(8.0, 2), "b": served(6.0, 0)}
+    assert pick_victim(waiter_b, slots, FULL, later, TOTAL, TenantPolicy()) in {1, 2}

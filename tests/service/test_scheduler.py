@@ -448,6 +448,30 @@ def test_a_burst_of_submissions_is_shared_not_taken_by_the_first_study_ready() -
     assert sorted(r.study_id for r in first_wave) == [1, 1, 2, 2, 3, 3]
 
 
+def test_a_tenant_that_arrives_late_shares_evenly_and_does_not_take_all_to_catch_up() -> None:
+    """It joins level with the least served tenant (CFS's rule), not at zero service: the
+    tenant that had the cluster to itself is not shut out while the other catches up."""
+    backend = cluster(a=(2, 0))
+
+    async def main() -> tuple[Sim, float]:
+        sim = await open_sim(backend)
+        early = asyncio.ensure_future(
+            sim.study(sim.add(1, tenant="early", parallelism=2), [0.05] * 200)
+        )
+        await asyncio.sleep(3.5)  # alone on the whole cluster: 3.5 share-seconds served
+        joined = asyncio.get_running_loop().time() - sim.started
+        late = sim.study(sim.add(2, tenant="late", parallelism=2), [0.05] * 60)
+        await asyncio.wait_for(asyncio.gather(early, late), timeout=30)
+        await sim.scheduler.close()
+        return sim, joined
+
+    sim, joined = asyncio.run(main())
+    window = (joined, joined + 1.0)
+    seconds = {t: sum(max(0.0, min(r.end, window[1]) - max(r.start, window[0]))
+                      for r in sim.runs if r.tenant == t) for t in ("early", "late")}  # fmt: skip
+    assert seconds["early"] / sum(seconds.values()) > 0.35, seconds
+
+
 def test_a_tenant_that_used_more_lately_yields_to_one_that_used_less() -> None:
     total = Shape.of(4, 0)
     greedy = TenantUse()  # held the whole cluster for a minute, holds nothing now
