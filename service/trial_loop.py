@@ -127,6 +127,8 @@ async def _epochs(
     spec, primary, best = ctx.spec, ctx.spec.primary, rules.best
     for epoch in range(first, spec.budget.max_epochs + 1):
         reason = ctx.interruption(slot)
+        if reason == "preempted" and epoch == first:
+            reason = None  # a run that yields trains an epoch first: no start goes to waste
         if reason is not None:
             await _checkpoint_now(ctx, slot, trial, epoch - 1)
             return dataclasses.replace(best.outcome("cancelled"), interrupted=reason)
