@@ -161,6 +161,9 @@ def test_a_study_that_waited_preempts_a_lower_priority_one_and_nothing_is_lost(
     assert low_study["state"] == "completed" and low_study["counts"]["complete"] == 5
     preempted = [t for t in low_trials if any(a["end"] == "preempted" for a in t["attempts"])]
     assert preempted, [t["attempts"] for t in low_trials]
+    # A run that yields trained first: no slot start goes to waste.
+    assert all(a["epochs_trained"] >= 1 for t in preempted for a in t["attempts"]
+               if a["end"] == "preempted"), [t["attempts"] for t in preempted]  # fmt: skip
     for detail in low_trials:
         assert_whole_curve(detail, 6)
     for detail in preempted:
