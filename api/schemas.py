@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.cluster_view import ScopedCluster, TenantView, amount
 from service.insights import Curve
+from service.outcome import STOP_REASONS
 from service.records import TrialRecord
 from service.studies import StudyView
 
@@ -24,11 +25,18 @@ class TrialOut(BaseModel):
     values: list[float] | None
     best_epoch: int | None
     epochs_run: int
-    stop_reason: str | None
+    stop_reason: str | None = Field(
+        description=f"Why a finished trial ended: one of {', '.join(STOP_REASONS)}. "
+        "`out_of_memory`: the device ran out of memory (the trial is failed here, and told to "
+        "Optuna as pruned so that the sampler draws less of its region)."
+    )
     started_at: datetime | None
     finished_at: datetime | None
     duration_s: float | None
     node: str | None
+    device: str | None = Field(
+        description="What the trial trained on: the GPU's name (e.g. NVIDIA H200), or cpu."
+    )
     retry_of: int | None
     error: str | None
     test_metrics: dict[str, float] | None = Field(
@@ -48,6 +56,7 @@ class AttemptOut(BaseModel):
     """One run of a trial on one slot; a resumed trial has one per run."""
 
     node: str | None
+    device: str | None = None
     started_at: datetime
     finished_at: datetime | None
     from_epoch: int = Field(description="Epochs the run started with, from a checkpoint.")

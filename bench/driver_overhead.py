@@ -34,6 +34,7 @@ METRICS = {"train_loss": 0.1, "val_loss": 0.1, "val_accuracy": 0.5, "lr": 0.1, "
 
 class NoOpSlot:
     node = "bench"
+    device = "cpu"
 
     def __init__(self) -> None:
         self.value = 0.0

@@ -289,7 +289,7 @@ class StudyDriver:
         # The writer runs later: the times are taken here, where the slot is held.
         self.writer.submit(
             self.store.create_trial, self.study_id, trial.number, params, node=slot.node,
-            started_at=datetime.now(UTC),
+            started_at=datetime.now(UTC), device=slot.device,
         )  # fmt: skip
         return trial, params
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from service.datasets import DataRoots, prepare_data
-from service.runner import LastEpoch, TrialEnd, TrialError, TrialStart
+from service.runner import LastEpoch, TrialEnd, TrialError, TrialStart, trial_error
 from service.spec import StudySpec
 from workers.slot import EpochResult, Resumed
 from workers.trainer import TensorData, TrialTrainer
@@ -20,6 +20,7 @@ from workers.trainer import TensorData, TrialTrainer
 
 class InProcessSlot:
     node = "in-process"
+    device = "cpu"
 
     def __init__(self, tensors: TensorData, spec: StudySpec):
         self._tensors = tensors
@@ -61,7 +62,7 @@ async def _guarded(fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return await asyncio.to_thread(fn, *args, **kwargs)
     except Exception as exc:  # noqa: BLE001 - a trial's own failure, as a Ray slot reports it
-        raise TrialError(f"{type(exc).__name__}: {exc}") from exc
+        raise trial_error(exc) from exc
 
 
 class InProcessRunner:

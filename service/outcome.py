@@ -9,7 +9,8 @@ import optuna
 from workers.direction import at_least, improves
 
 STOP_REASONS = (
-    "completed", "early_stopped", "pruned", "diverged", "worker_lost", "failed", "cancelled",
+    "completed", "early_stopped", "pruned", "diverged", "worker_lost", "out_of_memory", "failed",
+    "cancelled",
 )  # fmt: skip
 
 _STATE_OF_REASON = {
@@ -19,8 +20,12 @@ _STATE_OF_REASON = {
     "diverged": "pruned",
     "cancelled": "pruned",
     "worker_lost": "failed",
+    "out_of_memory": "failed",
     "failed": "failed",
 }
+# Optuna's TPE learns nothing from failed trials (it reads complete and pruned ones): a
+# trial that ran out of memory is told as pruned, so the sampler draws less of its region.
+_OPTUNA_STATE_OF_REASON = {"out_of_memory": optuna.trial.TrialState.PRUNED}
 
 _OPTUNA_STATE = {
     "complete": optuna.trial.TrialState.COMPLETE,
@@ -52,7 +57,7 @@ class TrialOutcome:
 
     @property
     def optuna_state(self) -> optuna.trial.TrialState:
-        return _OPTUNA_STATE[self.state]
+        return _OPTUNA_STATE_OF_REASON.get(self.stop_reason, _OPTUNA_STATE[self.state])
 
 
 class CurveBest:

@@ -20,7 +20,10 @@ _AUTOSCALER_STATUS_KEY = b"__autoscaling_status"  # written by Ray's v1 autoscal
 
 class RaySlotBackend:
     """Slot actors pinned to the node the scheduler chose, so Ray never queues one that
-    does not fit there."""
+    does not fit there. `allow_cpu_for_gpus`: see Settings."""
+
+    def __init__(self, *, allow_cpu_for_gpus: bool = False):
+        self._allow_cpu_for_gpus = allow_cpu_for_gpus
 
     def nodes(self) -> list[NodeInfo]:
         return [
@@ -34,7 +37,10 @@ class RaySlotBackend:
 
     def create(self, shape: Shape, node_id: str) -> Any:
         pinned = NodeAffinitySchedulingStrategy(node_id, soft=False)
-        actor = create_slot(**shape.ray_options(), scheduling_strategy=pinned)
+        actor = create_slot(
+            **shape.ray_options(), scheduling_strategy=pinned,
+            allow_cpu_for_gpus=self._allow_cpu_for_gpus,
+        )  # fmt: skip
         actor.warm_up.remote()  # imports torch meanwhile; its first trial's call waits for it
         return actor
 

@@ -18,6 +18,7 @@ from service.datasets import DataRoots, prepare_data
 from service.scheduler import SlotScheduler
 from service.slot_contract import Lease
 from service.spec import StudySpec
+from workers import device
 from workers.data import PreparedData
 from workers.slot import EpochResult, Resumed
 from workers.trial_checkpoints import CheckpointPolicy
@@ -29,6 +30,33 @@ class WorkerLost(Exception):
 
 class TrialError(Exception):
     """Training raised for these params; the trial fails, the study goes on."""
+
+
+class TrialOutOfMemory(TrialError):
+    """The trial ran out of device memory: its params' fault. The slot has freed the
+    memory and takes the next trial."""
+
+
+class SlotCannotTrain(TrialError):
+    """The slot was given GPUs that it cannot use: the trial fails without training, and
+    the study is warned (the cluster, not the params, needs fixing)."""
+
+
+_KINDS: dict[type[Exception], type[TrialError]] = {
+    device.OutOfMemory: TrialOutOfMemory,
+    device.DeviceUnavailable: SlotCannotTrain,
+}
+
+
+def trial_error(cause: BaseException) -> TrialError:
+    """What a trial's training raised, as the driver sees it: the worker's own kinds keep
+    their meaning; torch's out-of-memory error (a slot that did not catch it) is one too."""
+    for kind, error in _KINDS.items():
+        if isinstance(cause, kind):
+            return error(str(cause))
+    if device.is_out_of_memory(cause):
+        return TrialOutOfMemory(f"out of memory: {cause}")
+    return TrialError(f"{type(cause).__name__}: {cause}")
 
 
 @dataclass(frozen=True)
@@ -61,6 +89,8 @@ class LastEpoch:
 
 class Slot(Protocol):
     node: str
+    device: str | None
+    """What the slot trains on (a GPU's name, or `cpu`); None when its GPUs are unusable."""
 
     async def start_trial(self, start: TrialStart) -> None:
         """Begin a trial; a slot may defer the work to the first `run_epoch`."""
@@ -124,6 +154,7 @@ class RaySlot:
         self._pending_start: dict[str, Any] | None = None
         self._ended: TrialEnd | None = None
         self.node = ""
+        self.device: str | None = None
 
     async def locate(self) -> str:
         """Where the slot runs (node, pid, GPUs). The call waits for a new actor to start,
@@ -131,6 +162,7 @@ class RaySlot:
         placement = await _call(self._actor.placement.remote())
         gpus = f" gpu={','.join(placement.gpu_ids)}" if placement.gpu_ids else ""
         self.node = f"{placement.node[:12]} pid={placement.pid}{gpus}"
+        self.device = placement.device
         return self.node
 
     def _start_arguments(self, start: TrialStart) -> dict[str, Any]:
@@ -185,8 +217,7 @@ async def _call(ref: ray.ObjectRef) -> Any:
     except ray.exceptions.RayActorError as exc:
         raise WorkerLost(str(exc).splitlines()[0]) from exc
     except ray.exceptions.RayTaskError as exc:
-        cause = exc.cause if exc.cause is not None else exc
-        raise TrialError(f"{type(cause).__name__}: {cause}") from exc
+        raise trial_error(exc.cause if exc.cause is not None else exc) from exc
 
 
 class RayTrialRunner:

@@ -105,7 +105,8 @@ async def open_runtime(settings: Settings) -> Runtime:
     checkpoints = CheckpointStore(settings.data_dir / "artifacts")
     metrics = ServiceMetrics(store.count_studies)
     scheduler = SlotScheduler(
-        RaySlotBackend(), settings.tenant_policy(), max_idle=settings.warm_slots,
+        RaySlotBackend(allow_cpu_for_gpus=settings.allow_cpu_for_gpus), settings.tenant_policy(),
+        max_idle=settings.warm_slots,
         on_wait=metrics.queue_wait_seconds.observe, preempt_after_s=settings.preempt_after_s,
     )  # fmt: skip
     await scheduler.start()

@@ -86,6 +86,13 @@ class Settings(BaseSettings):
         "default <data_dir>/checkpoints, which only a one-machine cluster shares.",
     )
 
+    allow_cpu_for_gpus: bool = Field(
+        default=False,
+        description="Test clusters only: a slot given a GPU that CUDA cannot use (a node "
+        "that declares GPUs it does not have) trains on the CPU, and its trials' `device` "
+        "says `cpu`. Off, such a slot fails each trial with the reason and warns the study.",
+    )
+
     @model_validator(mode="after")
     def _default_database(self) -> Settings:
         self.data_dir = self.data_dir.expanduser().resolve()

@@ -8,6 +8,9 @@ timeout, target reached elsewhere) cancels it; `trial_timeout_s` cancels it too.
 
 A resumed trial replays the epochs its checkpoint holds into the stop rules, so
 early stopping's patience, the best epoch and the pruner see one unbroken curve.
+
+Out of device memory ends the trial as `out_of_memory` and its slot goes on to the
+next one; a slot that cannot use its GPUs fails each trial and warns the study.
 """
 
 from __future__ import annotations
@@ -23,7 +26,15 @@ import optuna
 
 from service.optuna_bridge import OptunaBridge
 from service.outcome import CurveBest, TrialOutcome
-from service.runner import LastEpoch, Slot, TrialError, TrialStart, WorkerLost
+from service.runner import (
+    LastEpoch,
+    Slot,
+    SlotCannotTrain,
+    TrialError,
+    TrialOutOfMemory,
+    TrialStart,
+    WorkerLost,
+)
 from service.spec import StudySpec
 from service.writer import OrderedWriter
 from storage.repository import Store
@@ -86,6 +97,11 @@ async def run_trial(
         return dataclasses.replace(outcome, test_metrics=end.test_metrics)
     except WorkerLost as exc:
         return TrialOutcome("worker_lost", error=str(exc))
+    except TrialOutOfMemory as exc:
+        return TrialOutcome("out_of_memory", error=str(exc), epochs_run=rules.best.epochs_seen)
+    except SlotCannotTrain as exc:
+        ctx.warn(f"trials fail on a slot that cannot use its GPUs: {exc}")
+        return TrialOutcome("failed", error=str(exc))
     except TrialError as exc:
         return TrialOutcome("failed", error=str(exc))
 
@@ -109,8 +125,9 @@ async def _resume(
         ctx.warn(f"trial {trial.number}: {resumed.error}")
     history = [(m.get("seconds", 0.0), _recordable(m)) for m in resumed.history]
     ctx.writer.submit(
-        ctx.store.resume_trial, ctx.study_id, trial.number, node=slot.node, history=history
-    )
+        ctx.store.resume_trial, ctx.study_id, trial.number, node=slot.node, history=history,
+        device=slot.device,
+    )  # fmt: skip
     metric = ctx.spec.primary.metric
     for epoch, metrics in enumerate(resumed.history, start=1):
         rules.best.update(epoch, metrics)

@@ -50,6 +50,7 @@ def trial_record(row: TrialRow, epochs: Sequence[EpochRow] = ()) -> TrialRecord:
         checkpoint_epoch=row.checkpoint_epoch,
         checkpoint_bytes=row.checkpoint_bytes,
         attempts=[attempt_record(a) for a in row.attempts or ()],
+        device=row.device,
     )
 
 
@@ -62,7 +63,7 @@ def attempt_record(data: dict[str, Any]) -> AttemptRecord:
     return AttemptRecord(
         node=data.get("node"), started_at=started, from_epoch=int(data["from_epoch"]),
         finished_at=when("finished_at"), epochs_trained=data.get("epochs_trained"),
-        end=data.get("end"),
+        end=data.get("end"), device=data.get("device"),
     )  # fmt: skip
 
 

@@ -101,6 +101,7 @@ class TrialRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     duration_s: Mapped[float | None] = mapped_column(Float)
     node: Mapped[str | None] = mapped_column(String(255))
+    device: Mapped[str | None] = mapped_column(String(255))
     retry_of: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     test_metrics: Mapped[dict[str, float] | None] = mapped_column(JSON)

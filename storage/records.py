@@ -57,6 +57,8 @@ class TrialRecord:
     checkpoint_epoch: int | None = None
     checkpoint_bytes: int | None = None
     attempts: list[AttemptRecord] = field(default_factory=list)
+    device: str | None = None
+    """What the trial (its latest run) trained on: a GPU's name, or `cpu`."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class AttemptRecord:
     finished_at: datetime | None = None
     epochs_trained: int | None = None
     end: str | None = None
+    device: str | None = None
 
 
 @dataclass(frozen=True)

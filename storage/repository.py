@@ -229,6 +229,7 @@ class Store(TrialProgress):
         node: str | None = None,
         retry_of: int | None = None,
         started_at: datetime | None = None,
+        device: str | None = None,
     ) -> TrialRecord:
         """Store a trial started at `started_at` (default now). Raises ConflictError if the
         study has `number` already."""
@@ -243,8 +244,9 @@ class Store(TrialProgress):
                 epochs_run=0,
                 started_at=started_at or _now(),
                 node=node,
+                device=device,
                 retry_of=retry_of,
-                attempts=first_attempt(node, started_at or _now()),
+                attempts=first_attempt(node, started_at or _now(), device),
             )
             session.add(row)
             session.flush()

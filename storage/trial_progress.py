@@ -28,8 +28,11 @@ EpochValues = tuple[float, dict[str, float | None]]
 RESUMABLE_STATES = ("waiting", "running")
 
 
-def first_attempt(node: str | None, started_at: datetime) -> list[dict[str, Any]]:
-    return [{"node": node, "started_at": started_at.isoformat(), "from_epoch": 0}]
+def first_attempt(
+    node: str | None, started_at: datetime, device: str | None = None
+) -> list[dict[str, Any]]:
+    return [{"node": node, "device": device, "started_at": started_at.isoformat(),
+             "from_epoch": 0}]  # fmt: skip
 
 
 def close_attempt(row: TrialRow, end: str, now: datetime) -> None:
@@ -51,7 +54,7 @@ class TrialProgress:
 
     def resume_trial(
         self, study_id: int, number: int, *, node: str | None, history: Sequence[EpochValues],
-        started_at: datetime | None = None,
+        started_at: datetime | None = None, device: str | None = None,
     ) -> TrialRecord:  # fmt: skip
         """Start a new attempt of trial `number` from the checkpoint that holds `history`
         (epochs 1..k): later epochs are deleted, missing ones recorded, the trial runs."""
@@ -70,8 +73,9 @@ class TrialProgress:
             ]  # fmt: skip
             if missing:
                 session.execute(insert(EpochRow), missing)
-            row.state, row.node, row.epochs_run = "running", node, from_epoch
-            attempt = {"node": node, "started_at": now.isoformat(), "from_epoch": from_epoch}
+            row.state, row.node, row.device, row.epochs_run = "running", node, device, from_epoch
+            attempt = {"node": node, "device": device, "started_at": now.isoformat(),
+                       "from_epoch": from_epoch}  # fmt: skip
             row.attempts = [*(row.attempts or ()), attempt]
             session.flush()
             data = {"number": number, "node": node, "from_epoch": from_epoch}

@@ -2,18 +2,30 @@
 
 A slot is reused from trial to trial so torch is imported once per process,
 and a study's tensors are built once per slot. It never touches a database.
+A slot given GPUs trains on CUDA or refuses to (`workers.device`); a trial that
+runs out of device memory ends there, and the slot takes the next one.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import ray
 
+from workers.device import (
+    DeviceUnavailable,
+    OutOfMemory,
+    device_name,
+    free_memory,
+    is_out_of_memory,
+    slot_device,
+)
 from workers.trial_checkpoints import CheckpointPolicy, TrialCheckpoints
 
 log = logging.getLogger(__name__)
@@ -40,20 +52,49 @@ class Resumed:
 
 @dataclass(frozen=True)
 class SlotPlacement:
-    """Where a slot runs: shown with each trial it trains."""
+    """Where a slot runs: shown with each trial it trains. `device` is the GPU's name or
+    `cpu`; None when the slot's GPUs cannot be used (its trials fail, saying why)."""
 
     node: str
     pid: int
     gpu_ids: list[str]
+    device: str | None = None
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _ends_trial_on_oom(method: _Method) -> _Method:
+    """Out of memory in any call of a trial ends that trial: the slot drops it, frees
+    the memory and raises OutOfMemory, ready for the next trial."""
+
+    @functools.wraps(method)
+    def call(self: TrialSlot, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            message = (str(exc).strip().splitlines() or ["no detail"])[0][:300]
+        # Outside the handler: the error's traceback (and the tensors its frames hold) is gone.
+        where = self._drop_trial()
+        raise OutOfMemory(f"out of memory on {where}: {message}")
+
+    return call  # type: ignore[return-value]
 
 
 class TrialSlot:
-    """Holds one Trainer at a time; `data` arrives once per study from the object store."""
+    """Holds one Trainer at a time; `data` arrives once per study from the object store.
 
-    def __init__(self, *, num_threads: int = 1):
+    `allow_cpu_for_gpus` lets a slot whose GPUs CUDA cannot see train on the CPU: only
+    for test clusters that declare GPUs they do not have."""
+
+    def __init__(self, *, num_threads: int = 1, allow_cpu_for_gpus: bool = False):
         import torch
 
         torch.set_num_threads(max(1, num_threads))
+        self._allow_cpu = allow_cpu_for_gpus
+        self._device: Any = None
         self._data_key: str | None = None
         self._tensors: Any = None
         self._trainer: Any = None
@@ -71,12 +112,34 @@ class TrialSlot:
 
     def placement(self) -> SlotPlacement:
         context = ray.get_runtime_context()
+        gpu_ids = [str(g) for g in context.get_accelerator_ids().get("GPU", [])]
+        try:
+            device: str | None = device_name(self.device())
+        except DeviceUnavailable:
+            device = None
         return SlotPlacement(
-            node=context.get_node_id(),
-            pid=os.getpid(),
-            gpu_ids=[str(g) for g in context.get_accelerator_ids().get("GPU", [])],
+            node=context.get_node_id(), pid=os.getpid(), gpu_ids=gpu_ids, device=device
         )
 
+    def device(self) -> Any:
+        """The torch device this slot trains on. Raises DeviceUnavailable when Ray gave it
+        GPUs that CUDA cannot use."""
+        if self._device is None:
+            context = ray.get_runtime_context()
+            gpu_ids = [str(g) for g in context.get_accelerator_ids().get("GPU", [])]
+            self._device = slot_device(
+                gpu_ids, node=context.get_node_id(), allow_cpu=self._allow_cpu
+            )
+        return self._device
+
+    def _drop_trial(self) -> str:
+        """Forget the trial and hand back the device memory it held; the device's name."""
+        self._trainer, self._policy = None, None
+        device = self.device()
+        free_memory(device)
+        return device_name(device)
+
+    @_ends_trial_on_oom
     def start_trial(
         self, data_key: str, data: Any, params: dict[str, Any], *, model: str, objective: str,
         direction: str, seed: int, max_epochs: int, checkpoint: CheckpointPolicy | None = None,
@@ -89,10 +152,10 @@ class TrialSlot:
         from workers.trainer import TensorData, TrialTrainer
 
         if data_key != self._data_key:
-            self._tensors = None
+            self._tensors, self._data_key = None, None
             if isinstance(data, ray.ObjectRef):
                 data = ray.get(data)
-            self._tensors = TensorData(data, _device(self.placement().gpu_ids))
+            self._tensors = TensorData(data, self.device())
             self._data_key = data_key
         self._trainer = None
         self._trainer = TrialTrainer(
@@ -101,6 +164,7 @@ class TrialSlot:
         )  # fmt: skip
         self._policy, self._saved, self._save_s = checkpoint, (0, 0.0), None
 
+    @_ends_trial_on_oom
     def resume_trial(self, start: dict[str, Any]) -> Resumed:
         """Begin a trial that ran before: continue from its checkpoint when there is a
         usable one, else from its first epoch."""
@@ -114,11 +178,14 @@ class TrialSlot:
                 return Resumed([])
             self._trainer.load_state(data)
         except Exception as exc:  # noqa: BLE001 - an unreadable checkpoint: start over
+            if is_out_of_memory(exc):
+                raise
             self.start_trial(**start)
             return Resumed([], f"checkpoint unreadable, trained from epoch 1: {exc}")
         self._saved = (self._trainer.epoch, self._trainer.train_seconds)
         return Resumed(list(self._trainer.history))
 
+    @_ends_trial_on_oom
     def run_epoch(self, start: dict[str, Any] | None = None) -> EpochResult:
         """Train one epoch, then save a checkpoint when the policy says it is due;
         `start` (start_trial's arguments) first begins a new trial, so a trial's first
@@ -135,6 +202,7 @@ class TrialSlot:
             return EpochResult(metrics, *self.save_checkpoint())
         return EpochResult(metrics)
 
+    @_ends_trial_on_oom
     def save_checkpoint(self) -> tuple[int | None, str | None]:
         """Save the trial's state now (unless its last epoch was saved already): the bytes
         written, or why the store refused them."""
@@ -155,6 +223,7 @@ class TrialSlot:
         self._save_s = time.perf_counter() - started
         return len(data), None
 
+    @_ends_trial_on_oom
     def run_last_epoch(
         self, start: dict[str, Any] | None = None, *, keep: bool, floor: float | None
     ) -> tuple[dict[str, float], dict[str, float] | None, bytes | None]:
@@ -168,6 +237,7 @@ class TrialSlot:
         test_metrics, weights = self.end_trial(keep and self._trainer.reaches(floor))
         return metrics, test_metrics, weights
 
+    @_ends_trial_on_oom
     def end_trial(self, keep_weights: bool = False) -> tuple[dict[str, float] | None, bytes | None]:
         """Drop the trial; the test metrics of its best weights, and those weights
         serialized when `keep_weights` (see TrialTrainer.checkpoint)."""
@@ -179,16 +249,13 @@ class TrialSlot:
         return metrics, weights
 
 
-def _device(gpu_ids: list[str]) -> Any:
-    import torch
-
-    return torch.device("cuda" if gpu_ids and torch.cuda.is_available() else "cpu")
-
-
-def create_slot(*, num_cpus: float, num_gpus: float, scheduling_strategy: Any = None) -> Any:
+def create_slot(
+    *, num_cpus: float, num_gpus: float, scheduling_strategy: Any = None,
+    allow_cpu_for_gpus: bool = False,
+) -> Any:  # fmt: skip
     """Start a slot actor with the trial's resources, where `scheduling_strategy` says (any
     fitting node by default)."""
     actor_class = ray.remote(TrialSlot)
     return actor_class.options(
         num_cpus=num_cpus, num_gpus=num_gpus, scheduling_strategy=scheduling_strategy
-    ).remote(num_threads=max(1, int(num_cpus)))
+    ).remote(num_threads=max(1, int(num_cpus)), allow_cpu_for_gpus=allow_cpu_for_gpus)

@@ -1,7 +1,9 @@
 """Trials across a multi-node Ray cluster, against PostgreSQL: placement, GPUs, lost workers, stop.
 
 The session's cluster (tests/conftest.py) has a head with 2 CPUs, a node with 2 CPUs
-and a node with 1 CPU and one declared GPU, all on this machine.
+and a node with 1 CPU and one declared GPU, all on this machine. That GPU is not there,
+so these services let its slots train on the CPU (`allow_cpu_for_gpus`), and the trials
+say so.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import ray
+import torch
 
 from service.settings import Settings
 from tests.conftest import running_service, wait_for_study
@@ -29,7 +32,9 @@ SLOW_TRIALS = {"space": {"lr": {"type": "float", "low": 0.01, "high": 0.05}},
 
 @pytest.fixture
 def client(ray_cluster: Any, postgres_url: str, tmp_path: Path) -> Iterator[httpx.Client]:
-    settings = Settings(database_url=postgres_url, data_dir=tmp_path / "data")
+    settings = Settings(
+        database_url=postgres_url, data_dir=tmp_path / "data", allow_cpu_for_gpus=True
+    )
     with running_service(settings) as url, httpx.Client(base_url=url, timeout=30) as http:
         yield http
 
@@ -91,6 +96,9 @@ def test_a_gpu_study_runs_only_on_the_gpu_node_one_trial_at_a_time(
     done = sorted(trials(client, study["id"]), key=lambda t: t["started_at"])
     assert len(done) == 4
     assert all(t["node"].startswith(gpu_node[:12]) and "gpu=" in t["node"] for t in done)
+    # The declared GPU is there only on a machine with CUDA (then it is that machine's).
+    cuda = torch.cuda.is_available()
+    assert {t["device"] for t in done} == {torch.cuda.get_device_name(0) if cuda else "cpu"}
     for earlier, later in zip(done, done[1:], strict=False):
         assert datetime.fromisoformat(earlier["finished_at"]) <= datetime.fromisoformat(
             later["started_at"]

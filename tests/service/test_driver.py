@@ -15,7 +15,16 @@ import optuna
 import pytest
 
 from service.errors import Conflict
-from service.runner import LastEpoch, Slot, TrialEnd, TrialError, TrialStart, WorkerLost
+from service.runner import (
+    LastEpoch,
+    Slot,
+    SlotCannotTrain,
+    TrialEnd,
+    TrialError,
+    TrialOutOfMemory,
+    TrialStart,
+    WorkerLost,
+)
 from service.spec import StudySpec
 from service.studies import StudyService
 from storage.repository import Store
@@ -30,6 +39,7 @@ class ScriptedSlot:
     def __init__(self, runner: ScriptedRunner):
         self.runner = runner
         self.node = f"fake-{len(runner.slots)}"
+        self.device = "cpu"
         self.params: dict[str, Any] = {}
         self.epoch = 0
         self.closed = False
@@ -225,6 +235,49 @@ def test_failing_trials_end_the_study_at_max_failed_trials(
         t.error == "ValueError: bad params" and t.stop_reason == "failed"
         for t in trials(service, study_id)
     )
+
+
+def test_out_of_memory_fails_the_trial_tells_optuna_pruned_and_the_slot_goes_on(
+    store, optuna_storage, make_spec
+) -> None:
+    def script(params: dict[str, Any], epoch: int) -> float | BaseException:
+        if params["batch_size"] == 64 and epoch == 2:
+            return TrialOutOfMemory("out of memory on NVIDIA H200: CUDA out of memory.")
+        return 0.1 * epoch
+
+    spec = make_spec(budget={"max_trials": 6, "max_epochs": 3, "parallelism": 1})
+    service, study_id, runner = run_study(store, optuna_storage, spec, script)
+    study = service.get(study_id)
+    assert (study.record.state, study.record.state_reason) == ("completed", "max_trials")
+    done = trials(service, study_id)
+    oom = [t for t in done if t.params["batch_size"] == 64]
+    assert oom and len(oom) < len(done)
+    for trial in oom:
+        assert (trial.state, trial.stop_reason, trial.epochs_run) == ("failed", "out_of_memory", 1)
+        assert trial.error is not None and "out of memory" in trial.error
+    assert all(t.state == "complete" for t in done if t.params["batch_size"] != 64)
+    assert len(runner.slots) == 1 and not runner.slots[0].closed  # one slot took every trial
+    frozen = optuna.load_study(study_name=study.record.optuna_study_name, storage=optuna_storage)
+    states = {t.number: t.state for t in frozen.trials}
+    assert {states[t.number] for t in oom} == {optuna.trial.TrialState.PRUNED}
+    assert study.record.warnings == []
+
+
+def test_a_slot_that_cannot_use_its_gpus_fails_trials_and_warns_the_study(
+    store, optuna_storage, make_spec
+) -> None:
+    message = "node abc assigned GPU ids ['0'] to this slot, but torch.cuda.is_available() is False"
+    spec = make_spec(budget={"max_trials": 5, "max_failed_trials": 2, "parallelism": 1})
+    service, study_id, _ = run_study(
+        store, optuna_storage, spec, lambda p, e: SlotCannotTrain(message)
+    )
+    study = service.get(study_id)
+    assert (study.record.state, study.record.state_reason) == ("failed", "max_failed_trials")
+    assert all(
+        (t.stop_reason, t.error, t.epochs_run) == ("failed", message, 0)
+        for t in trials(service, study_id)
+    )
+    assert study.record.warnings == [f"trials fail on a slot that cannot use its GPUs: {message}"]
 
 
 def test_a_lost_worker_resumes_its_trial_under_its_number_and_the_study_goes_on(

@@ -1,7 +1,8 @@
 """Many studies and tenants on one real multi-node Ray cluster, through the HTTP API.
 
 The session's cluster (tests/conftest.py): a head with 2 CPUs, a node with 2 CPUs and a
-node with 1 CPU and one declared GPU, all on this machine: 5 CPUs and 1 GPU. Checks
+node with 1 CPU and one declared GPU, all on this machine: 5 CPUs and 1 GPU (not there:
+its slots train on the CPU, as `allow_cpu_for_gpus` lets them). Checks
 read what users see: trial start/finish times and nodes, study states and
 `GET /api/v1/cluster`.
 """
@@ -42,7 +43,7 @@ def shared_url(ray_cluster: Any, sqlite_url: str, tmp_path: Path) -> Iterator[st
     settings = Settings(
         database_url=sqlite_url, data_dir=tmp_path / "data", prewarm_slots=False, warm_slots=5,
         api_tokens=",".join(f"{t}:{k}" for t, k in TOKENS.items()),
-        tenant_quotas="capped:cpus=2",
+        tenant_quotas="capped:cpus=2", allow_cpu_for_gpus=True,
     )  # fmt: skip
     with running_service(settings) as url:
         yield url
@@ -114,7 +115,7 @@ def concurrency(runs: list[Interval]) -> int:
 @pytest.fixture
 def any_db_url(ray_cluster: Any, database_url: str, tmp_path: Path) -> Iterator[str]:
     settings = Settings(database_url=database_url, data_dir=tmp_path / "data",
-                        prewarm_slots=False, warm_slots=4)  # fmt: skip
+                        prewarm_slots=False, warm_slots=4, allow_cpu_for_gpus=True)  # fmt: skip
     with running_service(settings) as url:
         yield url
 

@@ -47,6 +47,19 @@ def test_resuming_cuts_the_curve_back_to_the_checkpoint_and_fills_what_it_holds(
     assert kinds.count("trial_interrupted") == 1 and kinds.count("trial_resumed") == 1
 
 
+def test_each_run_records_its_device_and_the_trial_shows_the_latest(store: Store) -> None:
+    study = make_study(store)
+    created = store.create_trial(study.id, 0, {"lr": 0.1}, node="a pid=1", device="NVIDIA H200")
+    assert created.device == "NVIDIA H200"
+    store.interrupt_trial(study.id, 0, end="preempted", state="waiting")
+    store.resume_trial(study.id, 0, node="b pid=2", history=[], device="cpu")
+    trial = store.get_trial(study.id, 0)
+    assert trial.device == "cpu"
+    assert [a.device for a in trial.attempts] == ["NVIDIA H200", "cpu"]
+    listed = store.list_trials(study.id, state=None, order="number", limit=10, cursor=None)
+    assert [t.device for t in listed.items] == ["cpu"]
+
+
 def test_a_run_cut_by_a_crash_is_closed_as_interrupted_when_the_trial_resumes(
     store: Store,
 ) -> None:
