@@ -76,8 +76,8 @@ class TrialDetailOut(TrialOut):
     attempts: list[AttemptOut] = Field(description="The trial's runs, oldest first.")
     epochs: list[dict[str, EpochValue]] = Field(
         description="Per epoch: epoch, train_loss, val_loss, val metrics, lr, seconds (of that "
-        "epoch), train_seconds (so far) and n_params; epoch and n_params are integers. A NaN "
-        "or infinite value (a diverged trial) is null."
+        "epoch), train_seconds (so far) and n_params, and on a GPU peak_gpu_memory_mb; epoch "
+        "and n_params are integers. A NaN or infinite value (a diverged trial) is null."
     )
 
     @classmethod

@@ -17,6 +17,7 @@ SCHEDULE_NAMES = (
 )  # fmt: skip
 ACTIVATION_NAMES = ("relu", "tanh", "sigmoid", "gelu", "leaky_relu")
 INIT_NAMES = ("default", "xavier", "kaiming", "orthogonal")
+PRECISION_NAMES = ("fp32", "bf16", "fp16")
 
 # Which optimizers read each optimizer-specific knob; any other optimizer ignores it.
 OPTIMIZER_KNOBS: dict[str, tuple[str, ...]] = {
@@ -33,13 +34,14 @@ DEFAULTS: dict[str, Any] = {
     "input_noise": 0.0, "batch_norm": False, "label_smoothing": 0.0, "grad_clip": None,
     "lr_schedule": "constant", "lr_gamma": None, "lr_step_epochs": None, "warmup_epochs": 0,
     "hidden_layers": 1, "hidden_units": 128, "activation": "relu", "init": "default",
-    "conv_channels": 16,
+    "conv_channels": 16, "precision": "fp32", "compile": False,
 }  # fmt: skip
 KNOWN_HYPERPARAMETERS: frozenset[str] = frozenset(DEFAULTS)
 
 _CHOICES: dict[str, tuple[Any, ...]] = {
     "optimizer": OPTIMIZER_NAMES, "lr_schedule": SCHEDULE_NAMES, "activation": ACTIVATION_NAMES,
-    "init": INIT_NAMES, "batch_norm": (True, False),
+    "init": INIT_NAMES, "batch_norm": (True, False), "precision": PRECISION_NAMES,
+    "compile": (True, False),
 }  # fmt: skip
 # name -> (low, high, low inclusive, high inclusive, integer)
 _RANGES: dict[str, tuple[float, float, bool, bool, bool]] = {

@@ -120,6 +120,22 @@ def test_a_csv_classification_study_completes(
     assert study["best"]["value"] > 0.9
 
 
+def test_precision_is_searched_like_any_categorical_and_each_one_learns(
+    client: httpx.Client, make_spec: Callable[..., dict[str, Any]]
+) -> None:
+    spec = make_spec(
+        name="precision",
+        space={"precision": {"type": "categorical", "choices": ["fp32", "bf16", "fp16"]}},
+        params={"hidden_units": 32, "lr": 0.01, "optimizer": "adam", "batch_size": 32},
+        initial_trials=[{"precision": "bf16"}, {"precision": "fp16"}],
+        budget={"max_trials": 2, "max_epochs": 3, "parallelism": 2},
+    )
+    study, trials = run(client, spec)
+    assert study["state"] == "completed", study
+    assert sorted(t["params"]["precision"] for t in trials) == ["bf16", "fp16"]
+    assert all(t["state"] == "complete" and t["value"] > 0.8 for t in trials), trials
+
+
 def test_a_file_without_its_target_fails_the_study_with_the_reason(
     client: httpx.Client, shared_service: LiveService, make_spec: Callable[..., dict[str, Any]]
 ) -> None:
@@ -155,6 +171,9 @@ def test_a_file_without_its_target_fails_the_study_with_the_reason(
         ({"dataset": {"source": "path", "path": "/etc/hostname", "format": "csv"}}, "dataset.path",
          "outside the data roots"),
         ({"dataset": {"source": "path", "path": "missing.csv"}}, "dataset.path", "is not a file"),
+        ({"space": {"precision": {"type": "categorical", "choices": ["fp32", "int8"]}}},
+         "space.precision.choices", "precision must be one of ['fp32', 'bf16', 'fp16']"),
+        ({"params": {"compile": "yes"}}, "params.compile", "compile must be one of [True, False]"),
     ],
 )  # fmt: skip
 def test_specs_the_worker_cannot_train_are_422(
