@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from service.settings import Settings
@@ -16,9 +17,29 @@ from service.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def compose() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+def compose(environment: dict[str, str] | None = None) -> dict[str, Any]:
+    """The compose file as compose reads it: `${VAR:-default}`, `${VAR:?error}` and `$$`
+    interpolated from `environment` (by default only the variable compose demands)."""
+    values = {"HPO_API_TOKENS": "team:token"} if environment is None else environment
+
+    def interpolate(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, kind, fallback = match.group(1), match.group(2), match.group(3) or ""
+        if name in values:
+            return values[name]
+        assert kind == ":-", f"compose would refuse to start without {name}: {fallback}"
+        return fallback
+
+    text = re.sub(r"\$\$|\$\{(\w+)(?:(:-|:\?)([^}]*))?\}", interpolate,
+                  (ROOT / "docker-compose.yml").read_text())  # fmt: skip
+    loaded: dict[str, Any] = yaml.safe_load(text)
     return loaded
+
+
+def dockerfile_args() -> dict[str, str]:
+    text = (ROOT / "Dockerfile").read_text()
+    return dict(re.findall(r"^ARG (\w+)=(\S+)$", text, flags=re.MULTILINE))
 
 
 def test_compose_has_postgres_head_and_a_scalable_gpu_worker() -> None:
@@ -51,7 +72,7 @@ def test_the_worker_joins_the_heads_ray_address() -> None:
     worker = services["worker"]
     address = worker["environment"]["RAY_HEAD_ADDRESS"]
     assert address == "head:6379"
-    assert "ray start --address=$${RAY_HEAD_ADDRESS}" in worker["command"]
+    assert "ray start --address=${RAY_HEAD_ADDRESS}" in worker["command"]  # $$ reads as $
     assert "--port=6379" in services["head"]["command"]
 
 
@@ -77,3 +98,36 @@ def test_the_head_and_every_worker_share_the_checkpoint_store() -> None:
     for name in ("head", "worker"):
         mounts = {m.split(":")[1]: m.split(":")[0] for m in services[name]["volumes"]}
         assert mounts.get(uri) == "checkpoints", (name, services[name]["volumes"])
+
+
+def test_the_head_is_built_with_cpu_torch_and_the_workers_with_cuda_torch() -> None:
+    services = compose()["services"]
+    head, worker = services["head"], services["worker"]
+    assert head["build"]["args"]["TORCH_VARIANT"] == "cpu"
+    assert worker["build"]["args"]["TORCH_VARIANT"] == "cu128"  # the default CUDA build
+    assert head["image"] != worker["image"]  # one tag each, so neither build overwrites the other
+    assert head["build"]["context"] == worker["build"]["context"] == "."
+    chosen = compose({"HPO_API_TOKENS": "t:k", "TORCH_CUDA": "cu126"})["services"]["worker"]
+    assert chosen["build"]["args"]["TORCH_VARIANT"] == "cu126" and "cu126" in chosen["image"]
+    assert "utility" in worker["environment"]["NVIDIA_DRIVER_CAPABILITIES"]  # Ray counts GPUs
+
+
+def test_the_dockerfile_installs_torch_from_the_variants_index_and_checks_the_build() -> None:
+    args = dockerfile_args()
+    assert args["TORCH_VARIANT"] == "cpu"
+    assert args["TORCH_INDEX"] == "https://download.pytorch.org/whl/${TORCH_VARIANT}"
+    assert args["TORCH_VERSION"] in (ROOT / "Makefile").read_text()  # the version tests ran
+    text = (ROOT / "Dockerfile").read_text()
+    assert 'pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX}"' in text
+    assert "torch.version.cuda" in text  # a GPU image with CPU torch fails its build
+
+
+def test_the_readme_says_how_to_pick_the_cuda_version() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "TORCH_CUDA=cu126 docker compose" in readme and "nvidia-smi" in readme
+    assert "--build-arg TORCH_VARIANT=" in readme
+
+
+def test_compose_demands_the_api_tokens() -> None:
+    with pytest.raises(AssertionError, match="HPO_API_TOKENS"):
+        compose({})
