@@ -6,15 +6,18 @@ Ray that sees the machine's GPU. Reports aggregate training samples per second a
 trials per hour, and their ratio to N = 1 (one trial at a time on the whole GPU).
 
 Needs a CUDA device (a lent GPU machine); without one it says so and exits 0.
+`scripts/gpu_check.sh` runs the levels its targets name (1, 8, 16) with --json.
 
-    .venv/bin/python -m bench.gpu_packing [--epochs 10]
+    .venv/bin/python -m bench.gpu_packing [--epochs 10] [--levels 1 8 16] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from bench.arms import all_trials, live_service, table, wait_study
@@ -42,7 +45,7 @@ def run_level(n: int, epochs: int) -> dict[str, float]:
         study = wait_study(client, created.json()["id"], poll_s=0.5)
         done = all_trials(client, study["id"])
     wall = _stamp(study["finished_at"]) - _stamp(study["started_at"])
-    on_gpu = sum("gpu=" in (t["node"] or "") for t in done)
+    on_gpu = sum(t["device"] not in (None, "cpu") for t in done)
     samples = sum(t["epochs_run"] for t in done) * TRAIN_SAMPLES
     return {
         "wall_s": wall,
@@ -60,6 +63,8 @@ def _stamp(text: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS))
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     import torch
 
@@ -67,17 +72,20 @@ def main() -> None:
         print("gpu_packing: no CUDA device here; run it on a machine with a GPU.")
         return
     results: dict[int, dict[str, Any]] = {}
-    for n in LEVELS:
+    for n in args.levels:
         results[n] = run_level(n, args.epochs)
         print(f"N={n}: {results[n]}", file=sys.stderr)
-    base = results[1]
+    base = results[args.levels[0]]
     rows = [(str(n), f"{r['trials']}", f"{r['on_gpu']}", f"{r['samples_per_s']:,.0f}",
              f"{r['samples_per_s'] / base['samples_per_s']:.2f}", f"{r['trials_per_hour']:,.0f}",
              f"{r['trials_per_hour'] / base['trials_per_hour']:.2f}")
             for n, r in results.items()]  # fmt: skip
     print(f"\n{torch.cuda.get_device_name(0)}, digits MLP 2x256, {args.epochs} epochs a trial")
-    print(table(rows, ("N at once", "trials", "on GPU", "samples/s", "x N=1", "trials/h",
-                       "x N=1")))  # fmt: skip
+    first = f"x N={args.levels[0]}"
+    print(table(rows, ("N at once", "trials", "on GPU", "samples/s", first, "trials/h", first)))
+    if args.json is not None:
+        args.json.write_text(json.dumps({"device": torch.cuda.get_device_name(0),
+                                         "levels": results}, indent=2))  # fmt: skip
 
 
 if __name__ == "__main__":

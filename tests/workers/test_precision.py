@@ -149,10 +149,9 @@ def test_bf16_on_the_gpu_learns_digits_as_well_as_fp32(digits_cuda: TensorData) 
 
 @pytest.mark.gpu
 @needs_cuda
-def test_the_cnn_on_cuda_runs_channels_last(digits_data: PreparedData) -> None:
-    images = PreparedData(digits_data.task, digits_data.n_outputs, (1, 8, 8), digits_data.folds)
-    data = TensorData(images, torch.device("cuda"))
-    trainer = TrialTrainer(data, {"conv_channels": 8, "hidden_units": 32}, model="cnn")
+def test_the_cnn_on_cuda_runs_channels_last(digits_cuda: TensorData) -> None:
+    assert digits_cuda.sample_shape == (1, 8, 8)
+    trainer = TrialTrainer(digits_cuda, {"conv_channels": 8, "hidden_units": 32}, model="cnn")
     conv = next(m for m in trainer.folds[0].model.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert trainer.train_epoch()["val_accuracy"] > 0.1
