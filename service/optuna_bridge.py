@@ -2,10 +2,10 @@
 
 Sampling and pruning read every trial of a study; against RDBStorage that costs
 tens of milliseconds per trial. The driver therefore decides on an in-memory
-copy, loaded from the database when the driver starts (so a resumed study's
-sampler sees every earlier trial), and each change is replayed on Optuna's
-tables (`optuna_mirror`, in the writer's transaction beside the service's own
-rows) so that optuna-dashboard, `optuna best-trial` and a restarted service see
+copy, loaded in bulk from the database when the driver starts (`optuna_load`; a
+resumed study's sampler sees every earlier trial), and each change is replayed on
+Optuna's tables (`optuna_mirror`, in the writer's transaction beside the service's
+own rows) so that optuna-dashboard, `optuna best-trial` and a restarted service see
 every trial. Trial numbers are the in-memory study's in both.
 
 Multi-objective studies: Optuna refuses `report`/`should_prune` there, so the
@@ -25,6 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search.pruners import build_pruner
 from search.samplers import build_sampler
 from search.space import suggest
+from service.optuna_load import add_all, read_trials
 from service.optuna_mirror import OptunaMirror
 from service.spec import StudySpec
 from storage.repository import Store
@@ -47,7 +48,7 @@ class OptunaBridge:
         pruner = build_pruner(spec.pruner, max_epochs=spec.budget.max_epochs)
         self.multi_objective = len(spec.objectives) > 1
         # Unfinished (running) trials come along: they resume under their numbers.
-        trials = self._storage.get_all_trials(self._study_id, deepcopy=False)
+        trials = read_trials(store.run, self._study_id)
         finished = [t for t in trials if t.state in FINISHED]
         # The same name as in RDBStorage: Hyperband assigns brackets by hashing it.
         self.study = optuna.create_study(
@@ -56,7 +57,7 @@ class OptunaBridge:
             sampler=build_sampler(spec.sampler, spec.space, n_existing=len(finished)),
             pruner=optuna.pruners.NopPruner() if self.multi_objective else pruner,
         )
-        self.study.add_trials(trials)
+        add_all(self.study, trials)
         self._pruning = self.study
         if self.multi_objective:
             self._pruning = optuna.create_study(

@@ -42,3 +42,23 @@ def find_value(
 
 def _equal(table: Table, where: Mapping[str, Any]) -> list[Any]:
     return [table.c[name] == value for name, value in where.items()]
+
+
+def rows_of_children(
+    connection: Connection, table: Table, columns: Sequence[str], parent: Table, key: str,
+    where: Mapping[str, Any],
+) -> Sequence[tuple[Any, ...]]:  # fmt: skip
+    """`columns` of every row of `table` whose `key` is that of a `parent` row matching
+    `where`, as tuples, in one query (a study's trial params, say, not a query per trial)."""
+    keys = select(parent.c[key]).where(*_equal(parent, where))
+    query = select(*(table.c[c] for c in columns)).where(table.c[key].in_(keys))
+    return connection.execute(query).all()
+
+
+def rows_where(
+    connection: Connection, table: Table, columns: Sequence[str], where: Mapping[str, Any], *,
+    order_by: str,
+) -> Sequence[tuple[Any, ...]]:  # fmt: skip
+    """`columns` of every row of `table` whose columns equal `where`, as tuples."""
+    query = select(*(table.c[c] for c in columns)).where(*_equal(table, where))
+    return connection.execute(query.order_by(table.c[order_by])).all()
