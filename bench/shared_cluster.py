@@ -226,6 +226,7 @@ def read_trials(http: httpx.Client, study_id: int, headers: dict[str, str],
         attempts = [a for a in detail.get("attempts", []) if a["finished_at"]]
         runs = [[_ts(a["started_at"]), _ts(a["finished_at"])] for a in attempts] or [[start, end]]
         trials.append({"start": start, "end": end, "runs": runs, "cpus": cpus,
+                       "attempts": attempts,
                        "worker": t["node"], "state": t["state"],
                        "train_s": sum(e["seconds"] or 0.0 for e in detail["epochs"])})  # fmt: skip
     return trials

@@ -44,7 +44,9 @@ def pick_victim(
     granted_before: float = float("inf"),
 ) -> int | None:  # fmt: skip
     """The slot to take for `waiter`, or None: the most over-share tenant's first, then
-    the lowest priority, then the trial that started last (it has trained least).
+    the lowest priority, then the slot serving longest: a yield loses no training (the
+    trial resumes from its checkpoint), only a restart, so the restarts are spread
+    rather than hitting the trial that just resumed again and again.
 
     Only slots granted before `granted_before` are taken: a slot just handed over (a
     preempted trial resuming, too) trains a while first, so nothing moves in circles."""
@@ -74,7 +76,7 @@ def pick_victim(
             if rank(waiter.tenant, held(waiter.tenant) + waiter.shape) > theirs:
                 continue
             over = theirs
-        key = (-over, slot.priority, -slot.granted_at)
+        key = (-over, slot.priority, slot.granted_at)
         if best is None or key < best[0]:
             best = (key, slot.slot_id)
     return None if best is None else best[1]

@@ -20,11 +20,13 @@ def use(**held_cpus: int) -> dict[str, TenantUse]:
     return {t: TenantUse(held=Shape.of(n, 0)) for t, n in held_cpus.items()}
 
 
-def test_within_a_tenant_only_a_lower_priority_study_yields_the_newest_trial_first() -> None:
+def test_within_a_tenant_only_a_lower_priority_study_yields_the_longest_serving_slot_first() -> (
+    None
+):
     slots = [busy(1, 10, "a", priority=0, granted_at=1.0), busy(2, 10, "a", granted_at=5.0),
              busy(3, 11, "a", priority=5), busy(4, 12, "a", priority=9)]  # fmt: skip
     waiter = Waiter(20, "a", 5, CPU)
-    assert pick_victim(waiter, slots, FULL, use(a=4), TOTAL, TenantPolicy()) == 2
+    assert pick_victim(waiter, slots, FULL, use(a=4), TOTAL, TenantPolicy()) == 1
     equal = Waiter(20, "a", 0, CPU)
     assert pick_victim(equal, slots, FULL, use(a=4), TOTAL, TenantPolicy()) is None
 
@@ -55,7 +57,11 @@ def test_a_slot_granted_moments_ago_trains_before_it_can_yield() -> None:
     slots = [busy(1, 10, "a", granted_at=100.0), busy(2, 10, "a", granted_at=50.0)]
     waiter = Waiter(20, "a", 5, CPU)
     assert pick_victim(waiter, slots, FULL, use(a=2), TOTAL, TenantPolicy(),
-                       granted_before=90.0) == 2  # fmt: skip
+                       granted_before=110.0) == 2  # fmt: skip
+    assert pick_victim(waiter, slots[:1], FULL, use(a=2), TOTAL, TenantPolicy(),
+                       granted_before=110.0) == 1  # fmt: skip
+    assert pick_victim(waiter, slots[:1], FULL, use(a=2), TOTAL, TenantPolicy(),
+                       granted_before=90.0) is None  # fmt: skip
     assert pick_victim(waiter, slots, FULL, use(a=2), TOTAL, TenantPolicy(),
                        granted_before=40.0) is None  # fmt: skip
 
