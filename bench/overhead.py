@@ -1,10 +1,12 @@
 """Orchestration cost per trial: the service against plain Optuna and Ray Tune.
 
-300 trials of a trivial objective, two at a time, TPE everywhere, one thread per trial:
+300 trials of a trivial objective, two at a time, the same TPE everywhere (`TPE`:
+constant_liar on), one thread per trial:
   service        HTTP submission, SQLite, a local Ray of 2 CPUs; the task is the
                  `analytic` plug-in (bench/plugin: one "epoch" that trains nothing)
   optuna-memory  optuna.create_study() in memory, optimize(n_jobs=2)
-  optuna-sqlite  one SQLite study, 2 processes each running optimize(n_trials=150)
+  optuna-sqlite  one SQLite study, 2 processes each running optimize(n_trials=150), on
+                 the service's SQLite PRAGMAs (WAL, synchronous=NORMAL)
   tune           Ray Tune, OptunaSearch behind ConcurrencyLimiter(2), reuse_actors=True
 Cost per trial = (wall - time inside the objective) / trials x 2 slots. Wall counts from
 the first trial's start to the last one's end as each tool records it (the trials'
@@ -40,6 +42,36 @@ from bench.arms import (
 
 SLOTS = 2
 ARMS = ("service", "optuna-memory", "optuna-sqlite", "tune")
+# The same TPE in every arm: the service's defaults, constant_liar on (two trials run at
+# once in every arm), stated in the service's spec too.
+TPE: dict[str, Any] = {"n_startup_trials": 10, "multivariate": False, "constant_liar": True}
+
+
+def tpe(seed: int) -> Any:
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed, **TPE)
+
+
+def sqlite_storage(url: str) -> Any:
+    """Optuna's RDBStorage on SQLite with the service's own PRAGMAs (WAL,
+    synchronous=NORMAL, ...), so that both write with the same durability."""
+    import optuna
+    from sqlalchemy import event
+
+    from storage.engine import SQLITE_PRAGMAS
+
+    storage = optuna.storages.RDBStorage(url)
+
+    @event.listens_for(storage.engine, "connect")
+    def _pragmas(connection: Any, _record: Any) -> None:
+        cursor = connection.cursor()
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+        cursor.close()
+
+    storage.engine.dispose()  # connections opened before the listener go
+    return storage
 
 
 def score(lr: float, x: float) -> float:
@@ -58,7 +90,7 @@ def service_spec(trials: int, seed: int) -> dict[str, Any]:
             "x": {"type": "float", "low": -1.0, "high": 1.0},
         },
         "params": {"batch_size": "full", "optimizer": "sgd"},
-        "sampler": {"type": "tpe", "seed": seed},
+        "sampler": {"type": "tpe", "seed": seed, **TPE},
         "pruner": {"type": "none"},
         "budget": {"max_trials": trials, "max_epochs": 1, "parallelism": SLOTS},
         "resources": {"cpus_per_trial": 1},
@@ -111,7 +143,7 @@ def arm_optuna_memory(trials: int, seed: int) -> dict[str, Any]:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spent: list[float] = []
-    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
+    study = optuna.create_study(sampler=tpe(seed))
     started = time.perf_counter()
     study.optimize(_objective(spent), n_trials=trials, n_jobs=SLOTS)
     return {"trials": len(study.trials), "wall_s": time.perf_counter() - started,
@@ -124,13 +156,13 @@ def arm_optuna_sqlite(trials: int, seed: int) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'optuna.db'}"
-        optuna.create_study(study_name="overhead", storage=url)
+        optuna.create_study(study_name="overhead", storage=sqlite_storage(url))
         reports = run_workers(
             "bench.overhead", "optuna-sqlite-worker",
             [["--trials", str(trials // SLOTS), "--seed", str(seed + i), "--storage", url]
              for i in range(SLOTS)],
         )  # fmt: skip
-        study = optuna.load_study(study_name="overhead", storage=url)
+        study = optuna.load_study(study_name="overhead", storage=sqlite_storage(url))
         best = study.best_value
     wall = max(r["end"] for r in reports) - min(r["start"] for r in reports)
     return {"trials": sum(r["trials"] for r in reports), "wall_s": wall,
@@ -141,9 +173,8 @@ def arm_optuna_sqlite_worker(trials: int, seed: int, storage: str) -> dict[str, 
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(
-        study_name="overhead", storage=storage, sampler=optuna.samplers.TPESampler(seed=seed)
-    )
+    study = optuna.load_study(study_name="overhead", storage=sqlite_storage(storage),
+                              sampler=tpe(seed))  # fmt: skip
     spent: list[float] = []
     start = time.time()
     study.optimize(_objective(spent), n_trials=trials)
@@ -153,7 +184,6 @@ def arm_optuna_sqlite_worker(trials: int, seed: int, storage: str) -> dict[str, 
 def arm_tune(trials: int, seed: int) -> dict[str, Any]:
     import logging
 
-    import optuna
     import ray
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
@@ -168,7 +198,7 @@ def arm_tune(trials: int, seed: int) -> dict[str, Any]:
         tune.report({"score": value, "objective_s": time.perf_counter() - started})
 
     search = ConcurrencyLimiter(
-        OptunaSearch(metric="score", mode="min", sampler=optuna.samplers.TPESampler(seed=seed)),
+        OptunaSearch(metric="score", mode="min", sampler=tpe(seed)),
         max_concurrent=SLOTS,
     )
     window: list[float] = []
