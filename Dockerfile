@@ -15,6 +15,10 @@ ARG TORCH_INDEX=https://download.pytorch.org/whl/${TORCH_VARIANT}
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 
 WORKDIR /app
+# `compile: true` trials build kernels at run time: Triton's launcher (CUDA) and Inductor's
+# CPU kernels need a C/C++ compiler.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc g++ libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 RUN pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX}"
 # A GPU image with a CPU build of torch would train nothing on its GPUs (its slots refuse
 # to): fail the build instead.

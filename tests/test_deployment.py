@@ -120,6 +120,7 @@ def test_the_dockerfile_installs_torch_from_the_variants_index_and_checks_the_bu
     text = (ROOT / "Dockerfile").read_text()
     assert 'pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX}"' in text
     assert "torch.version.cuda" in text  # a GPU image with CPU torch fails its build
+    assert re.search(r"apt-get install [^\n]*\bgcc\b", text)  # torch.compile builds kernels
 
 
 def test_the_readme_says_how_to_pick_the_cuda_version() -> None:
