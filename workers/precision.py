@@ -42,13 +42,13 @@ class Precision:
 
     def backward_and_step(
         self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, *, clip: float | None,
-        parameters: Any,
+        model: torch.nn.Module,
     ) -> None:  # fmt: skip
         """Backward, optional clipping of the true (unscaled) gradient norm, and a step that
         the scaler skips when fp16 gradients overflowed."""
         self.scaler.scale(loss).backward()
         if clip:
             self.scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(parameters, clip)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         self.scaler.step(optimizer)
         self.scaler.update()

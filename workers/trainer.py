@@ -121,7 +121,7 @@ class Trainer:
             if l1:
                 loss = loss + l1 * sum(w.abs().sum() for w in self._weights)
             self.optimizer.zero_grad(set_to_none=True)
-            step(loss, self.optimizer, clip=clip, parameters=self.model.parameters())
+            step(loss, self.optimizer, clip=clip, model=self.model)
         return _mean_over_samples(losses, n, size)
 
     @torch.no_grad()
