@@ -11,6 +11,7 @@ written straight into the store and into Optuna's tables (bench/synthetic_study.
   best_trial, get_all_trials   Optuna's RDBStorage answering the same questions
 
     .venv/bin/python -m bench.scaling [--postgres-url postgresql+psycopg://...]
+    .venv/bin/python -m bench.scaling --restart-only [--sizes 100000] [--postgres-url ...]
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from bench.arms import live_service, table
 from bench.dashboard_scale import reset_postgres
 from bench.synthetic_study import SPEC, write_study
 from service.optuna_bridge import OptunaBridge
+from service.optuna_load import add_all, read_trials
 from service.spec import StudySpec
 from storage import Store, create_engine_for, upgrade_schema
 
@@ -92,6 +94,44 @@ def optuna_costs(url: str, study_name: str, asks: int) -> dict[str, float]:
         storage.engine.dispose()
 
 
+def restart_costs(url: str, study_name: str) -> dict[str, float]:
+    """A restart's load of the in-memory Optuna copy, both ways in one run: Optuna's own
+    (`get_all_trials` through the ORM, then `add_trials`, as the bridge did before) and the
+    bridge's bulk load (`service/optuna_load.py`)."""
+    storage = optuna.storages.RDBStorage(url)
+    engine = create_engine_for(url)
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+        started = time.perf_counter()
+        copy = optuna.create_study(study_name=study_name, direction="maximize")
+        copy.add_trials(storage.get_all_trials(study_id, deepcopy=False))
+        optuna_s = time.perf_counter() - started
+        started = time.perf_counter()
+        bulk = optuna.create_study(study_name=study_name, direction="maximize")
+        add_all(bulk, read_trials(Store(engine).run, study_id))
+        bulk_s = time.perf_counter() - started
+        assert len(bulk.trials) == len(copy.trials)
+        return {"optuna_load_s": optuna_s, "bulk_load_s": bulk_s}
+    finally:
+        storage.engine.dispose()
+        engine.dispose()
+
+
+def measure_restarts(url: str, sizes: tuple[int, ...]) -> None:
+    """Only the restart's load (`--restart-only`), at each size."""
+    upgrade_schema(url)
+    engine = create_engine_for(url)
+    ids = {n: write_study(engine, url, n, name=f"restart-{n}", curves=0) for n in sizes}
+    engine.dispose()
+    rows = []
+    for n, study_id in ids.items():
+        r = restart_costs(url, f"hpo-study-{study_id}")
+        rows.append((f"{n:,}", f"{r['optuna_load_s']:.2f}", f"{r['bulk_load_s']:.2f}",
+                     f"{r['optuna_load_s'] / r['bulk_load_s']:.1f}x"))  # fmt: skip
+    print(table(rows, ("finished trials", "get_all_trials + add_trials s", "bulk load s",
+                       "ratio")))  # fmt: skip
+
+
 def measure(url: str, asks: int) -> dict[int, dict[str, float]]:
     upgrade_schema(url)
     engine = create_engine_for(url)
@@ -119,6 +159,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgres-url", help="also on this PostgreSQL (its schema is wiped)")
     parser.add_argument("--asks", type=int, default=50)
+    parser.add_argument(
+        "--restart-only",
+        action="store_true",
+        help="only a restart's load of the trials, Optuna's way and the bulk way",
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         databases = {"sqlite": f"sqlite:///{Path(tmp) / 'scale.db'}"}
@@ -126,6 +172,10 @@ def main() -> None:
             reset_postgres(args.postgres_url)
             databases["postgresql"] = args.postgres_url
         for backend, url in databases.items():
+            if args.restart_only:
+                print(f"\n{backend}: a restart's load of the study's trials")
+                measure_restarts(url, tuple(args.sizes))
+                continue
             results = measure(url, args.asks)
             base = results[SIZES[0]]
             rows = []
