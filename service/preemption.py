@@ -43,10 +43,12 @@ def pick_victim(
     use: Mapping[str, TenantUse], total: Shape, policy: TenantPolicy, *,
     granted_before: float = float("inf"),
 ) -> int | None:  # fmt: skip
-    """The slot to take for `waiter`, or None: the most over-share tenant's first, then
-    the lowest priority, then the slot serving longest: a yield loses no training (the
-    trial resumes from its checkpoint), only a restart, so the restarts are spread
-    rather than hitting the trial that just resumed again and again.
+    """The slot to take for `waiter`, or None: one of the waiter's own shape first (it is
+    handed over as it is; another shape's actor must end and a new one start, which took
+    7 to 25 s on a busy node in bench/shared_cluster.py), then the most over-share
+    tenant's, then the lowest priority, then the slot serving longest: a yield loses no
+    training (the trial resumes from its checkpoint), only a restart, so restarts are
+    spread rather than hitting the trial that just resumed again and again.
 
     Only slots granted before `granted_before` are taken: a slot just handed over (a
     preempted trial resuming, too) trains a while first, so nothing moves in circles."""
@@ -57,7 +59,7 @@ def pick_victim(
     def held(tenant: str) -> Shape:
         return use[tenant].held if tenant in use else Shape(0, 0)
 
-    best: tuple[tuple[float, int, float], int] | None = None
+    best: tuple[tuple[bool, float, int, float], int] | None = None
     for slot in busy:
         if slot.study_id == waiter.study_id or slot.node_id not in free:
             continue
@@ -76,7 +78,7 @@ def pick_victim(
             if rank(waiter.tenant, held(waiter.tenant) + waiter.shape) > theirs:
                 continue
             over = theirs
-        key = (-over, slot.priority, slot.granted_at)
+        key = (slot.shape != waiter.shape, -over, slot.priority, slot.granted_at)
         if best is None or key < best[0]:
             best = (key, slot.slot_id)
     return None if best is None else best[1]

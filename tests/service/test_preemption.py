@@ -92,3 +92,16 @@ def test_a_moved_slot_moves_back_only_after_its_new_holder_is_served_more() -> N
     # a has since held half the cluster for 8 s more: b takes one back.
     later = {"a": served(8.0, 2), "b": served(6.0, 0)}
     assert pick_victim(waiter_b, slots, FULL, later, TOTAL, TenantPolicy()) in {1, 2}
+
+
+def test_a_slot_of_the_waiters_own_shape_yields_first_it_needs_no_new_actor() -> None:
+    half = Shape.of(0.5, 0)
+    slots = [busy(1, 10, "a", node="n1", shape=Shape.of(2, 0), granted_at=1.0),
+             busy(2, 11, "b", node="n2", shape=half, granted_at=9.0),
+             busy(3, 11, "b", node="n2", shape=Shape.of(1.5, 0), granted_at=2.0)]  # fmt: skip
+    waiter = Waiter(20, "c", 0, half)
+    # a holds more than b, but b's half-CPU slot is handed over as it is.
+    held = {"a": served(2.0, 2), "b": served(1.0, 2), "c": served(0.0, 0)}
+    assert pick_victim(waiter, slots, FULL, held, TOTAL, TenantPolicy()) == 2
+    # Without a slot of its shape, the most over-share tenant's goes.
+    assert pick_victim(waiter, [slots[0], slots[2]], FULL, held, TOTAL, TenantPolicy()) == 1
