@@ -63,6 +63,7 @@ class StudyDriver:
         self.runner = runner
         self.writer = OrderedWriter(f"study-{study_id}", transaction=store.batch)
         self._n_claimed = n_done
+        self._n_opening = 0
         self._n_failed = n_failed
         self._retries: deque[TrialJob] = deque(retries)
         self._max_trials, self._spent_reason = trial_budget(spec)
@@ -188,7 +189,11 @@ class StudyDriver:
         # configs and retries then get trial numbers (and training seeds) in their order,
         # whichever loop's slot comes first.
         while self._has_work():
-            slot = await self._open_slot()
+            self._n_opening += 1
+            try:
+                slot = await self._open_slot()
+            finally:
+                self._n_opening -= 1
             if slot is None:
                 return
             job = self._next_job()
@@ -231,9 +236,12 @@ class StudyDriver:
             self.writer.submit(self.store.set_study_state, self.study_id, "running")
 
     def _has_work(self) -> bool:
-        return self._end_reason is None and (
-            bool(self._retries) or self._n_claimed < self._max_trials
-        )
+        """Whether a job is left that no other loop already waits for a slot to run: a
+        slot granted and handed straight back may have started an actor, or preempted
+        another tenant's trial, for nothing. A loop that runs a job checks again after it,
+        so a retry its trial leaves is never without a loop."""
+        unclaimed = len(self._retries) + max(0, self._max_trials - self._n_claimed)
+        return self._end_reason is None and unclaimed > self._n_opening
 
     def _next_job(self) -> TrialJob | None:
         self._check_timeout()

@@ -78,14 +78,18 @@ class ScriptedSlot:
 
 
 class ScriptedRunner:
-    def __init__(self, script: Script, epoch_s: float = 0.0):
+    def __init__(self, script: Script, epoch_s: float = 0.0, grant_s: float = 0.0):
         self.script = script
         self.epoch_s = epoch_s
+        self.grant_s = grant_s
         self.slots: list[ScriptedSlot] = []
         self.free: list[ScriptedSlot] = []
+        self.opened = 0
         self.closed = False
 
     async def open_slot(self, *, on_grant: Callable[[], None] | None = None) -> Slot:
+        self.opened += 1
+        await asyncio.sleep(self.grant_s)
         if on_grant is not None:
             on_grant()
         if self.free:
@@ -179,6 +183,18 @@ def test_every_trial_runs_to_max_epochs_without_early_stop_or_pruning(
         )
         == 5
     )
+
+
+def test_a_study_asks_for_no_slot_it_has_no_trial_for(store, optuna_storage, make_spec) -> None:
+    # Both loops finish their trials together with one trial left: only one may wait for a
+    # slot. A slot granted and handed straight back can start an actor, or preempt another
+    # tenant's trial, for nothing.
+    spec = make_spec(budget={"max_trials": 3, "max_epochs": 2, "parallelism": 2})
+    service, study_id, runner = run_study(
+        store, optuna_storage, spec, curve(0.1, 0.2), epoch_s=0.05, grant_s=0.5
+    )
+    assert service.get(study_id).counts["complete"] == 3
+    assert runner.opened == 3
 
 
 def test_early_stopping_stops_on_a_plateau_and_keeps_the_best_value(
