@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.body_limit import BodyLimitMiddleware
+from api.conditional import ConditionalGetMiddleware
 from api.errors import install_error_handlers
 from api.routes import (
     cluster,
@@ -44,6 +45,7 @@ def create_app(settings: Settings) -> FastAPI:
         generate_unique_id_function=lambda route: route.name,
     )  # fmt: skip
     install_error_handlers(app)
+    app.add_middleware(ConditionalGetMiddleware)
     app.add_middleware(RequestTimer)
     multipart_slack = 64 * 1024
     app.add_middleware(

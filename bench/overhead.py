@@ -4,6 +4,9 @@
 constant_liar on), one thread per trial:
   service        HTTP submission, SQLite, a local Ray of 2 CPUs; the task is the
                  `analytic` plug-in (bench/plugin: one "epoch" that trains nothing)
+  service-sqlite-default  the same on SQLite's own durability, as Optuna runs it out of
+                 the box (HPO_SQLITE_DURABILITY=sqlite-default: rollback journal,
+                 synchronous=FULL)
   optuna-memory  optuna.create_study() in memory, optimize(n_jobs=2)
   optuna-sqlite  one SQLite study, 2 processes each running optimize(n_trials=150), on
                  the service's SQLite PRAGMAs (WAL, synchronous=NORMAL)
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import tempfile
 import time
@@ -41,7 +45,7 @@ from bench.arms import (
 )
 
 SLOTS = 2
-ARMS = ("service", "optuna-memory", "optuna-sqlite", "tune")
+ARMS = ("service", "service-sqlite-default", "optuna-memory", "optuna-sqlite", "tune")
 # The same TPE in every arm: the service's defaults, constant_liar on (two trials run at
 # once in every arm), stated in the service's spec too.
 TPE: dict[str, Any] = {"n_startup_trials": 10, "multivariate": False, "constant_liar": True}
@@ -57,20 +61,11 @@ def sqlite_storage(url: str) -> Any:
     """Optuna's RDBStorage on SQLite with the service's own PRAGMAs (WAL,
     synchronous=NORMAL, ...), so that both write with the same durability."""
     import optuna
-    from sqlalchemy import event
 
-    from storage.engine import SQLITE_PRAGMAS
+    from storage.engine import tune_engine
 
     storage = optuna.storages.RDBStorage(url)
-
-    @event.listens_for(storage.engine, "connect")
-    def _pragmas(connection: Any, _record: Any) -> None:
-        cursor = connection.cursor()
-        for pragma in SQLITE_PRAGMAS:
-            cursor.execute(pragma)
-        cursor.close()
-
-    storage.engine.dispose()  # connections opened before the listener go
+    tune_engine(storage.engine)
     return storage
 
 
@@ -120,6 +115,13 @@ def arm_service(trials: int, seed: int) -> dict[str, Any]:
             "startup_s": startup, "best": study["best"]["value"], "ask_p50_ms": ask[0] * 1e3,
             "ask_p95_ms": ask[1] * 1e3, "tell_p50_ms": tell[0] * 1e3,
             "tell_p95_ms": tell[1] * 1e3}  # fmt: skip
+
+
+def arm_service_sqlite_default(trials: int, seed: int) -> dict[str, Any]:
+    """The service on SQLite's own durability (rollback journal, synchronous=FULL), which
+    Optuna's RDBStorage runs with out of the box."""
+    os.environ["HPO_SQLITE_DURABILITY"] = "sqlite-default"
+    return arm_service(trials, seed)
 
 
 def _time(stamp: str) -> float:
@@ -249,7 +251,8 @@ def main() -> None:
         emit(arm_optuna_sqlite_worker(args.trials, args.seed, args.storage))
         return
     if args.arm:
-        arm = {"service": arm_service, "optuna-memory": arm_optuna_memory,
+        arm = {"service": arm_service, "service-sqlite-default": arm_service_sqlite_default,
+               "optuna-memory": arm_optuna_memory,
                "optuna-sqlite": arm_optuna_sqlite, "tune": arm_tune}[args.arm]  # fmt: skip
         emit(arm(args.trials, args.seed))
         return

@@ -29,7 +29,14 @@ from service.spec import StudySpec
 from service.studies import StudyService
 from service.uploads import Uploads
 from storage.datasets import DatasetStore
-from storage.engine import Engine, column_names, create_engine_for, ping, tune_engine
+from storage.engine import (
+    Engine,
+    column_names,
+    create_engine_for,
+    ping,
+    sqlite_pragmas,
+    tune_engine,
+)
 from storage.insights import StudyInsights
 from storage.migrate import upgrade_schema
 from storage.repository import Store
@@ -84,13 +91,14 @@ async def open_runtime(settings: Settings) -> Runtime:
     settings.tenant_policy()  # likewise HPO_TENANT_WEIGHTS and HPO_TENANT_QUOTAS
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     await asyncio.to_thread(upgrade_schema, settings.database_url)
-    engine = create_engine_for(settings.database_url)
+    pragmas = sqlite_pragmas(settings.sqlite_durability)
+    engine = create_engine_for(settings.database_url, sqlite_pragmas=pragmas)
     store = Store(engine)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     optuna_storage = optuna.storages.RDBStorage(
         settings.database_url, engine_kwargs=_optuna_engine_kwargs(settings.database_url)
     )
-    tune_engine(optuna_storage.engine)
+    tune_engine(optuna_storage.engine, sqlite_pragmas=pragmas)
     await asyncio.to_thread(
         check_compatible, optuna.__version__, partial(column_names, optuna_storage.engine)
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +20,13 @@ class Settings(BaseSettings):
         default=Path("data"), description="Where the SQLite file and uploads live."
     )
     database_url: str = Field(default="", description="SQLAlchemy URL; default SQLite in data_dir.")
+    sqlite_durability: Literal["wal", "wal-full", "sqlite-default"] = Field(
+        default="wal",
+        description="SQLite only. `wal`: WAL, synchronous=NORMAL (a crash of the service "
+        "loses nothing; a power cut may lose the last commits, never the file). `wal-full`: "
+        "every commit synced. `sqlite-default`: SQLite's (and Optuna's) rollback journal "
+        "with synchronous=FULL; readers wait while a trial's rows commit.",
+    )
     ray_address: str | None = Field(
         default=None, description="'auto', host:port, or None for a local Ray."
     )

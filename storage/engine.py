@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -9,15 +10,27 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 
 # WAL lets the API read while a driver writes; busy_timeout rides out short write locks.
+# synchronous=NORMAL under WAL survives a crash of the process (and of the service), not
+# a power cut: the last commits may be lost, never the file. FULL syncs every commit.
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA busy_timeout=30000",
     "PRAGMA foreign_keys=ON",
     "PRAGMA synchronous=NORMAL",
 )
+# SQLite's own defaults, which Optuna's RDBStorage runs with: a rollback journal, and a
+# sync at every commit. Readers wait while a writer commits.
+SQLITE_DEFAULT_DURABILITY = ("PRAGMA journal_mode=DELETE", "PRAGMA synchronous=FULL")
 
 
-__all__ = ["Engine", "column_names", "create_engine_for", "ping", "tune_engine"]
+__all__ = [
+    "Engine",
+    "column_names",
+    "create_engine_for",
+    "ping",
+    "sqlite_pragmas",
+    "tune_engine",
+]
 
 
 def column_names(engine: Engine, table: str) -> set[str]:
@@ -34,18 +47,31 @@ def ping(engine: Engine) -> None:
         connection.execute(text("SELECT 1"))
 
 
-def create_engine_for(url: str) -> Engine:
-    """Create an engine for `url` with the settings its backend needs to be safe under load."""
+def create_engine_for(url: str, *, sqlite_pragmas: Sequence[str] = SQLITE_PRAGMAS) -> Engine:
+    """Create an engine for `url` with the settings its backend needs to be safe under load
+    (`sqlite_pragmas` on each SQLite connection)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _create_sqlite_engine(parsed)
+        return _create_sqlite_engine(parsed, sqlite_pragmas)
     return create_engine(parsed, pool_pre_ping=True)
 
 
-def _create_sqlite_engine(url: URL) -> Engine:
+def sqlite_pragmas(durability: str) -> tuple[str, ...]:
+    """The PRAGMAs of a durability setting: `wal` (the default, SQLITE_PRAGMAS), `wal-full`
+    (the same, syncing every commit) or `sqlite-default` (SQLite's and so Optuna's)."""
+    if durability == "wal":
+        return SQLITE_PRAGMAS
+    if durability == "wal-full":
+        return (*SQLITE_PRAGMAS[:-1], "PRAGMA synchronous=FULL")
+    if durability == "sqlite-default":
+        return (*SQLITE_PRAGMAS[1:3], *SQLITE_DEFAULT_DURABILITY)
+    raise ValueError(f"unknown SQLite durability {durability!r}")
+
+
+def _create_sqlite_engine(url: URL, pragmas: Sequence[str]) -> Engine:
     _ensure_parent_dir(url)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-    event.listen(engine, "connect", _set_sqlite_pragmas)
+    event.listen(engine, "connect", _pragma_setter(pragmas))
     return engine
 
 
@@ -56,20 +82,23 @@ def _ensure_parent_dir(url: URL) -> None:
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
-def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    try:
-        for pragma in SQLITE_PRAGMAS:
-            cursor.execute(pragma)
-    finally:
-        cursor.close()
+def _pragma_setter(pragmas: Sequence[str]) -> Callable[[Any, Any], None]:
+    def set_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            for pragma in pragmas:
+                cursor.execute(pragma)
+        finally:
+            cursor.close()
+
+    return set_pragmas
 
 
-def tune_engine(engine: Engine) -> None:
+def tune_engine(engine: Engine, *, sqlite_pragmas: Sequence[str] = SQLITE_PRAGMAS) -> None:
     """Give an engine built elsewhere (Optuna's RDBStorage) the same SQLite settings.
 
     PRAGMAs such as synchronous hold per connection, so pooled connections are dropped.
     """
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _set_sqlite_pragmas)
+        event.listen(engine, "connect", _pragma_setter(sqlite_pragmas))
         engine.dispose()

@@ -31,6 +31,8 @@ router = APIRouter(
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (404, 409, 422, 503)
 }
+FINISHED_TRIAL_STATES = frozenset({"complete", "pruned", "failed"})
+FINISHED_TRIAL_CACHE = "private, max-age=60"
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Cursor = Annotated[str | None, Query(max_length=500)]
 _YAML_BODY = {
@@ -119,10 +121,14 @@ def list_trials(
 
 @router.get("/{study_id}/trials/{number}", response_model=TrialDetailOut, responses=_ERRORS)
 def get_trial(
-    study_id: StudyId, number: TrialNumber, studies: Studies, tenant: Tenant
+    study_id: StudyId, number: TrialNumber, studies: Studies, tenant: Tenant, response: Response
 ) -> TrialDetailOut:
-    """One trial with its per-epoch learning curve."""
-    return TrialDetailOut.of(studies.trial(study_id, number, tenant=tenant))
+    """One trial with its per-epoch learning curve; a finished one may be cached a minute
+    (it changes no more, but its study may be deleted)."""
+    trial = TrialDetailOut.of(studies.trial(study_id, number, tenant=tenant))
+    if trial.state in FINISHED_TRIAL_STATES:
+        response.headers["Cache-Control"] = FINISHED_TRIAL_CACHE
+    return trial
 
 
 @router.get("/{study_id}/best", response_model=BestOut, responses=_ERRORS)
