@@ -345,7 +345,7 @@ class StudyService:
             await asyncio.shield(task)
 
     def get(self, study_id: int, *, tenant: str | None = None) -> StudyView:
-        with storage_errors():
+        with storage_errors(), self.store.reading():
             return self._view(self.owned(study_id, tenant))
 
     def owned(self, study_id: int, tenant: str | None) -> StudyRecord:
@@ -369,7 +369,7 @@ class StudyService:
     def list_studies(
         self, *, state: str | None, limit: int, cursor: str | None, tenant: str | None = None
     ) -> Page:
-        with storage_errors():
+        with storage_errors(), self.store.reading():
             page = self.store.list_studies(state=state, limit=limit, cursor=cursor, tenant=tenant)
             return Page([self._view(r) for r in page.items], page.next_cursor)
 
@@ -377,20 +377,20 @@ class StudyService:
         self, study_id: int, *, state: str | None, order: str, limit: int, cursor: str | None,
         tenant: str | None = None,
     ) -> Page:  # fmt: skip
-        with storage_errors():
+        with storage_errors(), self.store.reading():
             self.owned(study_id, tenant)
             return self.store.list_trials(
                 study_id, state=state, order=order, limit=limit, cursor=cursor
             )
 
     def trial(self, study_id: int, number: int, *, tenant: str | None = None) -> TrialRecord:
-        with storage_errors():
+        with storage_errors(), self.store.reading():
             self.owned(study_id, tenant)
             return self.store.get_trial(study_id, number)
 
     def best(self, study_id: int, *, k: int, tenant: str | None = None) -> list[TrialRecord]:
         """The k best complete trials; for several objectives, the Pareto front (up to k)."""
-        with storage_errors():
+        with storage_errors(), self.store.reading():
             record = self.owned(study_id, tenant)
             spec = record.spec
             objectives = (

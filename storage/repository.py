@@ -66,6 +66,17 @@ class Store(TrialProgress):
             finally:
                 self._batch.session = None
 
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """One session for every call this thread makes inside it: a read of several
+        queries (a study's row, counts, best) checks a connection out once, not per query.
+        Inside a batch it is that batch."""
+        if getattr(self._batch, "session", None) is not None:
+            yield
+            return
+        with self.batch():
+            yield
+
     def run(self, write: Callable[[Connection], T]) -> T:
         """Run `write` on the connection of this thread's batch, or in a transaction of its own.
 
