@@ -106,3 +106,24 @@ def test_the_bulk_load_refuses_a_study_that_has_trials_or_gaps(
         add_all(busy, trials)
     with pytest.raises(ValueError, match="0..n-1"):
         add_all(optuna.create_study(), trials[1:])
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_the_best_trial_is_the_first_of_equal_values_as_optuna_keeps_it(
+    store: Store, rdb: optuna.storages.RDBStorage, direction: str
+) -> None:
+    source = optuna.create_study(storage=rdb, study_name="ties", direction=direction)
+    for value in (0.5, 0.7, 0.2, 0.7, 0.2, -math.inf, math.inf):
+        trial = source.ask()
+        trial.suggest_float("x", 0, 1)
+        if math.isinf(value) and (value > 0) == (direction == "maximize"):
+            source.tell(trial, state=TrialState.PRUNED)  # an extreme that is not complete
+        else:
+            source.tell(trial, value)
+    study_id = rdb.get_study_id_from_name("ties")
+    expected = optuna.create_study(direction=direction)
+    expected.add_trials(rdb.get_all_trials(study_id))
+    loaded = optuna.create_study(direction=direction)
+    add_all(loaded, read_trials(store.run, study_id))
+    assert loaded.best_trial.number == expected.best_trial.number
+    assert loaded.best_trial.number == (1 if direction == "maximize" else 2)
