@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -359,19 +359,28 @@ class StudyService:
         return record
 
     def _view(self, record: StudyRecord) -> StudyView:
-        best = self.store.best_trials(record.id, k=1)
-        queue = self.scheduler.queue_info(record.id) if self.scheduler is not None else None
-        return StudyView(
-            record, self.store.count_trials(record.id), best[0] if best else None, queue,
-            self.store.checkpoint_bytes([record.id])[record.id],
-        )  # fmt: skip
+        return self._views([record])[0]
+
+    def _views(self, records: Sequence[StudyRecord]) -> list[StudyView]:
+        """Views of a page of studies: counts and checkpoint bytes in one query each for
+        the whole page, the best trial per study."""
+        ids = [r.id for r in records]
+        counts = self.store.count_trials_of(ids)
+        held = self.store.checkpoint_bytes(ids)
+        views = []
+        for record in records:
+            best = self.store.best_trials(record.id, k=1, direction=record.direction)
+            queue = self.scheduler.queue_info(record.id) if self.scheduler is not None else None
+            views.append(StudyView(record, counts[record.id], best[0] if best else None,
+                                   queue, held[record.id]))  # fmt: skip
+        return views
 
     def list_studies(
         self, *, state: str | None, limit: int, cursor: str | None, tenant: str | None = None
     ) -> Page:
         with storage_errors(), self.store.reading():
             page = self.store.list_studies(state=state, limit=limit, cursor=cursor, tenant=tenant)
-            return Page([self._view(r) for r in page.items], page.next_cursor)
+            return Page(self._views(page.items), page.next_cursor)
 
     def list_trials(
         self, study_id: int, *, state: str | None, order: str, limit: int, cursor: str | None,

@@ -215,6 +215,20 @@ class Store(TrialProgress):
 
     # Trials
 
+    def count_trials_of(self, study_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+        """Trials per state of each study (a page of studies), in one GROUP BY; studies
+        that do not exist count zero everywhere."""
+        query = (
+            select(TrialRow.study_id, TrialRow.state, func.count())
+            .where(TrialRow.study_id.in_(list(study_ids)))
+            .group_by(TrialRow.study_id, TrialRow.state)
+        )
+        counts = {study_id: dict.fromkeys(TRIAL_STATES, 0) for study_id in study_ids}
+        with self._session() as session:
+            for study_id, state, n in session.execute(query):
+                counts[study_id][state] = n
+        return counts
+
     def count_trials(self, study_id: int) -> dict[str, int]:
         """Trials per state, every state present (0 when none), in one GROUP BY."""
         query = (
@@ -368,11 +382,14 @@ class Store(TrialProgress):
                 rows = list(session.scalars(query))
             return paginate(rows, limit, trial_record, lambda row: queries.trial_cursor(order, row))
 
-    def best_trials(self, study_id: int, *, k: int = 1) -> list[TrialRecord]:
-        """The k best complete trials with a value, best first in the study's direction."""
+    def best_trials(
+        self, study_id: int, *, k: int = 1, direction: str | None = None
+    ) -> list[TrialRecord]:
+        """The k best complete trials with a value, best first in the study's direction
+        (read from the study unless the caller has it)."""
         check_positive("k", k)
         with self._session() as session:
-            direction = study_direction(session, study_id)
+            direction = direction or study_direction(session, study_id)
             rows = session.scalars(queries.best_trials_query(study_id, direction, k))
             return [trial_record(row) for row in rows]
 

@@ -373,6 +373,14 @@ def test_count_trials_reports_every_state(store: Store) -> None:
     counts = store.count_trials(study.id)
 
     assert counts == {"waiting": 0, "running": 1, "complete": 2, "pruned": 1, "failed": 1}
+    # A page of studies in one query: each its own, a missing one all zero.
+    page = store.count_trials_of([study.id, other.id, 999])
+    assert page == {
+        study.id: counts,
+        other.id: store.count_trials(other.id),
+        999: dict.fromkeys(TRIAL_STATES, 0),
+    }
+    assert sum(page[other.id].values()) == 1
 
 
 def test_running_trials_lists_only_running_by_number(store: Store) -> None:
