@@ -1,7 +1,8 @@
 """The dashboard's API calls on a study of 100 trials and one of 100,000, side by side.
 
 Writes both studies straight into a fresh database (bench/synthetic_study.py: 90%
-complete, 10% pruned, curves for 50 trials of each state), starts `hpo serve` on it and
+complete, 10% pruned, curves for the trials the curves call reads: the 10 best and the
+10 latest pruned), starts `hpo serve` on it and
 times every call the study page makes, --repeat times each, over loopback. Prints the
 median latency per call for both studies and the ratio large/small.
 
@@ -67,7 +68,9 @@ def prepare(database_url: str) -> dict[int, int]:
     upgrade_schema(database_url)
     engine = create_engine_for(database_url)
     try:
-        return {n: write_study(engine, database_url, n, name=f"scale-{n}") for n in SIZES}
+        # Curves for the trials the curves call reads (top=10, pruned=10), at every size.
+        return {n: write_study(engine, database_url, n, name=f"scale-{n}", read_curves=10)
+                for n in SIZES}  # fmt: skip
     finally:
         engine.dispose()
 

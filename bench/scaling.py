@@ -3,12 +3,16 @@ Optuna's RDBStorage on the same data.
 
 For each database (SQLite, and PostgreSQL with --postgres-url) a study of each size is
 written straight into the store and into Optuna's tables (bench/synthetic_study.py), then:
-  ask+tell     the service's OptunaBridge (in-memory Optuna mirrored to RDBStorage, random
-               sampler): median of --asks draws, each with its RDBStorage writes replayed
-               as the driver's writer thread does; also the bridge's load time at start
-  optuna a+t   study.ask() + study.tell() on optuna.load_study(storage=RDBStorage)
+  ask+tell     the service's OptunaBridge (in-memory Optuna mirrored to RDBStorage):
+               median of --asks random draws and of --tpe-asks TPE draws (TPE's cost
+               grows with the study; random's does not), each with its RDBStorage writes
+               replayed as the driver's writer thread does; also the bridge's load time
+  optuna a+t   study.ask() + study.tell() on optuna.load_study(storage=RDBStorage), the
+               same samplers (TPE with TPE_OPTIONS, as bench/overhead.py)
   /best, /trials?limit=50   median HTTP latency from `hpo serve` on that database
-  best_trial, get_all_trials   Optuna's RDBStorage answering the same questions
+  best_trial, 50 get_trial, get_all_trials   Optuna's RDBStorage answering the same
+               questions: its best trial, the same 50 trials (Optuna has no page, so one
+               get_trial each), and every trial
 
     .venv/bin/python -m bench.scaling [--postgres-url postgresql+psycopg://...]
     .venv/bin/python -m bench.scaling --restart-only [--sizes 100000] [--postgres-url ...]
@@ -29,7 +33,9 @@ import optuna
 
 from bench.arms import live_service, table
 from bench.dashboard_scale import reset_postgres
+from bench.overhead import TPE as TPE_OPTIONS
 from bench.synthetic_study import SPEC, write_study
+from search.space import to_distribution
 from service.optuna_bridge import OptunaBridge
 from service.optuna_load import add_all, read_trials
 from service.spec import StudySpec
@@ -48,8 +54,20 @@ def median_ms(call: Callable[[], Any], repeat: int) -> float:
     return statistics.median(samples) * 1e3
 
 
-def bridge_costs(url: str, study_name: str, asks: int) -> dict[str, float]:
-    spec = StudySpec.model_validate({**SPEC, "sampler": {"type": "random", "seed": 0},
+def sampler_spec(sampler: str) -> dict[str, Any]:
+    """The study's sampler in the service's spec: random, or TPE with TPE_OPTIONS."""
+    return {"type": "random", "seed": 0} if sampler == "random" else {
+        "type": "tpe", "seed": 0, **TPE_OPTIONS}  # fmt: skip
+
+
+def optuna_sampler(sampler: str) -> optuna.samplers.BaseSampler:
+    if sampler == "random":
+        return optuna.samplers.RandomSampler(seed=0)
+    return optuna.samplers.TPESampler(seed=0, **TPE_OPTIONS)
+
+
+def bridge_costs(url: str, study_name: str, asks: int, sampler: str) -> dict[str, float]:
+    spec = StudySpec.model_validate({**SPEC, "sampler": sampler_spec(sampler),
                                      "pruner": {"type": "none"}})  # fmt: skip
     storage = optuna.storages.RDBStorage(url)
     engine = create_engine_for(url)
@@ -70,26 +88,36 @@ def bridge_costs(url: str, study_name: str, asks: int) -> dict[str, float]:
     finally:
         storage.engine.dispose()
         engine.dispose()
-    return {"load_s": load_s, "ask_tell_ms": statistics.median(in_memory) * 1e3,
-            "ask_tell_writes_ms": statistics.median(with_writes) * 1e3}  # fmt: skip
+    return {f"{sampler}_load_s": load_s,
+            f"{sampler}_ask_tell_ms": statistics.median(in_memory) * 1e3,
+            f"{sampler}_ask_tell_writes_ms": statistics.median(with_writes) * 1e3}  # fmt: skip
 
 
-def optuna_costs(url: str, study_name: str, asks: int) -> dict[str, float]:
+def optuna_costs(url: str, study_name: str, asks: int, sampler: str) -> dict[str, float]:
+    """Optuna on its RDBStorage: ask+tell with `sampler` (the space of the synthetic study,
+    so TPE models every parameter the study has), and, with the random sampler, the reads
+    that the service's `/best` and `/trials?limit=50` answer."""
     storage = optuna.storages.RDBStorage(url)
     try:
         study = optuna.load_study(study_name=study_name, storage=storage,
-                                  sampler=optuna.samplers.RandomSampler(seed=0))  # fmt: skip
+                                  sampler=optuna_sampler(sampler))  # fmt: skip
+        space = {k: to_distribution(p) for k, p in StudySpec.model_validate(SPEC).space.items()}
 
         def ask_tell() -> None:
-            trial = study.ask()
-            trial.suggest_float("lr", 1e-4, 0.3, log=True)
-            study.tell(trial, 0.5)
+            study.tell(study.ask(space), 0.5)
 
-        return {
-            "optuna_ask_tell_ms": median_ms(ask_tell, asks),
-            "optuna_best_ms": median_ms(lambda: study.best_trial, 5),
-            "optuna_all_ms": median_ms(lambda: study.get_trials(deepcopy=False), 3),
-        }
+        costs = {f"optuna_{sampler}_ask_tell_ms": median_ms(ask_tell, asks)}
+        if sampler == "random":
+            study_id = storage.get_study_id_from_name(study_name)
+            first = storage.get_trial_id_from_study_id_trial_number(study_id, 0)
+            # Optuna has no page of trials: the 50 first, one get_trial each.
+            costs.update({
+                "optuna_best_ms": median_ms(lambda: study.best_trial, 5),
+                "optuna_50_ms": median_ms(
+                    lambda: [storage.get_trial(first + i) for i in range(50)], 5),
+                "optuna_all_ms": median_ms(lambda: study.get_trials(deepcopy=False), 3),
+            })  # fmt: skip
+        return costs
     finally:
         storage.engine.dispose()
 
@@ -132,7 +160,7 @@ def measure_restarts(url: str, sizes: tuple[int, ...]) -> None:
                        "ratio")))  # fmt: skip
 
 
-def measure(url: str, asks: int) -> dict[int, dict[str, float]]:
+def measure(url: str, asks: int, tpe_asks: int) -> dict[int, dict[str, float]]:
     upgrade_schema(url)
     engine = create_engine_for(url)
     ids = {n: write_study(engine, url, n, name=f"scale-{n}", curves=0) for n in SIZES}
@@ -149,8 +177,9 @@ def measure(url: str, asks: int) -> dict[int, dict[str, float]]:
     for n, study_id in ids.items():
         name = f"hpo-study-{study_id}"
         # Optuna first: the bridge's asks add trials to the study.
-        results[n].update(optuna_costs(url, name, asks))
-        results[n].update(bridge_costs(url, name, asks))
+        for sampler, count in (("random", asks), ("tpe", tpe_asks)):
+            results[n].update(optuna_costs(url, name, count, sampler))
+            results[n].update(bridge_costs(url, name, count, sampler))
         print(f"{n}: {results[n]}", file=sys.stderr)
     return results
 
@@ -159,6 +188,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgres-url", help="also on this PostgreSQL (its schema is wiped)")
     parser.add_argument("--asks", type=int, default=50)
+    parser.add_argument("--tpe-asks", type=int, default=10, help="TPE draws per size and arm")
     parser.add_argument(
         "--restart-only",
         action="store_true",
@@ -176,22 +206,28 @@ def main() -> None:
                 print(f"\n{backend}: a restart's load of the study's trials")
                 measure_restarts(url, tuple(args.sizes))
                 continue
-            results = measure(url, args.asks)
+            results = measure(url, args.asks, args.tpe_asks)
             base = results[SIZES[0]]
             rows = []
             for n, r in results.items():
-                growth = r["ask_tell_ms"] / base["ask_tell_ms"]
+                growth = r["random_ask_tell_ms"] / base["random_ask_tell_ms"]
+                tpe_growth = r["tpe_ask_tell_ms"] / base["tpe_ask_tell_ms"]
                 rows.append((
-                    f"{n:,}", f"{r['ask_tell_ms']:.2f} ({growth:.2f}x)",
-                    f"{r['ask_tell_writes_ms']:.1f}", f"{r['optuna_ask_tell_ms']:.1f}",
-                    f"{r['load_s']:.2f}", f"{r['best_ms']:.1f}", f"{r['trials_ms']:.1f}",
-                    f"{r['optuna_best_ms']:.1f}", f"{r['optuna_all_ms']:.0f}",
+                    f"{n:,}", f"{r['random_ask_tell_ms']:.2f} ({growth:.2f}x)",
+                    f"{r['random_ask_tell_writes_ms']:.1f}",
+                    f"{r['optuna_random_ask_tell_ms']:.1f}",
+                    f"{r['tpe_ask_tell_ms']:.0f} ({tpe_growth:.2f}x)",
+                    f"{r['optuna_tpe_ask_tell_ms']:.0f}", f"{r['random_load_s']:.2f}",
+                    f"{r['best_ms']:.1f}", f"{r['optuna_best_ms']:.1f}",
+                    f"{r['trials_ms']:.1f}", f"{r['optuna_50_ms']:.1f}",
+                    f"{r['optuna_all_ms']:.0f}",
                 ))  # fmt: skip
             print(f"\n{backend}: medians, ms unless noted")
             print(table(rows, (
-                "finished trials", "service ask+tell (vs 1k)", "+ its writes",
-                "optuna ask+tell", "bridge load s", "/best", "/trials?limit=50",
-                "optuna best_trial", "optuna get_all_trials",
+                "finished trials", "service random ask+tell (vs 1k)", "+ its writes",
+                "optuna random ask+tell", "service TPE ask+tell (vs 1k)", "optuna TPE ask+tell",
+                "bridge load s", "/best", "optuna best_trial", "/trials?limit=50",
+                "optuna 50 get_trial", "optuna get_all_trials",
             )))  # fmt: skip
 
 

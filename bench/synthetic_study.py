@@ -42,13 +42,17 @@ CHUNK = 5_000
 
 def write_study(
     engine: Engine, database_url: str, n_trials: int, *, seed: int = 0, curves: int = 50,
-    name: str = "synthetic", tenant: str = "default", with_optuna: bool = True,
+    read_curves: int = 0, name: str = "synthetic", tenant: str = "default",
+    with_optuna: bool = True,
 ) -> int:  # fmt: skip
     """A `completed` study of `n_trials` (90% complete, 10% pruned), returning its id.
 
-    The `curves` best-numbered trials of each state get per-epoch curves; the rest have
-    none, as a dashboard never shows more than a few dozen curves at once. Without
-    `with_optuna` only the service's tables are written (half the time; enough for reads).
+    Trials numbered below `curves` get per-epoch curves, and so do the `read_curves` best
+    complete trials and the `read_curves` most recent pruned ones, which a dashboard's
+    curves call (`top`, `pruned`) reads; the rest have none, as a dashboard never shows
+    more than a few dozen curves at once (curves for all 100,000 would be a million rows
+    that no call reads). Without `with_optuna` only the service's tables are written (half
+    the time; enough for reads). Stop reasons are the documented ones.
     """
     spec = StudySpec.model_validate({**SPEC, "name": name})
     store = Store(engine)
@@ -61,12 +65,13 @@ def write_study(
     distributions = {k: distribution_to_json(to_distribution(p)) for k, p in spec.space.items()}
     rng = random.Random(seed)
     start = datetime(2026, 1, 1, tzinfo=UTC)
+    every = [_trial(rng, n, start, spec) for n in range(n_trials)]
+    with_curves = _with_curves(every, curves, read_curves)
     for first in range(0, n_trials, CHUNK):
-        numbers = range(first, min(first + CHUNK, n_trials))
-        trials = [_trial(rng, n, start, spec) for n in numbers]
+        trials = every[first : first + CHUNK]
         with engine.begin() as connection:
             connection.execute(insert(TrialRow), [_hpo_row(record.id, t) for t in trials])
-            if epochs := _epochs(record.id, trials, curves):
+            if epochs := _epochs(record.id, trials, with_curves):
                 connection.execute(insert(EpochRow), epochs)
         if optuna_study_id is not None:
             _write_optuna(database_url, optuna_study_id, trials, distributions)
@@ -120,16 +125,28 @@ def _hpo_row(study_id: int, t: dict[str, Any]) -> dict[str, Any]:
         "study_id": study_id, "number": t["number"], "state": t["state"], "params": t["params"],
         "value": t["value"], "values": None if t["value"] is None else [t["value"]],
         "best_epoch": t["epochs"], "epochs_run": t["epochs"],
-        "stop_reason": "pruned" if t["state"] == "pruned" else "max_epochs",
+        "stop_reason": "pruned" if t["state"] == "pruned" else "completed",
         "started_at": t["started_at"], "finished_at": t["finished_at"], "duration_s": 2.0,
         "node": "synthetic",
     }  # fmt: skip
 
 
-def _epochs(study_id: int, trials: list[dict[str, Any]], curves: int) -> list[dict[str, Any]]:
+def _with_curves(trials: list[dict[str, Any]], curves: int, read_curves: int) -> set[int]:
+    """Numbers below `curves`, the `read_curves` best complete trials (ties by number, as
+    the curves call orders them) and the `read_curves` most recent pruned ones."""
+    chosen = set(range(min(curves, len(trials))))
+    complete = [t for t in trials if t["state"] == "complete"]
+    best = sorted(complete, key=lambda t: (-t["value"], t["number"]))[:read_curves]
+    pruned = [t for t in trials if t["state"] == "pruned"][::-1][:read_curves]
+    return chosen | {t["number"] for t in best + pruned}
+
+
+def _epochs(
+    study_id: int, trials: list[dict[str, Any]], with_curves: set[int]
+) -> list[dict[str, Any]]:
     rows = []
     for t in trials:
-        if t["number"] >= curves:
+        if t["number"] not in with_curves:
             continue
         for epoch in range(1, t["epochs"] + 1):
             share = epoch / 10

@@ -92,8 +92,10 @@ def scale(ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     upgrade_schema(url)
     engine = create_engine_for(url)
     ids = {
-        n: write_study(engine, url, n, name=f"scale-{n}", with_optuna=False) for n in (SMALL, LARGE)
-    }
+        n: write_study(engine, url, n, name=f"scale-{n}", with_optuna=False,
+                       read_curves=CURVES // 2)
+        for n in (SMALL, LARGE)
+    }  # fmt: skip
     engine.dispose()
     settings = Settings(database_url=url, data_dir=root / "data")
     with (
@@ -128,6 +130,10 @@ def test_the_study_page_reads_only_what_it_shows(scale: dict[str, Any]) -> None:
     assert len(history["items"]) <= 500 and history["n_complete"] == 90_000
     assert history["items"][-1]["best"] == answers["best"]["items"][0]["value"]
     assert len(answers["trials best page"]["items"]) == 25
+    # The curves call reads the curves it shows, at 100,000 trials too.
+    curves = answers["curves"]["items"]
+    assert len(curves) == CURVES and all(len(c["epochs"]) >= 3 for c in curves)
+    assert {c["state"] for c in curves} == {"complete", "pruned"}
     assert answers["trials best page"]["items"][0] == answers["best"]["items"][0]
     assert len(answers["parallel coords"]["items"]) == 500
     assert 0 < answers["importance"]["n_trials"] <= 500

@@ -30,7 +30,7 @@ def finished_study(store: Store, values: list[float | None], direction: str = "m
         store.create_trial(study.id, number, {"x": number})
         store.finish_trial(
             study.id, number, state="complete" if value is not None else "pruned",
-            value=value, best_epoch=1, stop_reason="max_epochs",
+            value=value, best_epoch=1, stop_reason="completed",
         )  # fmt: skip
     return study.id
 
@@ -86,7 +86,7 @@ def test_blocks_kept_by_finish_trial_equal_a_rebuild_from_the_trials(engine: Eng
     study_id = finished_study(store, values)
     # Finishing a complete trial again (recovery may) must not count it twice.
     store.finish_trial(study_id, 0 if values[0] is not None else 1, state="complete", value=0.5,
-                       best_epoch=1, stop_reason="max_epochs")  # fmt: skip
+                       best_epoch=1, stop_reason="completed")  # fmt: skip
     with session_scope(engine) as session:
         kept = value_blocks.read(session, study_id)
         value_blocks.rebuild(session, study_id)
