@@ -269,12 +269,10 @@ def finished_study(client: httpx.Client) -> int:
     """A small study run to its end first: what the `finished` arms read."""
     spec = {**study_spec(99), "name": "load-finished",
             "budget": {"max_trials": 3, "max_epochs": 2, "parallelism": 1}}  # fmt: skip
+    from bench.arms import wait_study  # bench.arms imports this module
+
     study_id = int(client.post(PREFIX, json=spec).raise_for_status().json()["id"])
-    deadline = time.monotonic() + 120
-    while client.get(f"{PREFIX}/{study_id}").json()["state"] in ("queued", "running"):
-        if time.monotonic() > deadline:
-            raise RuntimeError("the finished-study arm's study did not finish in 120 s")
-        time.sleep(0.5)
+    wait_study(client, study_id, poll_s=0.5, limit_s=120)
     return study_id
 
 

@@ -12,15 +12,15 @@ from sqlalchemy.engine import URL, make_url
 # WAL lets the API read while a driver writes; busy_timeout rides out short write locks.
 # synchronous=NORMAL under WAL survives a crash of the process (and of the service), not
 # a power cut: the last commits may be lost, never the file. FULL syncs every commit.
-SQLITE_PRAGMAS = (
-    "PRAGMA journal_mode=WAL",
-    "PRAGMA busy_timeout=30000",
-    "PRAGMA foreign_keys=ON",
-    "PRAGMA synchronous=NORMAL",
-)
-# SQLite's own defaults, which Optuna's RDBStorage runs with: a rollback journal, and a
-# sync at every commit. Readers wait while a writer commits.
-SQLITE_DEFAULT_DURABILITY = ("PRAGMA journal_mode=DELETE", "PRAGMA synchronous=FULL")
+# `sqlite-default` is SQLite's own (and so Optuna's RDBStorage's): a rollback journal
+# synced at every commit; readers wait while a writer commits.
+_ALWAYS = ("PRAGMA busy_timeout=30000", "PRAGMA foreign_keys=ON")
+SQLITE_DURABILITY: dict[str, tuple[str, ...]] = {
+    "wal": ("PRAGMA journal_mode=WAL", *_ALWAYS, "PRAGMA synchronous=NORMAL"),
+    "wal-full": ("PRAGMA journal_mode=WAL", *_ALWAYS, "PRAGMA synchronous=FULL"),
+    "sqlite-default": ("PRAGMA journal_mode=DELETE", *_ALWAYS, "PRAGMA synchronous=FULL"),
+}
+SQLITE_PRAGMAS = SQLITE_DURABILITY["wal"]
 
 
 __all__ = [
@@ -57,15 +57,11 @@ def create_engine_for(url: str, *, sqlite_pragmas: Sequence[str] = SQLITE_PRAGMA
 
 
 def sqlite_pragmas(durability: str) -> tuple[str, ...]:
-    """The PRAGMAs of a durability setting: `wal` (the default, SQLITE_PRAGMAS), `wal-full`
-    (the same, syncing every commit) or `sqlite-default` (SQLite's and so Optuna's)."""
-    if durability == "wal":
-        return SQLITE_PRAGMAS
-    if durability == "wal-full":
-        return (*SQLITE_PRAGMAS[:-1], "PRAGMA synchronous=FULL")
-    if durability == "sqlite-default":
-        return (*SQLITE_PRAGMAS[1:3], *SQLITE_DEFAULT_DURABILITY)
-    raise ValueError(f"unknown SQLite durability {durability!r}")
+    """The PRAGMAs of a durability setting (`HPO_SQLITE_DURABILITY`)."""
+    try:
+        return SQLITE_DURABILITY[durability]
+    except KeyError:
+        raise ValueError(f"unknown SQLite durability {durability!r}") from None
 
 
 def _create_sqlite_engine(url: URL, pragmas: Sequence[str]) -> Engine:

@@ -231,17 +231,10 @@ class Store(TrialProgress):
 
     def count_trials(self, study_id: int) -> dict[str, int]:
         """Trials per state, every state present (0 when none), in one GROUP BY."""
-        query = (
-            select(TrialRow.state, func.count())
-            .where(TrialRow.study_id == study_id)
-            .group_by(TrialRow.state)
-        )
-        with self._session() as session:
-            rows = session.execute(query).all()
-            if not rows:
+        counts = self.count_trials_of([study_id])[study_id]
+        if not any(counts.values()):
+            with self._session() as session:
                 require_study(session, study_id)
-        counts = dict.fromkeys(TRIAL_STATES, 0)
-        counts.update({state: n for state, n in rows})
         return counts
 
     def create_trial(

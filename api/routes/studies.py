@@ -23,6 +23,7 @@ from api.schemas import (
 )
 from api.yaml_route import YamlOrJsonRoute
 from service.spec import StudySpec
+from service.studies import FINISHED_TRIAL_STATES
 
 router = APIRouter(
     prefix="/api/v1/studies", tags=["studies"], route_class=YamlOrJsonRoute,
@@ -31,7 +32,6 @@ router = APIRouter(
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (404, 409, 422, 503)
 }
-FINISHED_TRIAL_STATES = frozenset({"complete", "pruned", "failed"})
 FINISHED_TRIAL_CACHE = "private, max-age=60"
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Cursor = Annotated[str | None, Query(max_length=500)]
