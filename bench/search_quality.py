@@ -1,83 +1,52 @@
-"""Search quality under a fixed wall-clock budget: TPE + ASHA against random search, no pruning.
+"""Search quality under one wall budget: the service against Optuna and Ray Tune.
 
-Both arms run through the service's runtime (drivers, Ray slots, SQLite) on the
-digits MLP with the default search space of DESIGN.md, two trials at a time,
-one after the other for each seed, each with the same `timeout_s`. Prints the
-best validation accuracy per seed, the medians and their difference.
+The arms of `bench/time_to_target.py` (the same space, training code, rungs and two
+trials at a time; see its docstring), each search stopped after `--wall-s` seconds
+(the service's `budget.timeout_s`, Optuna's `optimize(timeout=)`, Tune's
+`time_budget_s`), plus the service running random search without pruning as the
+reference that a searcher has to beat. Each search's score is the best val_accuracy of
+any epoch, complete or pruned trial, that ended within the budget of its start, so an
+arm that overruns its budget gains nothing from it. Warm runs (see time_to_target.py);
+per seed and the median with its range.
 
-    .venv/bin/python bench/search_quality.py --seeds 0 1 2 --wall-s 20
+    .venv/bin/python -m bench.search_quality [--seeds 5] [--wall-s 15] [--out FILE.json]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import json
 import statistics
-import tempfile
 from pathlib import Path
-from typing import Any
 
-from service.runtime import open_runtime
-from service.settings import Settings
-from service.spec import StudySpec
+from bench.arms import table
+from bench.time_to_target import ARMS, best_within, run_seeds, spread
 
-ARMS: dict[str, dict[str, Any]] = {
-    "tpe+asha": {
-        "sampler": {"type": "tpe"},
-        "pruner": {"type": "asha", "min_epochs": 2, "reduction_factor": 3},
-    },
-    "random": {"sampler": {"type": "random"}, "pruner": {"type": "none"}},
-}
-
-
-def spec_for(arm: str, seed: int, wall_s: float) -> StudySpec:
-    options = ARMS[arm]
-    return StudySpec.model_validate({
-        "name": f"{arm}-{seed}",
-        "sampler": {**options["sampler"], "seed": seed},
-        "pruner": options["pruner"],
-        "split": {"seed": 0},
-        "early_stopping": {"patience": 5},
-        "budget": {"max_trials": 10_000, "max_epochs": 30, "parallelism": 2, "timeout_s": wall_s},
-    })  # fmt: skip
-
-
-async def run(seeds: list[int], wall_s: float) -> dict[str, list[float]]:
-    settings = Settings(data_dir=Path(tempfile.mkdtemp()) / "data", ray_num_cpus=2)
-    runtime = await open_runtime(settings)
-    best: dict[str, list[float]] = {arm: [] for arm in ARMS}
-    try:
-        for seed in seeds:
-            for arm in ARMS:
-                view = await runtime.studies.submit(spec_for(arm, seed, wall_s))
-                await runtime.studies.wait(view.record.id)
-                done = runtime.studies.get(view.record.id)
-                value = done.best.value if done.best and done.best.value is not None else 0.0
-                best[arm].append(value)
-                n = sum(done.counts[s] for s in ("complete", "pruned", "failed"))
-                pruned = done.counts["pruned"]
-                print(
-                    f"seed {seed} {arm:9s} best {value:.4f}  trials {n:3d}  pruned {pruned:3d}"
-                    f"  ({done.record.state_reason})",
-                    flush=True,
-                )
-    finally:
-        await runtime.close()
-    return best
+QUALITY_ARMS = (*ARMS, "service-random")
+UNBOUNDED_TRIALS = 10_000  # the wall budget ends every search first
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--wall-s", type=float, default=20.0)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--wall-s", type=float, default=15.0)
+    parser.add_argument("--out", type=Path, help="write every run (epochs timed) as JSON")
     args = parser.parse_args()
-    best = asyncio.run(run(args.seeds, args.wall_s))
-    medians = {arm: statistics.median(values) for arm, values in best.items()}
-    print(f"\nwall budget {args.wall_s:.0f} s per study, seeds {args.seeds}")
-    for arm, median in medians.items():
-        per_seed = [round(v, 4) for v in best[arm]]
-        print(f"  {arm:9s} median best val_accuracy {median:.4f}   per seed {per_seed}")
-    print(f"  tpe+asha - random: {medians['tpe+asha'] - medians['random']:+.4f}")
+    runs = run_seeds(args.seeds, UNBOUNDED_TRIALS, 1.0, args.wall_s, QUALITY_ARMS)
+    if args.out:
+        args.out.write_text(json.dumps({"wall_s": args.wall_s, "runs": runs}))
+    rows: list[tuple[str, ...]] = []
+    for arm, results in runs.items():
+        best = [best_within(run, args.wall_s) for run in results]
+        epochs = [
+            sum(1 for t, _ in run["warm"]["epochs"] if t - run["warm"]["start"] <= args.wall_s)
+            for run in results
+        ]
+        rows.append((arm, spread(best, 4), " ".join(f"{b:.4f}" for b in best),
+                     f"{statistics.median(epochs):.0f}"))  # fmt: skip
+    print(f"\nwall budget {args.wall_s:.0f} s per search, {args.seeds} seeds, warm runs")
+    print(table(rows, ("arm", "best val_accuracy, median (range)", "per seed",
+                       "epochs trained (median)")))  # fmt: skip
 
 
 if __name__ == "__main__":

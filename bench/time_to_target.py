@@ -2,20 +2,32 @@
 
 The DESIGN.md default space (search.space.default_space, conditionals included) and the
 same training code (workers.trainer.TrialTrainer, early stopping patience 5, up to 30
-epochs, one thread per trial) in every arm, two trials at a time:
-  service  HTTP submission, SQLite, TPE + ASHA (its defaults), local Ray of 2 CPUs
-  optuna   TPE + SuccessiveHalvingPruner, SQLite, 2 processes running optimize()
-  tune     OptunaSearch (same space, define-by-run) + ASHAScheduler(max_t=30),
-           ConcurrencyLimiter(2), reuse_actors=True
-Reports total wall time and the time until some epoch reached val_accuracy >= --target,
-in seconds and in units of R, the time to train one default config for 30 epochs here.
+epochs, one thread per trial) in every arm, two trials at a time, and the same pruning
+rungs everywhere (successive halving from epoch 1 by a factor of 3: rungs at epochs 1, 3,
+9 and 27):
+  service  HTTP submission, SQLite, TPE + ASHA(min_epochs 1, reduction_factor 3),
+           local Ray of 2 CPUs
+  optuna   TPE + SuccessiveHalvingPruner(min_resource 1, reduction_factor 3), SQLite,
+           2 processes running optimize()
+  tune     OptunaSearch (same space, define-by-run) + ASHAScheduler(grace_period 1,
+           reduction_factor 3, max_t 30), ConcurrencyLimiter(2), reuse_actors=True
+Each arm is timed cold and warm. Cold: from the arm's process launch, nothing running,
+to the last trial's end (the service's start, Ray's start, imports and actors
+included). Warm: the workers are up: the service's second study (after the cold one),
+Optuna's optimize() window (its processes started, imported and holding the data),
+Tune's second Tuner.fit() in the same Ray session. "Best" is the same in every arm: the
+best val_accuracy of any epoch of any trial, complete or pruned, of the warm search.
+Every epoch's value is recorded with its time, so the same runs give the best value
+reached within a wall budget (`bench/search_quality.py` reads them that way).
 
-    .venv/bin/python -m bench.time_to_target [--seeds 5] [--trials 40] [--target 0.985]
+    .venv/bin/python -m bench.time_to_target [--seeds 10] [--trials 40] [--target 0.985]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import statistics
 import sys
 import tempfile
@@ -44,22 +56,17 @@ def _data() -> Any:
     return TensorData(prepared, torch.device("cpu"))
 
 
-def train(data: Any, params: dict[str, Any], report: Any, target: float) -> float | None:
-    """Train one config with early stopping; `report(epoch, value)` True means stop.
-    Returns the wall-clock time.time() at which the target was first reached, if it was."""
+def train(data: Any, params: dict[str, Any], report: Any) -> None:
+    """Train one config with early stopping; `report(epoch, value)` True means stop."""
     from workers.early_stopping import EarlyStopping
     from workers.trainer import TrialTrainer
 
     trainer = TrialTrainer(data, params, max_epochs=MAX_EPOCHS)
     stopping = EarlyStopping(patience=PATIENCE)
-    hit = None
     for epoch in range(1, MAX_EPOCHS + 1):
         value = trainer.train_epoch()["val_accuracy"]
-        if hit is None and value >= target:
-            hit = time.time()
         if report(epoch, value) or stopping.update(epoch, value):
             break
-    return hit
 
 
 def measure_r(repeat: int = 3) -> float:
@@ -77,34 +84,35 @@ def measure_r(repeat: int = 3) -> float:
     return statistics.median(times)
 
 
-def arm_service(trials: int, seed: int, target: float) -> dict[str, Any]:
+RUNGS = {"min_epochs": 1, "reduction_factor": 3}  # successive halving in every arm
+
+
+def arm_service(
+    trials: int, seed: int, target: float, wall_s: float | None, *, tpe: bool = True
+) -> dict[str, Any]:
+    """A cold study on a service launched for it, then the same study again, warm; with
+    `tpe` False, random search without pruning (search_quality.py's reference)."""
+    budget: dict[str, Any] = {"max_trials": trials, "max_epochs": MAX_EPOCHS, "parallelism": SLOTS}
+    if wall_s is not None:
+        budget["timeout_s"] = wall_s
     spec = {
-        "name": f"ttt-{seed}",
-        "sampler": {"type": "tpe", "seed": seed},
+        "sampler": {"type": "tpe" if tpe else "random", "seed": seed},
+        "pruner": {"type": "asha", **RUNGS} if tpe else {"type": "none"},
         "early_stopping": {"patience": PATIENCE},
-        "budget": {"max_trials": trials, "max_epochs": MAX_EPOCHS, "parallelism": SLOTS},
-    }
+        "budget": budget,
+    }  # fmt: skip
+    runs = {}
     with live_service(num_cpus=SLOTS) as (client, _):
-        # A running service: its warm slots have started (bench/cold_start.py measures a
-        # cold one), as Optuna's worker processes have before their optimize() window.
-        warm_up = {
-            **spec,
-            "name": f"warm-up-{seed}",
-            "budget": {"max_trials": SLOTS, "max_epochs": 1, "parallelism": SLOTS},
-        }
-        wait_study(client, client.post("/api/v1/studies", json=warm_up).json()["id"])
-        created = client.post("/api/v1/studies", json=spec)
-        created.raise_for_status()
-        study = wait_study(client, created.json()["id"], poll_s=0.5)
-        events = client.get(f"/api/v1/studies/{study['id']}/events").text
-    start, end = _stamp(study["created_at"]), _stamp(study["finished_at"])
-    hits = [
-        _stamp(data["at"])
-        for kind, data in _events(events)
-        if kind == "epoch" and (data.get("val_accuracy") or 0) >= target
-    ]
-    return {"wall_s": end - start, "to_target_s": min(hits) - start if hits else None,
-            "best": study["best"]["value"]}  # fmt: skip
+        for kind in ("cold", "warm"):
+            created = client.post("/api/v1/studies", json={**spec, "name": f"ttt-{seed}-{kind}"})
+            created.raise_for_status()
+            study = wait_study(client, created.json()["id"], poll_s=0.5)
+            events = client.get(f"/api/v1/studies/{study['id']}/events").text
+            epochs = [(_stamp(data["at"]), data["val_accuracy"]) for name, data in _events(events)
+                      if name == "epoch" and data.get("val_accuracy") is not None]  # fmt: skip
+            runs[kind] = {"start": _stamp(study["created_at"]),
+                          "end": _stamp(study["finished_at"]), "epochs": epochs}  # fmt: skip
+    return runs
 
 
 def _events(text: str) -> list[tuple[str, dict[str, Any]]]:
@@ -123,25 +131,29 @@ def _stamp(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
 
-def arm_optuna(trials: int, seed: int, target: float) -> dict[str, Any]:
+def arm_optuna(trials: int, seed: int, target: float, wall_s: float | None) -> dict[str, Any]:
+    """Two worker processes on one SQLite study; cold counts their start, warm does not."""
     import optuna
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'optuna.db'}"
         optuna.create_study(study_name="ttt", storage=url, direction="maximize")
+        wall = ["--wall-s", str(wall_s)] if wall_s is not None else []
         reports = run_workers(
             "bench.time_to_target", "optuna-worker",
             [["--trials", str(trials // SLOTS), "--seed", str(seed * 10 + i),
-              "--target", str(target), "--storage", url] for i in range(SLOTS)],
+              "--target", str(target), "--storage", url, *wall] for i in range(SLOTS)],
         )  # fmt: skip
-        best = optuna.load_study(study_name="ttt", storage=url).best_value
-    start = min(r["start"] for r in reports)
-    hits = [r["hit"] for r in reports if r["hit"] is not None]
-    return {"wall_s": max(r["end"] for r in reports) - start,
-            "to_target_s": min(hits) - start if hits else None, "best": best}  # fmt: skip
+    epochs = sorted(tuple(e) for r in reports for e in r["epochs"])
+    end = max(r["end"] for r in reports)
+    # One search: the cold run is the warm run with the processes' start in front of it.
+    warm = {"start": min(r["start"] for r in reports), "end": end, "epochs": epochs}
+    return {"cold": {**warm, "start": None}, "warm": warm}
 
 
-def arm_optuna_worker(trials: int, seed: int, target: float, storage: str) -> dict[str, Any]:
+def arm_optuna_worker(
+    trials: int, seed: int, target: float, storage: str, wall_s: float | None
+) -> dict[str, Any]:
     import optuna
 
     from search.space import suggest
@@ -152,9 +164,10 @@ def arm_optuna_worker(trials: int, seed: int, target: float, storage: str) -> di
     space = default_space()
     study = optuna.load_study(
         study_name="ttt", storage=storage, sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.SuccessiveHalvingPruner(),
+        pruner=optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=RUNGS["min_epochs"], reduction_factor=RUNGS["reduction_factor"]),
     )  # fmt: skip
-    hits: list[float] = []
+    epochs: list[tuple[float, float]] = []
 
     def objective(trial: optuna.Trial) -> float:
         best = 0.0
@@ -162,19 +175,18 @@ def arm_optuna_worker(trials: int, seed: int, target: float, storage: str) -> di
         def report(epoch: int, value: float) -> bool:
             nonlocal best
             best = max(best, value)
-            if value >= target:
-                hits.append(time.time())  # before a prune can end the trial
+            epochs.append((time.time(), value))
             trial.report(value, epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned()
             return False
 
-        train(data, suggest(trial, space, {}), report, target)
+        train(data, suggest(trial, space, {}), report)
         return best
 
     start = time.time()
-    study.optimize(objective, n_trials=trials, catch=())
-    return {"start": start, "end": time.time(), "hit": min(hits) if hits else None}
+    study.optimize(objective, n_trials=trials, timeout=wall_s, catch=())
+    return {"start": start, "end": time.time(), "epochs": epochs}
 
 
 def define_space(trial: Any) -> None:
@@ -185,96 +197,158 @@ def define_space(trial: Any) -> None:
     suggest(trial, default_space(), {})
 
 
-def arm_tune(trials: int, seed: int, target: float) -> dict[str, Any]:
+def arm_tune(trials: int, seed: int, target: float, wall_s: float | None) -> dict[str, Any]:
+    """Ray started for it and a cold Tuner.fit(), then a second fit in the same session."""
     import logging
 
-    import optuna
     import ray
+
+    ray.init(address="local", num_cpus=SLOTS, include_dashboard=False, log_to_driver=False,
+             logging_level=logging.ERROR)  # fmt: skip
+    try:
+        return {kind: _tune_fit(trials, seed, wall_s) for kind in ("cold", "warm")}
+    finally:
+        ray.shutdown()
+
+
+def _tune_fit(trials: int, seed: int, wall_s: float | None) -> dict[str, Any]:
+    import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
-    ray.init(address="local", num_cpus=SLOTS, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.ERROR)  # fmt: skip
-
     def trainable(config: dict[str, Any]) -> None:
         data = _data()
-        hit_at: list[float] = []
 
         def report(epoch: int, value: float) -> bool:
-            if not hit_at and value >= target:
-                hit_at.append(time.time())
-            tune.report({"val_accuracy": value, "hit": hit_at[0] if hit_at else 0.0})
+            tune.report({"val_accuracy": value, "at": time.time()})
             return False
 
-        train(data, dict(config), report, target)
+        train(data, dict(config), report)
 
     search = ConcurrencyLimiter(
         OptunaSearch(space=define_space, metric="val_accuracy", mode="max",
                      sampler=optuna.samplers.TPESampler(seed=seed)),
         max_concurrent=SLOTS,
     )  # fmt: skip
+    scheduler = ASHAScheduler(max_t=MAX_EPOCHS, grace_period=RUNGS["min_epochs"],
+                              reduction_factor=RUNGS["reduction_factor"])  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         tuner = tune.Tuner(
             tune.with_resources(trainable, {"cpu": 1}),
             tune_config=tune.TuneConfig(
-                search_alg=search, scheduler=ASHAScheduler(max_t=MAX_EPOCHS),
-                metric="val_accuracy", mode="max", num_samples=trials, reuse_actors=True,
+                search_alg=search, scheduler=scheduler, metric="val_accuracy", mode="max",
+                num_samples=trials, reuse_actors=True, time_budget_s=wall_s,
             ),
             run_config=tune.RunConfig(storage_path=tmp, verbose=0),
         )  # fmt: skip
         start = time.time()
         results = tuner.fit()
-        wall = time.time() - start
-    frame = results.get_dataframe(filter_metric="val_accuracy", filter_mode="max")
-    hits = [h for h in frame["hit"] if h > 0]
-    ray.shutdown()
-    return {"wall_s": wall, "to_target_s": min(hits) - start if hits else None,
-            "best": float(frame["val_accuracy"].max())}  # fmt: skip
+        end = time.time()
+    epochs = sorted(
+        (float(at), float(value))
+        for result in (results[i] for i in range(len(results)))
+        if result.metrics_dataframe is not None and "at" in result.metrics_dataframe
+        for at, value in zip(result.metrics_dataframe["at"],
+                             result.metrics_dataframe["val_accuracy"], strict=True)
+    )  # fmt: skip
+    return {"start": start, "end": end, "epochs": epochs}
+
+
+def figures(run: dict[str, Any], launched: float, target: float) -> dict[str, Any]:
+    """Cold and warm wall, time to target and best value of one arm's run of one seed."""
+    cold, warm = run["cold"], run["warm"]
+    hits = [t for t, value in warm["epochs"] if value >= target]
+    return {
+        "cold_s": cold["end"] - launched,
+        "warm_s": warm["end"] - warm["start"],
+        "to_target_s": min(hits) - warm["start"] if hits else None,
+        "best": max((value for _, value in warm["epochs"]), default=0.0),
+        "epochs": len(warm["epochs"]),
+    }
+
+
+def best_within(run: dict[str, Any], wall_s: float) -> float:
+    """The best value of any epoch that ended within `wall_s` of the warm search's start."""
+    warm = run["warm"]
+    return max((v for t, v in warm["epochs"] if t - warm["start"] <= wall_s), default=0.0)
+
+
+def run_seeds(seeds: int, trials: int, target: float, wall_s: float | None = None,
+              arms: tuple[str, ...] = ARMS) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
+    """Every arm for every seed, arms interleaved within a seed; each run with its launch."""
+    runs: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
+    wall = ["--wall-s", str(wall_s)] if wall_s is not None else []
+    for seed in range(seeds):
+        for arm in arms:
+            launched = time.time()
+            result = run_arm("bench.time_to_target", arm, "--trials", str(trials),
+                             "--seed", str(seed), "--target", str(target), *wall)  # fmt: skip
+            runs[arm].append({**result, "launched": launched})
+            f = figures(result, launched, target)
+            print(f"seed {seed} {arm}: cold {f['cold_s']:.1f} s, warm {f['warm_s']:.1f} s, "
+                  f"best {f['best']:.4f}, epochs {f['epochs']}", file=sys.stderr)  # fmt: skip
+    return runs
+
+
+def spread(values: list[float], digits: int) -> str:
+    """Median and range, e.g. `4.6 (2.9-5.9)`."""
+    return (f"{statistics.median(values):.{digits}f} "
+            f"({min(values):.{digits}f}-{max(values):.{digits}f})")  # fmt: skip
+
+
+ARM_FUNCTIONS = {
+    "service": arm_service, "optuna": arm_optuna, "tune": arm_tune,
+    "service-random": functools.partial(arm_service, tpe=False),
+}  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arm", choices=[*ARMS, "optuna-worker"])
+    parser.add_argument("--arm", choices=[*ARM_FUNCTIONS, "optuna-worker"])
     parser.add_argument("--trials", type=int, default=40)
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--target", type=float, default=0.985)
+    parser.add_argument("--wall-s", type=float, help="stop each search after this long")
     parser.add_argument("--storage")
+    parser.add_argument("--out", type=Path, help="write every run (epochs timed) as JSON")
     args = parser.parse_args()
     if args.arm == "optuna-worker":
-        emit(arm_optuna_worker(args.trials, args.seed, args.target, args.storage))
+        emit(arm_optuna_worker(args.trials, args.seed, args.target, args.storage, args.wall_s))
         return
     if args.arm:
-        arm = {"service": arm_service, "optuna": arm_optuna, "tune": arm_tune}[args.arm]
-        emit(arm(args.trials, args.seed, args.target))
+        emit(ARM_FUNCTIONS[args.arm](args.trials, args.seed, args.target, args.wall_s))
         return
     r = measure_r()
-    runs: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
-    for seed in range(args.seeds):
-        for arm in ARMS:
-            result = run_arm("bench.time_to_target", arm, "--trials", str(args.trials),
-                             "--seed", str(seed), "--target", str(args.target))  # fmt: skip
-            runs[arm].append(result)
-            print(f"seed {seed} {arm}: {result}", file=sys.stderr)
-    rows = []
-    service_wall = statistics.median(r_["wall_s"] for r_ in runs["service"])
-    for arm, results in runs.items():
-        wall = statistics.median(x["wall_s"] for x in results)
-        reached = [x["to_target_s"] for x in results if x["to_target_s"] is not None]
-        to_target = statistics.median(reached) if reached else float("nan")
+    runs = run_seeds(args.seeds, args.trials, args.target, args.wall_s)
+    if args.out:
+        args.out.write_text(json.dumps({"r": r, "target": args.target, "runs": runs}))
+    print(report(runs, r, args.trials, args.seeds, args.target))
+
+
+def report(runs: dict[str, list[dict[str, Any]]], r: float, trials: int, seeds: int,
+           target: float) -> str:  # fmt: skip
+    per_arm = {arm: [figures(run, run["launched"], target) for run in results]
+               for arm, results in runs.items()}  # fmt: skip
+    service_warm = statistics.median(f["warm_s"] for f in per_arm["service"])
+    rows: list[tuple[str, ...]] = []
+    for arm, fs in per_arm.items():
+        warm = [f["warm_s"] for f in fs]
+        reached = [f["to_target_s"] for f in fs if f["to_target_s"] is not None]
         rows.append((
-            arm, f"{wall:.1f}", f"{wall / r:.1f}", f"{wall / service_wall:.2f}",
-            f"{to_target:.1f}", f"{to_target / r:.2f}", f"{len(reached)}/{len(results)}",
-            f"{statistics.median(x['best'] for x in results):.4f}",
+            arm, spread([f["cold_s"] for f in fs], 1), spread(warm, 1),
+            f"{statistics.median(warm) / r:.1f}", f"{statistics.median(warm) / service_warm:.2f}",
+            spread(reached, 1) if reached else "-", f"{len(reached)}/{len(fs)}",
+            spread([f["best"] for f in fs], 4),
         ))  # fmt: skip
-    print(
-        f"\nR = {r:.2f} s (default config, {MAX_EPOCHS} epochs); {args.trials} trials, "
-        f"{SLOTS} at a time, medians over {args.seeds} seeds; target {args.target}"
-    )
-    print(table(rows, ("arm", "wall s", "wall R", "x service", "to target s", "to target R",
-                       "reached", "best val")))  # fmt: skip
+    return (
+        f"\nR = {r:.2f} s (default config, {MAX_EPOCHS} epochs); {trials} trials, {SLOTS} at "
+        f"a time; median (min-max) over {seeds} seeds; target {target}\n"
+        + table(rows, ("arm", "cold wall s", "warm wall s", "warm R", "warm x service",
+                       "to target s (warm)", "reached", "best val_accuracy (warm)"))
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ class Waiter:
 def pick_victim(
     waiter: Waiter, busy: list[BusySlot], free: Mapping[str, Shape],
     use: Mapping[str, TenantUse], total: Shape, policy: TenantPolicy, *,
-    granted_before: float = float("inf"),
+    granted_before: float = float("inf"), other_shapes: bool = True,
 ) -> int | None:  # fmt: skip
     """The slot to take for `waiter`, or None: one of the waiter's own shape first (it is
     handed over as it is; another shape's actor must end and a new one start, which took
@@ -51,7 +51,10 @@ def pick_victim(
     spread rather than hitting the trial that just resumed again and again.
 
     Only slots granted before `granted_before` are taken: a slot just handed over (a
-    preempted trial resuming, too) trains a while first, so nothing moves in circles."""
+    preempted trial resuming, too) trains a while first, so nothing moves in circles.
+    With `other_shapes` False only slots of the waiter's shape are: the scheduler allows
+    a move across shapes only once the waiter has waited longer than an actor takes to
+    start, since a move that saves less wait than that costs more than it gives."""
 
     def rank(tenant: str, held: Shape) -> float:
         return use.get(tenant, TenantUse()).rank(held, total, policy.weight(tenant))
@@ -63,7 +66,7 @@ def pick_victim(
     for slot in busy:
         if slot.study_id == waiter.study_id or slot.node_id not in free:
             continue
-        if slot.granted_at >= granted_before:
+        if slot.granted_at >= granted_before or (not other_shapes and slot.shape != waiter.shape):
             continue
         if not waiter.shape.fits_in(free[slot.node_id] + slot.shape):
             continue

@@ -82,6 +82,7 @@ class SlotScheduler:
         self._preempt_after_s = preempt_after_s
         self._yielding: dict[int, int] = {}  # slot id -> the waiting study it goes to
         self.n_preempted = 0
+        self.actor_start_s = 0.0  # moving average, slots started for a grant until they answer
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -210,6 +211,11 @@ class SlotScheduler:
         slot = self._slots.get(lease.slot_id)
         if slot is not None and slot.study_id is not None:
             slot.granted_at = time.monotonic()
+            if slot.started_for_grant is not None:
+                took = slot.granted_at - slot.started_for_grant
+                first = self.actor_start_s == 0.0
+                self.actor_start_s = took if first else 0.7 * self.actor_start_s + 0.3 * took
+                slot.started_for_grant = None
 
     def should_yield(self, lease: Lease) -> bool:
         """Whether the lease's trial should stop at its next epoch boundary and give the
@@ -343,7 +349,11 @@ class SlotScheduler:
 
     def _preempt(self) -> None:
         """Ask one busy slot to yield for each study that has waited preempt_after_s,
-        in grant order, while none is yielding to it yet."""
+        in grant order, while none is yielding to it yet. A slot of another shape is
+        taken only after the study has waited as long again as a new slot's actor takes
+        to start (`actor_start_s`, measured): sooner, a trial ending on its own would
+        likely have served it at no cost, while the move ends one actor and starts
+        another (7 to 25 s on this benchmark's busy nodes, bench/README.md)."""
         if self._preempt_after_s is None:
             return
         for slot_id, sid in list(self._yielding.items()):
@@ -355,7 +365,8 @@ class SlotScheduler:
         yielding_to = set(self._yielding.values())
         for study in self._queue():
             since = study.waiting_since
-            waited = since is not None and (now - since).total_seconds() >= self._preempt_after_s
+            waited_s = (now - since).total_seconds() if since is not None else -1.0
+            waited = waited_s >= self._preempt_after_s
             sid = study.demand.study_id
             if not waited or sid in yielding_to or not study.live_waiters():
                 continue
@@ -365,6 +376,7 @@ class SlotScheduler:
                 Waiter(sid, study.demand.tenant, study.demand.priority, study.demand.shape),
                 self._busy_slots(), placement.free, self._use, self._total(), self.policy,
                 granted_before=time.monotonic() - self._preempt_after_s,
+                other_shapes=waited_s >= self._preempt_after_s + self.actor_start_s,
             )  # fmt: skip
             if victim is not None:
                 self._yielding[victim] = sid
@@ -442,7 +454,9 @@ class SlotScheduler:
         for slot_id in plan.end:
             self._end(self._slots[slot_id])
         assert plan.node_id is not None
-        return self._new_slot(shape, plan.node_id)
+        slot = self._new_slot(shape, plan.node_id)
+        slot.started_for_grant = time.monotonic()
+        return slot
 
     def _grant(self, study: StudyState, slot: SlotState) -> None:
         waiter, since = study.waiters.popleft()

@@ -39,6 +39,7 @@ class SlotState:
     last_study: int | None = None
     idle_since: float = 0.0
     granted_at: float = 0.0
+    started_for_grant: float | None = None  # monotonic: created for a grant, not answered yet
 
 
 @dataclass

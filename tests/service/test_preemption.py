@@ -105,3 +105,14 @@ def test_a_slot_of_the_waiters_own_shape_yields_first_it_needs_no_new_actor() ->
     assert pick_victim(waiter, slots, FULL, held, TOTAL, TenantPolicy()) == 2
     # Without a slot of its shape, the most over-share tenant's goes.
     assert pick_victim(waiter, [slots[0], slots[2]], FULL, held, TOTAL, TenantPolicy()) == 1
+
+
+def test_only_a_slot_of_the_waiters_shape_yields_while_other_shapes_are_held_back() -> None:
+    half = Shape.of(0.5, 0)
+    slots = [busy(1, 10, "a", node="n1", shape=Shape.of(2, 0), granted_at=1.0)]
+    waiter = Waiter(20, "a", 5, half)  # same tenant, higher priority: a yield is due
+    held = {"a": served(2.0, 2)}
+    assert pick_victim(waiter, slots, FULL, held, TOTAL, TenantPolicy()) == 1
+    assert pick_victim(waiter, slots, FULL, held, TOTAL, TenantPolicy(), other_shapes=False) is None
+    own = [*slots, busy(2, 10, "a", node="n2", shape=half, granted_at=2.0)]
+    assert pick_victim(waiter, own, FULL, held, TOTAL, TenantPolicy(), other_shapes=False) == 2

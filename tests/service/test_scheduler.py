@@ -481,3 +481,44 @@ def test_a_tenant_that_used_more_lately_yields_to_one_that_used_less() -> None:
     claims = [Claim(1, "greedy", 0, T0), Claim(2, "modest", 0, T0 + timedelta(seconds=1))]
     order = grant_order(claims, {"greedy": greedy, "modest": modest}, total, TenantPolicy())
     assert [c.tenant for c in order] == ["modest", "greedy"]
+
+
+def test_a_slot_of_another_shape_yields_only_after_a_wait_longer_than_an_actor_start() -> None:
+    """Moving a slot across shapes ends one actor and starts another: the scheduler
+    measures how long its new actors take to answer and waits that much longer than
+    HPO_PREEMPT_AFTER_S before it takes a slot of another shape."""
+    backend = cluster(n=(2, 0))
+
+    async def main() -> tuple[float, list[tuple[float, bool]]]:
+        scheduler = SlotScheduler(backend, refresh_s=0.02, preempt_after_s=0.05)
+        await scheduler.start()
+        wide = StudyDemand(study_id=1, name="wide", tenant="t", priority=0, created_at=T0,
+                           shape=Shape.of(2, 0), parallelism=1)  # fmt: skip
+        narrow = StudyDemand(study_id=2, name="narrow", tenant="t", priority=5,
+                             created_at=T0, shape=Shape.of(1, 0), parallelism=1)  # fmt: skip
+        scheduler.register(wide)
+        lease = await scheduler.acquire(1)
+        await asyncio.sleep(0.4)  # the new actor takes 0.4 s to answer
+        scheduler.serving(lease)
+        measured = scheduler.actor_start_s
+        await asyncio.sleep(0.1)  # it trains a while: preemptible from here on
+        scheduler.register(narrow)
+        waiting = asyncio.ensure_future(scheduler.acquire(2))
+        started = asyncio.get_running_loop().time()
+        seen = []
+        while not scheduler.should_yield(lease):
+            await asyncio.sleep(0.02)
+            seen.append((asyncio.get_running_loop().time() - started, False))
+        seen.append((asyncio.get_running_loop().time() - started, True))
+        scheduler.release(lease, keep=True)
+        await asyncio.wait_for(waiting, timeout=5)
+        await scheduler.close()
+        return measured, seen
+
+    measured, seen = asyncio.run(main())
+    assert 0.35 <= measured < 1.0, measured
+    asked_at = seen[-1][0]
+    # Not at preempt_after_s (0.05 s) as for a slot of its own shape, but after the
+    # measured actor start on top of it.
+    assert asked_at >= 0.05 + measured - 0.03, (asked_at, measured)
+    assert asked_at < 0.05 + measured + 1.0, (asked_at, measured)
