@@ -17,6 +17,25 @@ StudyState = Literal["queued", "running", "paused", "completed", "stopped", "fai
 TrialState = Literal["waiting", "running", "complete", "pruned", "failed"]
 
 
+class LineageOut(BaseModel):
+    """A PBT member's copy of another member at a boundary."""
+
+    epoch: int = Field(description="The boundary: the copy trains from the next epoch on.")
+    copied: int = Field(description="The number of the member copied (weights and params).")
+    copied_epoch: int | None = Field(description="The copied member's epoch in its checkpoint.")
+    copied_value: float | None = Field(description="Its objective value at that epoch.")
+    loaded_value: float | None = Field(
+        description="The copy's objective value before it trained: equal to copied_value."
+    )
+    changed: dict[str, Any] = Field(description="The params the mutation changed, new values.")
+    params: dict[str, Any] = Field(description="The searched params it trains with from here.")
+
+
+class SchedulePiece(BaseModel):
+    from_epoch: int
+    params: dict[str, Any]
+
+
 class TrialOut(BaseModel):
     number: int
     state: TrialState
@@ -45,11 +64,23 @@ class TrialOut(BaseModel):
     checkpoint_epoch: int | None = Field(
         description="The epoch an unfinished trial resumes after (its latest checkpoint)."
     )
+    lineage: list[LineageOut] = Field(
+        default_factory=list, description="A PBT member's copies of other members, in order."
+    )
+    schedule: list[SchedulePiece] = Field(
+        default_factory=list,
+        description="A PBT member's searched params over its epochs: each piece holds from "
+        "`from_epoch` until the next piece. The schedule to replay (empty outside PBT).",
+    )
 
     @classmethod
     def of(cls, trial: TrialRecord) -> TrialOut:
-        fields = {name: getattr(trial, name) for name in cls.model_fields}
-        return cls(**fields)
+        fields = {name: getattr(trial, name) for name in cls.model_fields
+                  if name not in ("lineage", "schedule")}  # fmt: skip
+        lineage = [LineageOut(**entry) for entry in trial.lineage]
+        schedule = [SchedulePiece(from_epoch=1, params=trial.params)] if lineage else []
+        schedule += [SchedulePiece(from_epoch=e.epoch + 1, params=e.params) for e in lineage]
+        return cls(**fields, lineage=lineage, schedule=schedule)
 
 
 class AttemptOut(BaseModel):

@@ -33,6 +33,7 @@ from service.jobs import TrialJob
 from service.metrics import ServiceMetrics
 from service.optuna_bridge import OptunaBridge
 from service.outcome import TrialOutcome
+from service.population import Population
 from service.runner import LastEpoch, Slot, TrialRunner
 from service.spec import StudySpec
 from service.trial_loop import TrialContext, run_trial
@@ -76,13 +77,14 @@ class StudyDriver:
         self._best_value = best_value
         self._trial_checkpoints = trial_checkpoints if spec.checkpoints.enabled else None
         self._warned: set[str] = set()
+        self._population = Population(spec, seed=spec.split.seed) if spec.population else None
         self._ctx = TrialContext(
             study_id=study_id, spec=spec, optuna=optuna, store=store, writer=self.writer,
             study_ending=self._study_ending, interruption=self._interruption,
             target_reached=lambda: self.request_stop("target_reached"),
             keeps_checkpoint=self._keeps_checkpoint, last_epoch=self._last_epoch,
             save_checkpoint=self._save_checkpoint, checkpoint_policy=self._checkpoint_policy,
-            warn=self._warn,
+            warn=self._warn, population=self._population,
         )  # fmt: skip
 
     async def run(self) -> None:
@@ -99,6 +101,9 @@ class StudyDriver:
             await self.runner.close()
         if self._end_reason not in _INTERRUPTING:
             self._cancel_waiting()
+            if self._population is not None and self._trial_checkpoints is not None:
+                # Finished members were kept as donors; the population is done with them.
+                self.writer.submit(self._trial_checkpoints.delete_study, self.study_id)
         error = error or await self.writer.drain()
         if self._end_reason != SHUTDOWN or error is not None:
             state, reason = self._final_state(error)
@@ -265,6 +270,8 @@ class StudyDriver:
 
     async def _run_job(self, slot: Slot, job: TrialJob) -> TrialOutcome:
         trial, params = self._begin(slot, job)
+        if self._population is not None:
+            self._population.join(trial.number, params)
         if self._metrics is not None:
             self._metrics.trials_running.inc()
         try:
@@ -275,6 +282,8 @@ class StudyDriver:
         finally:
             if self._metrics is not None:
                 self._metrics.trials_running.dec()
+        if self._population is not None:  # a PBT member may train on with a copy's params
+            params = self._population.current(trial.number, params)
         if outcome.interrupted is not None:
             self._interrupt(job, trial, params, outcome.interrupted)
         elif outcome.stop_reason == "worker_lost" and job.attempt < self.spec.budget.max_retries:
@@ -316,6 +325,9 @@ class StudyDriver:
 
     def _finish(self, trial: optuna.Trial, outcome: TrialOutcome) -> None:
         """Tell Optuna first, then write the summary row the API reads."""
+        keep_state = self._population is not None and outcome.state != "failed"
+        if self._population is not None and not keep_state:
+            self._population.leave(trial.number)
         values = outcome.values if outcome.state == "complete" else None
         started = time.perf_counter()
         self.writer.submit(self.optuna.tell(trial, outcome.optuna_state, values))
@@ -329,7 +341,7 @@ class StudyDriver:
             best_epoch=outcome.best_epoch, stop_reason=outcome.stop_reason, error=outcome.error,
             test_metrics=outcome.test_metrics, finished_at=datetime.now(UTC),
         )  # fmt: skip
-        if self._trial_checkpoints is not None:
+        if self._trial_checkpoints is not None and not keep_state:
             self.writer.submit(
                 self._trial_checkpoints.delete, trial_key(self.study_id, trial.number)
             )

@@ -45,7 +45,7 @@ def _resume(store: Store, study_id: int, trial: FrozenTrial, ours: TrialRecord |
     if ours is None:
         store.create_trial(study_id, trial.number, params, state="waiting")
     else:
-        params = dict(ours.params)
+        params = ours.current_params  # a PBT member trains on with its latest copy's params
     lost = 0 if ours is None else sum(a.end in _LOST for a in ours.attempts)
     return TrialJob(params=params, number=trial.number, attempt=lost, consumes_claim=False)
 

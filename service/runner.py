@@ -20,7 +20,7 @@ from service.slot_contract import Lease
 from service.spec import StudySpec
 from workers import device
 from workers.data import PreparedData
-from workers.slot import EpochResult, Resumed
+from workers.slot import EpochResult, Exploited, Resumed
 from workers.trial_checkpoints import CheckpointPolicy
 
 
@@ -107,6 +107,10 @@ class Slot(Protocol):
 
     async def save_checkpoint(self) -> tuple[int | None, str | None]:
         """Save the trial's state now unless its last epoch was saved: bytes, or an error."""
+        ...
+
+    async def exploit(self, start: TrialStart, donor_key: str) -> Exploited:
+        """PBT: go on from another member's checkpoint with `start`'s params."""
         ...
 
     async def end_trial(self, *, keep_weights: bool) -> TrialEnd:
@@ -198,6 +202,12 @@ class RaySlot:
     async def save_checkpoint(self) -> tuple[int | None, str | None]:
         saved: tuple[int | None, str | None] = await _call(self._actor.save_checkpoint.remote())
         return saved
+
+    async def exploit(self, start: TrialStart, donor_key: str) -> Exploited:
+        exploited: Exploited = await _call(
+            self._actor.exploit.remote(self._start_arguments(start), donor_key)
+        )
+        return exploited
 
     async def end_trial(self, *, keep_weights: bool) -> TrialEnd:
         self._pending_start = None

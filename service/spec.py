@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from search.pruners import AshaPrunerSpec, PrunerSpec
+from search.population import PopulationSpec, mutation_errors
+from search.pruners import AshaPrunerSpec, NoPrunerSpec, PrunerSpec
 from search.samplers import SamplerSpec, TPESamplerSpec, check_sampler
 from search.space import CategoricalParam, FloatParam, ParamSpec, draw_order
 from service import spec_checks
@@ -191,6 +192,13 @@ class StudySpec(_Strict):
         description="Among one tenant's studies, freed slots go to the highest priority "
         "first, then the oldest study; tenants share the cluster by weight whatever this is.",
     )  # fmt: skip
+    population: PopulationSpec | None = Field(
+        default=None,
+        description="Population-based training: `size` members train at once; every "
+        "`interval_epochs` the bottom `quantile` copies the top one's weights and params and "
+        "mutates them. Sets budget.max_trials and budget.parallelism to `size` and the "
+        "pruner to none unless given.",
+    )
 
     @property
     def objectives(self) -> list[Objective]:
@@ -205,6 +213,19 @@ class StudySpec(_Strict):
     @property
     def directions(self) -> list[Literal["maximize", "minimize"]]:
         return [o.direction for o in self.objectives]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _population_defaults(cls, data: Any) -> Any:
+        """A PBT study trains its `size` members at once and never prunes them (the
+        exploit step replaces pruning): the budget and pruner follow unless given."""
+        if not isinstance(data, dict) or not isinstance(data.get("population"), dict):
+            return data
+        size = data["population"].get("size", PopulationSpec.model_fields["size"].default)
+        budget = data.get("budget")
+        if budget is None or isinstance(budget, dict):
+            budget = {"max_trials": size, "parallelism": size, **(budget or {})}
+        return {"pruner": {"type": "none"}, **data, "budget": budget}
 
     @field_validator("space")
     @classmethod
@@ -251,6 +272,30 @@ class StudySpec(_Strict):
         spec_checks.check_model(self.model, self.dataset)
         spec_checks.check_task_hyperparameters(self.model, self.space, self.params)
         check_sampler(self.sampler, self.space, n_objectives=len(self.objectives))
+        return self
+
+    @model_validator(mode="after")
+    def _population_is_consistent(self) -> StudySpec:
+        population = self.population
+        if population is None:
+            return self
+        errors = mutation_errors(population, self.space, self.params)
+        size = population.size
+        if self.budget.max_trials != size:
+            errors.append(("budget.max_trials", f"a PBT study has its {size} members as trials"))
+        if self.budget.parallelism != size:
+            errors.append(("budget.parallelism", f"a PBT study trains its {size} members at once"))
+        if not isinstance(self.pruner, NoPrunerSpec):
+            errors.append(("pruner.type", "a PBT study's exploit step replaces pruning: use type none"))
+        if not self.checkpoints.enabled:
+            errors.append(("checkpoints.enabled", "PBT copies members through their checkpoints"))
+        if len(self.objectives) > 1:
+            errors.append(("objective.metric", "PBT ranks members by one objective"))
+        max_epochs = self.budget.max_epochs
+        if population.interval_epochs >= max_epochs:
+            errors.append(("population.interval_epochs", f"must be below max_epochs {max_epochs}"))
+        if errors:
+            raise ValueError("; ".join(f"{where}: {message}" for where, message in errors))
         return self
 
     def warnings(self) -> list[str]:

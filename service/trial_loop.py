@@ -9,6 +9,11 @@ timeout, target reached elsewhere) cancels it; `trial_timeout_s` cancels it too.
 A resumed trial replays the epochs its checkpoint holds into the stop rules, so
 early stopping's patience, the best epoch and the pruner see one unbroken curve.
 
+In a PBT study (`population`), every `interval_epochs` a member saves its state and is
+ranked; one in the bottom quantile goes on as a mutated copy of one in the top
+quantile (`_exploit_step`). The copy's best value and early stopping start over: the
+member's value is the best of the model it ends with.
+
 Out of device memory ends the trial as `out_of_memory` and its slot goes on to the
 next one; a slot that cannot use its GPUs fails each trial and warns the study.
 """
@@ -26,6 +31,7 @@ import optuna
 
 from service.optuna_bridge import OptunaBridge
 from service.outcome import CurveBest, TrialOutcome
+from service.population import Population
 from service.runner import (
     LastEpoch,
     Slot,
@@ -59,6 +65,7 @@ class TrialContext:
     save_checkpoint: Callable[[int, float, bytes], None]
     checkpoint_policy: Callable[[int], CheckpointPolicy | None]
     warn: Callable[[str], None]
+    population: Population | None = None
 
 
 @dataclass
@@ -67,6 +74,7 @@ class _Rules:
 
     stopper: EarlyStopping
     best: CurveBest
+    last_value: float | None = None
 
 
 async def run_trial(
@@ -89,6 +97,12 @@ async def run_trial(
         outcome = await _epochs(ctx, slot, trial, rules, first, started)
         if outcome.timed_out or outcome.interrupted:
             return outcome
+        if ctx.population is not None and outcome.state != "failed":
+            # A finished member stays a donor until the study ends, as in Ray Tune: members
+            # that started late are ranked against it and may copy its final state.
+            await _checkpoint_now(ctx, slot, trial, outcome.epochs_run)
+            if rules.last_value is not None:
+                ctx.population.finished(trial.number, rules.last_value)
         value = outcome.value
         keep = outcome.state == "complete" and value is not None and ctx.keeps_checkpoint(value)
         end = await slot.end_trial(keep_weights=keep)
@@ -135,6 +149,8 @@ async def _resume(
         write = ctx.optuna.replay(trial, epoch, float(metrics[metric]))
         if write is not None:
             ctx.writer.submit(write)
+        if epoch == resumed.adopted_at:  # a PBT copy: its rules started over here
+            _restart(ctx, rules)
     return len(resumed.history) + 1
 
 
@@ -152,7 +168,10 @@ async def _epochs(
         if ctx.study_ending():
             return best.outcome("cancelled")
         try:
-            last = ctx.last_epoch() if epoch == spec.budget.max_epochs else None
+            # The last epoch and the trial's end in one call; not for a PBT member, whose
+            # final state is saved for others to copy.
+            merge = epoch == spec.budget.max_epochs and ctx.population is None
+            last = ctx.last_epoch() if merge else None
             result = await asyncio.wait_for(slot.run_epoch(last=last), _time_left(spec, started))
         except TimeoutError:
             limit = spec.budget.trial_timeout_s
@@ -162,7 +181,7 @@ async def _epochs(
                 timed_out=True,
             )
         metrics = result.metrics
-        value = float(metrics[primary.metric])
+        value = rules.last_value = float(metrics[primary.metric])
         _record_epoch(ctx, trial, epoch, metrics)
         _note_checkpoint(ctx, trial, epoch, result.checkpoint_bytes, result.checkpoint_error)
         if not (math.isfinite(value) and math.isfinite(metrics["train_loss"])):
@@ -177,7 +196,62 @@ async def _epochs(
             return best.outcome("pruned")
         if rules.stopper.update(epoch, value):
             return best.outcome("early_stopped")
+        if _at_boundary(spec, epoch):
+            await _exploit_step(ctx, slot, trial, rules, epoch, value)
+            best = rules.best
     return best.outcome("completed")
+
+
+def _at_boundary(spec: StudySpec, epoch: int) -> bool:
+    population = spec.population
+    return (
+        population is not None
+        and epoch % population.interval_epochs == 0
+        and epoch < spec.budget.max_epochs
+    )
+
+
+async def _exploit_step(
+    ctx: TrialContext, slot: Slot, trial: optuna.Trial, rules: _Rules, epoch: int, value: float
+) -> None:
+    """PBT: save the member (so others may copy it), rank it; one in the bottom quantile
+    goes on as a mutated copy of one in the top quantile, loaded on its own slot."""
+    population = ctx.population
+    assert population is not None
+    await _checkpoint_now(ctx, slot, trial, epoch)
+    exploit = population.at_boundary(trial.number, value)
+    donor_policy = ctx.checkpoint_policy(exploit.donor) if exploit is not None else None
+    if exploit is None or donor_policy is None:
+        return
+    start = TrialStart(
+        {**ctx.spec.params, **exploit.params}, seed=ctx.spec.split.seed + trial.number,
+        checkpoint=ctx.checkpoint_policy(trial.number),
+    )  # fmt: skip
+    copied = await slot.exploit(start, donor_policy.key)
+    if copied.error is not None:
+        return  # the donor finished meanwhile: train on unchanged
+    metric = ctx.spec.primary.metric
+    loaded = _finite((copied.loaded_metrics or {}).get(metric))
+    population.adopted(trial.number, exploit, loaded)
+    entry = {
+        "epoch": epoch, "copied": exploit.donor, "copied_epoch": copied.donor_epoch,
+        "copied_value": _finite((copied.donor_metrics or {}).get(metric)),
+        "loaded_value": loaded,
+        "changed": exploit.changed, "params": exploit.params,
+    }  # fmt: skip
+    ctx.writer.submit(ctx.store.add_lineage, ctx.study_id, trial.number, entry)
+    _restart(ctx, rules)
+
+
+def _restart(ctx: TrialContext, rules: _Rules) -> None:
+    """A PBT copy's best value and early stopping start over (its epochs count on)."""
+    fresh = _rules(ctx.spec)
+    fresh.best.epochs_seen = rules.best.epochs_seen
+    rules.best, rules.stopper = fresh.best, fresh.stopper
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 async def _checkpoint_now(ctx: TrialContext, slot: Slot, trial: optuna.Trial, epoch: int) -> None:

@@ -51,6 +51,7 @@ def trial_record(row: TrialRow, epochs: Sequence[EpochRow] = ()) -> TrialRecord:
         checkpoint_bytes=row.checkpoint_bytes,
         attempts=[attempt_record(a) for a in row.attempts or ()],
         device=row.device,
+        lineage=list(row.lineage or ()),
     )
 
 

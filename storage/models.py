@@ -108,6 +108,7 @@ class TrialRow(Base):
     checkpoint_epoch: Mapped[int | None] = mapped_column(Integer)
     checkpoint_bytes: Mapped[int | None] = mapped_column(BigInteger)
     attempts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    lineage: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
 
 class ValueBlockRow(Base):

@@ -59,6 +59,16 @@ class TrialRecord:
     attempts: list[AttemptRecord] = field(default_factory=list)
     device: str | None = None
     """What the trial (its latest run) trained on: a GPU's name, or `cpu`."""
+    lineage: list[dict[str, Any]] = field(default_factory=list)
+    """A PBT member's copies of other members, in epoch order: `epoch` (the copy trains
+    from epoch + 1), `copied` (the donor's number), `copied_epoch`, `copied_value`,
+    `loaded_value` (the copy's value before it trained) and `params` (the searched
+    params it trains with from then on)."""
+
+    @property
+    def current_params(self) -> dict[str, Any]:
+        """The searched params the trial trains with now: its last copy's, else its own."""
+        return dict(self.lineage[-1]["params"]) if self.lineage else dict(self.params)
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,8 @@ class TrialProgress:
             ]  # fmt: skip
             if missing:
                 session.execute(insert(EpochRow), missing)
+            if row.lineage:  # a copy made after the checkpoint is made again
+                row.lineage = [e for e in row.lineage if e["epoch"] <= from_epoch]
             row.state, row.node, row.device, row.epochs_run = "running", node, device, from_epoch
             attempt = {"node": node, "device": device, "started_at": now.isoformat(),
                        "from_epoch": from_epoch}  # fmt: skip
@@ -93,6 +95,14 @@ class TrialProgress:
             session.flush()
             data = {"number": number, "end": end, "state": state}
             events.append(session, study_id, "trial_interrupted", data)
+
+    def add_lineage(self, study_id: int, number: int, entry: dict[str, Any]) -> None:
+        """PBT member `number` copied another member (see TrialRecord.lineage)."""
+        with self._session() as session:
+            row = trial_row(session, study_id, number)
+            row.lineage = [*(row.lineage or ()), entry]
+            session.flush()
+            events.append(session, study_id, "trial_exploited", {"number": number, **entry})
 
     def note_checkpoint(self, study_id: int, number: int, *, epoch: int, size: int) -> None:
         """Trial `number` can resume from `epoch`; its checkpoint takes `size` bytes."""

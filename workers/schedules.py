@@ -89,6 +89,14 @@ class EpochSchedule:
         elif self._scheduler is not None:
             self._scheduler.step()
 
+    def set_base_lr(self, lr: float) -> None:
+        """Make `lr` the schedule's base from here on (PBT changed it mid-run); the
+        schedule's factor for the current epoch still applies."""
+        schedulers = [] if self._scheduler is None else [self._scheduler]
+        schedulers += getattr(self._scheduler, "_schedulers", [])
+        for scheduler in schedulers:
+            scheduler.base_lrs = [lr] * len(scheduler.base_lrs)
+
     def state_dict(self) -> dict[str, Any]:
         """What continues the schedule exactly after a resume (see TrialTrainer.state)."""
         return {

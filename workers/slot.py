@@ -48,6 +48,20 @@ class Resumed:
 
     history: list[dict[str, float]]
     error: str | None = None
+    adopted_at: int = 0
+    """A PBT member's last exploit: its weights from this epoch on are another's copy."""
+
+
+@dataclass(frozen=True)
+class Exploited:
+    """A PBT member's copy of another: the donor's epoch and metrics there, and the
+    copy's validation metrics before it trains (equal when the copy is exact); or why no
+    copy was made (the donor's checkpoint is gone: it finished)."""
+
+    donor_epoch: int | None = None
+    donor_metrics: dict[str, float] | None = None
+    loaded_metrics: dict[str, float] | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -183,7 +197,30 @@ class TrialSlot:
             self.start_trial(**start)
             return Resumed([], f"checkpoint unreadable, trained from epoch 1: {exc}")
         self._saved = (self._trainer.epoch, self._trainer.train_seconds)
-        return Resumed(list(self._trainer.history))
+        return Resumed(list(self._trainer.history), adopted_at=self._trainer.adopted_at)
+
+    @_ends_trial_on_oom
+    def exploit(self, start: dict[str, Any], donor_key: str) -> Exploited:
+        """PBT's exploit: continue this trial from another member's checkpoint, with
+        `start`'s params (the donor's, mutated). The trial keeps its epoch count and
+        curve; its own checkpoint is rewritten at once, so a lost worker resumes the copy."""
+        trainer, policy = self._trainer, self._policy
+        if trainer is None or policy is None:
+            raise RuntimeError("exploit needs a running trial with checkpoints")
+        data = TrialCheckpoints(policy.uri).load(donor_key)
+        if data is None:
+            return Exploited(error="the donor's checkpoint is gone (it finished)")
+        epoch, history, seconds = trainer.epoch, trainer.history, trainer.train_seconds
+        self.start_trial(**start)
+        assert self._trainer is not None
+        self._trainer.epoch, self._trainer.history = epoch, history
+        self._trainer.train_seconds = seconds
+        donor_epoch, donor_metrics = self._trainer.adopt(data)
+        loaded = self._trainer.evaluate("val")
+        size, error = self.save_checkpoint()
+        if error is not None:
+            log.warning("checkpoint after exploit not written: %s", error)
+        return Exploited(donor_epoch, donor_metrics, loaded)
 
     @_ends_trial_on_oom
     def run_epoch(self, start: dict[str, Any] | None = None) -> EpochResult:

@@ -160,6 +160,17 @@ class Trainer:
             "scaler": self.precision.scaler.state_dict(),
         }
 
+    def set_optimizer_knobs(self) -> None:
+        """Put this trainer's own optimizer knobs (lr, weight decay, momentum, betas, ...)
+        on its optimizer after another trainer's state was loaded into it (PBT's exploit):
+        a fresh optimizer built from `params` says what each param group's values are."""
+        fresh = build_optimizer(self.model.parameters(), self.params)
+        for group, new in zip(self.optimizer.param_groups, fresh.param_groups, strict=True):
+            group.update({k: v for k, v in new.items() if k != "params"})
+            if "initial_lr" in group:
+                group["initial_lr"] = new["lr"]
+        self.schedule.set_base_lr(float(self.params["lr"]))
+
     def load_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -227,6 +238,7 @@ class TrialTrainer:
         self.best_epoch: int | None = None
         self._best_states: list[dict[str, torch.Tensor]] | None = None
         self.history: list[dict[str, float]] = []
+        self.adopted_at = 0  # the epoch after which the weights are another member's copy
 
     def train_epoch(self) -> dict[str, float]:
         """Train every fold one epoch; return the mean metrics, the lr used, and the costs
@@ -303,8 +315,25 @@ class TrialTrainer:
             "best_epoch": self.best_epoch, "best_states": self._best_states,
             "train_seconds": self.train_seconds, "history": self.history,
             "folds": [fold.state() for fold in self.folds], "rng": rng_state(),
+            "adopted_at": self.adopted_at,
         }, buffer)  # fmt: skip
         return buffer.getvalue()
+
+    def adopt(self, data: bytes) -> tuple[int, dict[str, float]]:
+        """Continue from another PBT member's `state()` with this trainer's params (the
+        member's, mutated): its weights, optimizer moments, schedule and generators, with
+        this trainer's optimizer knobs set on top. The trial keeps its own epoch count,
+        curve and training time; its best weights start over from the copy. Returns the
+        donor's epoch and that epoch's metrics."""
+        epoch, history, seconds = self.epoch, self.history, self.train_seconds
+        self.load_state(data)
+        donor_epoch, donor_last = self.epoch, (self.history[-1] if self.history else {})
+        self.epoch, self.history, self.train_seconds = epoch, history, seconds
+        self.best_value, self.best_epoch, self._best_states = None, None, None
+        self.adopted_at = epoch
+        for fold in self.folds:
+            fold.set_optimizer_knobs()
+        return donor_epoch, donor_last
 
     def load_state(self, data: bytes) -> None:
         """Continue from `state()`'s bytes (of a trial with the same params and data).
@@ -319,6 +348,7 @@ class TrialTrainer:
         self.best_value, self.best_epoch = state["best_value"], state["best_epoch"]
         self._best_states = state["best_states"]
         self.history = list(state["history"])
+        self.adopted_at = int(state.get("adopted_at", 0))
         set_rng_state(state["rng"])
 
     @property

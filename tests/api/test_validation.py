@@ -141,3 +141,43 @@ def test_stop_unknown_study_is_404(client: httpx.Client) -> None:
 def test_bad_cursor_is_422(client: httpx.Client) -> None:
     response = client.get("/api/v1/studies", params={"cursor": "not-a-cursor"})
     assert response.status_code == 422
+
+
+BAD_POPULATIONS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
+    "model shape": ({"hidden_units": {"resample": True}}, {}, "population.mutations.hidden_units"),
+    "batch size": ({"batch_size": {"resample": True}}, {}, "population.mutations.batch_size"),
+    "not searched": ({"weight_decay": {"perturb": [0.8, 1.2]}}, {},
+                     "population.mutations.weight_decay"),
+    "lr under a schedule": ({"lr": {"perturb": [0.8]}}, {"params": {"lr_schedule": "cosine"}},
+                            "population.mutations.lr"),
+    "a pruner": ({"lr": {"perturb": [0.8]}}, {"pruner": {"type": "median"}}, "pruner.type"),
+    "fewer slots than members": ({"lr": {"perturb": [0.8]}}, {"budget": {"parallelism": 2}},
+                                 "budget.parallelism"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(BAD_POPULATIONS))
+def test_a_pbt_mutation_a_running_trial_cannot_make_is_422_naming_it(
+    client: httpx.Client, case: str
+) -> None:
+    mutations, extra, field = BAD_POPULATIONS[case]
+    spec = {
+        "name": "pbt", "budget": {"max_epochs": 6},
+        "space": {"lr": {"type": "float", "low": 1e-3, "high": 0.1, "log": True},
+                  "hidden_units": {"type": "categorical", "choices": [32, 64]},
+                  "batch_size": {"type": "categorical", "choices": [32, 64]}},
+        "population": {"size": 4, "interval_epochs": 2, "mutations": mutations},
+    }  # fmt: skip
+    for key, value in extra.items():
+        spec[key] = {**spec.get(key, {}), **value}
+    before = _n_studies(client)
+    _assert_names_field(client.post("/api/v1/studies", json=spec), field)
+    assert _n_studies(client) == before
+    ok = {**spec, "population": {**spec["population"], "mutations": {"lr": {"perturb": [0.8]}}},
+          "budget": {"max_epochs": 6}, "params": {}}  # fmt: skip
+    created = client.post("/api/v1/studies", json={k: v for k, v in ok.items() if k != "pruner"})
+    assert created.status_code == 201, created.text
+    body = created.json()["spec"]
+    assert body["budget"]["max_trials"] == body["budget"]["parallelism"] == 4
+    assert body["pruner"]["type"] == "none"
+    client.post(f"/api/v1/studies/{created.json()['id']}/stop")

@@ -67,3 +67,26 @@ def test_a_checkpoint_of_another_layout_is_refused(digits: TensorData) -> None:
     source.train_epoch()
     with pytest.raises(ValueError, match="another trial layout"):
         trainer(digits, SETTINGS[0]).load_state(source.state())
+
+
+def test_a_pbt_copy_starts_from_the_donors_weights_with_its_own_optimizer_knobs(
+    digits: TensorData,
+) -> None:
+    base = {"optimizer": "adam", "dropout": 0.2, "batch_size": 32}
+    donor = trainer(digits, {**base, "lr": 0.01, "weight_decay": 1e-4})
+    copy = trainer(digits, {**base, "lr": 0.001, "weight_decay": 1e-5})
+    donor_curve = [donor.train_epoch() for _ in range(3)]
+    own_curve = [copy.train_epoch()]
+    donor_epoch, donor_last = copy.adopt(donor.state())
+    assert donor_epoch == 3 and donor_last["val_accuracy"] == donor_curve[-1]["val_accuracy"]
+    # Exactly the donor's model: the same validation value before the copy trains.
+    assert copy.evaluate("val")["val_loss"] == donor_curve[-1]["val_loss"]
+    # The copy's own epoch count and curve; its best weights start over.
+    assert copy.epoch == 1 and copy.history == own_curve and copy.best_value is None
+    for fold in copy.folds:
+        group = fold.optimizer.param_groups[0]
+        assert group["lr"] == 0.001 and group["weight_decay"] == 1e-5
+        assert fold.optimizer.state  # the donor's Adam moments came along
+    # The schedule keeps the new lr from epoch to epoch (its base moved too).
+    assert [copy.train_epoch()["lr"] for _ in range(2)] == [0.001, 0.001]
+    assert copy.epoch == 3 and copy.best_value is not None

@@ -1,0 +1,65 @@
+"""A PBT study's population while it trains: latest scores, current params, decisions.
+
+The driver keeps one `Population` per PBT study; `trial_loop` asks it at every
+`interval_epochs` boundary whether the member exploits another (the rules are in
+`search.population`). Members are the study's trials; a member copies another
+through the donor's trial checkpoint, written at the boundary before it is ranked.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+from search.population import Exploit, decide
+from service.spec import StudySpec
+
+
+class Population:
+    """The members' latest scores and the searched params each trains with now."""
+
+    def __init__(self, spec: StudySpec, seed: int):
+        assert spec.population is not None
+        self.spec = spec
+        self.population = spec.population
+        self._scores: dict[int, float] = {}
+        self._params: dict[int, dict[str, Any]] = {}
+        self._rng = random.Random(seed)
+
+    def join(self, number: int, params: dict[str, Any]) -> None:
+        """Member `number` trains with these searched params (its first, or a resumed
+        member's latest)."""
+        self._params[number] = {k: v for k, v in params.items() if k in self.spec.space}
+
+    def current(self, number: int, params: dict[str, Any]) -> dict[str, Any]:
+        """The member's params now: `params` (as it started) with its latest copy's."""
+        return {**params, **self._params.get(number, {})}
+
+    def at_boundary(self, number: int, value: float) -> Exploit | None:
+        """Record the member's score at a boundary; its exploit, if it is due one. A
+        member whose value is not finite ranks last."""
+        worst = -math.inf if self.spec.primary.direction == "maximize" else math.inf
+        self._scores[number] = value if math.isfinite(value) else worst
+        return decide(
+            number, self._scores, self._params, self.population, self.spec.space,
+            self.spec.primary.direction, self._rng,
+        )  # fmt: skip
+
+    def adopted(self, number: int, exploit: Exploit, value: float | None) -> None:
+        """The member is now a copy: the donor's params (mutated) and, until its next
+        boundary, the copy's own value before it trained (the donor's)."""
+        self._params[number] = dict(exploit.params)
+        if value is not None:
+            self._scores[number] = value
+
+    def finished(self, number: int, value: float) -> None:
+        """The member trained to its end: its final score ranks it, and its final state
+        (kept until the study ends) may be copied."""
+        worst = -math.inf if self.spec.primary.direction == "maximize" else math.inf
+        self._scores[number] = value if math.isfinite(value) else worst
+
+    def leave(self, number: int) -> None:
+        """The member failed: nobody copies it."""
+        self._scores.pop(number, None)
+        self._params.pop(number, None)

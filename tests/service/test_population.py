@@ -1,0 +1,129 @@
+"""Population-based training on a real Ray cluster: exploits copy weights exactly,
+mutations stay in the space, the lineage is whole, and a killed member resumes its copy.
+
+The session's cluster (tests/conftest.py): 5 CPUs on three nodes of this machine.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from service.settings import Settings
+from tests.conftest import running_service, wait_for_study
+from tests.service.test_cluster import pid_of, submit, trials
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+LR = {"type": "float", "low": 1e-5, "high": 0.5, "log": True}
+WD = {"type": "float", "low": 1e-6, "high": 1e-2, "log": True}
+
+
+def pbt_spec(name: str, *, max_epochs: int = 6, **params: Any) -> dict[str, Any]:
+    """Four members; the last two start with an lr too small to learn in a few epochs.
+    They get their slots last, so good members have scores (or have finished, and stay
+    donors) at their boundaries, and they rank in the bottom half there."""
+    return {
+        "name": name,
+        "space": {"lr": LR, "weight_decay": WD},
+        "params": {"optimizer": "sgd", "hidden_units": 32, "batch_size": 32, **params},
+        "initial_trials": [{"lr": 0.05, "weight_decay": 1e-4}, {"lr": 0.03, "weight_decay": 1e-5},
+                           {"lr": 1e-5, "weight_decay": 1e-4}, {"lr": 2e-5, "weight_decay": 1e-5}],
+        "early_stopping": {"patience": 100},
+        "budget": {"max_epochs": max_epochs},
+        "population": {"size": 4, "interval_epochs": 2, "quantile": 0.5,
+                       "mutations": {"lr": {"perturb": [0.8, 1.2]},
+                                     "weight_decay": {"resample": True}}},
+    }  # fmt: skip
+
+
+@pytest.fixture
+def client(ray_cluster: Any, database_url: str, tmp_path: Path) -> Iterator[httpx.Client]:
+    settings = Settings(database_url=database_url, data_dir=tmp_path / "data")
+    with running_service(settings) as url, httpx.Client(base_url=url, timeout=30) as http:
+        yield http
+
+
+def detail(client: httpx.Client, study_id: int, number: int) -> dict[str, Any]:
+    response = client.get(f"/api/v1/studies/{study_id}/trials/{number}")
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def params_at(member: dict[str, Any], epoch: int) -> dict[str, Any]:
+    """The searched params the member trained epoch `epoch` with, from its schedule."""
+    pieces = member["schedule"] or [{"from_epoch": 1, "params": member["params"]}]
+    return next(p["params"] for p in reversed(pieces) if p["from_epoch"] <= epoch)
+
+
+def test_bottom_members_copy_top_members_exactly_and_mutate_within_the_space(
+    client: httpx.Client,
+) -> None:
+    study = wait_for_study(client, submit(client, pbt_spec("pbt")), timeout_s=300)
+    assert study["state"] == "completed" and study["counts"]["complete"] == 4, study
+    members = {t["number"]: detail(client, study["id"], t["number"])
+               for t in trials(client, study["id"])}  # fmt: skip
+    copies = [(n, e) for n, m in members.items() for e in m["lineage"]]
+    # Both slow starters were in the bottom half at a boundary with a good member scored.
+    assert {2, 3} <= {n for n, _ in copies}, copies
+    for number, entry in copies:
+        member, donor = members[number], members[entry["copied"]]
+        assert entry["copied"] != number and entry["epoch"] in (2, 4)
+        # The copy is exact: its value before training is the donor's at that epoch.
+        donor_epoch = donor["epochs"][entry["copied_epoch"] - 1]
+        assert entry["copied_value"] == donor_epoch["val_accuracy"]
+        assert entry["loaded_value"] == entry["copied_value"], entry
+        # Mutations: lr is the donor's times 0.8 or 1.2, weight decay drawn in its range.
+        donor_lr = params_at(donor, entry["copied_epoch"])["lr"]
+        new = entry["params"]
+        assert any(math.isclose(new["lr"], donor_lr * f) for f in (0.8, 1.2)), (new, donor_lr)
+        assert (
+            LR["low"] <= new["lr"] <= LR["high"] and WD["low"] <= new["weight_decay"] <= WD["high"]
+        )
+        assert entry["changed"] == new
+        # The epochs after the copy trained with its params: the lr the slot reports.
+        if entry["epoch"] < 6:
+            trained = member["epochs"][entry["epoch"]]
+            assert math.isclose(trained["lr"], new["lr"]), (trained, new)
+    for member in members.values():
+        # Every epoch once, whatever was copied; the schedule starts at epoch 1 in order.
+        assert [e["epoch"] for e in member["epochs"]] == list(range(1, 7)), member
+        starts = [p["from_epoch"] for p in member["schedule"]]
+        assert starts == sorted(starts) and (not starts or starts[0] == 1)
+        assert len(member["schedule"]) == len(member["lineage"]) + (1 if member["lineage"] else 0)
+    best = client.get(f"/api/v1/studies/{study['id']}/best").json()["items"][0]
+    assert best["schedule"] == members[best["number"]]["schedule"]
+    events = client.get(f"/api/v1/studies/{study['id']}/events").text
+    assert events.count("event: trial_exploited") == len(copies)
+
+
+def test_a_killed_member_resumes_its_copy_from_its_checkpoint(client: httpx.Client) -> None:
+    # Epochs of about a second: long enough to kill a member between two of them.
+    spec = pbt_spec("pbt-lost", max_epochs=10, hidden_units=1024, hidden_layers=3, batch_size=8)
+    study_id = submit(client, spec)
+    deadline, victim = time.monotonic() + 240, None
+    while victim is None and time.monotonic() < deadline:
+        for t in trials(client, study_id):
+            if t["state"] == "running" and t["lineage"] and t["epochs_run"] < 7:
+                victim = t
+                break
+        time.sleep(0.2)
+    assert victim is not None, "no member copied another while running"
+    os.kill(pid_of(victim), signal.SIGKILL)
+    study = wait_for_study(client, study_id, timeout_s=300)
+    member = detail(client, study_id, victim["number"])
+    assert study["state"] == "completed" and study["counts"]["complete"] == 4, study
+    assert [a["end"] for a in member["attempts"]][0] == "worker_lost", member["attempts"]
+    assert [e["epoch"] for e in member["epochs"]] == list(range(1, 11))
+    # It resumed as the copy: the epochs after its resume trained with its latest params.
+    resumed_from = member["attempts"][1]["from_epoch"]
+    after = member["epochs"][resumed_from]
+    assert math.isclose(after["lr"], params_at(member, resumed_from + 1)["lr"]), (after, member)
