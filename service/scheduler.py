@@ -361,6 +361,7 @@ class SlotScheduler:
             if target is None or not target.live_waiters():
                 del self._yielding[slot_id]  # it was served, or left: the trial goes on
         now = _now()
+        self._clear_reserved_node(now)
         placement = self._placement()
         yielding_to = set(self._yielding.values())
         for study in self._queue():
@@ -382,6 +383,37 @@ class SlotScheduler:
                 self._yielding[victim] = sid
                 self.n_preempted += 1
                 log.info("slot %s yields at its next epoch to study %s", victim, sid)
+
+    def _clear_reserved_node(self, now: datetime) -> None:
+        """The trials on a node kept for a wide study yield at their next epoch, once the
+        study has waited preempt_after_s plus an actor's start: no single slot there would
+        make room for it (so `pick_victim` takes none), and waiting for the last of them
+        to end left part of the node idle for 30-40 s in bench/shared_cluster.py. The
+        study is first in the grant order, so the move follows the same rank; a slot of
+        its own tenant with a priority at least its own is left alone."""
+        if self._reservation is None or self._preempt_after_s is None:
+            return
+        study_id, node_id = self._reservation
+        study = self._studies.get(study_id)
+        since = study.waiting_since if study is not None else None
+        if study is None or since is None or not study.live_waiters():
+            return
+        if (now - since).total_seconds() < self._preempt_after_s + self.actor_start_s:
+            return
+        cutoff = time.monotonic() - self._preempt_after_s
+        for slot in self._slots.values():
+            holder = self._studies.get(slot.study_id) if slot.study_id is not None else None
+            if holder is None or slot.node_id != node_id or slot.id in self._yielding:
+                continue
+            mine = holder.demand.tenant == study.demand.tenant
+            if slot.granted_at >= cutoff or (
+                mine and holder.demand.priority >= study.demand.priority
+            ):
+                continue
+            self._yielding[slot.id] = study_id
+            self.n_preempted += 1
+            log.info("slot %s yields at its next epoch: its node is kept for study %s", slot.id,
+                     study_id)  # fmt: skip
 
     def _busy_slots(self) -> list[BusySlot]:
         busy = []

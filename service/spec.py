@@ -286,7 +286,9 @@ class StudySpec(_Strict):
         if self.budget.parallelism != size:
             errors.append(("budget.parallelism", f"a PBT study trains its {size} members at once"))
         if not isinstance(self.pruner, NoPrunerSpec):
-            errors.append(("pruner.type", "a PBT study's exploit step replaces pruning: use type none"))
+            errors.append(
+                ("pruner.type", "a PBT study's exploit step replaces pruning: use type none")
+            )
         if not self.checkpoints.enabled:
             errors.append(("checkpoints.enabled", "PBT copies members through their checkpoints"))
         if len(self.objectives) > 1:

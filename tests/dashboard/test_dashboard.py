@@ -440,3 +440,22 @@ def test_a_queued_study_shows_its_place_on_every_page(
     busy = page.locator("[data-testid=slot-row][data-state=busy] [data-testid=slot-study]")
     assert busy.all_inner_texts() == [f"#{hog} hog"] * 4
     screenshot(page, "cluster")
+
+
+def test_a_pbt_members_page_shows_its_schedule_and_whom_it_copied(live: Live, page: Any) -> None:
+    from tests.service.test_population import pbt_spec
+
+    study = wait_for_study(live.http, submit(live.http, pbt_spec("population")), timeout_s=120)
+    members = live.http.get(f"/api/v1/studies/{study['id']}/trials").json()["items"]
+    member = next(m for m in members if m["lineage"])
+    page.goto(f"{live.url}/studies/{study['id']}/trials/{member['number']}")
+    pieces = page.locator("[data-testid=schedule-piece]")
+    pieces.first.wait_for()
+    assert pieces.count() == len(member["schedule"]) == len(member["lineage"]) + 1
+    first = pieces.first.locator("td").all_text_contents()
+    assert first[:2] == ["1", "own draw"], first
+    copy = member["lineage"][0]
+    second = pieces.nth(1).locator("td").all_text_contents()
+    assert second[:2] == [str(copy["epoch"] + 1),
+                          f"trial {copy['copied']} @{copy['copied_epoch']}"], second  # fmt: skip
+    screenshot(page, "trial-schedule")

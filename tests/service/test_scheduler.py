@@ -522,3 +522,41 @@ def test_a_slot_of_another_shape_yields_only_after_a_wait_longer_than_an_actor_s
     # measured actor start on top of it.
     assert asked_at >= 0.05 + measured - 0.03, (asked_at, measured)
     assert asked_at < 0.05 + measured + 1.0, (asked_at, measured)
+
+
+def test_with_preemption_the_trials_on_a_node_kept_for_a_wide_study_yield_to_it() -> None:
+    """No single 1-CPU slot makes room for a 2-CPU trial, so without this rule the node
+    kept for it sat half idle until the last trial there ended."""
+    backend = cluster(n1=(2, 0), n2=(2, 0))
+
+    async def main() -> tuple[dict[int, str], set[int], str]:
+        scheduler = SlotScheduler(backend, refresh_s=0.02, preempt_after_s=0.05)
+        await scheduler.start()
+        narrow = StudyDemand(study_id=1, name="narrow", tenant="a", priority=0, created_at=T0,
+                             shape=Shape.of(1, 0), parallelism=4)  # fmt: skip
+        wide = StudyDemand(study_id=2, name="wide", tenant="b", priority=0, created_at=T0,
+                           shape=Shape.of(2, 0), parallelism=1)  # fmt: skip
+        scheduler.register(narrow)
+        leases = [await scheduler.acquire(1) for _ in range(4)]
+        for lease in leases:
+            scheduler.serving(lease)
+        await asyncio.sleep(0.1)  # they train a while: preemptible from here on
+        scheduler.register(wide)
+        waiting = asyncio.ensure_future(scheduler.acquire(2))
+        deadline = asyncio.get_running_loop().time() + 3
+        asked: set[int] = set()
+        while len(asked) < 2 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+            asked = {lease.slot_id for lease in leases if scheduler.should_yield(lease)}
+        nodes = {lease.slot_id: lease.node_id for lease in leases}
+        for lease in leases:
+            if lease.slot_id in asked:
+                scheduler.release(lease, keep=True)
+        granted = await asyncio.wait_for(waiting, timeout=3)
+        await scheduler.close()
+        return nodes, asked, granted.node_id
+
+    nodes, asked, granted_on = asyncio.run(main())
+    assert len(asked) == 2, asked
+    (node,) = {nodes[slot] for slot in asked}  # both trials of one node, and only those
+    assert granted_on == node

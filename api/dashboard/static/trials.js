@@ -166,7 +166,8 @@ export async function renderTrialDetail(ctx, panel, studyId, number) {
         keyValues(t.params, "trial-params"),
         t.test_metrics ? h("h3", {}, "Test metrics (best weights)") : null,
         t.test_metrics ? keyValues(t.test_metrics, "trial-test-metrics") : null,
-        attemptsTable(t.attempts || [])),
+        attemptsTable(t.attempts || []),
+        scheduleTable(studyId, t)),
       h("div", {}, h("h3", {}, "Learning curve"), chart, epochsTable(t.epochs))),
   ].filter(Boolean));
   drawTrialCurve(chart, t.epochs);
@@ -187,6 +188,24 @@ function attemptsTable(attempts) {
         h("td", { class: "num" }, String(a.from_epoch)),
         h("td", { class: "num" }, a.epochs_trained ?? "–"),
         h("td", {}, a.end || "running"))))));
+}
+
+// A PBT member's schedule: the searched params it trained with from each epoch on, and
+// whose weights it copied there (the replayable schedule that GET /best returns too).
+function scheduleTable(studyId, t) {
+  const lineage = t.lineage || [];
+  if (!lineage.length) return null;
+  const names = Object.keys(t.params);
+  const copied = [null, ...lineage];
+  return h("div", {},
+    h("h3", {}, "Schedule (population-based training)"),
+    h("table", { class: "grid compact", "data-testid": "trial-schedule" },
+      h("thead", {}, h("tr", {}, ["from epoch", "copied", ...names].map((k) => h("th", {}, k)))),
+      h("tbody", {}, t.schedule.map((piece, i) => h("tr", { "data-testid": "schedule-piece" },
+        h("td", { class: "num" }, String(piece.from_epoch)),
+        h("td", {}, copied[i] ? link(`/studies/${studyId}/trials/${copied[i].copied}`,
+          `trial ${copied[i].copied} @${copied[i].copied_epoch}`) : "own draw"),
+        ...names.map((k) => h("td", { class: "num" }, fmtValue(piece.params[k]))))))));
 }
 
 function factList(rows) {
