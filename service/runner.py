@@ -177,6 +177,8 @@ class RaySlot:
             "model": self._spec.model.key, "objective": self._spec.primary.metric,
             "direction": self._spec.primary.direction, "seed": start.seed,
             "max_epochs": self._spec.budget.max_epochs, "checkpoint": start.checkpoint,
+            "param_schedule": {name: [(p.from_epoch, p.value) for p in points]
+                               for name, points in self._spec.param_schedule.items()},
         }  # fmt: skip
 
     async def start_trial(self, start: TrialStart) -> None:

@@ -8,12 +8,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from search.population import PopulationSpec, mutation_errors
+from search.population import MUTABLE, PopulationSpec, mutation_errors
 from search.pruners import AshaPrunerSpec, NoPrunerSpec, PrunerSpec
 from search.samplers import SamplerSpec, TPESamplerSpec, check_sampler
 from search.space import CategoricalParam, FloatParam, ParamSpec, draw_order
 from service import spec_checks
-from workers.hyperparameters import KNOWN_HYPERPARAMETERS, OPTIMIZER_NAMES
+from workers.hyperparameters import KNOWN_HYPERPARAMETERS, OPTIMIZER_NAMES, check_value
 from workers.spec import (
     MAXIMIZED_METRICS,
     METRICS,
@@ -133,6 +133,11 @@ class CheckpointSpec(_Strict):
     )  # fmt: skip
 
 
+class SchedulePoint(_Strict):
+    from_epoch: int = Field(ge=2, le=10_000, description="The value holds from this epoch on.")
+    value: float | int
+
+
 class Resources(_Strict):
     # Ray counts resources to 1/10000; a slot smaller than 1/100 of a CPU or GPU is a typo.
     cpus_per_trial: float = Field(default=1, ge=0.01, le=1024)
@@ -192,6 +197,12 @@ class StudySpec(_Strict):
         description="Among one tenant's studies, freed slots go to the highest priority "
         "first, then the oldest study; tenants share the cluster by weight whatever this is.",
     )  # fmt: skip
+    param_schedule: dict[str, list[SchedulePoint]] = Field(
+        default_factory=dict,
+        description="Fixed per-epoch values of knobs a running trial can change (lr, "
+        "weight_decay, momentum, ...): each point holds from its epoch on, `params` before "
+        "the first. What GET /best/spec exports to replay a PBT member's schedule.",
+    )
     population: PopulationSpec | None = Field(
         default=None,
         description="Population-based training: `size` members train at once; every "
@@ -272,6 +283,31 @@ class StudySpec(_Strict):
         spec_checks.check_model(self.model, self.dataset)
         spec_checks.check_task_hyperparameters(self.model, self.space, self.params)
         check_sampler(self.sampler, self.space, n_objectives=len(self.objectives))
+        return self
+
+    @model_validator(mode="after")
+    def _param_schedule_is_consistent(self) -> StudySpec:
+        errors = []
+        for name, points in self.param_schedule.items():
+            where = f"param_schedule.{name}"
+            if name not in MUTABLE:
+                errors.append(f"{where}: {name} cannot change while a trial runs; "
+                              f"schedulable: {sorted(MUTABLE)}")  # fmt: skip
+            elif name in self.space:
+                errors.append(f"{where}: {name} is searched (space); fix it in params instead")
+            starts = [p.from_epoch for p in points]
+            if starts != sorted(set(starts)) or (starts and starts[-1] > self.budget.max_epochs):
+                errors.append(f"{where}: from_epoch must rise, up to budget.max_epochs")
+            errors += [f"{where}: {e}" for p in points if (e := check_value(name, p.value))]
+        schedule = self.params.get("lr_schedule", "constant")
+        if "lr" in self.param_schedule and (
+            schedule != "constant" or self.params.get("warmup_epochs")
+        ):
+            errors.append("param_schedule.lr: needs lr_schedule constant, without warmup")
+        if "dropout" in self.param_schedule and not self.params.get("dropout"):
+            errors.append("param_schedule.dropout: needs params.dropout above 0 (the layers)")
+        if errors:
+            raise ValueError("; ".join(errors))
         return self
 
     @model_validator(mode="after")

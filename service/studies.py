@@ -28,6 +28,7 @@ from service.limits import SpecLimits, SubmissionRate
 from service.metrics import ServiceMetrics
 from service.optuna_bridge import OptunaBridge
 from service.pareto import pareto_front
+from service.pbt_replay import replay_spec
 from service.recovery import cancel_unfinished, reconcile
 from service.runner import TrialRunner
 from service.scheduler import SlotScheduler
@@ -410,6 +411,19 @@ class StudyService:
             directions = [o["direction"] for o in objectives]
             front = pareto_front(self.store.complete_values(study_id), directions)
             return self.store.trials_by_number(study_id, front[:k])
+
+    def replay_spec(self, study_id: int, *, tenant: str | None = None) -> dict[str, Any]:
+        """A spec that trains the best PBT member's schedule again (`pbt_replay`)."""
+        with storage_errors(), self.store.reading():
+            record = self.owned(study_id, tenant)
+            spec = StudySpec.model_validate(record.spec)
+            if spec.population is None:
+                raise Conflict(f"study {study_id} is not a PBT study: it has no schedule")
+            best = self.store.best_trials(study_id, k=1)
+            if not best:
+                raise Conflict(f"study {study_id} has no complete member yet")
+            members = self.store.trials_by_number(study_id, range(spec.population.size))
+        return replay_spec(spec, {m.number: m for m in members}, best[0].number)
 
 
 def _shape(spec: StudySpec) -> Shape:

@@ -157,6 +157,7 @@ class TrialSlot:
     def start_trial(
         self, data_key: str, data: Any, params: dict[str, Any], *, model: str, objective: str,
         direction: str, seed: int, max_epochs: int, checkpoint: CheckpointPolicy | None = None,
+        param_schedule: dict[str, list[tuple[int, Any]]] | None = None,
     ) -> None:  # fmt: skip
         """Build the trial's model and optimizer; tensors are reused for the same data_key.
 
@@ -174,7 +175,7 @@ class TrialSlot:
         self._trainer = None
         self._trainer = TrialTrainer(
             self._tensors, params, model=model, objective=objective, direction=direction,
-            seed=seed, max_epochs=max_epochs,
+            seed=seed, max_epochs=max_epochs, param_schedule=param_schedule,
         )  # fmt: skip
         self._policy, self._saved, self._save_s = checkpoint, (0, 0.0), None
 

@@ -92,7 +92,9 @@ class Trainer:
             self.optimizer, params, max_epochs=max_epochs, direction=direction
         )
         smoothing = float(params["label_smoothing"]) if data.task == "classification" else 0.0
-        self.loss_fn = _plugin_loss(model) or loss_function(data.task, label_smoothing=smoothing)
+        plugin_loss = _plugin_loss(model)
+        self._own_loss = plugin_loss is None
+        self.loss_fn = plugin_loss or loss_function(data.task, label_smoothing=smoothing)
         self._generator = torch.Generator(device=device).manual_seed(seed)
         self._weights = [p for p in self.model.parameters() if p.dim() > 1]
 
@@ -171,6 +173,19 @@ class Trainer:
                 group["initial_lr"] = new["lr"]
         self.schedule.set_base_lr(float(self.params["lr"]))
 
+    def set_knobs(self, changed: set[str]) -> None:
+        """Apply `params`' new values of the `changed` knobs mid-run (a replayed PBT
+        schedule): optimizer knobs on the param groups, dropout on its layers, label
+        smoothing on the loss; l1, input noise and grad clipping are read every epoch."""
+        self.set_optimizer_knobs()
+        if "dropout" in changed:
+            for module in self.model.modules():
+                if isinstance(module, torch.nn.Dropout):
+                    module.p = float(self.params["dropout"])
+        if "label_smoothing" in changed and self._own_loss and self.task == "classification":
+            smoothing = float(self.params["label_smoothing"])
+            self.loss_fn = loss_function(self.task, label_smoothing=smoothing)
+
     def load_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -218,8 +233,11 @@ class TrialTrainer:
 
     def __init__(self, data: TensorData, params: dict[str, Any], *, model: str = "mlp",
                  objective: str = "val_accuracy", direction: str = "maximize", seed: int = 0,
-                 max_epochs: int = 30):  # fmt: skip
+                 max_epochs: int = 30,
+                 param_schedule: dict[str, list[tuple[int, Any]]] | None = None):  # fmt: skip
         self.params = resolve(params, _plugin_defaults(model))
+        # Values of some knobs from given epochs on: {name: [(from_epoch, value), ...]}.
+        self._param_schedule = {k: sorted(v) for k, v in (param_schedule or {}).items()}
         self._model_info = {
             "model": model, "sample_shape": tuple(data.sample_shape), "n_outputs": data.n_outputs,
             "task": data.task, "params": self.params,
@@ -246,6 +264,7 @@ class TrialTrainer:
         started = time.perf_counter()
         reset_peak_memory(self._device)
         self.epoch += 1
+        self._follow_schedule(self.epoch)
         lr = self.folds[0].lr
         losses = [fold.train_epoch() for fold in self.folds]
         metrics = {"train_loss": sum(losses) / len(losses), **self.evaluate("val"), "lr": lr}
@@ -266,6 +285,19 @@ class TrialTrainer:
             metrics["peak_gpu_memory_mb"] = peak
         self.history.append(metrics)
         return metrics
+
+    def _follow_schedule(self, epoch: int) -> None:
+        """Set the knobs whose scheduled value for `epoch` differs from the current one
+        (every one after a resume: the checkpoint holds the optimizer's, not the rest)."""
+        changed = {}
+        for name, points in self._param_schedule.items():
+            due = [value for start, value in points if start <= epoch]
+            if due and self.params[name] != due[-1]:
+                changed[name] = due[-1]
+        if changed:
+            self.params.update(changed)
+            for fold in self.folds:
+                fold.set_knobs(set(changed))
 
     def evaluate(self, split: str = "val") -> dict[str, float]:
         per_fold = [fold.evaluate(split) for fold in self.folds]

@@ -139,6 +139,13 @@ def best_trials(
     return BestOut(items=[TrialOut.of(t) for t in studies.best(study_id, k=k, tenant=tenant)])
 
 
+@router.get("/{study_id}/best/spec", responses=_ERRORS)
+def best_spec(study_id: StudyId, studies: Studies, tenant: Tenant) -> dict[str, Any]:
+    """A PBT study's best member as a plain study spec that replays its schedule (its
+    lineage's params as `params`, then `param_schedule`): POST it to train it again."""
+    return studies.replay_spec(study_id, tenant=tenant)
+
+
 @router.get(
     "/{study_id}/best/checkpoint",
     response_class=FileResponse,

@@ -103,6 +103,21 @@ def test_bottom_members_copy_top_members_exactly_and_mutate_within_the_space(
     assert best["schedule"] == members[best["number"]]["schedule"]
     events = client.get(f"/api/v1/studies/{study['id']}/events").text
     assert events.count("event: trial_exploited") == len(copies)
+    # The best member's schedule, exported and trained again as a plain study.
+    replay = client.get(f"/api/v1/studies/{study['id']}/best/spec")
+    assert replay.status_code == 200, replay.text
+    again = wait_for_study(client, submit(client, replay.json()), timeout_s=120)
+    assert again["state"] == "completed" and again["counts"]["complete"] == 1, again
+    trained = detail(client, again["id"], 0)
+    lrs = [e["lr"] for e in trained["epochs"]]
+    expected = [replay.json()["params"]["lr"]] * len(lrs)
+    for point in replay.json()["param_schedule"].get("lr", []):
+        expected[point["from_epoch"] - 1 :] = [point["value"]] * (
+            len(lrs) - point["from_epoch"] + 1
+        )
+    assert lrs == pytest.approx(expected), (lrs, replay.json())
+    plain = client.get(f"/api/v1/studies/{again['id']}/best/spec")
+    assert plain.status_code == 409, plain.text  # not a PBT study
 
 
 def test_a_killed_member_resumes_its_copy_from_its_checkpoint(client: httpx.Client) -> None:

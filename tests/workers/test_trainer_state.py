@@ -90,3 +90,27 @@ def test_a_pbt_copy_starts_from_the_donors_weights_with_its_own_optimizer_knobs(
     # The schedule keeps the new lr from epoch to epoch (its base moved too).
     assert [copy.train_epoch()["lr"] for _ in range(2)] == [0.001, 0.001]
     assert copy.epoch == 3 and copy.best_value is not None
+
+
+def test_a_param_schedule_sets_its_knobs_from_their_epochs_also_after_a_resume(
+    digits: TensorData,
+) -> None:
+    schedule = {"lr": [(3, 0.05), (5, 0.02)], "dropout": [(4, 0.4)]}
+    params = {"optimizer": "momentum", "lr": 0.1, "dropout": 0.1, "batch_size": 32}
+    straight = TrialTrainer(digits, {"hidden_units": 32, **params}, seed=7, max_epochs=6,
+                            param_schedule=schedule)  # fmt: skip
+    curve = [straight.train_epoch() for _ in range(6)]
+    assert [m["lr"] for m in curve] == [0.1, 0.1, 0.05, 0.05, 0.02, 0.02]
+    dropouts = [m.p for m in straight.folds[0].model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert dropouts and all(p == 0.4 for p in dropouts)
+    # Resumed after epoch 3, the schedule's values come back with the next epoch.
+    first = TrialTrainer(digits, {"hidden_units": 32, **params}, seed=7, max_epochs=6,
+                         param_schedule=schedule)  # fmt: skip
+    for _ in range(3):
+        first.train_epoch()
+    state = first.state()
+    resumed = TrialTrainer(digits, {"hidden_units": 32, **params}, seed=7, max_epochs=6,
+                           param_schedule=schedule)  # fmt: skip
+    resumed.load_state(state)
+    rest = [resumed.train_epoch() for _ in range(3)]
+    assert without_times(rest) == without_times(curve[3:])
