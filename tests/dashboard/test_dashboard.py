@@ -459,3 +459,15 @@ def test_a_pbt_members_page_shows_its_schedule_and_whom_it_copied(live: Live, pa
     assert second[:2] == [str(copy["epoch"] + 1),
                           f"trial {copy['copied']} @{copy['copied_epoch']}"], second  # fmt: skip
     screenshot(page, "trial-schedule")
+    # The study page draws the whole population, with a star at every copy.
+    page.goto(f"{live.url}/studies/{study['id']}")
+    page.wait_for_function(
+        "() => (document.getElementById('chart-curves').data || []).some(t => t.name === 'copies')"
+    )
+    traces = chart_traces(page, "chart-curves")
+    assert sorted(t["name"] for t in traces if t["name"] != "copies") == [f"#{n}" for n in range(4)]
+    stars = next(t for t in traces if t["name"] == "copies")
+    n_copies = sum(len(m["lineage"]) for m in members)
+    assert len(stars["x"]) == n_copies
+    assert "4 members" in page.locator("[data-testid=curves-note]").inner_text()
+    screenshot(page, "study-population")

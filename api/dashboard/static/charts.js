@@ -99,7 +99,7 @@ export function drawImportance(div, importance) {
 // Learning curves. Unless `zoom` is false, the y-axis spans the best complete curves only
 // (see focusRange), so that a diverged or far worse curve does not flatten the ones worth
 // comparing; a double-click shows every curve whole. Returns whether it zoomed.
-export function drawCurves(div, curves, { direction = null, zoom = true } = {}) {
+export function drawCurves(div, curves, { direction = null, zoom = true, copies = [] } = {}) {
   const items = curves.items || [];
   if (!items.length) {
     drawMessage(div, "No learning curves yet");
@@ -119,6 +119,15 @@ export function drawCurves(div, curves, { direction = null, zoom = true } = {}) 
       hovertemplate: `${label}<br>epoch %{x}<br>${curves.metric} %{y:.4g}<extra></extra>`,
     };
   });
+  if (copies.length) {
+    // PBT: where a member went on as a copy of another (its value before training again).
+    traces.push({
+      type: "scatter", mode: "markers", name: "copies", x: copies.map((c) => c.epoch),
+      y: copies.map((c) => c.value), marker: { symbol: "star", size: 11, color: "#111" },
+      text: copies.map((c) => `#${c.number} copied #${c.copied} (its epoch ${c.copied_epoch})`),
+      hovertemplate: "%{text}<extra></extra>",
+    });
+  }
   const range = zoom ? focusRange(items, direction) : null;
   draw(div, traces, layout({
     xaxis: { title: { text: "epoch" }, dtick: maxEpoch(items) <= 12 ? 1 : undefined },

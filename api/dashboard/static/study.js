@@ -73,7 +73,8 @@ class StudyPage {
         h("div", { class: "panel-head" }, h("h2", {}, title), h("span", { class: "spacer" }), extra),
         div);
     };
-    this.curvesNote = h("span", { class: "muted small", id: "curves-note" }, "top 10 and 10 pruned");
+    this.curvesNote = h("span", { class: "muted small", id: "curves-note", "data-testid": "curves-note" },
+      this.defaultCurvesNote());
     this.curvesZoom = h("span", {
       class: "muted small", id: "curves-zoom", "data-testid": "curves-zoom", hidden: true,
       title: "Worse curves run off the chart; double-click it to see every curve whole.",
@@ -192,21 +193,38 @@ class StudyPage {
   }
 
   curvesQuery() {
-    return this.selection.length
-      ? this.selection.map((n) => `numbers=${n}`).join("&")
-      : CURVES;
+    if (this.selection.length) return this.selection.map((n) => `numbers=${n}`).join("&");
+    const population = this.study.spec.population;
+    // A PBT study shows its whole population, one curve per member.
+    if (population) return [...Array(population.size).keys()].map((n) => `numbers=${n}`).join("&");
+    return CURVES;
+  }
+
+  // Each PBT copy as a point on the copier's curve: the epoch it copied at, its new value.
+  async populationCopies() {
+    if (!this.study.spec.population || this.selection.length) return [];
+    const size = this.study.spec.population.size;
+    const page = await getJSON(`${this.api}/trials?order=number&limit=${size}`,
+      { signal: this.ctx.signal });
+    return page.items.flatMap((t) => (t.lineage || []).map((c) => ({
+      number: t.number, epoch: c.epoch, value: c.loaded_value, copied: c.copied,
+      copied_epoch: c.copied_epoch,
+    })));
   }
 
   async drawCurves() {
     const query = this.curvesQuery();
-    const curves = await getJSON(`${this.api}/curves?${query}`, { signal: this.ctx.signal });
+    const [curves, copies] = await Promise.all([
+      getJSON(`${this.api}/curves?${query}`, { signal: this.ctx.signal }),
+      this.populationCopies(),
+    ]);
     // A reply to an earlier selection (or to the first load) that lands late is dropped.
     if (this.curvesQuery() !== query) return;
-    if (this.changed("curves", curves)) {
+    if (this.changed("curves", { curves, copies })) {
       // The top trials set the zoom; trials the user picked are shown whole.
       const { direction } = objectives(this.study.spec)[0];
       const zoomed = drawCurves(this.charts.curves, curves, {
-        direction, zoom: !this.selection.length,
+        direction, zoom: !this.selection.length, copies,
       });
       this.curvesZoom.hidden = !zoomed;
     }
@@ -249,11 +267,18 @@ class StudyPage {
     return true;
   }
 
+  defaultCurvesNote() {
+    const population = this.study && this.study.spec.population;
+    return population
+      ? `the population: all ${population.size} members, ★ where one copied another`
+      : "top 10 and 10 pruned";
+  }
+
   select(numbers) {
     this.selection = numbers;
     this.curvesNote.textContent = numbers.length
       ? `selected: ${numbers.map((n) => `#${n}`).join(", ")}`
-      : "top 10 and 10 pruned";
+      : this.defaultCurvesNote();
     this.curvesClear.hidden = !numbers.length;
     this.loadChart("curves", () => this.drawCurves()).catch((e) => this.ctx.fail(e));
   }
