@@ -217,7 +217,7 @@ class TrialSlot:
         self._trainer.epoch, self._trainer.history = epoch, history
         self._trainer.train_seconds = seconds
         donor_epoch, donor_metrics = self._trainer.adopt(data)
-        loaded = self._trainer.evaluate("val")
+        loaded = self._trainer.current_metrics
         size, error = self.save_checkpoint()
         if error is not None:
             log.warning("checkpoint after exploit not written: %s", error)

@@ -257,6 +257,8 @@ class TrialTrainer:
         self._best_states: list[dict[str, torch.Tensor]] | None = None
         self.history: list[dict[str, float]] = []
         self.adopted_at = 0  # the epoch after which the weights are another member's copy
+        # The metrics of the weights as they are now: the last epoch's, or a copy's own.
+        self.current_metrics: dict[str, float] = {}
 
     def train_epoch(self) -> dict[str, float]:
         """Train every fold one epoch; return the mean metrics, the lr used, and the costs
@@ -276,6 +278,7 @@ class TrialTrainer:
         for fold in self.folds:
             fold.schedule.step(value)
         self._keep_if_best(value)
+        self.current_metrics = dict(metrics)
         metrics["seconds"] = time.perf_counter() - started
         self.train_seconds += metrics["seconds"]
         metrics["train_seconds"] = self.train_seconds
@@ -347,7 +350,7 @@ class TrialTrainer:
             "best_epoch": self.best_epoch, "best_states": self._best_states,
             "train_seconds": self.train_seconds, "history": self.history,
             "folds": [fold.state() for fold in self.folds], "rng": rng_state(),
-            "adopted_at": self.adopted_at,
+            "adopted_at": self.adopted_at, "current_metrics": self.current_metrics,
         }, buffer)  # fmt: skip
         return buffer.getvalue()
 
@@ -356,16 +359,18 @@ class TrialTrainer:
         member's, mutated): its weights, optimizer moments, schedule and generators, with
         this trainer's optimizer knobs set on top. The trial keeps its own epoch count,
         curve and training time; its best weights start over from the copy. Returns the
-        donor's epoch and that epoch's metrics."""
+        donor's epoch and the metrics of the weights copied (the donor's last epoch's, or,
+        when the donor had just copied another itself, that copy's)."""
         epoch, history, seconds = self.epoch, self.history, self.train_seconds
         self.load_state(data)
-        donor_epoch, donor_last = self.epoch, (self.history[-1] if self.history else {})
+        donor_epoch, donor_now = self.epoch, dict(self.current_metrics)
         self.epoch, self.history, self.train_seconds = epoch, history, seconds
         self.best_value, self.best_epoch, self._best_states = None, None, None
         self.adopted_at = epoch
         for fold in self.folds:
             fold.set_optimizer_knobs()
-        return donor_epoch, donor_last
+        self.current_metrics = self.evaluate("val")
+        return donor_epoch, donor_now
 
     def load_state(self, data: bytes) -> None:
         """Continue from `state()`'s bytes (of a trial with the same params and data).
@@ -381,6 +386,7 @@ class TrialTrainer:
         self._best_states = state["best_states"]
         self.history = list(state["history"])
         self.adopted_at = int(state.get("adopted_at", 0))
+        self.current_metrics = dict(state.get("current_metrics") or (self.history or [{}])[-1])
         set_rng_state(state["rng"])
 
     @property

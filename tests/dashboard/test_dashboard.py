@@ -462,7 +462,7 @@ def test_a_pbt_members_page_shows_its_schedule_and_whom_it_copied(live: Live, pa
     # The study page draws the whole population, with a star at every copy.
     page.goto(f"{live.url}/studies/{study['id']}")
     page.wait_for_function(
-        "() => (document.getElementById('chart-curves').data || []).some(t => t.name === 'copies')"
+        "() => (document.getElementById('chart-curves')?.data || []).some(t => t.name === 'copies')"
     )
     traces = chart_traces(page, "chart-curves")
     assert sorted(t["name"] for t in traces if t["name"] != "copies") == [f"#{n}" for n in range(4)]
