@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.arms import all_trials, emit, live_service, run_arm, table, wait_study
-from bench.time_to_target import spread
+from bench.time_to_target import digits_tensors, spread
 
 SIZE, EPOCHS, INTERVAL, QUANTILE, SLOTS = 8, 12, 3, 0.25, 2
 BUDGET_EPOCHS = SIZE * EPOCHS
@@ -94,18 +94,6 @@ def _stamp(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
 
-def _data() -> Any:
-    import torch
-
-    from workers.data import load_prepared
-    from workers.spec import BuiltinDataset, SplitSpec
-    from workers.trainer import TensorData
-
-    torch.set_num_threads(1)
-    prepared = load_prepared(BuiltinDataset(source="builtin", name="digits"), SplitSpec())
-    return TensorData(prepared, torch.device("cpu"))
-
-
 def arm_tune_pbt(seed: int) -> dict[str, Any]:
     import logging
 
@@ -122,7 +110,9 @@ def arm_tune_pbt(seed: int) -> dict[str, Any]:
         params = {**FIXED, **config}
         # Training seeds as the service's: split.seed (0) + the member's number.
         number = int(tune.get_context().get_trial_name().rsplit("_", 1)[-1])
-        trainer = TrialTrainer(_data(), params, model="cnn", max_epochs=EPOCHS, seed=number)
+        trainer = TrialTrainer(
+            digits_tensors(), params, model="cnn", max_epochs=EPOCHS, seed=number
+        )
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:  # a copy: the donor's state, this config's knobs
             with checkpoint.as_directory() as folder:

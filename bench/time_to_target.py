@@ -44,7 +44,8 @@ PATIENCE = 5
 ARMS = ("service", "optuna", "tune")
 
 
-def _data() -> Any:
+def digits_tensors() -> Any:
+    """The digits split of every arm, as tensors on the CPU, torch on one thread."""
     import torch
 
     from workers.data import load_prepared
@@ -73,7 +74,7 @@ def measure_r(repeat: int = 3) -> float:
     """Seconds to train the default config (workers.hyperparameters.DEFAULTS) 30 epochs."""
     from workers.trainer import TrialTrainer
 
-    data = _data()
+    data = digits_tensors()
     times = []
     for _ in range(repeat):
         trainer = TrialTrainer(data, {}, max_epochs=MAX_EPOCHS)
@@ -160,7 +161,7 @@ def arm_optuna_worker(
     from service.spec import default_space
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    data = _data()
+    data = digits_tensors()
     space = default_space()
     study = optuna.load_study(
         study_name="ttt", storage=storage, sampler=optuna.samplers.TPESampler(seed=seed),
@@ -219,7 +220,7 @@ def _tune_fit(trials: int, seed: int, wall_s: float | None) -> dict[str, Any]:
     from ray.tune.search.optuna import OptunaSearch
 
     def trainable(config: dict[str, Any]) -> None:
-        data = _data()
+        data = digits_tensors()
 
         def report(epoch: int, value: float) -> bool:
             tune.report({"val_accuracy": value, "at": time.time()})
