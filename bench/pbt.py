@@ -100,6 +100,7 @@ def arm_tune_pbt(seed: int) -> dict[str, Any]:
     import ray
     from ray import tune
     from ray.tune.schedulers import PopulationBasedTraining
+    from ray.tune.search import BasicVariantGenerator
 
     ray.init(address="local", num_cpus=SLOTS, include_dashboard=False, log_to_driver=False,
              logging_level=logging.ERROR)  # fmt: skip
@@ -138,12 +139,9 @@ def arm_tune_pbt(seed: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         tuner = tune.Tuner(
             tune.with_resources(trainable, {"cpu": 1}),
-            param_space={
-                "lr": tune.loguniform(*LR),
-                "weight_decay": tune.loguniform(*WD),
-                "seed": seed,
-            },  # fmt: skip
+            param_space={"lr": tune.loguniform(*LR), "weight_decay": tune.loguniform(*WD)},
             tune_config=tune.TuneConfig(
+                search_alg=BasicVariantGenerator(random_state=seed),
                 scheduler=pbt,
                 metric="val_accuracy",
                 mode="max",
