@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import optuna
 import pytest
 
 from service.settings import Settings
@@ -65,7 +66,7 @@ def params_at(member: dict[str, Any], epoch: int) -> dict[str, Any]:
 
 
 def test_bottom_members_copy_top_members_exactly_and_mutate_within_the_space(
-    client: httpx.Client,
+    client: httpx.Client, database_url: str
 ) -> None:
     study = wait_for_study(client, submit(client, pbt_spec("pbt")), timeout_s=300)
     assert study["state"] == "completed" and study["counts"]["complete"] == 4, study
@@ -107,6 +108,13 @@ def test_bottom_members_copy_top_members_exactly_and_mutate_within_the_space(
     assert best["schedule"] == members[best["number"]]["schedule"]
     events = client.get(f"/api/v1/studies/{study['id']}/events").text
     assert events.count("event: trial_exploited") == len(copies)
+    # Optuna's tools read one trial per member, its value per epoch as intermediate values.
+    optuna_study = optuna.load_study(study_name=study["optuna_study_name"], storage=database_url)
+    frozen = optuna_study.get_trials()
+    assert [t.number for t in frozen] == [0, 1, 2, 3]
+    for t in frozen:
+        curve = [e["val_accuracy"] for e in members[t.number]["epochs"]]
+        assert [t.intermediate_values[e] for e in range(1, 7)] == pytest.approx(curve)
     # The best member's schedule, exported and trained again as a plain study.
     replay = client.get(f"/api/v1/studies/{study['id']}/best/spec")
     assert replay.status_code == 200, replay.text
