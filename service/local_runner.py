@@ -14,7 +14,7 @@ from typing import Any
 from service.datasets import DataRoots, prepare_data
 from service.runner import LastEpoch, TrialEnd, TrialError, TrialStart, trial_error
 from service.spec import StudySpec
-from workers.slot import EpochResult, Resumed
+from workers.slot import EpochResult, Exploited, Resumed
 from workers.trainer import TensorData, TrialTrainer
 
 
@@ -32,6 +32,8 @@ class InProcessSlot:
             TrialTrainer, self._tensors, start.params, model=self._spec.model.key,
             objective=self._spec.primary.metric, direction=self._spec.primary.direction,
             seed=start.seed, max_epochs=self._spec.budget.max_epochs,
+            param_schedule={name: [(p.from_epoch, p.value) for p in points]
+                            for name, points in self._spec.param_schedule.items()},
         )  # fmt: skip
 
     async def resume_trial(self, start: TrialStart) -> Resumed:
@@ -46,6 +48,10 @@ class InProcessSlot:
 
     async def save_checkpoint(self) -> tuple[int | None, str | None]:
         return None, None
+
+    async def exploit(self, start: TrialStart, donor_key: str) -> Exploited:
+        """No checkpoints here, so no copies: a PBT member trains on unchanged."""
+        return Exploited(error="in-process slots keep no checkpoints to copy")
 
     async def end_trial(self, *, keep_weights: bool) -> TrialEnd:
         trainer, self._trainer = self._trainer, None

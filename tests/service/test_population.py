@@ -109,8 +109,11 @@ def test_bottom_members_copy_top_members_exactly_and_mutate_within_the_space(
     events = client.get(f"/api/v1/studies/{study['id']}/events").text
     assert events.count("event: trial_exploited") == len(copies)
     # Optuna's tools read one trial per member, its value per epoch as intermediate values.
-    optuna_study = optuna.load_study(study_name=study["optuna_study_name"], storage=database_url)
-    frozen = optuna_study.get_trials()
+    storage = optuna.storages.RDBStorage(database_url)
+    try:
+        frozen = optuna.load_study(study_name=study["optuna_study_name"], storage=storage).trials
+    finally:
+        storage.engine.dispose()  # no connection left for the garbage collector to warn of
     assert [t.number for t in frozen] == [0, 1, 2, 3]
     for t in frozen:
         curve = [e["val_accuracy"] for e in members[t.number]["epochs"]]
@@ -132,7 +135,17 @@ def test_bottom_members_copy_top_members_exactly_and_mutate_within_the_space(
     assert plain.status_code == 409, plain.text  # not a PBT study
 
 
-def test_a_killed_member_resumes_its_copy_from_its_checkpoint(client: httpx.Client) -> None:
+@pytest.fixture
+def sqlite_client(ray_cluster: Any, sqlite_url: str, tmp_path: Path) -> Iterator[httpx.Client]:
+    settings = Settings(database_url=sqlite_url, data_dir=tmp_path / "data")
+    with running_service(settings) as url, httpx.Client(base_url=url, timeout=30) as http:
+        yield http
+
+
+def test_a_killed_member_resumes_its_copy_from_its_checkpoint(sqlite_client: httpx.Client) -> None:
+    """On SQLite only (the copy test runs on both databases, and the store's resume is
+    tested on both in tests/service/test_checkpoints.py): each run takes about 40 s."""
+    client = sqlite_client
     # Epochs of about a second: long enough to kill a member between two of them.
     spec = pbt_spec("pbt-lost", max_epochs=10, hidden_units=1024, hidden_layers=3, batch_size=8)
     study_id = submit(client, spec)
