@@ -43,6 +43,8 @@ bench: install  ## every benchmark in bench/, each side by side with its peers (
 	$(BIN)/python -m bench.cold_start
 	$(BIN)/python -m bench.scaling
 	$(BIN)/python -m bench.time_to_target
+	$(BIN)/python -m bench.search_quality
+	$(BIN)/python -m bench.pbt
 	$(BIN)/python -m bench.dashboard_scale
 	$(BIN)/python -m bench.shared_cluster
 	$(BIN)/python -m bench.resume
