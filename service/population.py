@@ -39,8 +39,7 @@ class Population:
     def at_boundary(self, number: int, value: float) -> Exploit | None:
         """Record the member's score at a boundary; its exploit, if it is due one. A
         member whose value is not finite ranks last."""
-        worst = -math.inf if self.spec.primary.direction == "maximize" else math.inf
-        self._scores[number] = value if math.isfinite(value) else worst
+        self._scores[number] = self._score(value)
         return decide(
             number, self._scores, self._params, self.population, self.spec.space,
             self.spec.primary.direction, self._rng,
@@ -56,8 +55,12 @@ class Population:
     def finished(self, number: int, value: float) -> None:
         """The member trained to its end: its final score ranks it, and its final state
         (kept until the study ends) may be copied."""
+        self._scores[number] = self._score(value)
+
+    def _score(self, value: float) -> float:
+        """`value`, or the worst score when it is not finite (a diverged member)."""
         worst = -math.inf if self.spec.primary.direction == "maximize" else math.inf
-        self._scores[number] = value if math.isfinite(value) else worst
+        return value if math.isfinite(value) else worst
 
     def leave(self, number: int) -> None:
         """The member failed: nobody copies it."""

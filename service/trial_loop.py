@@ -229,7 +229,7 @@ async def _exploit_step(
     )  # fmt: skip
     copied = await slot.exploit(start, donor_policy.key)
     if copied.error is not None:
-        return  # the donor finished meanwhile: train on unchanged
+        return  # the donor's checkpoint is gone (it failed meanwhile): train on unchanged
     metric = ctx.spec.primary.metric
     loaded = _finite((copied.loaded_metrics or {}).get(metric))
     population.adopted(trial.number, exploit, loaded)

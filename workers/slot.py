@@ -56,7 +56,7 @@ class Resumed:
 class Exploited:
     """A PBT member's copy of another: the donor's epoch and metrics there, and the
     copy's validation metrics before it trains (equal when the copy is exact); or why no
-    copy was made (the donor's checkpoint is gone: it finished)."""
+    copy was made (the donor's checkpoint is gone: it failed, or the study ended)."""
 
     donor_epoch: int | None = None
     donor_metrics: dict[str, float] | None = None
@@ -210,7 +210,7 @@ class TrialSlot:
             raise RuntimeError("exploit needs a running trial with checkpoints")
         data = TrialCheckpoints(policy.uri).load(donor_key)
         if data is None:
-            return Exploited(error="the donor's checkpoint is gone (it finished)")
+            return Exploited(error="the donor's checkpoint is gone")
         epoch, history, seconds = trainer.epoch, trainer.history, trainer.train_seconds
         self.start_trial(**start)
         assert self._trainer is not None
