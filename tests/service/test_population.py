@@ -73,8 +73,10 @@ def test_bottom_members_copy_top_members_exactly_and_mutate_within_the_space(
     members = {t["number"]: detail(client, study["id"], t["number"])
                for t in trials(client, study["id"])}  # fmt: skip
     copies = [(n, e) for n, m in members.items() for e in m["lineage"]]
-    # Both slow starters were in the bottom half at a boundary with a good member scored.
-    assert {2, 3} <= {n for n, _ in copies}, copies
+    # A slow starter ranks in the bottom half at a boundary once a good member has a score.
+    # Members rank asynchronously, so which of the two gets there first varies from run
+    # to run (a CI run saw only member 3 copy): at least one of them copies.
+    assert {2, 3} & {n for n, _ in copies}, copies
     for number, entry in copies:
         member, donor = members[number], members[entry["copied"]]
         assert entry["copied"] != number and entry["epoch"] in (2, 4)
