@@ -295,7 +295,10 @@ class NodeOut(BaseModel):
     alive: bool
     cpus: float
     gpus: float
-    cpus_used: float = Field(description="Held by the service's slots, busy or idle.")
+    cpus_used: float = Field(
+        description="Held by the service's slots: busy ones, and idle ones that reserve their "
+        "room in Ray (a reshapeable CPU slot holds none while idle)."
+    )
     gpus_used: float
 
 

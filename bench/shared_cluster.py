@@ -379,7 +379,12 @@ def tune_trial(config: dict[str, Any], *, data: Any, setup: dict[str, Any]) -> N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arm", choices=["service", "tune", "tune-driver"])
+    parser.add_argument("--arm", choices=["service", "service-reserved", "tune", "tune-driver"])
+    parser.add_argument(
+        "--arms", default="service,tune",
+        help="comma-separated, run in this order: service, service-reserved (the service "
+        "with HPO_RESHAPE_CPU_SLOTS=false: each slot reserves its trial's CPUs in Ray), tune",
+    )  # fmt: skip
     parser.add_argument("--studies", type=int, default=12)
     parser.add_argument("--trials", type=int, default=3, help="per study")
     parser.add_argument("--cpus", type=int, default=4, help="the cluster's CPUs in all")
@@ -403,7 +408,9 @@ def main() -> None:
         studies = json.loads(args.workload.read_text())
         if args.preempt_after_s:
             os.environ["HPO_PREEMPT_AFTER_S"] = str(args.preempt_after_s)
-        arm = arm_service if args.arm == "service" else arm_tune
+        if args.arm == "service-reserved":
+            os.environ["HPO_RESHAPE_CPU_SLOTS"] = "false"
+        arm = arm_tune if args.arm == "tune" else arm_service
         args.result.write_text(json.dumps(arm(studies, args.cpus, args.nodes)))
         return
     if args.quick:
@@ -419,9 +426,9 @@ def compare(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "workload.json"
         path.write_text(json.dumps(studies))
-        for arm in ("service", "tune"):
+        for arm in args.arms.split(","):
             preempt = ["--preempt-after-s", str(args.preempt_after_s)] if (
-                arm == "service" and args.preempt_after_s) else []  # fmt: skip
+                arm != "tune" and args.preempt_after_s) else []  # fmt: skip
             runs[arm] = run_child(
                 ["--arm", arm, "--workload", str(path), "--cpus", str(args.cpus),
                  "--nodes", str(args.nodes), *preempt], Path(tmp) / f"{arm}.log", args.timeout_s,
@@ -430,18 +437,17 @@ def compare(args: argparse.Namespace) -> None:
     if args.out:  # the raw runs first, so a failure below still leaves them
         args.out.write_text(json.dumps({"workload": studies, "runs": runs}, indent=1))
     figures = {arm: summarize(run, args.cpus) for arm, run in runs.items()}
-    held = held_not_training(runs["service"])
+    held = {arm: held_not_training(run) for arm, run in runs.items() if arm != "tune"}
     print(f"\n{describe(studies, args.cpus)}; {args.nodes} nodes; "
           f"whole run {time.monotonic() - started:.0f} s\n")  # fmt: skip
-    print(report(figures["service"], figures["tune"]))
+    print(report(figures))
     for arm, f in figures.items():
         print(f"\n{arm}: utilization by tenth of the makespan {f['timeline']}; "
               f"studies not completed: {f['studies_not_completed']}")  # fmt: skip
-    if held:
-        print(
-            "service, mean over /cluster samples: "
-            + ", ".join(f"{k} {v:.2f}" for k, v in held.items())
-        )
+    for arm, slots in held.items():
+        if slots:
+            means = ", ".join(f"{k} {v:.2f}" for k, v in slots.items())
+            print(f"{arm}, mean over /cluster samples: {means}")
     if args.out:
         everything = {"workload": studies, "figures": figures, "service_slots": held,
                       "runs": runs}  # fmt: skip

@@ -107,22 +107,36 @@ def held_not_training(run: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def report(service: dict[str, Any], tune: dict[str, Any]) -> str:
+ARM_TITLES = {"service": "service", "service-reserved": "service, slots reserve CPUs",
+              "tune": "Ray Tune"}  # fmt: skip
+
+
+def report(figures: dict[str, dict[str, Any]]) -> str:
+    """One column per arm (in run order), then service / Tune where both ran; the targets
+    are judged on the `service` arm."""
+    arms = list(figures)
+    ratio = "service" in figures and "tune" in figures
+    service = figures.get("service", figures[arms[0]])
+
     def row(name: str, key: str, fmt: str, target: str = "") -> str:
-        a, b = service[key], tune[key]
-        ratio = f"{a / b:.2f}" if b else "-"
-        return f"| {name} | {a:{fmt}} | {b:{fmt}} | {ratio} | {target} |"
+        cells = [f"{figures[a][key]:{fmt}}" for a in arms]
+        if ratio:
+            b = figures["tune"][key]
+            cells.append(f"{figures['service'][key] / b:.2f}" if b else "-")
+        return f"| {name} | {' | '.join(cells)} | {target} |"
 
     def met(key: str, ok: bool) -> str:
         return f"{TARGETS[key]:g} ({'met' if ok else 'not met'})"
 
-    def shares(figures: dict[str, Any]) -> str:
-        used = figures["tenant_cpu_s"]
+    def shares(f: dict[str, Any]) -> str:
+        used = f["tenant_cpu_s"]
         return "/".join(f"{used[t] / max(1e-9, sum(used.values())):.2f}" for t in TENANTS)
 
+    head = [ARM_TITLES.get(a, a) for a in arms] + (["service / Tune"] if ratio else [])
+    blanks = " |" * (len(head) - len(arms))
     lines = [
-        "| | service | Ray Tune | service / Tune | issue's target (service) |",
-        "| --- | ---: | ---: | ---: | --- |",
+        f"| | {' | '.join(head)} | issue's target (service) |",
+        "| --- |" + " ---: |" * len(head) + " --- |",
         row("makespan s", "makespan_s", ".1f"),
         row("lower bound s (busy CPU-s / CPUs)", "lower_bound_s", ".1f"),
         row("makespan / lower bound", "makespan_over_bound", ".2f",
@@ -132,8 +146,8 @@ def report(service: dict[str, Any], tune: dict[str, Any]) -> str:
         row("utilization until the last trial started", "utilization_while_waiting", ".3f"),
         row("Jain's index, tenants' CPU-s while all waited", "jain", ".3f",
             ">= " + met("jain", service["jain"] >= 0.95)),
-        f"| CPU-s shares {'/'.join(TENANTS)} in that window "
-        f"| {shares(service)} | {shares(tune)} | | |",
+        f"| CPU-s shares {'/'.join(TENANTS)} in that window | "
+        + " | ".join(shares(figures[a]) for a in arms) + f" |{blanks} |",
         row("that window s", "contended_s", ".1f"),
         row("longest queue wait s", "longest_wait_s", ".1f"),
         row("median queue wait s", "median_wait_s", ".1f"),

@@ -73,8 +73,23 @@ class Shape:
     def label(self) -> str:
         return f"{self.cpus / UNIT:g}cpu-{self.gpus / UNIT:g}gpu"
 
+    @property
+    def cpu_only(self) -> bool:
+        return self.gpus == 0
+
+    def threads(self) -> int:
+        """Torch threads for a trial of this shape: its CPUs rounded down, at least one."""
+        return max(1, self.cpus // UNIT)
+
 
 ZERO = Shape(0, 0)
+
+
+def serves(slot_shape: Shape, reserved: Shape, wanted: Shape) -> bool:
+    """Whether a slot process of `slot_shape`, for which Ray reserved `reserved`, can run
+    a trial of `wanted` without a new process: the same shape, or any CPU-only one when
+    it reserved nothing (the scheduler then accounts its CPUs; `service/placement.py`)."""
+    return wanted == slot_shape or (reserved == ZERO and wanted.cpu_only)
 
 
 @dataclass(frozen=True)

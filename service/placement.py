@@ -2,13 +2,21 @@
 
 The scheduler (`service/scheduler.py`) builds a `Placement` from what it holds and
 carries out the `Plan` it returns; nothing here starts or ends anything.
+
+A slot is a process that Ray placed with some resources reserved (`reserved`). A GPU
+slot reserves its shape, and serves that shape only. A CPU-only slot may reserve
+nothing (a *reshapeable* slot): the scheduler alone accounts the CPUs its trial uses,
+so once idle it holds no room and serves a trial of any CPU-only shape that fits its
+node, with the trial's torch threads set per trial. A move between CPU shapes then
+reuses a running process instead of ending one actor and starting another (3 to 25 s
+on a busy node, bench/README.md "Shared cluster").
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from service.fair_share import UNIT, ZERO, Shape, TenantPolicy
+from service.fair_share import UNIT, ZERO, Shape, TenantPolicy, serves
 
 
 @dataclass(frozen=True)
@@ -19,6 +27,16 @@ class SlotFacts:
     busy: bool
     last_study: int | None
     idle_since: float
+    reserved: Shape  # what Ray holds for the slot's process
+
+    def holds(self) -> Shape:
+        """The room the slot takes on its node: its trial's shape while busy, what Ray
+        reserved for it while idle."""
+        return self.shape if self.busy else self.reserved
+
+    def serves(self, shape: Shape) -> bool:
+        """Whether the slot, idle, can run a trial of `shape` without a new process."""
+        return serves(self.shape, self.reserved, shape)
 
 
 @dataclass(frozen=True)
@@ -43,20 +61,24 @@ class Placement:
         self.free = dict(capacity)
         self.idle_room = dict.fromkeys(capacity, ZERO)
         for slot in self.slots:
-            self.free[slot.node_id] = self.free[slot.node_id] - slot.shape
+            self.free[slot.node_id] = self.free[slot.node_id] - slot.holds()
             if not slot.busy:
-                self.idle_room[slot.node_id] = self.idle_room[slot.node_id] + slot.shape
+                self.idle_room[slot.node_id] = self.idle_room[slot.node_id] + slot.reserved
 
     def plan(self, study_id: int, shape: Shape, *, blocked: set[str]) -> Plan | None:
-        """An idle slot of the shape (the study's own last one first: it has the study's
-        tensors; then the one idle the shortest), free room (the best fit), or room that
-        idle slots of other shapes hold; None when none of these exists outside `blocked`."""
+        """An idle slot that serves the shape (the study's own last one first: it has the
+        study's tensors; then one of the same shape, then the one idle the shortest), free
+        room (the best fit), or room that idle slots of other shapes hold; None when none
+        of these exists outside `blocked`."""
         idle = [
             s for s in self.slots
-            if not s.busy and s.shape == shape and s.node_id not in blocked
+            if not s.busy and s.node_id not in blocked and s.serves(shape)
+            and shape.fits_in(self.free[s.node_id] + s.reserved)
         ]  # fmt: skip
         if idle:
-            best = max(idle, key=lambda s: (s.last_study == study_id, s.idle_since))
+            best = max(
+                idle, key=lambda s: (s.last_study == study_id, s.shape == shape, s.idle_since)
+            )
             return Plan(reuse=best.slot_id)
         node = self.best_fit(shape, blocked)
         if node is not None:
@@ -83,15 +105,15 @@ class Placement:
         """The fewest idle slots on the node whose room, with the free room, fits `shape`."""
         room = self.free[node_id]
         idle = sorted(
-            (s for s in self.slots if s.node_id == node_id and not s.busy),
-            key=lambda s: s.shape, reverse=True,
+            (s for s in self.slots if s.node_id == node_id and not s.busy and s.reserved != ZERO),
+            key=lambda s: s.reserved, reverse=True,
         )  # fmt: skip
         victims: list[int] = []
         for slot in idle:
             if shape.fits_in(room):
                 break
             victims.append(slot.slot_id)
-            room = room + slot.shape
+            room = room + slot.reserved
         return tuple(victims) if shape.fits_in(room) else None
 
     def needs_reservation(self, shape: Shape) -> bool:

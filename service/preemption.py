@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from service.fair_share import Shape, TenantPolicy, TenantUse
+from service.fair_share import Shape, TenantPolicy, TenantUse, serves
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,11 @@ class BusySlot:
     tenant: str
     priority: int
     granted_at: float
+    reserved: Shape | None = None  # what Ray holds for the slot; None: its shape
+
+    def serves(self, shape: Shape) -> bool:
+        """Whether the slot, once yielded, runs a trial of `shape` in the same process."""
+        return serves(self.shape, self.shape if self.reserved is None else self.reserved, shape)
 
 
 @dataclass(frozen=True)
@@ -43,8 +48,9 @@ def pick_victim(
     use: Mapping[str, TenantUse], total: Shape, policy: TenantPolicy, *,
     granted_before: float = float("inf"), other_shapes: bool = True,
 ) -> int | None:  # fmt: skip
-    """The slot to take for `waiter`, or None: one of the waiter's own shape first (it is
-    handed over as it is; another shape's actor must end and a new one start, which took
+    """The slot to take for `waiter`, or None: one that serves the waiter's shape first
+    (it is handed over as it is: the same shape, or a reshapeable CPU-only slot for a
+    CPU-only waiter; for another, its actor must end and a new one start, which took
     7 to 25 s on a busy node in bench/shared_cluster.py), then the most over-share
     tenant's, then the lowest priority, then the slot serving longest: a yield loses no
     training (the trial resumes from its checkpoint), only a restart, so restarts are
@@ -52,9 +58,9 @@ def pick_victim(
 
     Only slots granted before `granted_before` are taken: a slot just handed over (a
     preempted trial resuming, too) trains a while first, so nothing moves in circles.
-    With `other_shapes` False only slots of the waiter's shape are: the scheduler allows
-    a move across shapes only once the waiter has waited longer than an actor takes to
-    start, since a move that saves less wait than that costs more than it gives."""
+    With `other_shapes` False only slots that serve the waiter's shape are: the scheduler
+    allows a move that needs a new actor only once the waiter has waited longer than an
+    actor takes to start, since a move that saves less wait than that costs more than it gives."""
 
     def rank(tenant: str, held: Shape) -> float:
         return use.get(tenant, TenantUse()).rank(held, total, policy.weight(tenant))
@@ -66,7 +72,8 @@ def pick_victim(
     for slot in busy:
         if slot.study_id == waiter.study_id or slot.node_id not in free:
             continue
-        if slot.granted_at >= granted_before or (not other_shapes and slot.shape != waiter.shape):
+        same_process = slot.serves(waiter.shape)
+        if slot.granted_at >= granted_before or (not other_shapes and not same_process):
             continue
         if not waiter.shape.fits_in(free[slot.node_id] + slot.shape):
             continue
@@ -81,7 +88,7 @@ def pick_victim(
             if rank(waiter.tenant, held(waiter.tenant) + waiter.shape) > theirs:
                 continue
             over = theirs
-        key = (slot.shape != waiter.shape, -over, slot.priority, slot.granted_at)
+        key = (not same_process, -over, slot.priority, slot.granted_at)
         if best is None or key < best[0]:
             best = (key, slot.slot_id)
     return None if best is None else best[1]

@@ -179,6 +179,7 @@ class RaySlot:
             "max_epochs": self._spec.budget.max_epochs, "checkpoint": start.checkpoint,
             "param_schedule": {name: [(p.from_epoch, p.value) for p in points]
                                for name, points in self._spec.param_schedule.items()},
+            "threads": self.lease.shape.threads(),
         }  # fmt: skip
 
     async def start_trial(self, start: TrialStart) -> None:

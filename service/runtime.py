@@ -116,6 +116,7 @@ async def open_runtime(settings: Settings) -> Runtime:
         RaySlotBackend(allow_cpu_for_gpus=settings.allow_cpu_for_gpus), settings.tenant_policy(),
         max_idle=settings.warm_slots,
         on_wait=metrics.queue_wait_seconds.observe, preempt_after_s=settings.preempt_after_s,
+        reshape_cpu_slots=settings.reshape_cpu_slots,
     )  # fmt: skip
     await scheduler.start()
     metrics.watch_cluster(scheduler.snapshot)

@@ -8,12 +8,16 @@ age). Shares therefore move as trials end; a running trial is never killed to
 rebalance, and only with HPO_PREEMPT_AFTER_S set does one yield its slot, with a
 checkpoint, at an epoch boundary (`service/preemption.py`).
 
-A slot is a warm actor (`workers.slot.TrialSlot`) of one resource shape. To grant
-one, the scheduler takes, in turn: an idle slot of the study's shape (the one that
+A slot is a warm actor (`workers.slot.TrialSlot`) pinned to a node. To grant one, the
+scheduler takes, in turn: an idle slot that serves the study's shape (the one that
 last served the study first: it has its data); free room on a node, where it starts
 a new actor pinned to that node; or room that idle slots of other shapes hold, which
 it ends first. It counts what its slots hold per node itself, so it never makes a Ray
-request that cannot be placed, and idle actors never block a waiting study.
+request that cannot be placed, and idle actors never block a waiting study. CPU-only
+slots reserve no CPUs in Ray (unless an autoscaler sizes the cluster by what Ray sees
+reserved, or `reshape_cpu_slots` is off): the scheduler's own count keeps their
+trials within each node, and an idle one serves any CPU-only shape without a new
+process (`service/placement.py`).
 
 No mix of shapes can starve: when the most deserving study fits nowhere, the node
 closest to fitting it is reserved for it (nothing else is placed there and its idle
@@ -42,6 +46,7 @@ from service.fair_share import (
     TenantUse,
     dominant_share,
     grant_order,
+    serves,
 )
 from service.placement import Placement, Plan, SlotFacts, refusal
 from service.preemption import BusySlot, Waiter, pick_victim
@@ -57,7 +62,7 @@ class SlotScheduler:
     def __init__(
         self, backend: SlotBackend, policy: TenantPolicy | None = None, *, max_idle: int = 2,
         refresh_s: float = 1.0, on_wait: Callable[[float], None] | None = None,
-        preempt_after_s: float | None = None,
+        preempt_after_s: float | None = None, reshape_cpu_slots: bool = True,
     ):  # fmt: skip
         self._backend = backend
         self.policy = policy or TenantPolicy()
@@ -80,6 +85,7 @@ class SlotScheduler:
         self._snapshot = ClusterSnapshot([], [], [], [], None)
         self._positions: dict[int, QueueInfo] = {}
         self._preempt_after_s = preempt_after_s
+        self._reshape_cpu_slots = reshape_cpu_slots
         self._yielding: dict[int, int] = {}  # slot id -> the waiting study it goes to
         self.n_preempted = 0
         self.actor_start_s = 0.0  # moving average, slots started for a grant until they answer
@@ -223,8 +229,11 @@ class SlotScheduler:
         return lease.slot_id in self._yielding
 
     def prewarm(self, shape: Shape, n: int) -> None:
-        """Start up to `n` idle slots of `shape` where there is room (bounded by max_idle)."""
-        for _ in range(min(n, self._max_idle)):
+        """Start idle slots of `shape` where there is room, until `n` (at most max_idle)
+        idle ones serve it."""
+        serving = sum(1 for s in self._slots.values() if s.study_id is None
+                      and serves(s.shape, s.reserved, shape))  # fmt: skip
+        for _ in range(min(n, self._max_idle) - serving):
             node = self._placement().best_fit(shape, blocked=set())
             if node is None:
                 return
@@ -349,9 +358,10 @@ class SlotScheduler:
 
     def _preempt(self) -> None:
         """Ask one busy slot to yield for each study that has waited preempt_after_s,
-        in grant order, while none is yielding to it yet. A slot of another shape is
-        taken only after the study has waited as long again as a new slot's actor takes
-        to start (`actor_start_s`, measured): sooner, a trial ending on its own would
+        in grant order, while none is yielding to it yet. A slot that cannot serve the
+        study's shape in its own process (another GPU shape, say) is taken only after
+        the study has waited as long again as a new slot's actor takes to start
+        (`actor_start_s`, measured): sooner, a trial ending on its own would
         likely have served it at no cost, while the move ends one actor and starts
         another (7 to 25 s on this benchmark's busy nodes, bench/README.md)."""
         if self._preempt_after_s is None:
@@ -423,7 +433,7 @@ class SlotScheduler:
                 continue
             d = study.demand
             busy.append(BusySlot(slot.id, slot.node_id, slot.shape, d.study_id, d.tenant,
-                                 d.priority, slot.granted_at))  # fmt: skip
+                                 d.priority, slot.granted_at, slot.reserved))  # fmt: skip
         return busy
 
     def _hold_for(self, study: StudyState) -> bool:
@@ -456,7 +466,8 @@ class SlotScheduler:
 
     def _keep_node_for(self, head: StudyState, placement: Placement) -> None:
         """Reserve a node for the blocked head of the queue when it needs one, and end the
-        idle slots there: they cannot serve it."""
+        idle slots there that hold room in Ray (a reshapeable one holds none, and may serve
+        the study when its room is free)."""
         shape = head.demand.shape
         if not placement.needs_reservation(shape):
             self._reservation = None
@@ -467,14 +478,14 @@ class SlotScheduler:
             self._reservation = (head.demand.study_id, node_id) if node_id else None
         if self._reservation is not None:
             for slot in [s for s in self._slots.values() if s.node_id == self._reservation[1]]:
-                if slot.study_id is None:
+                if slot.study_id is None and slot.reserved != ZERO:
                     self._end(slot)
 
     def _placement(self) -> Placement:
         alive = {n.node_id: n for n in self._nodes.values() if n.alive}
         facts = [
             SlotFacts(s.id, s.node_id, s.shape, s.study_id is not None, s.last_study,
-                      s.idle_since)
+                      s.idle_since, s.reserved)
             for s in self._slots.values()
         ]  # fmt: skip
         gpu_nodes = {n for n, info in alive.items() if info.capacity.gpus > 0}
@@ -482,7 +493,9 @@ class SlotScheduler:
 
     def _carry_out(self, plan: Plan, shape: Shape) -> SlotState:
         if plan.reuse is not None:
-            return self._slots[plan.reuse]
+            slot = self._slots[plan.reuse]
+            slot.shape = shape  # a reshapeable slot takes the trial's shape (placement.py)
+            return slot
         for slot_id in plan.end:
             self._end(self._slots[slot_id])
         assert plan.node_id is not None
@@ -505,8 +518,11 @@ class SlotScheduler:
     # -- bookkeeping ------------------------------------------------------------------
 
     def _new_slot(self, shape: Shape, node_id: str) -> SlotState:
-        actor = self._backend.create(shape, node_id)
-        slot = SlotState(next(self._ids), actor, shape, node_id, idle_since=time.monotonic())
+        reshapeable = self._reshape_cpu_slots and not self._autoscaler and shape.cpu_only
+        reserved = ZERO if reshapeable else shape
+        actor = self._backend.create(shape, node_id, reserved=reserved)
+        slot = SlotState(next(self._ids), actor, shape, node_id, idle_since=time.monotonic(),
+                         reserved=reserved)  # fmt: skip
         self._slots[slot.id] = slot
         return slot
 

@@ -40,6 +40,12 @@ class SlotState:
     idle_since: float = 0.0
     granted_at: float = 0.0
     started_for_grant: float | None = None  # monotonic: created for a grant, not answered yet
+    reserved: Shape = ZERO  # what Ray holds for the slot's process (placement.py)
+
+    def holds(self) -> Shape:
+        """The room the slot takes on its node: its trial's shape while busy, what Ray
+        reserved for it while idle."""
+        return self.shape if self.study_id is not None else self.reserved
 
 
 @dataclass
@@ -100,7 +106,7 @@ def _queue_entry(position: int, study: StudyState) -> QueueEntry:
 
 
 def _node_view(node: NodeInfo, slots: list[SlotState]) -> NodeView:
-    used = sum((s.shape for s in slots if s.node_id == node.node_id), ZERO)
+    used = sum((s.holds() for s in slots if s.node_id == node.node_id), ZERO)
     return NodeView(node.node_id, node.alive, node.capacity, used)
 
 

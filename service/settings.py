@@ -86,6 +86,14 @@ class Settings(BaseSettings):
         "one from a lower-priority study of its tenant, or from a tenant above its share: "
         "that trial stops at its next epoch boundary with a checkpoint and resumes later.",
     )  # fmt: skip
+    reshape_cpu_slots: bool = Field(
+        default=True,
+        description="CPU-only slot processes reserve no CPUs in Ray; the service's scheduler "
+        "counts each node's CPUs itself, and an idle slot serves a trial of any CPU-only "
+        "shape without starting a new process. Turn off when other Ray jobs share the "
+        "cluster's CPUs (then each slot reserves its trial's CPUs in Ray). Off by itself "
+        "on a cluster with an autoscaler, which sizes the cluster by what Ray sees reserved.",
+    )
     checkpoint_uri: str = Field(
         default="",
         description="Where trial checkpoints go: a folder, or any fsspec URL that every Ray "

@@ -24,8 +24,9 @@ class SlotBackend(Protocol):
         """Every node Ray knows, alive or not; may block (called in a thread)."""
         ...
 
-    def create(self, shape: Shape, node_id: str) -> Any:
-        """Start a slot actor of `shape` on node `node_id`; returns at once."""
+    def create(self, shape: Shape, node_id: str, *, reserved: Shape) -> Any:
+        """Start a slot actor for trials of `shape` on node `node_id`, reserving `reserved`
+        of Ray's resources for it (ZERO for a reshapeable CPU slot); returns at once."""
         ...
 
     def kill(self, actor: Any) -> None: ...

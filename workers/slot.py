@@ -157,14 +157,21 @@ class TrialSlot:
     def start_trial(
         self, data_key: str, data: Any, params: dict[str, Any], *, model: str, objective: str,
         direction: str, seed: int, max_epochs: int, checkpoint: CheckpointPolicy | None = None,
-        param_schedule: dict[str, list[tuple[int, Any]]] | None = None,
+        param_schedule: dict[str, list[tuple[int, Any]]] | None = None, threads: int | None = None,
     ) -> None:  # fmt: skip
         """Build the trial's model and optimizer; tensors are reused for the same data_key.
 
         `data` may be an object ref: it is fetched only when the tensors must be built.
-        With `checkpoint`, the trial's state is saved as that policy says.
+        With `checkpoint`, the trial's state is saved as that policy says. `threads`: the
+        trial's torch threads (its CPUs), since one slot process may serve trials of
+        different CPU shapes (service/placement.py).
         """
+        import torch
+
         from workers.trainer import TensorData, TrialTrainer
+
+        if threads is not None and threads != torch.get_num_threads():
+            torch.set_num_threads(max(1, threads))
 
         if data_key != self._data_key:
             self._tensors, self._data_key = None, None
@@ -288,12 +295,14 @@ class TrialSlot:
 
 
 def create_slot(
-    *, num_cpus: float, num_gpus: float, scheduling_strategy: Any = None,
-    allow_cpu_for_gpus: bool = False,
+    *, num_cpus: float, num_gpus: float, num_threads: int | None = None,
+    scheduling_strategy: Any = None, allow_cpu_for_gpus: bool = False,
 ) -> Any:  # fmt: skip
-    """Start a slot actor with the trial's resources, where `scheduling_strategy` says (any
-    fitting node by default)."""
+    """Start a slot actor reserving `num_cpus` and `num_gpus` in Ray, where
+    `scheduling_strategy` says (any fitting node by default). `num_threads` (default: the
+    CPUs rounded down) is torch's until a trial brings its own."""
+    threads = num_threads if num_threads is not None else max(1, int(num_cpus))
     actor_class = ray.remote(TrialSlot)
     return actor_class.options(
         num_cpus=num_cpus, num_gpus=num_gpus, scheduling_strategy=scheduling_strategy
-    ).remote(num_threads=max(1, int(num_cpus)), allow_cpu_for_gpus=allow_cpu_for_gpus)
+    ).remote(num_threads=threads, allow_cpu_for_gpus=allow_cpu_for_gpus)

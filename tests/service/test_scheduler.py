@@ -1,8 +1,9 @@
 """The slot scheduler's rules, driven by simulated studies on a recording backend.
 
 The backend stands in for Ray's nodes and actors only to check the scheduler's own
-decisions fast and exactly: every actor it is asked to start must fit on its node
-beside the live ones (Ray would otherwise queue it). The same rules run against real
+decisions fast and exactly: every actor it is asked to start must fit, with what it
+reserves in Ray, on its node beside the live ones (Ray would otherwise queue it); the
+trials' own use of each node is checked from their start and end times (`overlapping`). The same rules run against real
 Ray in tests/service/test_shared_cluster.py.
 """
 
@@ -30,6 +31,7 @@ class FakeActor:
     id: int
     node_id: str
     shape: Shape
+    reserved: Shape
 
 
 @dataclass
@@ -47,13 +49,15 @@ class RecordingBackend:
     def nodes(self) -> list[NodeInfo]:
         return [NodeInfo(n, c, alive=n not in self.dead) for n, c in self.capacity.items()]
 
-    def create(self, shape: Shape, node_id: str) -> FakeActor:
-        used = sum((a.shape for a in self.live.values() if a.node_id == node_id), Shape(0, 0))
+    def create(self, shape: Shape, node_id: str, *, reserved: Shape) -> FakeActor:
+        used = sum((a.reserved for a in self.live.values() if a.node_id == node_id), Shape(0, 0))
         assert node_id not in self.dead, f"an actor was placed on dead node {node_id}"
-        assert (used + shape).fits_in(self.capacity[node_id]), (
-            f"{shape} does not fit on {node_id} beside {used} (capacity {self.capacity[node_id]})"
+        assert (used + reserved).fits_in(self.capacity[node_id]), (
+            f"{reserved} does not fit on {node_id} beside {used} (capacity "
+            f"{self.capacity[node_id]})"
         )
-        actor = FakeActor(next(self._ids), node_id, shape)
+        assert reserved in (shape, Shape(0, 0)), reserved
+        actor = FakeActor(next(self._ids), node_id, shape, reserved)
         self.live[actor.id] = actor
         self.created += 1
         return actor
@@ -123,6 +127,7 @@ class Sim:
             self.scheduler.unregister(demand.study_id)
 
     async def train(self, demand: StudyDemand, lease: Lease, length: float) -> None:
+        assert lease.shape == demand.shape, (lease.shape, demand.shape)
         loop = asyncio.get_running_loop()
         held = self.held.get(demand.tenant, Shape(0, 0)) + lease.shape
         self.held[demand.tenant] = held
@@ -138,8 +143,9 @@ class Sim:
 
 
 async def open_sim(backend: RecordingBackend, policy: TenantPolicy | None = None,
-                   max_idle: int = 2) -> Sim:  # fmt: skip
-    scheduler = SlotScheduler(backend, policy, max_idle=max_idle, refresh_s=0.05)
+                   max_idle: int = 2, reshape_cpu_slots: bool = True) -> Sim:  # fmt: skip
+    scheduler = SlotScheduler(backend, policy, max_idle=max_idle, refresh_s=0.05,
+                              reshape_cpu_slots=reshape_cpu_slots)  # fmt: skip
     await scheduler.start()
     return Sim(scheduler, started=asyncio.get_running_loop().time())
 
@@ -295,21 +301,71 @@ def test_a_big_shape_is_not_starved_by_a_stream_of_small_trials() -> None:
     assert min(r.start for r in big_runs) < still_waiting
 
 
-def test_idle_slots_serve_the_next_study_of_their_shape_and_end_for_another_shape() -> None:
-    backend = cluster(a=(2, 0))
+def test_idle_slots_that_reserve_their_shape_serve_it_and_end_for_another_shape() -> None:
+    """With CPU slots reserving their CPUs in Ray (reshape off), and always for GPU slots."""
+    backend = cluster(a=(2, 0), g=(2, 1))
 
-    async def main() -> tuple[int, int]:
-        sim = await open_sim(backend)
+    async def main() -> tuple[int, int, int, list[Shape]]:
+        sim = await open_sim(backend, reshape_cpu_slots=False)
         await sim.study(sim.add(1, parallelism=2), [0.01] * 2)
         await sim.study(sim.add(2, parallelism=2), [0.01] * 2)
         created_same_shape = backend.created
         await sim.study(sim.add(3, cpus=2), [0.01])
+        created_cpu = backend.created
+        await sim.study(sim.add(4, cpus=1, gpus=1), [0.01])
+        await sim.study(sim.add(5, cpus=2, gpus=1), [0.01])
+        on_gpu_node = [a.shape for a in backend.live.values() if a.node_id == "g"]
         await sim.scheduler.close()
-        return created_same_shape, backend.created
+        return created_same_shape, created_cpu, backend.created, on_gpu_node
 
-    same, after = asyncio.run(main())
+    same, cpu, gpu, on_gpu_node = asyncio.run(main())
     assert same == 2  # the second study reused the first one's two idle slots
-    assert after == 3  # the 2-CPU slot replaced both idle 1-CPU slots
+    assert cpu == 3  # the 2-CPU slot replaced both idle 1-CPU slots
+    assert gpu == 5  # one per GPU shape: the idle 1-GPU slot was ended for the other
+    assert on_gpu_node == [Shape.of(2, 1)]
+
+
+def test_an_idle_cpu_slot_serves_any_cpu_shape_in_its_own_process() -> None:
+    """CPU-only slots reserve nothing in Ray: moving between CPU shapes starts no actor,
+    while the trials' own use of each node still never exceeds it."""
+    backend = cluster(a=(2, 0))
+
+    async def main() -> tuple[Sim, list[int], list[Shape]]:
+        sim = await open_sim(backend, max_idle=4)
+        created = []
+        await sim.study(sim.add(1, parallelism=2), [0.01] * 2)
+        created.append(backend.created)
+        await sim.study(sim.add(2, cpus=2), [0.01] * 2)
+        created.append(backend.created)
+        await sim.study(sim.add(3, cpus=0.5, parallelism=4), [0.01] * 8)
+        created.append(backend.created)
+        await sim.study(sim.add(4, cpus=1, parallelism=2), [0.01] * 4)
+        created.append(backend.created)
+        reserved = [a.reserved for a in backend.live.values()]
+        await sim.scheduler.close()
+        return sim, created, reserved
+
+    sim, created, reserved = asyncio.run(main())
+    assert created == [2, 2, 4, 4]  # the 0.5-CPU study needed two processes more, no other
+    assert set(reserved) == {Shape(0, 0)}
+    assert overlapping(sim.runs, "a").fits_in(Shape.of(2, 0)), overlapping(sim.runs, "a")
+    assert {r.shape for r in sim.runs if r.study_id == 3} == {Shape.of(0.5, 0)}
+
+
+def test_with_an_autoscaler_cpu_slots_reserve_their_cpus_in_ray() -> None:
+    """An autoscaler sizes the cluster by what Ray sees reserved: a node whose trials
+    reserved nothing would look idle to it and could be taken away."""
+    backend = cluster(a=(2, 0))
+    backend.autoscaler = True
+
+    async def main() -> list[Shape]:
+        sim = await open_sim(backend)
+        await sim.study(sim.add(1, parallelism=2), [0.01] * 2)
+        reserved = [a.reserved for a in backend.live.values()]
+        await sim.scheduler.close()
+        return reserved
+
+    assert asyncio.run(main()) == [Shape.of(1, 0)] * 2
 
 
 def test_idle_slots_beyond_max_idle_are_ended() -> None:
@@ -483,14 +539,19 @@ def test_a_tenant_that_used_more_lately_yields_to_one_that_used_less() -> None:
     assert [c.tenant for c in order] == ["modest", "greedy"]
 
 
-def test_a_slot_of_another_shape_yields_only_after_a_wait_longer_than_an_actor_start() -> None:
+@pytest.mark.parametrize("reshape", [False, True], ids=["reserved", "reshapeable"])
+def test_a_slot_of_another_shape_yields_only_after_a_wait_longer_than_an_actor_start(
+    reshape: bool,
+) -> None:
     """Moving a slot across shapes ends one actor and starts another: the scheduler
     measures how long its new actors take to answer and waits that much longer than
-    HPO_PREEMPT_AFTER_S before it takes a slot of another shape."""
+    HPO_PREEMPT_AFTER_S before it takes a slot of another shape. A reshapeable CPU slot
+    serves the other CPU shape in its own process, so it goes after HPO_PREEMPT_AFTER_S."""
     backend = cluster(n=(2, 0))
 
-    async def main() -> tuple[float, list[tuple[float, bool]]]:
-        scheduler = SlotScheduler(backend, refresh_s=0.02, preempt_after_s=0.05)
+    async def main() -> tuple[float, list[tuple[float, bool]], bool]:
+        scheduler = SlotScheduler(backend, refresh_s=0.02, preempt_after_s=0.05,
+                                  reshape_cpu_slots=reshape)  # fmt: skip
         await scheduler.start()
         wide = StudyDemand(study_id=1, name="wide", tenant="t", priority=0, created_at=T0,
                            shape=Shape.of(2, 0), parallelism=1)  # fmt: skip
@@ -511,17 +572,22 @@ def test_a_slot_of_another_shape_yields_only_after_a_wait_longer_than_an_actor_s
             seen.append((asyncio.get_running_loop().time() - started, False))
         seen.append((asyncio.get_running_loop().time() - started, True))
         scheduler.release(lease, keep=True)
-        await asyncio.wait_for(waiting, timeout=5)
+        granted = await asyncio.wait_for(waiting, timeout=5)
         await scheduler.close()
-        return measured, seen
+        return measured, seen, granted.actor is lease.actor
 
-    measured, seen = asyncio.run(main())
+    measured, seen, same_actor = asyncio.run(main())
     assert 0.35 <= measured < 1.0, measured
     asked_at = seen[-1][0]
+    if reshape:
+        assert asked_at < measured, (asked_at, measured)
+        assert same_actor  # the 1-CPU trial runs in the process the 2-CPU one left
+        return
     # Not at preempt_after_s (0.05 s) as for a slot of its own shape, but after the
     # measured actor start on top of it.
     assert asked_at >= 0.05 + measured - 0.03, (asked_at, measured)
     assert asked_at < 0.05 + measured + 1.0, (asked_at, measured)
+    assert not same_actor
 
 
 def test_with_preemption_the_trials_on_a_node_kept_for_a_wide_study_yield_to_it() -> None:

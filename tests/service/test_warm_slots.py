@@ -21,9 +21,12 @@ from tests.conftest import running_service, wait_for_study
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
-@pytest.fixture
-def client(ray_cluster: Any, sqlite_url: str, tmp_path: Path) -> Iterator[httpx.Client]:
-    settings = Settings(database_url=sqlite_url, data_dir=tmp_path / "data", warm_slots=2)
+@pytest.fixture(params=[True], ids=["reshapeable"])
+def client(
+    request: pytest.FixtureRequest, ray_cluster: Any, sqlite_url: str, tmp_path: Path
+) -> Iterator[httpx.Client]:
+    settings = Settings(database_url=sqlite_url, data_dir=tmp_path / "data", warm_slots=2,
+                        reshape_cpu_slots=request.param)  # fmt: skip
     with running_service(settings) as url, httpx.Client(base_url=url, timeout=30) as http:
         yield http
 
@@ -65,11 +68,13 @@ def test_studies_in_turn_train_on_the_same_warm_slots_and_a_dead_one_is_replaced
     assert third & first  # the warm slot that lived is still used
 
 
+@pytest.mark.parametrize("client", [False], ids=["reserved"], indirect=True)
 def test_idle_slots_of_another_shape_end_only_when_a_study_needs_their_room(
     client: httpx.Client, make_spec: Callable[..., dict[str, Any]]
 ) -> None:
-    # Two 1-CPU slots go to one 2-CPU node (best fit); a 2-CPU study with parallelism 2
-    # then needs both 2-CPU nodes of the cluster, so the idle small slots must end.
+    # Slots that reserve their CPUs in Ray (HPO_RESHAPE_CPU_SLOTS=false). Two 1-CPU slots
+    # go to one 2-CPU node (best fit); a 2-CPU study with parallelism 2 then needs both
+    # 2-CPU nodes of the cluster, so the idle small slots must end.
     small = run(client, make_spec(name="small", budget={"max_trials": 2, "max_epochs": 1,
                                                         "parallelism": 2}))  # fmt: skip
     assert len(small) == 2 and all(alive(pid) for pid in small)
@@ -86,3 +91,25 @@ def test_idle_slots_of_another_shape_end_only_when_a_study_needs_their_room(
     while any(alive(pid) for pid in small) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(alive(pid) for pid in small)
+
+
+def test_an_idle_cpu_slot_serves_another_cpu_shape_in_its_own_process(
+    client: httpx.Client, make_spec: Callable[..., dict[str, Any]]
+) -> None:
+    # Reshapeable slots (the default) reserve nothing in Ray: the 2-CPU study's first
+    # trial runs in a process the 1-CPU study left; its second needs the other 2-CPU node.
+    small = run(client, make_spec(name="small", budget={"max_trials": 2, "max_epochs": 1,
+                                                        "parallelism": 2}))  # fmt: skip
+    assert len(small) == 2
+    big = run(
+        client,
+        make_spec(
+            name="big",
+            resources={"cpus_per_trial": 2},
+            budget={"max_trials": 4, "max_epochs": 1, "parallelism": 2},
+        ),
+    )
+    assert len(big) == 2 and big & small, (small, big)
+    view = client.get("/api/v1/cluster").json()
+    for node in view["nodes"]:  # idle slots hold no room: only busy ones count
+        assert node["cpus_used"] == 0, view
