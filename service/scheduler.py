@@ -396,7 +396,8 @@ class SlotScheduler:
 
     def _clear_reserved_node(self, now: datetime) -> None:
         """The trials on a node kept for a wide study yield at their next epoch, once the
-        study has waited preempt_after_s plus an actor's start: no single slot there would
+        study has waited preempt_after_s, plus an actor's start unless a slot there serves
+        its shape in its own process (a reshapeable CPU slot): no single slot there would
         make room for it (so `pick_victim` takes none), and waiting for the last of them
         to end left part of the node idle for 30-40 s in bench/shared_cluster.py. The
         study is first in the grant order, so the move follows the same rank; a slot of
@@ -408,12 +409,17 @@ class SlotScheduler:
         since = study.waiting_since if study is not None else None
         if study is None or since is None or not study.live_waiters():
             return
-        if (now - since).total_seconds() < self._preempt_after_s + self.actor_start_s:
+        on_node = [s for s in self._slots.values() if s.node_id == node_id]
+        shape = study.demand.shape
+        # No actor to start when a slot there will serve its shape (a reshapeable one).
+        reused = any(serves(s.shape, s.reserved, shape) for s in on_node)
+        extra = 0.0 if reused else self.actor_start_s
+        if (now - since).total_seconds() < self._preempt_after_s + extra:
             return
         cutoff = time.monotonic() - self._preempt_after_s
-        for slot in self._slots.values():
+        for slot in on_node:
             holder = self._studies.get(slot.study_id) if slot.study_id is not None else None
-            if holder is None or slot.node_id != node_id or slot.id in self._yielding:
+            if holder is None or slot.id in self._yielding:
                 continue
             mine = holder.demand.tenant == study.demand.tenant
             if slot.granted_at >= cutoff or (

@@ -590,13 +590,20 @@ def test_a_slot_of_another_shape_yields_only_after_a_wait_longer_than_an_actor_s
     assert not same_actor
 
 
-def test_with_preemption_the_trials_on_a_node_kept_for_a_wide_study_yield_to_it() -> None:
+@pytest.mark.parametrize("reshape", [False, True], ids=["reserved", "reshapeable"])
+def test_with_preemption_the_trials_on_a_node_kept_for_a_wide_study_yield_to_it(
+    reshape: bool,
+) -> None:
     """No single 1-CPU slot makes room for a 2-CPU trial, so without this rule the node
-    kept for it sat half idle until the last trial there ended."""
+    kept for it sat half idle until the last trial there ended. The trials there yield
+    once the wide study has waited HPO_PREEMPT_AFTER_S, plus a measured actor start when
+    a new actor must start for it (slots that reserve their CPUs; reshapeable ones serve
+    the 2-CPU trial in their own processes)."""
     backend = cluster(n1=(2, 0), n2=(2, 0))
 
-    async def main() -> tuple[dict[int, str], set[int], str]:
-        scheduler = SlotScheduler(backend, refresh_s=0.02, preempt_after_s=0.05)
+    async def main() -> tuple[dict[int, str], set[int], str, float, float, bool]:
+        scheduler = SlotScheduler(backend, refresh_s=0.02, preempt_after_s=0.05,
+                                  reshape_cpu_slots=reshape)  # fmt: skip
         await scheduler.start()
         narrow = StudyDemand(study_id=1, name="narrow", tenant="a", priority=0, created_at=T0,
                              shape=Shape.of(1, 0), parallelism=4)  # fmt: skip
@@ -604,25 +611,37 @@ def test_with_preemption_the_trials_on_a_node_kept_for_a_wide_study_yield_to_it(
                            shape=Shape.of(2, 0), parallelism=1)  # fmt: skip
         scheduler.register(narrow)
         leases = [await scheduler.acquire(1) for _ in range(4)]
+        await asyncio.sleep(0.4)  # their new actors take 0.4 s to answer
         for lease in leases:
             scheduler.serving(lease)
+        measured = scheduler.actor_start_s
         await asyncio.sleep(0.1)  # they train a while: preemptible from here on
         scheduler.register(wide)
         waiting = asyncio.ensure_future(scheduler.acquire(2))
-        deadline = asyncio.get_running_loop().time() + 3
+        started = asyncio.get_running_loop().time()
+        deadline = started + 3
         asked: set[int] = set()
         while len(asked) < 2 and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.02)
             asked = {lease.slot_id for lease in leases if scheduler.should_yield(lease)}
+        asked_after = asyncio.get_running_loop().time() - started
         nodes = {lease.slot_id: lease.node_id for lease in leases}
         for lease in leases:
             if lease.slot_id in asked:
                 scheduler.release(lease, keep=True)
         granted = await asyncio.wait_for(waiting, timeout=3)
+        reused = any(granted.actor is lease.actor for lease in leases)
         await scheduler.close()
-        return nodes, asked, granted.node_id
+        return nodes, asked, granted.node_id, measured, asked_after, reused
 
-    nodes, asked, granted_on = asyncio.run(main())
+    nodes, asked, granted_on, measured, asked_after, reused = asyncio.run(main())
     assert len(asked) == 2, asked
     (node,) = {nodes[slot] for slot in asked}  # both trials of one node, and only those
     assert granted_on == node
+    assert 0.35 <= measured < 1.0, measured
+    if reshape:
+        assert asked_after < measured, (asked_after, measured)
+        assert reused  # the 2-CPU trial runs in a process a 1-CPU trial left
+    else:
+        assert asked_after >= 0.05 + measured - 0.03, (asked_after, measured)
+        assert not reused
