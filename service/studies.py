@@ -363,17 +363,17 @@ class StudyService:
         return self._views([record])[0]
 
     def _views(self, records: Sequence[StudyRecord]) -> list[StudyView]:
-        """Views of a page of studies: counts and checkpoint bytes in one query each for
-        the whole page, the best trial per study."""
+        """Views of a page of studies: counts, checkpoint bytes and best trials in one
+        query each for the whole page."""
         ids = [r.id for r in records]
         counts = self.store.count_trials_of(ids)
         held = self.store.checkpoint_bytes(ids)
+        best = self.store.best_of_studies({r.id: r.direction for r in records})
         views = []
         for record in records:
-            best = self.store.best_trials(record.id, k=1, direction=record.direction)
             queue = self.scheduler.queue_info(record.id) if self.scheduler is not None else None
-            views.append(StudyView(record, counts[record.id], best[0] if best else None,
-                                   queue, held[record.id]))  # fmt: skip
+            views.append(StudyView(record, counts[record.id], best.get(record.id), queue,
+                                   held[record.id]))  # fmt: skip
         return views
 
     def list_studies(
@@ -388,10 +388,11 @@ class StudyService:
         tenant: str | None = None,
     ) -> Page:  # fmt: skip
         with storage_errors(), self.store.reading():
-            self.owned(study_id, tenant)
+            record = self.owned(study_id, tenant)
             return self.store.list_trials(
-                study_id, state=state, order=order, limit=limit, cursor=cursor
-            )
+                study_id, state=state, order=order, limit=limit, cursor=cursor,
+                direction=record.direction,
+            )  # fmt: skip
 
     def trial(self, study_id: int, number: int, *, tenant: str | None = None) -> TrialRecord:
         with storage_errors(), self.store.reading():

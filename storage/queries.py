@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, or_, select, union_all
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import UnaryExpression
 
 from storage.cursor import decode_cursor, encode_cursor
-from storage.models import TrialRow
+from storage.models import StudyRow, TrialRow
 
 
 def best_trials_query(study_id: int, direction: str, k: int) -> Select[TrialRow]:
@@ -25,6 +27,28 @@ def best_trials_query(study_id: int, direction: str, k: int) -> Select[TrialRow]
         .order_by(value, TrialRow.number.asc())
         .limit(k)
     )
+
+
+def best_of_studies_query(ids_by_direction: Mapping[str, Sequence[int]]) -> Select[TrialRow]:
+    """The best complete trial of each study (a page of studies) in one statement: per
+    direction, a correlated top-1 subquery per study that the (study_id, state, value)
+    index serves, as `best_trials_query` does; not a window over every trial."""
+    parts = []
+    for direction, study_ids in ids_by_direction.items():
+        if not study_ids:
+            continue
+        inner = aliased(TrialRow)
+        value = inner.value.desc() if direction == "maximize" else inner.value.asc()
+        best_id = (
+            select(inner.id)
+            .where(inner.study_id == StudyRow.id, inner.state == "complete",
+                   inner.value.is_not(None))
+            .order_by(value, inner.number.asc())
+            .limit(1)
+            .scalar_subquery()
+        )  # fmt: skip
+        parts.append(select(best_id).where(StudyRow.id.in_(list(study_ids))))
+    return select(TrialRow).where(TrialRow.id.in_(union_all(*parts)))
 
 
 def best_page_queries(

@@ -229,6 +229,18 @@ class Store(TrialProgress):
                 counts[study_id][state] = n
         return counts
 
+    def best_of_studies(self, directions: dict[int, str]) -> dict[int, TrialRecord]:
+        """The best complete trial of each study in `directions` (id -> direction), for a
+        page of studies in one query; a study without one is left out."""
+        by_direction: dict[str, list[int]] = {}
+        for study_id, direction in directions.items():
+            by_direction.setdefault(direction, []).append(study_id)
+        if not by_direction:
+            return {}
+        with self._session() as session:
+            rows = session.scalars(queries.best_of_studies_query(by_direction))
+            return {row.study_id: trial_record(row) for row in rows}
+
     def count_trials(self, study_id: int) -> dict[str, int]:
         """Trials per state, every state present (0 when none), in one GROUP BY."""
         counts = self.count_trials_of([study_id])[study_id]
@@ -353,12 +365,15 @@ class Store(TrialProgress):
         order: str = "number",
         limit: int = 50,
         cursor: str | None = None,
+        direction: str | None = None,
     ) -> Page:
-        """Trials by number, or `best` first (in the study's direction, unscored last)."""
+        """Trials by number, or `best` first (in the study's direction, unscored last).
+        The direction is read from the study unless the caller has it (and so knows the
+        study exists)."""
         check_positive("limit", limit)
         check_order(order)
         with self._session() as session:
-            direction = study_direction(session, study_id)
+            direction = direction or study_direction(session, study_id)
             query = select(TrialRow).where(TrialRow.study_id == study_id)
             if state is not None:
                 check_state(state, TRIAL_STATES, "trial")

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse
 
 from api.deps import Studies, StudyId, Tenant, TrialNumber
+from api.json_response import json_response
 from api.schemas import (
     ERROR_RESPONSES,
     BestOut,
@@ -61,16 +62,17 @@ def list_studies(
     state: StudyState | None = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> StudyPage:
+) -> Response:
     """Studies, newest first, one page at a time."""
     page = studies.list_studies(state=state, limit=limit, cursor=cursor, tenant=tenant)
-    return StudyPage(items=[StudyOut.of(v) for v in page.items], next_cursor=page.next_cursor)
+    items = [StudyOut.of(v) for v in page.items]
+    return json_response(StudyPage(items=items, next_cursor=page.next_cursor))
 
 
 @router.get("/{study_id}", response_model=StudyOut, responses=_ERRORS)
-def get_study(study_id: StudyId, studies: Studies, tenant: Tenant) -> StudyOut:
+def get_study(study_id: StudyId, studies: Studies, tenant: Tenant) -> Response:
     """One study: state, spec, trial counts by state, best trial, timings, error."""
-    return StudyOut.of(studies.get(study_id, tenant=tenant))
+    return json_response(StudyOut.of(studies.get(study_id, tenant=tenant)))
 
 
 @router.post("/{study_id}/stop", status_code=202, response_model=StudyOut, responses=_ERRORS)
@@ -111,12 +113,13 @@ def list_trials(
     order: Literal["best", "number"] = "number",
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> TrialPage:
+) -> Response:
     """A study's trials by number or best value first, one page at a time."""
     page = studies.list_trials(
         study_id, state=state, order=order, limit=limit, cursor=cursor, tenant=tenant
     )
-    return TrialPage(items=[TrialOut.of(t) for t in page.items], next_cursor=page.next_cursor)
+    items = [TrialOut.of(t) for t in page.items]
+    return json_response(TrialPage(items=items, next_cursor=page.next_cursor))
 
 
 @router.get("/{study_id}/trials/{number}", response_model=TrialDetailOut, responses=_ERRORS)
@@ -134,9 +137,10 @@ def get_trial(
 @router.get("/{study_id}/best", response_model=BestOut, responses=_ERRORS)
 def best_trials(
     study_id: StudyId, studies: Studies, tenant: Tenant, k: Annotated[int, Query(ge=1, le=1000)] = 1
-) -> BestOut:
+) -> Response:
     """The k best complete trials, best first."""
-    return BestOut(items=[TrialOut.of(t) for t in studies.best(study_id, k=k, tenant=tenant)])
+    best = studies.best(study_id, k=k, tenant=tenant)
+    return json_response(BestOut(items=[TrialOut.of(t) for t in best]))
 
 
 @router.get("/{study_id}/best/spec", responses=_ERRORS)

@@ -23,7 +23,7 @@ from storage import (
     upgrade_schema,
 )
 from storage.models import EpochRow, TrialRow
-from storage.queries import best_trials_query
+from storage.queries import best_of_studies_query, best_trials_query
 
 # ---------------------------------------------------------------------------
 # Factories
@@ -418,6 +418,23 @@ def test_best_trials_rank_complete_scored_trials_in_the_study_direction(
     assert len(store.best_trials(study.id, k=100)) == 4
 
 
+def test_best_of_studies_reads_each_studys_best_in_its_own_direction(store: Store) -> None:
+    up, down, empty = make_study(store, direction="maximize"), make_study(store,
+        direction="minimize"), make_study(store)  # fmt: skip
+    add_scored_trials(store, up.id)
+    add_scored_trials(store, down.id)
+    make_trial(store, empty.id, 0, state="failed", value=None)
+    directions = {up.id: "maximize", down.id: "minimize", empty.id: "maximize"}
+    best = store.best_of_studies(directions)
+    assert {i: (t.number, t.value) for i, t in best.items()} == {
+        up.id: (1, 0.9),  # 0.9 twice: the lower number, as best_trials ranks it
+        down.id: (0, 0.3),
+    }
+    for study_id in (up.id, down.id):
+        assert best[study_id] == store.best_trials(study_id, k=1)[0]
+    assert store.best_of_studies({}) == {}
+
+
 def test_best_trials_of_study_without_results_is_empty(store: Store) -> None:
     study = make_study(store)
     make_trial(store, study.id, 0, state="failed", value=None)
@@ -503,6 +520,25 @@ def test_best_trials_query_uses_the_best_trial_index(sqlite_url: str) -> None:
     finally:
         engine.dispose()
     assert "USING INDEX ix_hpo_trials_study_state_value_number" in " ".join(map(str, plan))
+
+
+def test_best_of_studies_query_uses_the_best_trial_index(sqlite_url: str) -> None:
+    upgrade_schema(sqlite_url)
+    engine = create_engine_for(sqlite_url)
+    query = best_of_studies_query({"maximize": [1, 2], "minimize": [3]})
+    sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
+    try:
+        with engine.connect() as connection:
+            plan = " ".join(map(str, connection.execute(text(f"EXPLAIN QUERY PLAN {sql}")).all()))
+    finally:
+        engine.dispose()
+    # One top-1 search per study through the index, not a scan of every trial.
+    assert (
+        plan.count("USING COVERING INDEX ix_hpo_trials_study_state_value_number")
+        + plan.count("USING INDEX ix_hpo_trials_study_state_value_number")
+        >= 2
+    ), plan
+    assert "SCAN" not in plan.replace("SCAN CONSTANT ROW", ""), plan
 
 
 # ---------------------------------------------------------------------------
