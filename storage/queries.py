@@ -29,6 +29,11 @@ def best_trials_query(study_id: int, direction: str, k: int) -> Select[TrialRow]
     )
 
 
+# Built once: an alias proxies each of the table's columns, which cost more than the
+# query itself when it was made per call.
+_BEST_OF = {d: aliased(TrialRow, name=f"best_{d}") for d in ("maximize", "minimize")}
+
+
 def best_of_studies_query(ids_by_direction: Mapping[str, Sequence[int]]) -> Select[TrialRow]:
     """The best complete trial of each study (a page of studies) in one statement: per
     direction, a correlated top-1 subquery per study that the (study_id, state, value)
@@ -37,7 +42,7 @@ def best_of_studies_query(ids_by_direction: Mapping[str, Sequence[int]]) -> Sele
     for direction, study_ids in ids_by_direction.items():
         if not study_ids:
             continue
-        inner = aliased(TrialRow)
+        inner = _BEST_OF[direction]
         value = inner.value.desc() if direction == "maximize" else inner.value.asc()
         best_id = (
             select(inner.id)

@@ -237,6 +237,10 @@ class Store(TrialProgress):
             by_direction.setdefault(direction, []).append(study_id)
         if not by_direction:
             return {}
+        if len(directions) == 1:  # one study: the plain top-1 read is the cheaper statement
+            ((study_id, direction),) = directions.items()
+            best = self.best_trials(study_id, k=1, direction=direction)
+            return {study_id: best[0]} if best else {}
         with self._session() as session:
             rows = session.scalars(queries.best_of_studies_query(by_direction))
             return {row.study_id: trial_record(row) for row in rows}

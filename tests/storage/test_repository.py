@@ -433,6 +433,8 @@ def test_best_of_studies_reads_each_studys_best_in_its_own_direction(store: Stor
     for study_id in (up.id, down.id):
         assert best[study_id] == store.best_trials(study_id, k=1)[0]
     assert store.best_of_studies({}) == {}
+    assert store.best_of_studies({down.id: "minimize"}) == {down.id: best[down.id]}
+    assert store.best_of_studies({empty.id: "minimize"}) == {}
 
 
 def test_best_trials_of_study_without_results_is_empty(store: Store) -> None:
