@@ -363,11 +363,10 @@ class StudyService:
         return self._views([record])[0]
 
     def _views(self, records: Sequence[StudyRecord]) -> list[StudyView]:
-        """Views of a page of studies: counts, checkpoint bytes and best trials in one
-        query each for the whole page."""
+        """Views of a page of studies: trial counts with checkpoint bytes, and best trials,
+        in one query each for the whole page."""
         ids = [r.id for r in records]
-        counts = self.store.count_trials_of(ids)
-        held = self.store.checkpoint_bytes(ids)
+        counts, held = self.store.trial_totals_of(ids)
         best = self.store.best_of_studies({r.id: r.direction for r in records})
         views = []
         for record in records:

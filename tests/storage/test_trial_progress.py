@@ -86,6 +86,9 @@ def test_checkpoint_bytes_count_only_unfinished_trials_per_study(store: Store) -
     store.finish_trial(one.id, 1, state="pruned", value=None, best_epoch=None,
                        stop_reason="cancelled")  # fmt: skip
     assert store.checkpoint_bytes([one.id]) == {one.id: 1000}
+    ids = [one.id, two.id, none.id]
+    assert store.trial_totals_of(ids) == (store.count_trials_of(ids), store.checkpoint_bytes(ids))
+    assert store.trial_totals_of(ids)[1] == {one.id: 1000, two.id: 7, none.id: 0}
     assert store.get_trial(two.id, 0).checkpoint_epoch == 2
 
 
