@@ -68,6 +68,18 @@ def test_studies_in_turn_train_on_the_same_warm_slots_and_a_dead_one_is_replaced
     assert third & first  # the warm slot that lived is still used
 
 
+def one_cpu_study(client: httpx.Client, make_spec: Callable[..., dict[str, Any]]) -> set[int]:
+    """Two 1-CPU trials at once: the pids they trained on."""
+    budget = {"max_trials": 2, "max_epochs": 1, "parallelism": 2}
+    return run(client, make_spec(name="small", budget=budget))
+
+
+def two_cpu_study(client: httpx.Client, make_spec: Callable[..., dict[str, Any]]) -> set[int]:
+    """Four 2-CPU trials, two at once: the pids they trained on."""
+    budget = {"max_trials": 4, "max_epochs": 1, "parallelism": 2}
+    return run(client, make_spec(name="big", resources={"cpus_per_trial": 2}, budget=budget))
+
+
 @pytest.mark.parametrize("client", [False], ids=["reserved"], indirect=True)
 def test_idle_slots_of_another_shape_end_only_when_a_study_needs_their_room(
     client: httpx.Client, make_spec: Callable[..., dict[str, Any]]
@@ -75,17 +87,9 @@ def test_idle_slots_of_another_shape_end_only_when_a_study_needs_their_room(
     # Slots that reserve their CPUs in Ray (HPO_RESHAPE_CPU_SLOTS=false). Two 1-CPU slots
     # go to one 2-CPU node (best fit); a 2-CPU study with parallelism 2 then needs both
     # 2-CPU nodes of the cluster, so the idle small slots must end.
-    small = run(client, make_spec(name="small", budget={"max_trials": 2, "max_epochs": 1,
-                                                        "parallelism": 2}))  # fmt: skip
+    small = one_cpu_study(client, make_spec)
     assert len(small) == 2 and all(alive(pid) for pid in small)
-    big = run(
-        client,
-        make_spec(
-            name="big",
-            resources={"cpus_per_trial": 2},
-            budget={"max_trials": 4, "max_epochs": 1, "parallelism": 2},
-        ),
-    )
+    big = two_cpu_study(client, make_spec)
     assert not small & big and len(big) == 2
     deadline = time.monotonic() + 10
     while any(alive(pid) for pid in small) and time.monotonic() < deadline:
@@ -98,17 +102,9 @@ def test_an_idle_cpu_slot_serves_another_cpu_shape_in_its_own_process(
 ) -> None:
     # Reshapeable slots (the default) reserve nothing in Ray: the 2-CPU study's first
     # trial runs in a process the 1-CPU study left; its second needs the other 2-CPU node.
-    small = run(client, make_spec(name="small", budget={"max_trials": 2, "max_epochs": 1,
-                                                        "parallelism": 2}))  # fmt: skip
+    small = one_cpu_study(client, make_spec)
     assert len(small) == 2
-    big = run(
-        client,
-        make_spec(
-            name="big",
-            resources={"cpus_per_trial": 2},
-            budget={"max_trials": 4, "max_epochs": 1, "parallelism": 2},
-        ),
-    )
+    big = two_cpu_study(client, make_spec)
     assert len(big) == 2 and big & small, (small, big)
     view = client.get("/api/v1/cluster").json()
     for node in view["nodes"]:  # idle slots hold no room: only busy ones count
