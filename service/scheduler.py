@@ -233,11 +233,15 @@ class SlotScheduler:
         idle ones serve it."""
         serving = sum(1 for s in self._slots.values() if s.study_id is None
                       and serves(s.shape, s.reserved, shape))  # fmt: skip
+        placement = self._placement()
         for _ in range(min(n, self._max_idle) - serving):
-            node = self._placement().best_fit(shape, blocked=set())
+            node = placement.best_fit(shape, blocked=set())
             if node is None:
                 return
             self._new_slot(shape, node)
+            # Counted as if busy, so warm slots spread over the room their trials will need
+            # (a reshapeable idle slot holds none of its own).
+            placement.free[node] = placement.free[node] - shape
 
     # -- what users see ---------------------------------------------------------------
 

@@ -48,7 +48,10 @@ def pbt_spec(name: str, *, max_epochs: int = 6, **params: Any) -> dict[str, Any]
 
 @pytest.fixture
 def client(ray_cluster: Any, database_url: str, tmp_path: Path) -> Iterator[httpx.Client]:
-    settings = Settings(database_url=database_url, data_dir=tmp_path / "data")
+    # A warm slot per member: the members start together, as the test's boundaries assume
+    # (with two warm slots, on a slow machine, two members could finish before the other
+    # two's new actors answered, and then nobody ranked below anybody).
+    settings = Settings(database_url=database_url, data_dir=tmp_path / "data", warm_slots=4)
     with running_service(settings) as url, httpx.Client(base_url=url, timeout=30) as http:
         yield http
 

@@ -645,3 +645,18 @@ def test_with_preemption_the_trials_on_a_node_kept_for_a_wide_study_yield_to_it(
     else:
         assert asked_after >= 0.05 + measured - 0.03, (asked_after, measured)
         assert not reused
+
+
+def test_warm_slots_spread_over_the_room_their_trials_will_need() -> None:
+    """Reshapeable idle slots hold no room, so prewarm counts each as if busy."""
+    backend = cluster(a=(2, 0), b=(2, 0))
+
+    async def main() -> list[str]:
+        scheduler = SlotScheduler(backend, max_idle=5, refresh_s=0.05)
+        await scheduler.start()
+        scheduler.prewarm(Shape.of(1, 0), 5)
+        nodes = sorted(a.node_id for a in backend.live.values())
+        await scheduler.close()
+        return nodes
+
+    assert asyncio.run(main()) == ["a", "a", "b", "b"]  # and no fifth: no room for its trial
