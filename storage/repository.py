@@ -218,16 +218,7 @@ class Store(TrialProgress):
     def count_trials_of(self, study_ids: Sequence[int]) -> dict[int, dict[str, int]]:
         """Trials per state of each study (a page of studies), in one GROUP BY; studies
         that do not exist count zero everywhere."""
-        query = (
-            select(TrialRow.study_id, TrialRow.state, func.count())
-            .where(TrialRow.study_id.in_(list(study_ids)))
-            .group_by(TrialRow.study_id, TrialRow.state)
-        )
-        counts = {study_id: dict.fromkeys(TRIAL_STATES, 0) for study_id in study_ids}
-        with self._session() as session:
-            for study_id, state, n in session.execute(query):
-                counts[study_id][state] = n
-        return counts
+        return self.trial_totals_of(study_ids)[0]
 
     def best_of_studies(self, directions: dict[int, str]) -> dict[int, TrialRecord]:
         """The best complete trial of each study in `directions` (id -> direction), for a
