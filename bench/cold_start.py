@@ -92,13 +92,15 @@ def _process(arm: str) -> dict[str, Any]:
 def optuna_process() -> dict[str, Any]:
     import optuna
 
-    from bench.time_to_target import _data
+    from bench.time_to_target import digits_tensors
     from workers.trainer import TrialTrainer
 
     with tempfile.TemporaryDirectory() as tmp:
         study = optuna.create_study(storage=f"sqlite:///{Path(tmp) / 'o.db'}", direction="maximize")
         trial = study.ask()
-        trainer = TrialTrainer(_data(), {"lr": trial.suggest_float("lr", 1e-3, 1e-2, log=True)})
+        trainer = TrialTrainer(
+            digits_tensors(), {"lr": trial.suggest_float("lr", 1e-3, 1e-2, log=True)}
+        )
         trial.report(trainer.train_epoch()["val_accuracy"], 1)
         return {"persisted": time.time()}
 
@@ -109,7 +111,7 @@ def tune_process() -> dict[str, Any]:
     import ray
     from ray import tune
 
-    from bench.time_to_target import _data
+    from bench.time_to_target import digits_tensors
     from workers.trainer import TrialTrainer
 
     first: list[float] = []
@@ -121,7 +123,7 @@ def tune_process() -> dict[str, Any]:
                 first.append(time.time())
 
     def trainable(config: dict[str, Any]) -> None:
-        trainer = TrialTrainer(_data(), {"lr": config["lr"]})
+        trainer = TrialTrainer(digits_tensors(), {"lr": config["lr"]})
         tune.report({"val_accuracy": trainer.train_epoch()["val_accuracy"]})
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,

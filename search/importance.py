@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import optuna
-from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
 from optuna.trial import TrialState, create_trial
 
 from search.space import ParamSpec, contains, to_distribution
@@ -39,6 +38,9 @@ def param_importances(
     varied = _varied_params(frozen)
     if len(frozen) < 2 or not varied:
         return {}
+    # optuna.importance imports scikit-learn (a second of a service's start): on first use.
+    from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
+
     study = optuna.create_study(direction=optuna.study.StudyDirection[direction.upper()])
     study.add_trials(frozen)
     evaluator = PedAnovaImportanceEvaluator()

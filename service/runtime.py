@@ -10,6 +10,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import optuna
 import ray
@@ -90,21 +91,18 @@ async def open_runtime(settings: Settings) -> Runtime:
     settings.tenants_by_token()  # a malformed HPO_API_TOKENS fails start-up, not a request
     settings.tenant_policy()  # likewise HPO_TENANT_WEIGHTS and HPO_TENANT_QUOTAS
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    await asyncio.to_thread(upgrade_schema, settings.database_url)
-    pragmas = sqlite_pragmas(settings.sqlite_durability)
-    engine = create_engine_for(settings.database_url, sqlite_pragmas=pragmas)
-    store = Store(engine)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    optuna_storage = optuna.storages.RDBStorage(
-        settings.database_url, engine_kwargs=_optuna_engine_kwargs(settings.database_url)
-    )
-    tune_engine(optuna_storage.engine, sqlite_pragmas=pragmas)
-    await asyncio.to_thread(
-        check_compatible, optuna.__version__, partial(column_names, optuna_storage.engine)
-    )
-    owns_ray = await asyncio.to_thread(connect_ray, settings)
-    # Plug-in tasks import torch and their own modules: do it now, not in the first request.
-    await asyncio.to_thread(installed_tasks)
+    # Ray's start (its daemons) and the plug-in tasks' import (torch: a second or two) run
+    # while the store is migrated and checked: the first request does not pay for either.
+    ray_started = asyncio.ensure_future(asyncio.to_thread(connect_ray, settings))
+    tasks_imported = asyncio.ensure_future(asyncio.to_thread(installed_tasks))
+    try:
+        engine, store, optuna_storage = await _open_store(settings)
+        owns_ray = await ray_started
+    except BaseException:
+        await _settled(tasks_imported)
+        if await _settled(ray_started):
+            await asyncio.to_thread(ray.shutdown)
+        raise
     uploads = Uploads(
         DatasetStore(engine), settings.data_dir / "uploads", max_bytes=settings.max_upload_bytes
     )
@@ -122,6 +120,7 @@ async def open_runtime(settings: Settings) -> Runtime:
     metrics.watch_cluster(scheduler.snapshot)
     if settings.prewarm_slots:
         scheduler.prewarm(Shape.of(1, 0), settings.warm_slots)
+    await tasks_imported  # a broken plug-in is no error here: /api/v1/tasks reports it
 
     async def ray_runner(study_id: int, spec: StudySpec) -> TrialRunner:
         return await RayTrialRunner.for_study(study_id, spec, roots, scheduler)
@@ -139,6 +138,32 @@ async def open_runtime(settings: Settings) -> Runtime:
         settings, engine, optuna_storage, store, studies, owns_ray, settings.tenants_by_token(),
         uploads, InsightService(studies, StudyInsights(engine)), scheduler,
     )  # fmt: skip
+
+
+async def _open_store(
+    settings: Settings,
+) -> tuple[Engine, Store, optuna.storages.RDBStorage]:
+    """The migrated store and Optuna's storage on the same database, its schema checked."""
+    await asyncio.to_thread(upgrade_schema, settings.database_url)
+    pragmas = sqlite_pragmas(settings.sqlite_durability)
+    engine = create_engine_for(settings.database_url, sqlite_pragmas=pragmas)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna_storage = optuna.storages.RDBStorage(
+        settings.database_url, engine_kwargs=_optuna_engine_kwargs(settings.database_url)
+    )
+    tune_engine(optuna_storage.engine, sqlite_pragmas=pragmas)
+    await asyncio.to_thread(
+        check_compatible, optuna.__version__, partial(column_names, optuna_storage.engine)
+    )
+    return engine, Store(engine), optuna_storage
+
+
+async def _settled(started: asyncio.Future[Any]) -> Any:
+    """Wait out work that a failed start-up left running; its result, None if it failed."""
+    try:
+        return await asyncio.shield(started)
+    except BaseException:  # noqa: BLE001 - the start-up's own error is the one raised
+        return None
 
 
 def _optuna_engine_kwargs(url: str) -> dict[str, object]:

@@ -67,3 +67,26 @@ def test_hpo_serve_runs_a_study_and_stops_cleanly_on_sigterm(
         assert store.count_trials(long["id"])["pruned"] == 0
     finally:
         engine.dispose()
+
+
+def test_a_start_that_fails_on_its_store_stops_the_ray_it_started(tmp_path: Path) -> None:
+    """Ray starts while the store is migrated: when the migration fails (no database
+    listens on port 1), the Ray that the start-up began is shut down, not left running."""
+    script = (
+        "import asyncio, sys, ray\n"
+        "from service.runtime import open_runtime\n"
+        "from service.settings import Settings\n"
+        "settings = Settings(data_dir=sys.argv[1], ray_num_cpus=1,\n"
+        "                    database_url='postgresql+psycopg://postgres@127.0.0.1:1/none')\n"
+        "try:\n"
+        "    asyncio.run(open_runtime(settings))\n"
+        "except Exception as exc:\n"
+        "    print('failed:', type(exc).__name__)\n"
+        "print('ray still up:', ray.is_initialized())\n"
+    )  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "failed: OperationalError" in done.stdout, done.stdout + done.stderr
+    assert "ray still up: False" in done.stdout
