@@ -63,15 +63,20 @@ def emit(result: dict[str, Any]) -> None:
 
 @contextmanager
 def live_service(
-    *, num_cpus: int = 2, database_url: str | None = None
+    *,
+    num_cpus: int = 2,
+    database_url: str | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[httpx.Client, Path]]:
     """`hpo serve` on a fresh data dir (SQLite unless `database_url`), a local Ray of
-    `num_cpus`; yields a client on it and the data dir."""
+    `num_cpus`; yields a client on it and the data dir. `on_start` gets the server's pid."""
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         os.environ["HPO_RAY_NUM_CPUS"] = str(num_cpus)
         port = free_port()
         server = start_server(port, data_dir, database_url=database_url)
+        if on_start is not None:
+            on_start(server.pid)
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
                 wait_healthy(client, server, 180)

@@ -11,11 +11,16 @@ constant_liar on), one thread per trial:
   optuna-sqlite  one SQLite study, 2 processes each running optimize(n_trials=150), on
                  the service's SQLite PRAGMAs (WAL, synchronous=NORMAL)
   tune           Ray Tune, OptunaSearch behind ConcurrencyLimiter(2), reuse_actors=True
+  ray-floor      the least a design running trials in Ray actors costs: one process drawing
+                 with in-memory Optuna and two warm actors computing the score, no storage,
+                 no HTTP, no training machinery
 Cost per trial = (wall - time inside the objective) / trials x 2 slots. Wall counts from
 the first trial's start to the last one's end as each tool records it (the trials'
 started/finished times for the service, optimize() for Optuna, a Tune callback's trial
 start and complete), so no arm pays its start-up here: the service's (data, slot actors)
 and Tune's (actors) are shown beside it, and bench/cold_start.py measures start-up.
+For the service and the floor, the CPU per trial of the drawing process (one GIL: two trials
+at a time cannot cost less than twice it) and of the slot processes, in the same window.
 
     .venv/bin/python -m bench.overhead [--trials 300] [--repeat 3]
 """
@@ -23,6 +28,7 @@ and Tune's (actors) are shown beside it, and bench/cold_start.py measures start-
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -45,7 +51,7 @@ from bench.arms import (
 )
 
 SLOTS = 2
-ARMS = ("service", "service-sqlite-default", "optuna-memory", "optuna-sqlite", "tune")
+ARMS = ("service", "service-sqlite-default", "optuna-memory", "optuna-sqlite", "tune", "ray-floor")
 # The same TPE in every arm: the service's defaults, constant_liar on (two trials run at
 # once in every arm), stated in the service's spec too.
 TPE: dict[str, Any] = {"n_startup_trials": 10, "multivariate": False, "constant_liar": True}
@@ -93,7 +99,15 @@ def service_spec(trials: int, seed: int) -> dict[str, Any]:
 
 
 def arm_service(trials: int, seed: int) -> dict[str, Any]:
-    with live_service(num_cpus=SLOTS) as (client, _):
+    from bench.cpu_use import TreeCpu
+
+    samplers: list[TreeCpu] = []
+    with (
+        contextlib.ExitStack() as stack,
+        live_service(
+            num_cpus=SLOTS, on_start=lambda pid: samplers.append(stack.enter_context(TreeCpu(pid)))
+        ) as (client, _),
+    ):
         created = client.post("/api/v1/studies", json=service_spec(trials, seed))
         created.raise_for_status()
         study = wait_study(client, created.json()["id"], poll_s=0.5)
@@ -109,12 +123,15 @@ def arm_service(trials: int, seed: int) -> dict[str, Any]:
     first = min(_time(t["started_at"]) for t in done)
     wall = max(_time(t["finished_at"]) for t in done) - first
     startup = first - _time(study["created_at"])
+    # CPU per trial by process role, in the same window: the service process is one GIL.
+    cpu = {f"{role}_cpu_ms": seconds / len(done) * 1e3
+           for role, seconds in samplers[0].spent(first, first + wall).items()}  # fmt: skip
     ask = histogram_quantiles(metrics, "hpo_optuna_ask_seconds", (0.5, 0.95))
     tell = histogram_quantiles(metrics, "hpo_optuna_tell_seconds", (0.5, 0.95))
     return {"trials": len(done), "wall_s": wall, "objective_s": objective_s,
             "startup_s": startup, "best": study["best"]["value"], "ask_p50_ms": ask[0] * 1e3,
             "ask_p95_ms": ask[1] * 1e3, "tell_p50_ms": tell[0] * 1e3,
-            "tell_p95_ms": tell[1] * 1e3}  # fmt: skip
+            "tell_p95_ms": tell[1] * 1e3, **cpu}  # fmt: skip
 
 
 def arm_service_sqlite_default(trials: int, seed: int) -> dict[str, Any]:
@@ -235,8 +252,59 @@ def arm_tune(trials: int, seed: int) -> dict[str, Any]:
             "best": float(frame["score"].min())}  # fmt: skip
 
 
+def arm_ray_floor(trials: int, seed: int) -> dict[str, Any]:
+    """The least a design that runs trials in Ray actors can cost: one process drawing with
+    in-memory Optuna, two actors computing the score, nothing written, no HTTP."""
+    import logging
+
+    import optuna
+    import ray
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    ray.init(address="local", num_cpus=SLOTS, include_dashboard=False, log_to_driver=False,
+             logging_level=logging.ERROR)  # fmt: skip
+
+    @ray.remote(num_cpus=1)
+    class Scorer:
+        def run(self, lr: float, x: float) -> tuple[float, float]:
+            started = time.perf_counter()
+            value = score(lr, x)
+            return value, time.perf_counter() - started
+
+    actors = [Scorer.remote() for _ in range(SLOTS)]  # type: ignore[attr-defined]
+    ray.get([a.run.remote(0.01, 0.0) for a in actors])  # started and warm, as the service's slots
+    study = optuna.create_study(sampler=tpe(seed))
+    running: dict[Any, tuple[Any, Any]] = {}
+    spent, asked = 0.0, 0
+    started, cpu_started = time.perf_counter(), time.process_time()
+    while asked < trials or running:
+        while asked < trials and len(running) < SLOTS:
+            trial = study.ask()
+            lr, x = trial.suggest_float("lr", 1e-4, 1.0, log=True), trial.suggest_float("x", -1, 1)
+            busy = {a for _, a in running.values()}
+            actor = next(a for a in actors if a not in busy)
+            running[actor.run.remote(lr, x)] = (trial, actor)
+            asked += 1
+        [ready], _ = ray.wait(list(running), num_returns=1)
+        trial, _ = running.pop(ready)
+        value, seconds = ray.get(ready)
+        spent += seconds
+        study.tell(trial, value)
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    ray.shutdown()
+    return {"trials": trials, "wall_s": wall, "objective_s": spent, "best": study.best_value,
+            "service_cpu_ms": cpu / trials * 1e3}  # fmt: skip
+
+
 def cost_ms(result: dict[str, Any]) -> float:
     return (result["wall_s"] - result["objective_s"]) / result["trials"] * SLOTS * 1e3
+
+
+def _cpu(summary: dict[str, Any], role: str) -> str:
+    """CPU per trial of the process that draws and records (the service's, the floor's
+    driver) or of the slot processes; blank for arms where it is not measured."""
+    value = summary.get(f"{role}_cpu_ms")
+    return "" if value is None else f"{value:.1f}"
 
 
 def main() -> None:
@@ -253,7 +321,8 @@ def main() -> None:
     if args.arm:
         arm = {"service": arm_service, "service-sqlite-default": arm_service_sqlite_default,
                "optuna-memory": arm_optuna_memory,
-               "optuna-sqlite": arm_optuna_sqlite, "tune": arm_tune}[args.arm]  # fmt: skip
+               "optuna-sqlite": arm_optuna_sqlite, "tune": arm_tune,
+               "ray-floor": arm_ray_floor}[args.arm]  # fmt: skip
         emit(arm(args.trials, args.seed))
         return
     runs: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
@@ -268,10 +337,12 @@ def main() -> None:
     service = summary["service"]["cost_ms"]
     rows = [(arm, f"{s['trials']:.0f}", f"{s.get('startup_s', 0):.2f}", f"{s['wall_s']:.2f}",
              f"{s['objective_s']:.2f}", f"{s['cost_ms']:.1f}", f"{s['cost_ms'] / service:.2f}",
-             f"{s['best']:.4g}") for arm, s in summary.items()]  # fmt: skip
+             _cpu(s, "service"), _cpu(s, "slots"), f"{s['best']:.4g}")
+            for arm, s in summary.items()]  # fmt: skip
     print(f"\n{args.trials} trials, {SLOTS} at a time, median of {args.repeat}")
     print(table(rows, ("arm", "trials", "start-up s", "trials' wall s", "objective s",
-                       "cost ms/trial", "x service", "best")))  # fmt: skip
+                       "cost ms/trial", "x service", "driver CPU ms/trial",
+                       "slots CPU ms/trial", "best")))  # fmt: skip
     s = summary["service"]
     print(f"\nservice ask p50/p95 {s['ask_p50_ms']:.2f}/{s['ask_p95_ms']:.2f} ms, "
           f"tell p50/p95 {s['tell_p50_ms']:.2f}/{s['tell_p95_ms']:.2f} ms "
