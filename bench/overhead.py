@@ -3,7 +3,8 @@
 300 trials of a trivial objective, two at a time, the same TPE everywhere (`TPE`:
 constant_liar on), one thread per trial:
   service        HTTP submission, SQLite, a local Ray of 2 CPUs; the task is the
-                 `analytic` plug-in (bench/plugin: one "epoch" that trains nothing)
+                 `analytic` plug-in (bench/plugin: one "epoch" that trains nothing),
+                 measured on a second study, after a 4-trial one has warmed the slots
   service-sqlite-default  the same on SQLite's own durability, as Optuna runs it out of
                  the box (HPO_SQLITE_DURABILITY=sqlite-default: rollback journal,
                  synchronous=FULL)
@@ -108,6 +109,11 @@ def arm_service(trials: int, seed: int) -> dict[str, Any]:
             num_cpus=SLOTS, on_start=lambda pid: samplers.append(stack.enter_context(TreeCpu(pid)))
         ) as (client, _),
     ):
+        # A running service: a short study first, so that the slots have imported torch
+        # and the trainer before the measured window (as Tune's actors have before its
+        # first trial starts, and as every search after a service's first).
+        warm_up = client.post("/api/v1/studies", json=service_spec(4, seed) | {"name": "warm-up"})
+        wait_study(client, warm_up.json()["id"], poll_s=0.1)
         created = client.post("/api/v1/studies", json=service_spec(trials, seed))
         created.raise_for_status()
         study = wait_study(client, created.json()["id"], poll_s=0.5)
