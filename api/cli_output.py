@@ -269,12 +269,13 @@ def _span(seconds: float) -> str:
 
 
 def print_trials(trials: list[dict[str, Any]]) -> None:
-    """A row a trial; on a narrow console the stop reason goes under the state, leaving the
-    params column room for a whole `name=value` a line."""
+    """A row a trial; on a narrow console the stop reason goes under the state and the
+    device is left out, leaving the params column room for a whole `name=value` a line."""
     narrow = console.width < WIDE
-    headers = ["trial", "state", "value", "epochs", "stop", "secs"]
+    headers = ["trial", "state", "value", "epochs", "stop", "secs", "device"]
     if narrow:
         headers.remove("stop")
+        headers.remove("device")
     rows = [_trial_row(t, narrow=narrow) for t in trials]
     console.print(_trial_table(headers, rows, trials))
 
@@ -283,7 +284,9 @@ def _trial_row(trial: dict[str, Any], *, narrow: bool) -> list[str]:
     state, stop = trial["state"], trial["stop_reason"] or ""
     secs = "-" if trial["duration_s"] is None else f"{trial['duration_s']:.1f}"
     if not narrow:
-        return [str(trial["number"]), state, fmt(trial["value"]), _epochs(trial), stop, secs]
+        device = trial.get("device") or "-"
+        return [str(trial["number"]), state, fmt(trial["value"]), _epochs(trial), stop, secs,
+                device]  # fmt: skip
     state_stop = state if stop in ("", state) else f"{state}\n{stop}"
     return [str(trial["number"]), state_stop, fmt(trial["value"]), _epochs(trial), secs]
 

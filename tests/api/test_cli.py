@@ -136,6 +136,9 @@ def test_trials_filter_by_state_and_give_the_top_k(
     assert [t["number"] for t in trials("--top", "2")] == [t["number"] for t in best_two]
     table = hpo("trials", str(study_id), "--top", "1", *url)
     assert table.returncode == 0 and f"│ {best_two[0]['number']} " in table.stdout
+    # Where each trial trained, on a wide console: this suite's slots have no GPU.
+    assert best_two[0]["device"] == "cpu" and "┃ device " in table.stdout
+    assert "│ cpu " in table.stdout
 
 
 def test_show_and_studies_print_a_study_for_people(

@@ -231,6 +231,9 @@ def test_the_trials_table_sorts_filters_and_opens_a_trial(live: Live, page: Any)
     detail = page.locator("[data-testid=trial-detail]")
     detail.locator("[data-testid=trial-params]").wait_for()
     assert "pruned" in detail.inner_text()
+    trial = live.http.get(f"/api/v1/studies/{study['id']}/trials/{pruned}").json()
+    assert trial["device"] == "cpu"  # where it trained: this suite's slots have no GPU
+    assert detail.locator("[data-testid=trial-device]").inner_text() == trial["device"]
     curve = chart_traces(page, "chart-trial")
     assert {"train_loss", "val_loss", "val_accuracy"} <= {t["name"] for t in curve}
     epochs_run = live.http.get(f"/api/v1/studies/{study['id']}/trials/{pruned}").json()[

@@ -110,7 +110,7 @@ export class TrialsTable {
       h("td", { class: "num" }, `${t.best_epoch ?? "–"} / ${t.epochs_run}`),
       h("td", {}, t.stop_reason || "–"),
       h("td", { class: "num" }, fmtDuration(t.duration_s)),
-      h("td", { class: "small" }, t.node || "–"),
+      h("td", { class: "small", title: t.device ? `device ${t.device}` : "" }, t.node || "–"),
     );
     tr.addEventListener("click", (event) => {
       if (event.target.closest("a")) return;
@@ -145,6 +145,7 @@ export async function renderTrialDetail(ctx, panel, studyId, number) {
     ["Best epoch", `${t.best_epoch ?? "–"} of ${t.epochs_run}`],
     ["Stop reason", t.stop_reason || "–"],
     ["Node", t.node || "–"],
+    ["Device", h("span", { "data-testid": "trial-device" }, t.device || "–")],
     ["Started", fmtTime(t.started_at)],
     ["Finished", fmtTime(t.finished_at)],
     ["Duration", fmtDuration(t.duration_s)],
