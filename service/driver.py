@@ -29,6 +29,7 @@ import optuna
 
 from search.samplers import GridSamplerSpec, grid_size
 from service.checkpoints import CheckpointStore
+from service.draws import Drawer
 from service.jobs import TrialJob
 from service.metrics import ServiceMetrics
 from service.optuna_bridge import OptunaBridge
@@ -60,6 +61,7 @@ class StudyDriver:
         self.study_id = study_id
         self.spec = spec
         self.optuna = optuna
+        self._drawer = Drawer(optuna)
         self.store = store
         self.runner = runner
         self.writer = OrderedWriter(f"study-{study_id}", transaction=store.batch)
@@ -269,7 +271,7 @@ class StudyDriver:
             self.request_stop("timeout")
 
     async def _run_job(self, slot: Slot, job: TrialJob) -> TrialOutcome:
-        trial, params = self._begin(slot, job)
+        trial, params = await self._begin(slot, job)
         if self._population is not None:
             self._population.join(trial.number, params)
         if self._metrics is not None:
@@ -292,13 +294,13 @@ class StudyDriver:
             self._finish(trial, outcome)
         return outcome
 
-    def _begin(self, slot: Slot, job: TrialJob) -> tuple[optuna.Trial, dict[str, Any]]:
+    async def _begin(self, slot: Slot, job: TrialJob) -> tuple[optuna.Trial, dict[str, Any]]:
         """The job's trial: drawn now and stored, or an unfinished one to resume."""
         if job.number is not None:
             assert job.params is not None
             return job.trial or self.optuna.adopt(job.number), job.params
         started = time.perf_counter()
-        trial, params, create = self.optuna.ask(job.params)
+        trial, params, create = await self._drawer.ask(job.params)
         if self._metrics is not None:
             self._metrics.ask_seconds.observe(time.perf_counter() - started)
             self._metrics.trials_started.inc()

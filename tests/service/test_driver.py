@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -513,3 +514,60 @@ def test_stopping_a_paused_study_cancels_its_waiting_trials_in_both_stores(
     assert {t.stop_reason for t in trials(service, study_id)} == {"cancelled"}
     stored = optuna.load_study(study_name=study.record.optuna_study_name, storage=optuna_storage)
     assert {t.state for t in stored.trials} == {optuna.trial.TrialState.PRUNED}
+
+
+def test_slow_draws_leave_the_event_loop_free(store, optuna_storage, make_spec) -> None:
+    """A Gaussian process's draws take tens of milliseconds to seconds each. They run in a
+    worker thread, so the loop that every study and the HTTP API share keeps turning: no
+    pause of the loop comes near the longest draw (the first draw of a process's first
+    Gaussian process takes a second or more here)."""
+    from service.metrics import ServiceMetrics
+
+    metrics = ServiceMetrics(store.count_studies)
+    space = {name: {"type": "float", "low": 0.0, "high": 0.5}
+             for name in ("dropout", "input_noise", "label_smoothing", "momentum", "l1")}  # fmt: skip
+    spec = make_spec(
+        space=space, sampler={"type": "gp", "seed": 0, "n_startup_trials": 2},
+        pruner={"type": "none"}, budget={"max_trials": 10, "max_epochs": 1, "parallelism": 1},
+    )  # fmt: skip
+    runner = ScriptedRunner(lambda params, epoch: 1.0 - sum(params[name] ** 2 for name in space))
+    gaps: list[float] = []
+
+    async def heartbeat(done: asyncio.Event) -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    async def main() -> None:
+        async def runners(study_id: int, _: StudySpec) -> ScriptedRunner:
+            return runner
+
+        service = StudyService(store, optuna_storage, runners, metrics=metrics)
+        done = asyncio.Event()
+        beating = asyncio.create_task(heartbeat(done))
+        view = await service.submit(StudySpec.model_validate(spec))
+        await service.wait(view.record.id)
+        done.set()
+        await beating
+        assert service.get(view.record.id).counts["complete"] == 10
+
+    asyncio.run(main())
+    longest = _longest_draw_at_least(metrics)
+    assert longest >= 0.05, f"no draw took 50 ms or more ({longest} s): nothing to show"
+    # On the loop, the loop would stand still for the whole of the longest draw, which is
+    # at least `longest`: in a thread its longest pause was a fifth of that here.
+    assert max(gaps) < longest, (max(gaps), longest)
+
+
+def _longest_draw_at_least(metrics: Any) -> float:
+    """The largest histogram bound that some draw exceeded."""
+    buckets = [
+        (float(s.labels["le"]), s.value)
+        for s in metrics.ask_seconds.collect()[0].samples
+        if s.name.endswith("_bucket")
+    ]
+    total = buckets[-1][1]
+    return max((bound for bound, count in buckets if count < total), default=0.0)
