@@ -67,14 +67,15 @@ def free_port() -> int:
 
 
 def start_server(
-    port: int, data_dir: Path, *, database_url: str | None = None
+    port: int, data_dir: Path, *, database_url: str | None = None, root: Path = ROOT
 ) -> subprocess.Popen[bytes]:
+    """`hpo serve` on `port`, from the checkout at `root` (another one's code, to compare)."""
     env = {**os.environ, "HPO_DATA_DIR": str(data_dir)}
     if database_url:
         env["HPO_DATABASE_URL"] = database_url
     log = (data_dir / "server.log").open("wb")
     command = [sys.executable, "-m", "api.cli", "serve", "--port", str(port)]
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def stop_server(server: subprocess.Popen[bytes]) -> int:

@@ -67,14 +67,16 @@ def live_service(
     num_cpus: int = 2,
     database_url: str | None = None,
     on_start: Callable[[int], None] | None = None,
+    root: Path = ROOT,
 ) -> Iterator[tuple[httpx.Client, Path]]:
     """`hpo serve` on a fresh data dir (SQLite unless `database_url`), a local Ray of
-    `num_cpus`; yields a client on it and the data dir. `on_start` gets the server's pid."""
+    `num_cpus`, from the checkout at `root`; yields a client on it and the data dir.
+    `on_start` gets the server's pid."""
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         os.environ["HPO_RAY_NUM_CPUS"] = str(num_cpus)
         port = free_port()
-        server = start_server(port, data_dir, database_url=database_url)
+        server = start_server(port, data_dir, database_url=database_url, root=root)
         if on_start is not None:
             on_start(server.pid)
         try:

@@ -40,12 +40,14 @@ class Drawer:
         self._bridge = bridge
         self._always_off_loop = bridge.spec.sampler.type in SLOW_SAMPLERS
         self._lock = asyncio.Lock()
-        self.last_s = 0.0  # the CPU time of the last draw
+        # The CPU time of the last draw; None before the first, which runs in a thread (a
+        # resumed study may hold thousands of trials).
+        self.last_s: float | None = None
 
     @property
     def off_loop(self) -> bool:
         """Whether the next draw runs in a worker thread."""
-        return self._always_off_loop or self.last_s >= INLINE_LIMIT_S
+        return self._always_off_loop or self.last_s is None or self.last_s >= INLINE_LIMIT_S
 
     async def ask(
         self, fixed: dict[str, Any] | None = None

@@ -27,17 +27,32 @@ _LOST = ("worker_lost",)
 def reconcile(
     store: Store, storage: optuna.storages.RDBStorage, record: StudyRecord
 ) -> list[TrialJob]:
-    """Make Optuna and the store agree; the unfinished trials, to resume in number order."""
+    """Make Optuna and the store agree; the unfinished trials, to resume in number order.
+
+    Only the trials that can disagree are read: those running in Optuna and those
+    unfinished in the store. Reading every trial took 2.8 s at 10,000 trials here, and its
+    garbage collections held the service's event loop for 0.2-0.4 s at a time.
+    """
     spec = StudySpec.model_validate(record.spec)
-    study = optuna.load_study(study_name=record.optuna_study_name, storage=storage)
+    study_id = storage.get_study_id_from_name(record.optuna_study_name)
     ours = {t.number: t for t in store.unfinished_trials(record.id)}
-    resumes = []
-    for trial in study.get_trials(deepcopy=False):
-        if trial.state == TrialState.RUNNING:
-            resumes.append(_resume(store, record.id, trial, ours.get(trial.number)))
-        elif trial.number in ours:
+    running = sorted(_running(storage, study_id), key=lambda t: t.number)
+    resumes = [_resume(store, record.id, t, ours.get(t.number)) for t in running]
+    for number in sorted(set(ours) - {t.number for t in running}):
+        try:
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+        except KeyError:
+            continue  # never created in Optuna: nothing to copy
+        trial = storage.get_trial(trial_id)
+        if trial.state in _STATES:
             _copy_outcome(store, spec, record.id, trial)
     return resumes
+
+
+def _running(storage: optuna.storages.RDBStorage, study_id: int) -> list[FrozenTrial]:
+    """The study's trials running in Optuna, read with a filter in SQL (a study loaded with
+    `optuna.load_study` would read and cache every trial first)."""
+    return storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
 
 
 def _resume(store: Store, study_id: int, trial: FrozenTrial, ours: TrialRecord | None) -> TrialJob:
@@ -65,7 +80,7 @@ def cancel_unfinished(
 ) -> None:
     """End a paused study's waiting trials as cancelled, in both stores (a user stops it)."""
     study = optuna.load_study(study_name=record.optuna_study_name, storage=storage)
-    for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+    for frozen in _running(storage, study._study_id):
         study.tell(frozen.number, state=TrialState.PRUNED)
     for ours in store.unfinished_trials(record.id):
         store.finish_trial(

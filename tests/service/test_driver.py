@@ -571,3 +571,43 @@ def _longest_draw_at_least(metrics: Any) -> float:
     ]
     total = buckets[-1][1]
     return max((bound for bound, count in buckets if count < total), default=0.0)
+
+
+def test_reconcile_resumes_what_optuna_runs_and_copies_what_it_finished(
+    store, optuna_storage, make_spec
+) -> None:
+    """The three states a crash can leave, between Optuna's write and the store's: running
+    in both (resumes), running in Optuna with no row of ours (resumes, its row created
+    waiting), finished in Optuna while ours still runs (the outcome is copied over). The
+    finished trials that agree are left alone."""
+    from optuna.trial import TrialState
+
+    from service.recovery import reconcile
+
+    spec = make_spec(budget={"max_trials": 3, "max_epochs": 1})
+    service, study_id, _ = run_study(store, optuna_storage, spec, curve(0.5))
+    record = store.get_study(study_id)
+    study = optuna.load_study(study_name=record.optuna_study_name, storage=optuna_storage)
+
+    def ask(lr: float) -> optuna.Trial:
+        study.enqueue_trial({"lr": lr})
+        trial = study.ask()
+        trial.suggest_float("lr", 1e-5, 1.0, log=True)
+        return trial
+
+    both, optuna_only, finished = ask(0.01), ask(0.02), ask(0.03)
+    store.create_trial(study_id, both.number, {"lr": 0.01})
+    store.create_trial(study_id, finished.number, {"lr": 0.03})
+    study.tell(finished, 0.75)
+    before = {t.number: t.state for t in trials(service, study_id)}
+
+    jobs = reconcile(store, optuna_storage, record)
+
+    assert [j.number for j in jobs] == [both.number, optuna_only.number]
+    assert [j.params for j in jobs] == [{"lr": 0.01}, {"lr": 0.02}]
+    after = {t.number: t for t in trials(service, study_id)}
+    assert after[optuna_only.number].state == "waiting"
+    copied = after[finished.number]
+    assert (copied.state, copied.value, copied.stop_reason) == ("complete", 0.75, "completed")
+    assert all(after[n].state == before[n] for n in range(3))  # the agreeing ones
+    assert study.trials[finished.number].state == TrialState.COMPLETE
