@@ -61,13 +61,15 @@ def arm(checkout: Path, trials: int, more: int) -> dict[str, Any]:
             with ThreadPoolExecutor(1) as pool:
                 probing = pool.submit(probe, client, done.is_set)
                 asked = time.time()
-                resumed = client.post(
-                    f"/api/v1/studies/{study_id}/resume",
-                    json={"budget": {"max_trials": trials + more, "parallelism": 2}},
-                )
-                resumed.raise_for_status()
-                study = wait_study(client, study_id, poll_s=0.2)
-                done.set()
+                try:
+                    resumed = client.post(
+                        f"/api/v1/studies/{study_id}/resume",
+                        json={"budget": {"max_trials": trials + more, "parallelism": 2}},
+                    )
+                    resumed.raise_for_status()
+                    study = wait_study(client, study_id, poll_s=0.2)
+                finally:
+                    done.set()
                 busy = probing.result()
             first = client.get(f"/api/v1/studies/{study_id}/trials/{trials}").json()
             first_s = datetime.fromisoformat(first["started_at"]).timestamp() - asked
@@ -85,7 +87,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkouts", nargs="+", type=Path, help="a checkout per arm")
     parser.add_argument("--trials", type=int, default=10_000)
-    parser.add_argument("--more", type=int, default=8, help="trials run after the resume")
+    parser.add_argument(
+        "--more",
+        type=int,
+        default=8,
+        help="trials run after the resume (a study holds 100,000 at most)",
+    )
     args = parser.parse_args()
     rows = []
     for checkout in args.checkouts:
