@@ -528,7 +528,7 @@ def test_slow_draws_leave_the_event_loop_free(store, optuna_storage, make_spec) 
              for name in ("dropout", "input_noise", "label_smoothing", "momentum", "l1")}  # fmt: skip
     spec = make_spec(
         space=space, sampler={"type": "gp", "seed": 0, "n_startup_trials": 2},
-        pruner={"type": "none"}, budget={"max_trials": 10, "max_epochs": 1, "parallelism": 1},
+        pruner={"type": "none"}, budget={"max_trials": 16, "max_epochs": 1, "parallelism": 1},
     )  # fmt: skip
     runner = ScriptedRunner(lambda params, epoch: 1.0 - sum(params[name] ** 2 for name in space))
     gaps: list[float] = []
@@ -552,11 +552,12 @@ def test_slow_draws_leave_the_event_loop_free(store, optuna_storage, make_spec) 
         await service.wait(view.record.id)
         done.set()
         await beating
-        assert service.get(view.record.id).counts["complete"] == 10
+        assert service.get(view.record.id).counts["complete"] == 16
 
     asyncio.run(main())
     longest = _longest_draw_at_least(metrics)
-    assert longest >= 0.05, f"no draw took 50 ms or more ({longest} s): nothing to show"
+    # Warm (a GP study ran before in this process) its draws take 50-100 ms here.
+    assert longest >= 0.025, f"no draw took 25 ms or more ({longest} s): nothing to show"
     # On the loop, the loop would stand still for the whole of the longest draw, which is
     # at least `longest`: in a thread its longest pause was a fifth of that here.
     assert max(gaps) < longest, (max(gaps), longest)
