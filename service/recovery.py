@@ -80,7 +80,7 @@ def cancel_unfinished(
 ) -> None:
     """End a paused study's waiting trials as cancelled, in both stores (a user stops it)."""
     study = optuna.load_study(study_name=record.optuna_study_name, storage=storage)
-    for frozen in _running(storage, study._study_id):
+    for frozen in _running(storage, storage.get_study_id_from_name(record.optuna_study_name)):
         study.tell(frozen.number, state=TrialState.PRUNED)
     for ours in store.unfinished_trials(record.id):
         store.finish_trial(
