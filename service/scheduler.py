@@ -479,11 +479,17 @@ class SlotScheduler:
         idle slots there that hold room in Ray (a reshapeable one holds none, and may serve
         the study when its room is free)."""
         shape = head.demand.shape
-        if not placement.needs_reservation(shape):
+        kept = self._reservation
+        holds = (
+            kept is not None and kept[0] == head.demand.study_id and (kept[1] in placement.capacity)
+        )
+        # A node kept stays kept until the study is served there: once part of it has
+        # drained, one more trial's end would make room, but only if the freed part is
+        # not handed to a smaller shape meanwhile, which it would be without the hold.
+        if not holds and not placement.needs_reservation(shape):
             self._reservation = None
             return
-        kept = self._reservation
-        if kept is None or kept[0] != head.demand.study_id or kept[1] not in placement.capacity:
+        if not holds:
             node_id = placement.closest_node(shape)
             self._reservation = (head.demand.study_id, node_id) if node_id else None
         if self._reservation is not None:

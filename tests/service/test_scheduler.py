@@ -267,12 +267,12 @@ def test_the_highest_priority_study_gets_the_next_freed_slots_whatever_its_age()
     assert asyncio.run(main()) == [3, 3, 2, 2]
 
 
-def test_a_big_shape_is_not_starved_by_a_stream_of_small_trials() -> None:
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_big_shape_is_not_starved_by_a_stream_of_small_trials(seed: int) -> None:
     backend = cluster(a=(2, 0), b=(2, 0))
+    rng = random.Random(seed)
 
-    rng = random.Random(0)
-
-    async def main() -> Sim:
+    async def main() -> tuple[Sim, str | None, float]:
         sim = await open_sim(backend)
         # Two small studies of another tenant keep all four CPUs busy with 1-CPU trials
         # that end at staggered times: a freed CPU alone never fits a 2-CPU trial.
@@ -285,20 +285,31 @@ def test_a_big_shape_is_not_starved_by_a_stream_of_small_trials() -> None:
         big = asyncio.ensure_future(
             sim.study(sim.add(9, tenant="big", cpus=2, parallelism=1, age=9), [0.02] * 3)
         )
-        await asyncio.sleep(0.005)
-        reserved.append(sim.scheduler.snapshot().reserved_node)
+        await asyncio.sleep(0.005)  # its first acquire: it fits nowhere, so a node is kept
+        loop = asyncio.get_running_loop()
+        kept_at = loop.time() - sim.started
+        kept = sim.scheduler.snapshot().reserved_node
         await asyncio.wait_for(asyncio.gather(big, *small), timeout=10)
         await sim.scheduler.close()
-        return sim
+        return sim, kept, kept_at
 
-    reserved: list[str | None] = []
-    sim = asyncio.run(main())
-    assert reserved[0] in ("a", "b")  # a node is kept for it while it waits
+    sim, kept, kept_at = asyncio.run(main())
+    assert kept in ("a", "b")
     big_runs = [r for r in sim.runs if r.study_id == 9]
     assert len(big_runs) == 3
-    # A node was kept for it: it got one while both small studies still had trials to start.
+    first_big = min(r.start for r in big_runs)
+    # Nothing small started on the kept node between the hold and the big trial's start,
+    # even once half of the node had drained (then one more end would make room).
+    slipped_in = [
+        r
+        for r in sim.runs
+        if r.study_id != 9 and r.node_id == kept and kept_at < r.start < first_big
+    ]
+    assert slipped_in == [], slipped_in
+    assert min(big_runs, key=lambda r: r.start).node_id == kept
+    # So it ran while both small studies still had trials to start.
     still_waiting = min(max(r.start for r in sim.runs if r.study_id == i) for i in (1, 2))
-    assert min(r.start for r in big_runs) < still_waiting
+    assert first_big < still_waiting
 
 
 def test_idle_slots_that_reserve_their_shape_serve_it_and_end_for_another_shape() -> None:
