@@ -35,6 +35,7 @@ from service.metrics import ServiceMetrics
 from service.optuna_bridge import OptunaBridge
 from service.outcome import TrialOutcome
 from service.population import Population
+from service.records import TrialRecord
 from service.runner import LastEpoch, Slot, TrialRunner
 from service.spec import StudySpec
 from service.trial_loop import TrialContext, run_trial
@@ -57,6 +58,7 @@ class StudyDriver:
         retries: Iterable[TrialJob] = (), checkpoints: CheckpointStore | None = None,
         best_value: float | None = None, metrics: ServiceMetrics | None = None,
         trial_checkpoints: TrialCheckpoints | None = None,
+        members: Iterable[TrialRecord] = (),
     ):  # fmt: skip
         self.study_id = study_id
         self.spec = spec
@@ -80,6 +82,8 @@ class StudyDriver:
         self._trial_checkpoints = trial_checkpoints if spec.checkpoints.enabled else None
         self._warned: set[str] = set()
         self._population = Population(spec, seed=spec.split.seed) if spec.population else None
+        if self._population is not None:
+            self._population.restore(members)  # a PBT study resumed: what it ranked with
         self._ctx = TrialContext(
             study_id=study_id, spec=spec, optuna=optuna, store=store, writer=self.writer,
             study_ending=self._study_ending, interruption=self._interruption,

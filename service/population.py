@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterable
 from typing import Any
 
 from search.population import Exploit, decide
+from service.records import TrialRecord
 from service.spec import StudySpec
+
+_FINISHED = ("complete", "pruned")
 
 
 class Population:
@@ -26,6 +30,39 @@ class Population:
         self._scores: dict[int, float] = {}
         self._params: dict[int, dict[str, Any]] = {}
         self._rng = random.Random(seed)
+
+    def restore(self, members: Iterable[TrialRecord]) -> None:
+        """Rebuild the population a previous run of the driver held (a restarted service, a
+        resumed study) from the members' records, their curves included: each member's
+        latest params and the score it ranked with. Without this, members that had
+        finished would never rank or be copied again, and the quantiles would be cut from
+        the unfinished members alone."""
+        for member in members:
+            if member.state == "failed":
+                continue
+            self.join(member.number, member.current_params)
+            score = self._ranked_with(member)
+            if score is not None:
+                self._scores[member.number] = self._score(score)
+
+    def _ranked_with(self, member: TrialRecord) -> float | None:
+        """A finished member's final value (its final state is the one kept to copy); an
+        unfinished one's at its last boundary before its checkpoint (the copy's value if
+        it copied there), none before its first. Non-finite values are stored as null."""
+        metric = self.spec.primary.metric
+        values = {e.epoch: e.metrics.get(metric) for e in member.epochs}
+        if member.state in _FINISHED:
+            epoch = member.epochs_run
+        else:
+            interval = self.population.interval_epochs
+            epoch = (member.checkpoint_epoch or 0) // interval * interval
+            copied = [c for c in member.lineage if c["epoch"] == epoch]
+            if copied and copied[-1].get("loaded_value") is not None:
+                return float(copied[-1]["loaded_value"])
+        if epoch < 1 or epoch not in values:
+            return None
+        value = values[epoch]
+        return math.nan if value is None else float(value)
 
     def join(self, number: int, params: dict[str, Any]) -> None:
         """Member `number` trains with these searched params (its first, or a resumed

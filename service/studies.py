@@ -196,11 +196,12 @@ class StudyService:
         counts = await asyncio.to_thread(self.store.count_trials, record.id)
         n_retries = await asyncio.to_thread(self.store.count_retries, record.id)
         best = await asyncio.to_thread(self.store.best_trials, record.id, k=1)
+        members = await asyncio.to_thread(population_members, self.store, record.id, spec)
         driver = StudyDriver(
             record.id, spec, bridge, store=self.store, runner=runner,
             n_done=sum(counts.values()) - n_retries, n_failed=counts["failed"], retries=retries,
             checkpoints=self.checkpoints, best_value=best[0].value if best else None,
-            metrics=self.metrics, trial_checkpoints=self.trial_checkpoints,
+            metrics=self.metrics, trial_checkpoints=self.trial_checkpoints, members=members,
         )  # fmt: skip
         self._drivers[record.id] = driver
         await driver.run()
@@ -443,3 +444,12 @@ def storage_errors() -> Iterator[None]:
         raise Conflict(str(exc)) from exc
     except StorageError as exc:
         raise Unavailable(str(exc)) from exc
+
+
+def population_members(store: Store, study_id: int, spec: StudySpec) -> list[TrialRecord]:
+    """A PBT study's members so far, with their curves: what its population is rebuilt
+    from when the study resumes (none for other studies, or before the first trial)."""
+    if spec.population is None:
+        return []
+    page = store.list_trials(study_id, limit=spec.population.size)
+    return [store.get_trial(study_id, t.number) for t in page.items]
