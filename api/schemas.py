@@ -94,7 +94,8 @@ class AttemptOut(BaseModel):
     epochs_trained: int | None = Field(description="Epochs this run trained, once it ended.")
     end: str | None = Field(
         description="Why the run ended: a stop reason, or paused, preempted, worker_lost, "
-        "shutdown, interrupted (the service died); null while it runs."
+        "rotated (a PBT member gave its slot to one behind it), shutdown, interrupted (the "
+        "service died); null while it runs."
     )
 
 

@@ -13,7 +13,9 @@ Interruptions: a trial whose worker was lost resumes from its checkpoint on the
 next slot, under its own number, up to `max_retries` times. A preempted trial
 (the scheduler wants its slot for a study that waited) stops at an epoch boundary
 with a checkpoint and waits for the study's next slot. A pause or a shutdown stops
-every trial that way; they resume when the study does (see `recovery`).
+every trial that way; they resume when the study does (see `recovery`). A PBT member
+that gives its slot to a member behind it (`_rotates`) waits the same way; the member
+furthest behind takes the study's next slot.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,7 +40,7 @@ from service.population import Population
 from service.records import TrialRecord
 from service.runner import LastEpoch, Slot, TrialRunner
 from service.spec import StudySpec
-from service.trial_loop import TrialContext, run_trial
+from service.trial_loop import ROTATED, TrialContext, run_trial
 from service.writer import OrderedWriter
 from storage.repository import Store
 from workers.direction import at_least
@@ -69,6 +71,7 @@ class StudyDriver:
         self.writer = OrderedWriter(f"study-{study_id}", transaction=store.batch)
         self._n_claimed = n_done
         self._n_opening = 0
+        self._n_ungranted = 0  # of those, loops the scheduler has not granted a slot yet
         self._n_failed = n_failed
         self._retries: deque[TrialJob] = deque(retries)
         self._max_trials, self._spent_reason = trial_budget(spec)
@@ -82,15 +85,18 @@ class StudyDriver:
         self._trial_checkpoints = trial_checkpoints if spec.checkpoints.enabled else None
         self._warned: set[str] = set()
         self._population = Population(spec, seed=spec.split.seed) if spec.population else None
+        self._member_epochs: dict[int, int] = {}  # PBT members waiting: epochs trained
         if self._population is not None:
+            members = list(members)
             self._population.restore(members)  # a PBT study resumed: what it ranked with
+            self._member_epochs = {m.number: m.checkpoint_epoch or 0 for m in members}
         self._ctx = TrialContext(
             study_id=study_id, spec=spec, optuna=optuna, store=store, writer=self.writer,
             study_ending=self._study_ending, interruption=self._interruption,
             target_reached=lambda: self.request_stop("target_reached"),
             keeps_checkpoint=self._keeps_checkpoint, last_epoch=self._last_epoch,
             save_checkpoint=self._save_checkpoint, checkpoint_policy=self._checkpoint_policy,
-            warn=self._warn, population=self._population,
+            warn=self._warn, population=self._population, rotates=self._rotates,
         )  # fmt: skip
 
     async def run(self) -> None:
@@ -140,6 +146,22 @@ class StudyDriver:
         if self._end_reason is None and self.runner.should_yield(slot):
             return "preempted"
         return None
+
+    def _rotates(self, epochs: int) -> bool:
+        """Whether a PBT member that trained `epochs` (at a boundary) gives its slot up: a
+        member that has not started, or has trained fewer epochs, waits for a slot the
+        study cannot get. Members then train in step, as in Ray Tune's PBT on a cluster
+        smaller than the population; otherwise late members would be ranked against
+        members that had trained to the end, and copy them at once."""
+        # A loop whose slot was granted, its actor still starting, is not short of one.
+        if self._population is None or self._end_reason is not None or not self._n_ungranted:
+            return False
+        unstarted = self._n_claimed < self._max_trials
+        return unstarted or any(self._behind(job) < epochs for job in self._retries)
+
+    def _behind(self, job: TrialJob) -> int:
+        """Epochs a waiting PBT member has trained (0 for one not started)."""
+        return 0 if job.number is None else self._member_epochs.get(job.number, 0)
 
     def _checkpoint_policy(self, number: int) -> CheckpointPolicy | None:
         if self._trial_checkpoints is None:
@@ -222,7 +244,24 @@ class StudyDriver:
 
     async def _open_slot(self) -> Slot | None:
         """A slot, or None when the study ends while it waits for one."""
-        opening = asyncio.ensure_future(self.runner.open_slot(on_grant=self._on_grant))
+        granted = False
+
+        def on_grant() -> None:
+            nonlocal granted
+            if not granted:
+                granted = True
+                self._n_ungranted -= 1
+            self._on_grant()
+
+        self._n_ungranted += 1
+        try:
+            return await self._wait_for_slot(on_grant)
+        finally:
+            if not granted:
+                self._n_ungranted -= 1
+
+    async def _wait_for_slot(self, on_grant: Callable[[], None]) -> Slot | None:
+        opening = asyncio.ensure_future(self.runner.open_slot(on_grant=on_grant))
         finished = asyncio.ensure_future(self._ending.wait())
         try:
             await asyncio.wait({opening, finished}, return_when=asyncio.FIRST_COMPLETED)
@@ -258,7 +297,13 @@ class StudyDriver:
         self._check_timeout()
         self.writer.raise_if_failed()
         if self._end_reason is None and self._retries:
-            return self._retries.popleft()
+            if self._population is None:
+                return self._retries.popleft()
+            # PBT: the member furthest behind; one not started yet has trained nothing.
+            job = min(self._retries, key=self._behind)
+            if self._behind(job) == 0 or self._n_claimed >= self._max_trials:
+                self._retries.remove(job)
+                return job
         if self._end_reason is not None or self._n_claimed >= self._max_trials:
             return None
         initial = self.spec.initial_trials
@@ -291,6 +336,8 @@ class StudyDriver:
         if self._population is not None:  # a PBT member may train on with a copy's params
             params = self._population.current(trial.number, params)
         if outcome.interrupted is not None:
+            if self._population is not None:
+                self._member_epochs[trial.number] = outcome.epochs_run
             self._interrupt(job, trial, params, outcome.interrupted)
         elif outcome.stop_reason == "worker_lost" and job.attempt < self.spec.budget.max_retries:
             self._interrupt(job, trial, params, "worker_lost")
@@ -328,6 +375,8 @@ class StudyDriver:
             self._retries.appendleft(job.resumed(trial, params, lost=False))
         elif reason == "worker_lost":
             self._retries.append(job.resumed(trial, params, lost=True))
+        elif reason == ROTATED:
+            self._retries.append(job.resumed(trial, params, lost=False))
 
     def _finish(self, trial: optuna.Trial, outcome: TrialOutcome) -> None:
         """Tell Optuna first, then write the summary row the API reads."""

@@ -12,7 +12,10 @@ early stopping's patience, the best epoch and the pruner see one unbroken curve.
 In a PBT study (`population`), every `interval_epochs` a member saves its state and is
 ranked; one in the bottom quantile goes on as a mutated copy of one in the top
 quantile (`_exploit_step`). The copy's best value and early stopping start over: the
-member's value is the best of the model it ends with.
+member's value is the best of the model it ends with. When members wait for slots the
+study cannot have (a cluster smaller than the population), a member past a boundary
+gives its slot to the member furthest behind (`rotates`, as Ray Tune's PBT does): the
+population trains in step and is ranked against itself, not against finished members.
 
 Out of device memory ends the trial as `out_of_memory` and its slot goes on to the
 next one; a slot that cannot use its GPUs fails each trial and warns the study.
@@ -47,6 +50,9 @@ from storage.repository import Store
 from workers.early_stopping import EarlyStopping
 from workers.trial_checkpoints import CheckpointPolicy
 
+ROTATED = "rotated"
+"""A PBT member stopped at a boundary to let a member behind it train (see `rotates`)."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class TrialContext:
@@ -66,6 +72,8 @@ class TrialContext:
     checkpoint_policy: Callable[[int], CheckpointPolicy | None]
     warn: Callable[[str], None]
     population: Population | None = None
+    rotates: Callable[[int], bool] = lambda _epochs: False
+    """Whether a PBT member that trained this many epochs gives its slot to one behind."""
 
 
 @dataclass
@@ -162,6 +170,8 @@ async def _epochs(
         reason = ctx.interruption(slot)
         if reason == "preempted" and epoch == first:
             reason = None  # a run that yields trains an epoch first: no start goes to waste
+        if reason is None and epoch > first and _at_boundary(spec, epoch - 1):
+            reason = ROTATED if ctx.rotates(epoch - 1) else None
         if reason is not None:
             await _checkpoint_now(ctx, slot, trial, epoch - 1)
             return dataclasses.replace(best.outcome("cancelled"), interrupted=reason)

@@ -172,3 +172,39 @@ def test_a_killed_member_resumes_its_copy_from_its_checkpoint(sqlite_client: htt
     resumed_from = member["attempts"][1]["from_epoch"]
     after = member["epochs"][resumed_from]
     assert math.isclose(after["lr"], params_at(member, resumed_from + 1)["lr"]), (after, member)
+
+
+@pytest.fixture
+def two_slot_client(ray_cluster: Any, sqlite_url: str, tmp_path: Path) -> Iterator[httpx.Client]:
+    """A tenant whose quota holds 2 CPUs: half of a 4-member population at a time."""
+    settings = Settings(database_url=sqlite_url, data_dir=tmp_path / "data",
+                        tenant_quotas="default:cpus=2", warm_slots=2)  # fmt: skip
+    with running_service(settings) as url, httpx.Client(base_url=url, timeout=30) as http:
+        yield http
+
+
+def test_a_population_larger_than_its_slots_trains_in_step(
+    two_slot_client: httpx.Client,
+) -> None:
+    """Members past a boundary give their slots to members behind them, as Ray Tune's PBT
+    does: the late members start long before the first ones finish, so they are ranked
+    against members at their own epochs, not against finished ones."""
+    client = two_slot_client
+    spec = pbt_spec("pbt-in-step", max_epochs=8)
+    study = wait_for_study(client, submit(client, spec), timeout_s=300)
+    assert study["state"] == "completed" and study["counts"]["complete"] == 4, study
+    members = [detail(client, study["id"], t["number"]) for t in trials(client, study["id"])]
+    for member in members:  # every epoch once, whatever the rotations
+        assert [e["epoch"] for e in member["epochs"]] == list(range(1, 9)), member["number"]
+    rotated = [(m["number"], a) for m in members for a in m["attempts"] if a["end"] == "rotated"]
+    assert rotated, [m["attempts"] for m in members]
+    for number, attempt in rotated:
+        # It stopped just past a boundary, with the boundary's checkpoint: nothing retrained.
+        ended_at = attempt["from_epoch"] + attempt["epochs_trained"]
+        assert ended_at % 2 == 0 and ended_at < 8, (number, attempt)
+    for member in members:
+        for before, after in zip(member["attempts"], member["attempts"][1:], strict=False):
+            assert after["from_epoch"] == before["from_epoch"] + before["epochs_trained"], member
+    first_finish = min(m["finished_at"] for m in members)
+    late_start = max(m["attempts"][0]["started_at"] for m in members)
+    assert late_start < first_finish, [(m["number"], m["attempts"]) for m in members]
