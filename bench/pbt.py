@@ -12,10 +12,14 @@ two members training at a time on a local Ray of 2 CPUs, the same training code
                does); Ray started before the timed fit()
   service-tpe  TPE + ASHA (min 1 epoch, factor 3) in the service, stopped once its
                trials trained the population's 96 epochs (a few more may finish)
+  service-pbt-before  (with --before PATH) service-pbt on another checkout's service, a
+               `git worktree` of an earlier commit, to measure a change in one run
 Score: the best val_accuracy of any epoch of any member or trial. Wall: submission (or
-fit()) to the end. Per seed, the median and range over seeds.
+fit()) to the end. Per seed, the median and range over seeds. Turns: the service's
+members that stopped at a boundary to let a member behind them train (attempt end
+`rotated`).
 
-    .venv/bin/python -m bench.pbt [--seeds 5] [--out FILE.json]
+    .venv/bin/python -m bench.pbt [--seeds 5] [--before PATH] [--out FILE.json]
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.arms import all_trials, emit, live_service, run_arm, table, wait_study
+from bench.arms import ROOT, all_trials, emit, live_service, run_arm, table, wait_study
 from bench.time_to_target import digits_tensors, spread
 
 SIZE, EPOCHS, INTERVAL, QUANTILE, SLOTS = 8, 12, 3, 0.25, 2
@@ -53,11 +57,11 @@ def base_spec(name: str, seed: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def arm_service_pbt(seed: int) -> dict[str, Any]:
+def arm_service_pbt(seed: int, root: Path | None = None) -> dict[str, Any]:
     spec = {**base_spec("service-pbt", seed), "budget": {"max_epochs": EPOCHS},
             "population": {"size": SIZE, "interval_epochs": INTERVAL, "quantile": QUANTILE,
                            "mutations": {"lr": MUTATION, "weight_decay": MUTATION}}}  # fmt: skip
-    return _service(spec, stop_at_epochs=None)
+    return _service(spec, stop_at_epochs=None, root=root)
 
 
 def arm_service_tpe(seed: int) -> dict[str, Any]:
@@ -67,8 +71,10 @@ def arm_service_tpe(seed: int) -> dict[str, Any]:
     return _service(spec, stop_at_epochs=BUDGET_EPOCHS)
 
 
-def _service(spec: dict[str, Any], stop_at_epochs: int | None) -> dict[str, Any]:
-    with live_service(num_cpus=SLOTS) as (client, _):
+def _service(
+    spec: dict[str, Any], stop_at_epochs: int | None, root: Path | None = None
+) -> dict[str, Any]:
+    with live_service(num_cpus=SLOTS, root=root or ROOT) as (client, _):
         budget = {"max_trials": SLOTS, "max_epochs": 1, "parallelism": SLOTS}
         warm_up = {**base_spec("warm-up", 0), "pruner": {"type": "none"}, "budget": budget}
         wait_study(client, client.post("/api/v1/studies", json=warm_up).json()["id"])
@@ -85,7 +91,9 @@ def _service(spec: dict[str, Any], stop_at_epochs: int | None) -> dict[str, Any]
     values = [e["val_accuracy"] for m in members for e in m["epochs"] if e["val_accuracy"]]
     start = _stamp(study["created_at"])
     return {"wall_s": _stamp(study["finished_at"]) - start, "best": max(values, default=0.0),
-            "epochs": len(values), "exploits": sum(len(m["lineage"]) for m in members)}  # fmt: skip
+            "epochs": len(values), "exploits": sum(len(m["lineage"]) for m in members),
+            "turns": sum(a["end"] == "rotated" for m in members
+                         for a in m["attempts"])}  # fmt: skip
 
 
 def _stamp(text: str) -> float:
@@ -163,7 +171,7 @@ def arm_tune_pbt(seed: int) -> dict[str, Any]:
 
 
 ARM_FUNCTIONS = {"service-pbt": arm_service_pbt, "tune-pbt": arm_tune_pbt,
-                 "service-tpe": arm_service_tpe}  # fmt: skip
+                 "service-tpe": arm_service_tpe, "service-pbt-before": arm_service_pbt}  # fmt: skip
 
 
 def main() -> None:
@@ -172,14 +180,20 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--before", type=Path, help="another checkout: its service's PBT too")
     args = parser.parse_args()
+    if args.arm == "service-pbt-before":
+        emit(arm_service_pbt(args.seed, root=args.before.resolve()))
+        return
     if args.arm:
         emit(ARM_FUNCTIONS[args.arm](args.seed))
         return
-    runs: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
+    arms = ARMS + (("service-pbt-before",) if args.before else ())
+    before = ["--before", str(args.before)] if args.before else []
+    runs: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
     for seed in range(args.seeds):
-        for arm in ARMS:
-            result = run_arm("bench.pbt", arm, "--seed", str(seed))
+        for arm in arms:
+            result = run_arm("bench.pbt", arm, "--seed", str(seed), *before)
             runs[arm].append(result)
             print(f"seed {seed} {arm}: {result}", file=sys.stderr)
     if args.out:
@@ -191,11 +205,20 @@ def main() -> None:
         rows.append((arm, spread([r["best"] for r in results], 4),
                      " ".join(f"{r['best']:.4f}" for r in results), spread(walls, 1),
                      f"{statistics.median(walls) / tune_wall:.2f}",
-                     f"{statistics.median(r['epochs'] for r in results):.0f}"))  # fmt: skip
+                     f"{statistics.median(r['epochs'] for r in results):.0f}",
+                     _counts(results, "exploits"), _counts(results, "turns")))  # fmt: skip
     print(f"\npopulation {SIZE}, {EPOCHS} epochs a member, exploit every {INTERVAL}, "
           f"{SLOTS} at a time; {args.seeds} seeds")  # fmt: skip
     print(table(rows, ("arm", "best val_accuracy", "per seed", "wall s", "wall x tune-pbt",
-                       "epochs trained")))  # fmt: skip
+                       "epochs trained", "copies", "turns")))  # fmt: skip
+
+
+def _counts(results: list[dict[str, Any]], key: str) -> str:
+    """A count per seed, or '-' where the arm does not count it (Tune's)."""
+    counts = [r.get(key) for r in results]
+    if any(c is None for c in counts):
+        return "-"
+    return " ".join(str(c) for c in counts)
 
 
 if __name__ == "__main__":
