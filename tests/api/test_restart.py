@@ -89,11 +89,11 @@ def test_a_killed_service_resumes_its_study_without_losing_or_double_counting(
             time.sleep(0.1)
         waiter_id = client.submit(waiter_spec)["id"]
         queued = client.get(waiter_id)
-        assert (queued["state"], queued["queue_position"], queued["slots_held"]) == (
-            "queued",
-            1,
-            0,
-        ), queued
+        assert (queued["state"], queued["queue_position"]) == ("queued", 1), queued
+        # It holds no slot a survivor's trial still runs on: only one a trial that had
+        # trained its 8 epochs meanwhile gave back (a CI run saw one end at that moment).
+        ended = sum(t["state"] != "running" for t in client.trials(study_id, limit=100))
+        assert queued["slots_held"] <= ended, (queued, ended)
         serve.kill()
 
     with serve.start() as client:
