@@ -21,6 +21,8 @@ furthest behind takes the study's next slot.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -38,6 +40,7 @@ from service.optuna_bridge import OptunaBridge
 from service.outcome import TrialOutcome
 from service.population import Population
 from service.records import TrialRecord
+from service.recovery import end_unfinished
 from service.runner import LastEpoch, Slot, TrialRunner
 from service.spec import StudySpec
 from service.trial_loop import ROTATED, TrialContext, run_trial
@@ -45,6 +48,8 @@ from service.writer import OrderedWriter
 from storage.repository import Store
 from workers.direction import at_least
 from workers.trial_checkpoints import CheckpointPolicy, TrialCheckpoints, trial_key
+
+log = logging.getLogger(__name__)
 
 SHUTDOWN = "shutdown"
 PAUSE = "paused"
@@ -108,32 +113,55 @@ class StudyDriver:
                 for _ in range(max(0, min(self.spec.budget.parallelism, work))):
                     group.create_task(self._slot_loop())
         except Exception as exc:  # noqa: BLE001 - the study fails, the service goes on
+            # A fault of the service's own (a trial's faults end as outcomes): the task
+            # group has cancelled the sibling trials; `_end` finishes them in both stores.
+            if self.writer.error is None:
+                log.exception("study %s failed", self.study_id)
             error = _describe(exc)
         finally:
             await self.runner.close()
+        try:
+            await self._end(error)
+        except Exception:  # noqa: BLE001 - the database is gone: start-up reconciles it
+            log.exception("study %s: its end could not be recorded", self.study_id)
+        finally:
+            self.writer.close()
+
+    async def _end(self, error: str | None) -> None:
+        """Write the study's final state; no trial of an ended study stays unfinished."""
         if self._end_reason not in _INTERRUPTING:
             self._cancel_waiting()
             if self._population is not None and self._trial_checkpoints is not None:
                 # Finished members were kept as donors; the population is done with them.
                 self.writer.submit(self._trial_checkpoints.delete_study, self.study_id)
-        error = error or await self.writer.drain()
-        if self._end_reason != SHUTDOWN or error is not None:
-            state, reason = self._final_state(error)
+        # The writer's own failure is the cause: what escaped the task group is its echo.
+        error = await self.writer.drain() or error
+        if self._end_reason == SHUTDOWN and error is None:
+            return
+        state, reason = self._final_state(error)
+        if self._end_reason not in _INTERRUPTING or error is not None:
+            # Trials that the task group cancelled, or whose rows the writer skipped.
+            stop_reason = "failed" if error is not None else "cancelled"
+            why = None if error is None else f"the study failed: {error}"
             await self.writer.call(
-                self.store.set_study_state, self.study_id, state, reason=reason, error=error
-            )
-        self.writer.close()
+                end_unfinished, self.store, self.optuna.storage, self.study_id,
+                self.optuna.study_name, stop_reason=stop_reason, error=why,
+            )  # fmt: skip
+        await self.writer.call(
+            self.store.set_study_state, self.study_id, state, reason=reason, error=error
+        )
 
-    def request_stop(self, reason: str = "user") -> None:
+    def request_stop(self, reason: str = "user") -> str:
         """End the study: running trials stop before their next epoch as cancelled.
 
         With SHUTDOWN (the service is stopping) or PAUSE, trials stop unfinished with a
         checkpoint instead, unknown to Optuna's sampler as outcomes: the study stays
         queued or running (SHUTDOWN; the next start resumes it, see `recovery`) or is
-        `paused` until a user resumes it.
+        `paused` until a user resumes it. Returns the reason in effect: the first asked.
         """
         self._end_reason = self._end_reason or reason
         self._ending.set()
+        return self._end_reason
 
     def _study_ending(self) -> bool:
         self._check_timeout()
@@ -221,14 +249,21 @@ class StudyDriver:
         # The job is taken once the slot is there, and asked of Optuna at once: initial
         # configs and retries then get trial numbers (and training seeds) in their order,
         # whichever loop's slot comes first.
+        failed_starts = 0
         while self._has_work():
             self._n_opening += 1
             try:
                 slot = await self._open_slot()
+            except Exception as exc:  # noqa: BLE001 - the cluster's fault, not the study's
+                slot = None
+                failed_starts += 1
+                await self._slot_start_failed(exc, failed_starts)
+                continue
             finally:
                 self._n_opening -= 1
             if slot is None:
                 return
+            failed_starts = 0
             job = self._next_job()
             if job is None:
                 await self.runner.release_slot(slot, healthy=True)
@@ -238,9 +273,25 @@ class StudyDriver:
                 outcome = await self._run_job(slot, job)
                 # A user's stop abandons the epoch in flight: the slot ends with it.
                 lost = outcome.stop_reason == "worker_lost" or outcome.timed_out
+                lost = lost or outcome.slot_suspect
                 healthy = not lost and self._end_reason != "user"
             finally:
                 await self.runner.release_slot(slot, healthy=healthy)
+
+    async def _slot_start_failed(self, exc: Exception, in_a_row: int) -> None:
+        """A slot that could not start (its actor's set-up raised, or the runner's attempts
+        ran out) costs the study no trial: it is warned and tries again after a pause
+        that grows. Each such start counts toward `max_failed_trials`, so a cluster that
+        can start no slot fails the study instead of keeping it waiting for ever."""
+        log.warning("study %s: a slot could not start: %s", self.study_id, _describe(exc))
+        self._warn(f"slots could not start, the study goes on with others: {_describe(exc)}")
+        self._n_failed += 1
+        if self._n_failed >= self.spec.budget.max_failed_trials:
+            self.request_stop("max_failed_trials")
+            return
+        pause = min(_START_BACKOFF_S * 2 ** (in_a_row - 1), _START_BACKOFF_MAX_S)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ending.wait(), pause)
 
     async def _open_slot(self) -> Slot | None:
         """A slot, or None when the study ends while it waits for one."""
@@ -413,6 +464,10 @@ def trial_budget(spec: StudySpec) -> tuple[int, str]:
         if size < spec.budget.max_trials:
             return size, "grid_exhausted"
     return spec.budget.max_trials, "max_trials"
+
+
+_START_BACKOFF_S = 0.5
+_START_BACKOFF_MAX_S = 30.0
 
 
 def _describe(exc: BaseException) -> str:

@@ -41,6 +41,8 @@ class OptunaBridge:
         self, storage: optuna.storages.RDBStorage, study_name: str, spec: StudySpec, store: Store
     ):
         self.spec = spec
+        self.storage = storage
+        self.study_name = study_name
         self._storage = storage
         self._store = store
         self._study_id = storage.get_study_id_from_name(study_name)

@@ -50,6 +50,8 @@ class TrialOutcome:
     interrupted: str | None = None
     """Set when the trial stopped unfinished at an epoch boundary (paused, preempted,
     shutdown): it resumes later from its checkpoint and is not told to Optuna."""
+    slot_suspect: bool = False
+    """The slot raised what nobody mapped: it is ended, not handed to the next trial."""
 
     @property
     def state(self) -> str:

@@ -16,6 +16,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from service.jobs import TrialJob
+from service.outcome import TrialOutcome
 from service.spec import StudySpec
 from storage.records import StudyRecord, TrialRecord
 from storage.repository import Store
@@ -75,15 +76,53 @@ def _copy_outcome(store: Store, spec: StudySpec, study_id: int, trial: FrozenTri
     )  # fmt: skip
 
 
+def end_unfinished(
+    store: Store, storage: optuna.storages.RDBStorage, study_id: int, optuna_study_name: str,
+    *, stop_reason: str = "cancelled", error: str | None = None,
+) -> int:  # fmt: skip
+    """End every unfinished trial of a study that has ended, in both stores: trials still
+    running in Optuna end there too; one that Optuna finished gets Optuna's outcome.
+
+    `stop_reason` is `cancelled` (a user stops a paused study; a study whose loops
+    ended) or `failed` (the study failed; `error` says why). Returns how many of our
+    trials it ended.
+    """
+    outcome = TrialOutcome(stop_reason)
+    optuna_id = storage.get_study_id_from_name(optuna_study_name)
+    ended = {t.number for t in _running(storage, optuna_id)}
+    for number in sorted(ended):
+        trial_id = storage.get_trial_id_from_study_id_trial_number(optuna_id, number)
+        storage.set_trial_state_values(trial_id, outcome.optuna_state)
+    unfinished = store.unfinished_trials(study_id)
+    for ours in unfinished:
+        if ours.number not in ended and _copied(store, storage, study_id, optuna_id, ours):
+            continue
+        store.finish_trial(
+            study_id, ours.number, state=outcome.state, value=None, best_epoch=None,
+            stop_reason=stop_reason, error=error,
+        )  # fmt: skip
+    return len(unfinished)
+
+
+def _copied(
+    store: Store, storage: optuna.storages.RDBStorage, study_id: int, optuna_id: int,
+    ours: TrialRecord,
+) -> bool:  # fmt: skip
+    """Whether Optuna had finished the trial, and its outcome was copied to ours."""
+    try:
+        trial_id = storage.get_trial_id_from_study_id_trial_number(optuna_id, ours.number)
+    except KeyError:
+        return False
+    trial = storage.get_trial(trial_id)
+    if trial.state not in _STATES:
+        return False
+    record = store.get_study(study_id)
+    _copy_outcome(store, StudySpec.model_validate(record.spec), study_id, trial)
+    return True
+
+
 def cancel_unfinished(
     store: Store, storage: optuna.storages.RDBStorage, record: StudyRecord
 ) -> None:
     """End a paused study's waiting trials as cancelled, in both stores (a user stops it)."""
-    study = optuna.load_study(study_name=record.optuna_study_name, storage=storage)
-    for frozen in _running(storage, storage.get_study_id_from_name(record.optuna_study_name)):
-        study.tell(frozen.number, state=TrialState.PRUNED)
-    for ours in store.unfinished_trials(record.id):
-        store.finish_trial(
-            record.id, ours.number, state="pruned", value=None, best_epoch=None,
-            stop_reason="cancelled",
-        )  # fmt: skip
+    end_unfinished(store, storage, record.id, record.optuna_study_name)

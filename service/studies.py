@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from service.metrics import ServiceMetrics
 from service.optuna_bridge import OptunaBridge
 from service.pareto import pareto_front
 from service.pbt_replay import replay_spec
-from service.recovery import cancel_unfinished, reconcile
+from service.recovery import cancel_unfinished, end_unfinished, reconcile
 from service.runner import TrialRunner
 from service.scheduler import SlotScheduler
 from service.slot_contract import StudyDemand
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 
 RunnerFactory = Callable[[int, StudySpec], Awaitable[TrialRunner]]
 ACTIVE_STATES = ("queued", "running")
+RESUMABLE_STUDY_STATES = ("paused", "completed", "stopped", "failed")
 DEFAULT_TENANT = "default"
 
 
@@ -90,6 +92,9 @@ class StudyService:
         self._runners = runners
         self._drivers: dict[int, StudyDriver] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        # One command at a time per study in this process; the state changes themselves
+        # are compare-and-sets in SQL (`expect=`), so two processes cannot both win either.
+        self._commands: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def start(self) -> None:
         """Start queued studies; resume those a previous process left running (see recovery).
@@ -97,6 +102,7 @@ class StudyService:
         Neither kind is granted a slot before all of them have asked for one, so the
         queue's order (share, priority, age) holds across a restart.
         """
+        await asyncio.to_thread(self._end_leftovers)
         records = await asyncio.to_thread(self.store.studies_in_states, ACTIVE_STATES)
         for record in records:
             retries: list[TrialJob] = []
@@ -107,6 +113,19 @@ class StudyService:
             self._launch(record, retries)
         if self.scheduler is not None:
             self.scheduler.gate(r.id for r in records)
+
+    def _end_leftovers(self) -> None:
+        """Trials that an ended study left waiting or running (an older version, or a crash
+        while the study ended) end now, in both stores."""
+        for record in self.store.ended_with_unfinished_trials():
+            failed = record.state == "failed"
+            n = end_unfinished(
+                self.store, self.optuna_storage, record.id, record.optuna_study_name,
+                stop_reason="failed" if failed else "cancelled",
+                error=f"the study {record.state} before this trial ended" if failed else None,
+            )  # fmt: skip
+            log.warning("study %s was %s with %d trials unfinished: ended them", record.id,
+                        record.state, n)  # fmt: skip
 
     async def close(self) -> None:
         """End every study's work within an epoch, leaving each queued or running in the
@@ -158,6 +177,9 @@ class StudyService:
             raise InvalidRequest(message, field=field)
 
     def _launch(self, record: StudyRecord, retries: list[TrialJob] | None = None) -> None:
+        """Start the study's driver: one per study (callers wait for an ending one first)."""
+        if record.id in self._tasks:
+            raise Conflict(f"study {record.id} is being driven already")
         if self.scheduler is not None:
             spec = record.spec
             self.scheduler.register(
@@ -171,13 +193,24 @@ class StudyService:
             )  # fmt: skip
         task = asyncio.create_task(self._drive(record, retries or []), name=f"study-{record.id}")
         self._tasks[record.id] = task
-        task.add_done_callback(lambda _: self._forget(record.id))
+        task.add_done_callback(lambda done: self._forget(record.id, done))
 
-    def _forget(self, study_id: int) -> None:
+    def _forget(self, study_id: int, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(study_id) is not task:
+            return  # a later driver of the study (resumed) runs now
         self._tasks.pop(study_id, None)
         self._drivers.pop(study_id, None)
         if self.scheduler is not None:
             self.scheduler.unregister(study_id)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("study %s's driver raised", study_id, exc_info=task.exception())
+
+    async def _settled(self, study_id: int) -> None:
+        """Wait for an ending driver of the study (its final state is written, its task
+        is finishing) to be gone, so that a resumed study never has two."""
+        task = self._tasks.get(study_id)
+        if task is not None:
+            await asyncio.wait({task})
 
     async def _drive(self, record: StudyRecord, retries: list[TrialJob]) -> None:
         spec = StudySpec.model_validate(record.spec)
@@ -208,28 +241,39 @@ class StudyService:
 
     async def stop(self, study_id: int, *, tenant: str | None = None) -> StudyView:
         """Stop a queued, running or paused study; its unfinished trials end as cancelled."""
-        view = await asyncio.to_thread(self.get, study_id, tenant=tenant)
-        if view.record.state == "paused":
-            await asyncio.to_thread(self._stop_paused, view.record)
+        async with self._commands[study_id]:
+            view = await asyncio.to_thread(self.get, study_id, tenant=tenant)
+            state = view.record.state
+            if state == "paused":
+                await asyncio.to_thread(self._stop_paused, view.record)
+            elif state in ACTIVE_STATES:
+                await self._end_active(study_id, "user", "stopped")
+            else:
+                raise Conflict(f"study {study_id} is {state}; only queued, running or paused stop")
             return await asyncio.to_thread(self.get, study_id)
-        if view.record.state not in ACTIVE_STATES:
-            raise Conflict(
-                f"study {study_id} is {view.record.state}; only queued, running or paused stop"
-            )
+
+    async def _end_active(self, study_id: int, reason: str, state: str) -> None:
+        """Ask the study's driver to end (`reason`); a study whose driver is not built yet
+        is cancelled and moved to `state` here, if it is still active."""
         driver = self._drivers.get(study_id)
         if driver is not None:
-            driver.request_stop("user")
-        else:
-            task = self._tasks.get(study_id)
-            if task is not None:
-                task.cancel()
-            await asyncio.to_thread(self.store.set_study_state, study_id, "stopped", reason="user")
-        return await asyncio.to_thread(self.get, study_id)
+            taken = driver.request_stop(reason)
+            if taken != reason:
+                raise Conflict(f"study {study_id} is ending already ({taken})")
+            return
+        task = self._tasks.get(study_id)
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task})
+        with storage_errors():
+            await asyncio.to_thread(
+                self.store.set_study_state, study_id, state, reason="user", expect=ACTIVE_STATES
+            )
 
     def _stop_paused(self, record: StudyRecord) -> None:
         with storage_errors():
+            self.store.set_study_state(record.id, "stopped", reason="user", expect=("paused",))
             cancel_unfinished(self.store, self.optuna_storage, record)
-            self.store.set_study_state(record.id, "stopped", reason="user")
         if self.trial_checkpoints is not None:
             self.trial_checkpoints.delete_study(record.id)
 
@@ -237,18 +281,14 @@ class StudyService:
         """Stop a queued or running study's trials at their next epoch boundary, each with
         a checkpoint, and free their slots; `resume` continues them where they stopped.
         Raises Conflict unless the study is queued or running."""
-        view = await asyncio.to_thread(self.get, study_id, tenant=tenant)
-        if view.record.state not in ACTIVE_STATES:
-            raise Conflict(f"study {study_id} is {view.record.state}; only queued or running pause")
-        driver = self._drivers.get(study_id)
-        if driver is not None:
-            driver.request_stop(PAUSE)
-        else:
-            task = self._tasks.get(study_id)
-            if task is not None:
-                task.cancel()
-            await asyncio.to_thread(self.store.set_study_state, study_id, "paused", reason="user")
-        return await asyncio.to_thread(self.get, study_id)
+        async with self._commands[study_id]:
+            view = await asyncio.to_thread(self.get, study_id, tenant=tenant)
+            if view.record.state not in ACTIVE_STATES:
+                raise Conflict(
+                    f"study {study_id} is {view.record.state}; only queued or running pause"
+                )
+            await self._end_active(study_id, PAUSE, "paused")
+            return await asyncio.to_thread(self.get, study_id)
 
     async def resume(
         self, study_id: int, *, budget: dict[str, Any] | None = None, tenant: str | None = None
@@ -257,50 +297,76 @@ class StudyService:
         history; a paused study's trials continue from their checkpoints.
 
         `budget` replaces fields of the study's budget (e.g. a larger max_trials); the
-        new spec is validated like a new one. Raises Conflict while the study is active.
+        new spec is validated like a new one. Raises Conflict while the study is active,
+        and to the loser of two commands at once.
         """
-        view = await asyncio.to_thread(self.get, study_id, tenant=tenant)
-        if view.record.state in ACTIVE_STATES:
-            raise Conflict(
-                f"study {study_id} is {view.record.state}; only a finished study resumes"
-            )
-        raw = {**view.record.spec, "budget": {**view.record.spec["budget"], **(budget or {})}}
+        async with self._commands[study_id]:
+            view = await asyncio.to_thread(self.get, study_id, tenant=tenant)
+            was = view.record.state
+            if was in ACTIVE_STATES:
+                raise Conflict(f"study {study_id} is {was}; only a finished study resumes")
+            spec = self._resumed_spec(view.record, budget)
+            with storage_errors():
+                n_retries = await asyncio.to_thread(self.store.count_retries, study_id)
+            n_claimed = sum(view.counts[s] for s in FINISHED_TRIAL_STATES) - n_retries
+            if spec.budget.max_trials <= n_claimed and view.record.state_reason == "max_trials":
+                raise InvalidRequest(
+                    f"budget.max_trials must exceed the {n_claimed} trials already run",
+                    field="budget.max_trials",
+                )
+            await self._settled(study_id)
+            record, unfinished = await asyncio.to_thread(self._reopen, study_id, spec, was)
+            self._launch(record, unfinished)
+            return await asyncio.to_thread(self.get, study_id)
+
+    def _resumed_spec(self, record: StudyRecord, budget: dict[str, Any] | None) -> StudySpec:
+        raw = {**record.spec, "budget": {**record.spec["budget"], **(budget or {})}}
         try:
             spec = StudySpec.model_validate(raw)
         except ValidationError as exc:
             raise InvalidRequest(f"the resumed spec is invalid: {exc.errors()[0]['msg']}") from exc
         self.limits.check(spec)
-        n_retries = await asyncio.to_thread(self.store.count_retries, study_id)
-        n_claimed = sum(view.counts[s] for s in FINISHED_TRIAL_STATES) - n_retries
-        if spec.budget.max_trials <= n_claimed and view.record.state_reason == "max_trials":
-            raise InvalidRequest(
-                f"budget.max_trials must exceed the {n_claimed} trials already run",
-                field="budget.max_trials",
+        return spec
+
+    def _reopen(
+        self, study_id: int, spec: StudySpec, was: str
+    ) -> tuple[StudyRecord, list[TrialJob]]:
+        """Queue the study again if it is still `was` (compare-and-set), and make both
+        stores agree on its unfinished trials; put back as `was` if that fails."""
+        with storage_errors():
+            record = self.store.reopen_study(
+                study_id, spec=spec.model_dump(mode="json"), expect=(was,)
             )
-        record = await asyncio.to_thread(
-            self.store.reopen_study, study_id, spec=spec.model_dump(mode="json")
-        )
-        unfinished = await asyncio.to_thread(reconcile, self.store, self.optuna_storage, record)
-        self._launch(record, unfinished)
-        return await asyncio.to_thread(self.get, study_id)
+            try:
+                return record, reconcile(self.store, self.optuna_storage, record)
+            except Exception:
+                self.store.set_study_state(study_id, was, reason="user", expect=("queued",))
+                raise
 
     async def delete(self, study_id: int, *, tenant: str | None = None) -> None:
         """Delete a finished study: its rows, curves and events, and its Optuna study.
 
         Raises Conflict while it is queued or running (stop it first), NotFound if absent.
         """
-        view = await asyncio.to_thread(self.get, study_id, tenant=tenant)
-        if view.record.state in ACTIVE_STATES:
-            raise Conflict(f"study {study_id} is {view.record.state}; stop it before deleting it")
-        await asyncio.to_thread(self._delete, view.record)
+        async with self._commands[study_id]:
+            view = await asyncio.to_thread(self.get, study_id, tenant=tenant)
+            if view.record.state in ACTIVE_STATES:
+                raise Conflict(
+                    f"study {study_id} is {view.record.state}; stop it before deleting it"
+                )
+            await self._settled(study_id)
+            await asyncio.to_thread(self._delete, view.record)
+        self._commands.pop(study_id, None)
 
     def _delete(self, record: StudyRecord) -> None:
         with storage_errors():
-            with contextlib.suppress(KeyError):  # already gone from Optuna's: finish the job
+            # Our row first, and only while the study is not active: a resume that won
+            # the race keeps the study whole; Optuna's rows follow.
+            self.store.delete_study(record.id, expect=RESUMABLE_STUDY_STATES)
+            with contextlib.suppress(KeyError):  # already gone from Optuna's
                 optuna.delete_study(
                     study_name=record.optuna_study_name, storage=self.optuna_storage
                 )
-            self.store.delete_study(record.id)
         if self.checkpoints is not None:
             self.checkpoints.delete_study(record.id)
         if self.trial_checkpoints is not None:

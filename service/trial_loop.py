@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -50,6 +51,8 @@ from storage.repository import Store
 from workers.early_stopping import EarlyStopping
 from workers.trial_checkpoints import CheckpointPolicy
 
+log = logging.getLogger(__name__)
+
 ROTATED = "rotated"
 """A PBT member stopped at a boundary to let a member behind it train (see `rotates`)."""
 
@@ -65,7 +68,7 @@ class TrialContext:
     writer: OrderedWriter
     study_ending: Callable[[], bool]
     interruption: Callable[[Slot], str | None]
-    target_reached: Callable[[], None]
+    target_reached: Callable[[], object]
     keeps_checkpoint: Callable[[float], bool]
     last_epoch: Callable[[], LastEpoch]
     save_checkpoint: Callable[[int, float, bytes], None]
@@ -89,7 +92,8 @@ async def run_trial(
     ctx: TrialContext, slot: Slot, trial: optuna.Trial, params: dict[str, object], *,
     resume: bool = False,
 ) -> TrialOutcome:  # fmt: skip
-    """Train one trial; worker and training failures become outcomes, not exceptions."""
+    """Train one trial; every failure of the trial becomes an outcome, never an exception:
+    an error nobody mapped fails this trial only, and marks its slot as suspect."""
     started = time.monotonic()
     start = TrialStart(
         dict(params), seed=ctx.spec.split.seed + trial.number,
@@ -125,7 +129,13 @@ async def run_trial(
         ctx.warn(f"trials fail on a slot that cannot use its GPUs: {exc}")
         return TrialOutcome("failed", error=str(exc))
     except TrialError as exc:
-        return TrialOutcome("failed", error=str(exc))
+        return TrialOutcome("failed", error=str(exc), epochs_run=rules.best.epochs_seen)
+    except Exception as exc:  # noqa: BLE001 - what nobody mapped fails this trial, no other
+        log.exception("study %s trial %s raised", ctx.study_id, trial.number)
+        return TrialOutcome(
+            "failed", error=f"{type(exc).__name__}: {exc}", epochs_run=rules.best.epochs_seen,
+            slot_suspect=True,
+        )  # fmt: skip
 
 
 def _rules(spec: StudySpec) -> _Rules:
@@ -191,10 +201,15 @@ async def _epochs(
                 timed_out=True,
             )
         metrics = result.metrics
+        if primary.metric not in metrics:
+            raise TrialError(
+                f"epoch {epoch} reported no {primary.metric!r} (the objective); it reported "
+                f"{sorted(metrics)}"
+            )
         value = rules.last_value = float(metrics[primary.metric])
         _record_epoch(ctx, trial, epoch, metrics)
         _note_checkpoint(ctx, trial, epoch, result.checkpoint_bytes, result.checkpoint_error)
-        if not (math.isfinite(value) and math.isfinite(metrics["train_loss"])):
+        if not (math.isfinite(value) and math.isfinite(metrics.get("train_loss", value))):
             return best.outcome("diverged")
         best.update(epoch, metrics)
         pruned, write = ctx.optuna.report(trial, epoch, value)

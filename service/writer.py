@@ -12,6 +12,7 @@ instead of being lost.
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -19,6 +20,8 @@ from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Transaction = Callable[[], AbstractContextManager[Any]]
@@ -33,11 +36,16 @@ class _Write:
     result: Future[Any] | None = None  # set for `call`: the caller waits and sees its errors
 
 
+class RecordingFailed(RuntimeError):
+    """A write failed: the study cannot go on without losing what it records."""
+
+
 class OrderedWriter:
     def __init__(self, name: str, *, transaction: Transaction | None = None):
         self._transaction: Transaction = transaction or nullcontext
         self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
         self._error: BaseException | None = None
+        self._skipped = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -53,11 +61,16 @@ class OrderedWriter:
 
     def raise_if_failed(self) -> None:
         if self._error is not None:
-            raise RuntimeError(f"recording failed: {self.error}")
+            raise RecordingFailed(self.error)
 
     @property
     def error(self) -> str | None:
-        return None if self._error is None else f"{type(self._error).__name__}: {self._error}"
+        """What the study's `error` says once a write failed: the first failure, and how
+        many writes were skipped after it."""
+        if self._error is None:
+            return None
+        skipped = f"; {self._skipped} later writes skipped" if self._skipped else ""
+        return f"could not record: {type(self._error).__name__}: {self._error}{skipped}"
 
     async def drain(self) -> str | None:
         """Wait for every queued write; the first failure's description, if any."""
@@ -112,9 +125,14 @@ class OrderedWriter:
                 write.result.set_result(value)
             return
         if self._error is not None:
+            self._skipped += 1
             return
         try:
             with self._transaction():
                 write.fn(*write.args, **write.kwargs)
         except Exception as exc:  # noqa: BLE001 - kept and reported by raise_if_failed/drain
             self._error = exc
+            log.error(
+                "%s could not record %s; later writes are skipped and the study fails",
+                self._thread.name, getattr(write.fn, "__name__", write.fn), exc_info=exc,
+            )  # fmt: skip

@@ -33,5 +33,15 @@ class ConflictError(StorageError):
     retrying the same write will not help."""
 
 
+class StudyStateChanged(ConflictError):
+    """A compare-and-set of a study's state found it in another state: another command
+    (or the study's driver) changed it first."""
+
+    def __init__(self, study_id: int, state: str) -> None:
+        super().__init__(f"study {study_id} is {state} now")
+        self.study_id = study_id
+        self.state = state
+
+
 class InvalidCursorError(StorageError):
     """A pagination cursor was not one this store handed out."""

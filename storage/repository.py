@@ -16,7 +16,7 @@ from storage import events, queries, value_blocks
 from storage.checks import check_direction, check_order, check_positive, check_state
 from storage.convert import study_record, trial_record
 from storage.cursor import decode_cursor, encode_cursor, paginate
-from storage.errors import StudyNotFound, TrialNotFound
+from storage.errors import StudyStateChanged, TrialNotFound
 from storage.lookups import require_study, study_direction, study_row, trial_row
 from storage.models import EpochRow, StudyRow, TrialRow
 from storage.records import (
@@ -157,14 +157,32 @@ class Store(TrialProgress):
         with self._session() as session:
             return [study_record(row) for row in session.scalars(query)]
 
+    def ended_with_unfinished_trials(self) -> list[StudyRecord]:
+        """Ended studies (completed, stopped, failed) that still have a trial waiting or
+        running: what an older version, or a crash while a study ended, left behind."""
+        unfinished = select(TrialRow.study_id).where(TrialRow.state.in_(RESUMABLE_STATES))
+        query = (
+            select(StudyRow)
+            .where(StudyRow.state.in_(_TERMINAL_STUDY_STATES), StudyRow.id.in_(unfinished))
+            .order_by(StudyRow.id)
+        )
+        with self._session() as session:
+            return [study_record(row) for row in session.scalars(query)]
+
     def set_study_state(
-        self, study_id: int, state: str, *, reason: str | None = None, error: str | None = None
-    ) -> StudyRecord:
+        self, study_id: int, state: str, *, reason: str | None = None, error: str | None = None,
+        expect: Sequence[str] | None = None,
+    ) -> StudyRecord:  # fmt: skip
         """Move a study to `state`; `reason` and `error` describe the new state and replace
         the old ones. started_at is set once; finished_at on a terminal state, cleared on resume.
+
+        With `expect`, a compare-and-set: the study moves only from one of those states,
+        else StudyStateChanged (two commands at once: one wins, in SQL).
         """
         check_state(state, STUDY_STATES, "study")
         with self._session() as session:
+            if expect is not None:
+                _claim(session, study_id, expect, state=state)
             row = study_row(session, study_id)
             now = _now()
             row.state, row.state_reason, row.error = state, reason, error
@@ -176,9 +194,13 @@ class Store(TrialProgress):
             events.append(session, study_id, "study", data)
             return study_record(row)
 
-    def reopen_study(self, study_id: int, *, spec: dict[str, Any]) -> StudyRecord:
-        """Give a finished study a new spec (a bigger budget) and queue it again."""
+    def reopen_study(
+        self, study_id: int, *, spec: dict[str, Any], expect: Sequence[str]
+    ) -> StudyRecord:
+        """Give a finished study a new spec (a bigger budget) and queue it again, if it is
+        in one of the states `expect` (compare-and-set, else StudyStateChanged)."""
         with self._session() as session:
+            _claim(session, study_id, expect, state="queued")
             row = study_row(session, study_id)
             row.spec, row.state, row.state_reason, row.error = spec, "queued", None, None
             row.finished_at = None
@@ -206,12 +228,15 @@ class Store(TrialProgress):
             rows = {row.number: trial_record(row) for row in session.scalars(query)}
             return [rows[n] for n in numbers if n in rows]
 
-    def delete_study(self, study_id: int) -> None:
-        """Delete a study; the database cascades to its trials and epochs."""
-        statement = delete(StudyRow).where(StudyRow.id == study_id).returning(StudyRow.id)
+    def delete_study(self, study_id: int, *, expect: Sequence[str] | None = None) -> None:
+        """Delete a study; the database cascades to its trials and epochs. With `expect`,
+        only a study in one of those states (else StudyStateChanged)."""
+        statement = delete(StudyRow).where(StudyRow.id == study_id)
+        if expect is not None:
+            statement = statement.where(StudyRow.state.in_(list(expect)))
         with self._session() as session:
-            if session.scalar(statement) is None:
-                raise StudyNotFound(study_id)
+            if session.scalar(statement.returning(StudyRow.id)) is None:
+                raise StudyStateChanged(study_id, study_row(session, study_id).state)
 
     # Trials
 
@@ -431,6 +456,21 @@ class Store(TrialProgress):
         )
         with self._session() as session:
             return int(session.scalar(query) or 0)
+
+
+def _claim(session: Session, study_id: int, expect: Sequence[str], *, state: str) -> None:
+    """Compare-and-set a study's state in one UPDATE: PostgreSQL re-reads the row after a
+    concurrent writer commits, SQLite serialises writers, so one of two racing commands
+    moves the study and the other gets StudyStateChanged (StudyNotFound if it is gone)."""
+    statement = (
+        update(StudyRow)
+        .where(StudyRow.id == study_id, StudyRow.state.in_(list(expect)))
+        .values(state=state)
+        .returning(StudyRow.id)
+        .execution_options(synchronize_session=False)
+    )
+    if session.scalar(statement) is None:
+        raise StudyStateChanged(study_id, study_row(session, study_id).state)
 
 
 def _now() -> datetime:

@@ -65,9 +65,10 @@ def test_a_failing_write_keeps_the_earlier_ones_and_skips_the_later(store: Store
     error = asyncio.run(writer.drain())
     writer.close()
 
-    assert error is not None and error.startswith("ConflictError")
+    assert error is not None and error.startswith("could not record: ConflictError")
+    assert error.endswith("; 1 later writes skipped")
     assert [t.number for t in store.list_trials(study.id, limit=10).items] == [0, 1]
-    with pytest.raises(RuntimeError, match="recording failed: ConflictError"):
+    with pytest.raises(RuntimeError, match="could not record: ConflictError"):
         writer.raise_if_failed()
 
 
@@ -111,7 +112,7 @@ def test_a_failed_batch_replays_a_trials_optuna_finish_and_keeps_the_first_error
     error = asyncio.run(writer.drain())
     writer.close()
 
-    assert error is not None and error.startswith("ConflictError"), error
+    assert error is not None and error.startswith("could not record: ConflictError"), error
     (trial,) = optuna.load_study(study_name="mirrored", storage=storage).trials
     assert (trial.state, trial.value, trial.intermediate_values) == (
         TrialState.COMPLETE,
