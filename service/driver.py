@@ -41,7 +41,7 @@ from service.outcome import TrialOutcome
 from service.population import Population
 from service.records import TrialRecord
 from service.recovery import end_unfinished
-from service.runner import LastEpoch, Slot, TrialRunner
+from service.runner import DataUnavailable, LastEpoch, Slot, TrialRunner
 from service.spec import StudySpec
 from service.trial_loop import ROTATED, TrialContext, run_trial
 from service.writer import OrderedWriter
@@ -254,6 +254,8 @@ class StudyDriver:
             self._n_opening += 1
             try:
                 slot = await self._open_slot()
+            except DataUnavailable:
+                raise  # every trial would fail the same way: the study fails
             except Exception as exc:  # noqa: BLE001 - the cluster's fault, not the study's
                 slot = None
                 failed_starts += 1
@@ -472,5 +474,5 @@ _START_BACKOFF_MAX_S = 30.0
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(_describe(e) for e in exc.exceptions)
+        return "; ".join(dict.fromkeys(_describe(e) for e in exc.exceptions))
     return f"{type(exc).__name__}: {exc}"

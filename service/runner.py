@@ -233,43 +233,74 @@ async def _call(ref: ray.ObjectRef) -> Any:
         raise trial_error(exc.cause if exc.cause is not None else exc) from exc
 
 
+class DataUnavailable(Exception):
+    """The study's data set could not be prepared: every trial would fail the same way,
+    so the study fails (its slot goes back untouched)."""
+
+
 class RayTrialRunner:
-    """Slots for one study, granted by the cluster's scheduler; the data put in Ray once."""
+    """Slots for one study, granted by the cluster's scheduler; the data put in Ray once.
+
+    The data set is read at the study's first grant, not before: a queued study holds
+    no copy of its data while it waits, however long the queue.
+    """
 
     def __init__(
-        self, study_id: int, spec: StudySpec, data: PreparedData, scheduler: SlotScheduler
-    ):
+        self, study_id: int, spec: StudySpec, data: PreparedData | None,
+        scheduler: SlotScheduler, *, data_roots: DataRoots | None = None,
+    ):  # fmt: skip
         self._study_id = study_id
         self._spec = spec
         self._scheduler = scheduler
         self._data_key = f"study-{study_id}"
-        self._data_ref = ray.put(data)
+        self._data_ref: ray.ObjectRef | None = None if data is None else ray.put(data)
+        self._data_roots = data_roots
+        self._data_error: DataUnavailable | None = None
+        self._data_lock = asyncio.Lock()
 
     @classmethod
     async def for_study(
         cls, study_id: int, spec: StudySpec, data_roots: DataRoots, scheduler: SlotScheduler
     ) -> RayTrialRunner:
-        data = await asyncio.to_thread(prepare_data, spec, data_roots)
-        return cls(study_id, spec, data, scheduler)
+        return cls(study_id, spec, None, scheduler, data_roots=data_roots)
+
+    async def _data(self) -> ray.ObjectRef:
+        """The study's data in Ray's object store, prepared once, at the first grant."""
+        async with self._data_lock:
+            if self._data_error is not None:
+                raise self._data_error
+            if self._data_ref is None:
+                assert self._data_roots is not None
+                try:
+                    data = await asyncio.to_thread(prepare_data, self._spec, self._data_roots)
+                except Exception as exc:  # noqa: BLE001 - the study's fault: it fails
+                    self._data_error = DataUnavailable(f"{type(exc).__name__}: {exc}")
+                    raise self._data_error from exc
+                self._data_ref = ray.put(data)
+            return self._data_ref
 
     async def open_slot(self, *, on_grant: Callable[[], None] | None = None) -> Slot:
         """A granted slot whose actor answers; one that died idle, or whose node left
-        before it started, is ended and the next grant taken (a few times at most)."""
+        before it started, is ended and the next grant taken (a few times at most).
+        The lease goes back on every path that does not return the slot."""
         for attempt in range(_START_ATTEMPTS):
             lease = await self._scheduler.acquire(self._study_id)
-            if on_grant is not None:
-                on_grant()
-            slot = RaySlot(lease, self._data_key, self._data_ref, self._spec)
             try:
+                if on_grant is not None:
+                    on_grant()
+                slot = RaySlot(lease, self._data_key, await self._data(), self._spec)
                 await slot.locate()
-            except asyncio.CancelledError:
-                self._scheduler.release(lease, keep=True)
-                raise
             except WorkerLost:
                 self._scheduler.release(lease, keep=False)
                 if attempt + 1 == _START_ATTEMPTS:
                     raise
                 continue
+            except BaseException as exc:
+                # Cancelled while the actor started, or no data: the slot itself is fine.
+                # Any other error came from the actor's set-up: it is ended.
+                keep = isinstance(exc, asyncio.CancelledError | DataUnavailable)
+                self._scheduler.release(lease, keep=keep)
+                raise
             self._scheduler.serving(lease)
             return slot
         raise AssertionError("unreachable")
