@@ -46,17 +46,30 @@ class OrderedWriter:
         self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
         self._error: BaseException | None = None
         self._skipped = 0
+        # Started by the first write: a queued study, which writes nothing until its
+        # first slot, holds no thread while it waits.
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._start = threading.Lock()
+
+    @property
+    def started(self) -> bool:
+        return self._thread.ident is not None
+
+    def _put(self, write: _Write) -> None:
+        self._queue.put(write)
+        if not self.started:
+            with self._start:
+                if not self.started:
+                    self._thread.start()
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Queue a write behind every earlier one; do not wait for it."""
-        self._queue.put(_Write(fn, args, kwargs))
+        self._put(_Write(fn, args, kwargs))
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a write after every queued one and return its result; it raises its own errors."""
         result: Future[T] = Future()
-        self._queue.put(_Write(fn, args, kwargs, result))
+        self._put(_Write(fn, args, kwargs, result))
         return await asyncio.wrap_future(result)
 
     def raise_if_failed(self) -> None:
@@ -79,6 +92,8 @@ class OrderedWriter:
 
     def close(self) -> None:
         """Finish the queued writes and stop the thread."""
+        if not self.started:
+            return
         self._queue.put(None)
         self._thread.join()
 

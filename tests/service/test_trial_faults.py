@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -283,3 +284,39 @@ def test_start_up_ends_trials_an_older_version_left_running_in_a_failed_study(
         optuna_states(optuna_storage, record.optuna_study_name)
         == [optuna.trial.TrialState.FAIL] * 2
     )
+
+
+def test_a_queued_study_starts_no_writer_until_its_first_slot(
+    store, optuna_storage, make_spec
+) -> None:
+    granted = asyncio.Event()
+
+    class Queued(OddRunner):
+        async def open_slot(self, *, on_grant: Callable[[], None] | None = None) -> Slot:
+            await granted.wait()  # the cluster's scheduler keeps the study waiting
+            return await super().open_slot(on_grant=on_grant)
+
+    runner = Queued(lambda seed, n: good(0.5))
+
+    async def runners(study_id: int, _: StudySpec) -> OddRunner:
+        return runner
+
+    def writers() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name.startswith("study-")]
+
+    async def main() -> tuple[list[str], list[str], str]:
+        service = StudyService(store, optuna_storage, runners)
+        spec = make_spec(budget={"max_trials": 2, "max_epochs": 2, "parallelism": 2})
+        study_id = (await service.submit(StudySpec.model_validate(spec))).record.id
+        for _ in range(50):  # the driver is built and waits for its slots
+            await asyncio.sleep(0.01)
+        queued = writers()
+        granted.set()
+        while not store.unfinished_trials(study_id, states=["running"]):
+            await asyncio.sleep(0.01)
+        running = writers()
+        await asyncio.wait_for(service.wait(study_id), timeout=60)
+        return queued, running, service.get(study_id).record.state
+
+    queued, running, state = asyncio.run(main())
+    assert queued == [] and running == ["study-1"] and state == "completed"
