@@ -34,5 +34,6 @@ COPY storage ./storage
 COPY examples ./examples
 RUN pip install .
 
-EXPOSE 8000 6379 8265
+# Only the API: Ray's ports (6379, 8265, 10001) serve the cluster's own network.
+EXPOSE 8000
 CMD ["hpo", "--help"]

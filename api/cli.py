@@ -59,7 +59,7 @@ def serve(
     """Run the API, the study drivers and (unless --ray-address) a local Ray."""
     settings = settings_of(host=host, port=port, ray_address=ray_address, database_url=database_url)
     console.print(
-        f"hpo-service on http://{settings.host}:{settings.port}  db={settings.database_url}"
+        f"hpo-service on http://{settings.host}:{settings.port}  db={settings.shown_database_url()}"
     )
     from service.runtime import connect_ray
 
@@ -229,7 +229,7 @@ def demo(
     from service.runtime import connect_ray, disconnect_ray
 
     settings = settings_of(port=port)
-    console.print(f"starting hpo-service (SQLite at {settings.database_url}, local Ray) ...")
+    console.print(f"starting hpo-service ({settings.shown_database_url()}, local Ray) ...")
     connect_ray(settings)
     config = uvicorn.Config(
         app_of(settings), host=settings.host, port=port, log_level="warning",

@@ -1,12 +1,15 @@
 """Where a study's data comes from: builtin sets, or files under the configured data roots.
 
 A `path` source is resolved against the roots (relative paths against the
-first) and refused when it leads outside them, so a spec cannot read arbitrary
-files of the service's machine.
+first), symlinks and `..` included, and refused when it leads outside them or
+into the service's own folders (every tenant's uploads, checkpoints and the
+database), so a spec cannot read arbitrary files of the service's machine nor
+another tenant's. Every refusal is the same answer, so none tells what exists.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,30 +22,49 @@ from workers.spec import METRICS, PathDataset, UploadedDataset
 
 @dataclass(frozen=True)
 class DataRoots:
-    """Folders whose files studies may read (the first is where relative paths start), and
-    the uploaded data sets."""
+    """Folders whose files studies may read (the first is where relative paths start), the
+    uploaded data sets, and the service's own folders, unreadable even under a root."""
 
     roots: tuple[Path, ...]
     uploads: Uploads | None = None
+    own: tuple[Path, ...] = ()
 
     def resolve(self, dataset: PathDataset) -> Path:
-        """The file a path source names; InvalidRequest when outside the roots or missing."""
-        given = Path(dataset.path).expanduser()
-        candidate = (given if given.is_absolute() else self.roots[0] / given).resolve()
-        if not any(candidate.is_relative_to(root.resolve()) for root in self.roots):
-            # Name the roots, never where they are: the server's layout is not the caller's.
-            names = [r.name for r in self.roots]
-            raise InvalidRequest(
-                f"dataset.path '{dataset.path}' is outside the data roots; give a path relative "
-                f"to the data directory '{names[0]}'"
-                + (f", or one under the roots {names[1:]}" if len(names) > 1 else ""),
-                field="dataset.path",
-            )
-        if not candidate.is_file():
+        """The file a path source names; InvalidRequest when refused or not a file."""
+        candidate = self._allowed(dataset.path)
+        if candidate is None:
+            raise InvalidRequest(self._refusal(), field="dataset.path")
+        if not os.path.isfile(candidate):  # never raises: an unreadable path is no file either
             raise InvalidRequest(
                 f"dataset.path '{dataset.path}' is not a file", field="dataset.path"
             )
         return candidate
+
+    def _allowed(self, path: str) -> Path | None:
+        if not self.roots:
+            return None
+        try:
+            given = Path(path).expanduser()
+            candidate = (given if given.is_absolute() else self.roots[0] / given).resolve()
+            own = [folder.resolve() for folder in self.own]
+            roots = [root.resolve() for root in self.roots]
+        except (OSError, RuntimeError, ValueError):  # an unknown ~user, a NUL byte
+            return None
+        if any(candidate.is_relative_to(folder) for folder in own):
+            return None
+        return candidate if any(candidate.is_relative_to(r) for r in roots) else None
+
+    def _refusal(self) -> str:
+        """One message for every refused path: it names the roots, never where they are
+        (the server's layout is not the caller's), and never echoes the path."""
+        if not self.roots:
+            return (
+                "dataset.path is outside the data roots: this service has none "
+                "(HPO_DATA_ROOTS); upload the file and use {source: uploaded, id} instead"
+            )
+        first, *others = [r.name for r in self.roots]
+        also = f", or one under the roots {others}" if others else ""
+        return f"dataset.path is outside the data roots; give a path relative to '{first}'{also}"
 
 
 def check_data_source(spec: StudySpec, roots: DataRoots, *, tenant: str | None = None) -> None:

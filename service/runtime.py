@@ -106,7 +106,7 @@ async def open_runtime(settings: Settings) -> Runtime:
     uploads = Uploads(
         DatasetStore(engine), settings.data_dir / "uploads", max_bytes=settings.max_upload_bytes
     )
-    roots = DataRoots(settings.data_root_paths(), uploads)
+    roots = DataRoots(settings.data_root_paths(), uploads, own=settings.own_paths())
 
     checkpoints = CheckpointStore(settings.data_dir / "artifacts")
     metrics = ServiceMetrics(store.count_studies)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.fair_share import TenantPolicy
+from storage.engine import hidden_password, sqlite_file
 
 
 class Settings(BaseSettings):
@@ -52,6 +53,11 @@ class Settings(BaseSettings):
         "When set, every API route (not /healthz, nor the dashboard's page and scripts) needs "
         "`Authorization: Bearer <token>`.",
     )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="The operator's bearer token for GET /metrics with every tenant's series. "
+        "With HPO_API_TOKENS set, a tenant's token shows its own series and an `others` total.",
+    )
     max_request_bytes: int = Field(
         default=1_000_000, ge=1_000, description="Larger bodies get 413."
     )
@@ -64,9 +70,34 @@ class Settings(BaseSettings):
     studies_per_minute: int = Field(
         default=60, ge=1, description="Study submissions a tenant may make per minute (429)."
     )
+    max_active_studies_per_tenant: int = Field(
+        default=20, ge=1,
+        description="Queued, running and paused studies a tenant may hold at once (429 above).",
+    )  # fmt: skip
+    max_upload_bytes_per_tenant: int = Field(
+        default=1_000_000_000, ge=1_000,
+        description="Bytes of stored uploads a tenant may hold in all (413 for an upload that "
+        "would pass it; deleting a data set gives its bytes back).",
+    )  # fmt: skip
+    max_event_streams_per_tenant: int = Field(
+        default=20, ge=1, description="Event streams a tenant may hold open at once (429 above)."
+    )
+    event_heartbeat_s: float = Field(
+        default=15.0, gt=0, allow_inf_nan=False,
+        description="An event stream with nothing to send sends a `: heartbeat` comment this "
+        "often, so that proxies keep it open and a vanished client is noticed.",
+    )  # fmt: skip
+    event_idle_s: float = Field(
+        default=600.0, gt=0, allow_inf_nan=False,
+        description="An event stream that has sent only heartbeats this long is closed, "
+        "freeing its place under max_event_streams_per_tenant (clients resume with "
+        "Last-Event-ID).",
+    )  # fmt: skip
     data_roots: str = Field(
         default="",
-        description="Comma-separated folders path data sets may come from, besides data_dir.",
+        description="Comma-separated folders path data sets may come from (relative paths "
+        "start in the first). Never the service's own folders: data_dir (uploads, artifacts), "
+        "the SQLite file's folder and a local checkpoint_uri are refused even under a root.",
     )
 
     tenant_weights: str = Field(
@@ -122,11 +153,24 @@ class Settings(BaseSettings):
         return TenantPolicy.parse(self.tenant_weights, self.tenant_quotas)
 
     def data_root_paths(self) -> tuple[Path, ...]:
-        """data_dir first (relative dataset paths start there), then HPO_DATA_ROOTS."""
-        extra = [
+        """HPO_DATA_ROOTS, the first where relative dataset paths start."""
+        return tuple(
             Path(p.strip()).expanduser().resolve() for p in self.data_roots.split(",") if p.strip()
-        ]
-        return (self.data_dir, *extra)
+        )
+
+    def own_paths(self) -> tuple[Path, ...]:
+        """The service's own folders, which hold every tenant's files: no path source reads
+        from them, whatever the data roots."""
+        own = [self.data_dir]
+        if (database := sqlite_file(self.database_url)) is not None:
+            own.append(database.parent)
+        if "://" not in self.checkpoint_uri or self.checkpoint_uri.startswith("file://"):
+            own.append(Path(self.checkpoint_uri.removeprefix("file://")).expanduser().resolve())
+        return tuple(own)
+
+    def shown_database_url(self) -> str:
+        """The database URL for start-up lines and logs: never with its password."""
+        return hidden_password(self.database_url)
 
     def tenants_by_token(self) -> dict[str, str]:
         """token -> tenant from HPO_API_TOKENS; ValueError names a malformed entry."""

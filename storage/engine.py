@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 # WAL lets the API read while a driver writes; busy_timeout rides out short write locks.
 # synchronous=NORMAL under WAL survives a crash of the process (and of the service), not
@@ -62,6 +63,23 @@ def sqlite_pragmas(durability: str) -> tuple[str, ...]:
         return SQLITE_DURABILITY[durability]
     except KeyError:
         raise ValueError(f"unknown SQLite durability {durability!r}") from None
+
+
+def hidden_password(url: str) -> str:
+    """The URL as start-up lines and logs may show it: its password masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<a database URL SQLAlchemy cannot parse>"  # it may hold a password still
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names; None for another database or an in-memory one."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    return Path(database.removeprefix("file:").split("?")[0]).expanduser().resolve()
 
 
 def _create_sqlite_engine(url: URL, pragmas: Sequence[str]) -> Engine:

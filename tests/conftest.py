@@ -172,15 +172,18 @@ def ray_cluster() -> Iterator[Any]:
 
 
 @contextmanager
-def running_service(settings: Settings) -> Iterator[str]:
-    """Serve the real app with uvicorn on a free loopback port; yields its base URL."""
+def running_service(settings: Settings, *, app: Any = None) -> Iterator[str]:
+    """Serve the real app with uvicorn on a free loopback port; yields its base URL.
+
+    Pass `app` (made by `create_app(settings)`) to look inside it while it serves."""
     # IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY only on sockets that say
     # they are TCP. Without it every request after a connection's first waited ~40 ms
     # for a delayed ACK (Nagle), which made the suite's HTTP calls 20x slower.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
+    app = app if app is not None else create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
@@ -219,6 +222,7 @@ def sqlite_service_url(ray_cluster: Any, sqlite_url: str, tmp_path: Path) -> Ite
 class LiveService:
     url: str
     data_dir: Path
+    data_root: Path  # HPO_DATA_ROOTS: path data sets live here, never in data_dir
 
 
 @pytest.fixture(scope="module")
@@ -226,10 +230,11 @@ def shared_service(
     ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveService]:
     """One live service on SQLite for a whole test module (its tests share the database)."""
-    root = tmp_path_factory.mktemp("service")
-    settings = Settings(database_url=f"sqlite:///{root / 'hpo.db'}", data_dir=root / "data")
+    root, datasets = tmp_path_factory.mktemp("service"), tmp_path_factory.mktemp("datasets")
+    settings = Settings(database_url=f"sqlite:///{root / 'hpo.db'}", data_dir=root / "data",
+                        data_roots=str(datasets))  # fmt: skip
     with running_service(settings) as url:
-        yield LiveService(url, settings.data_dir)
+        yield LiveService(url, settings.data_dir, datasets)
 
 
 def wait_for_study(client: Any, study_id: int, timeout_s: float = 180) -> dict[str, Any]:

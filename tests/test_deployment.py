@@ -15,12 +15,16 @@ import yaml
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
+# What compose refuses to start without (README: both come from the uncommitted .env).
+DEMANDED = {"HPO_API_TOKENS": "team:token", "POSTGRES_PASSWORD": "pw-from-dot-env"}
+RAY_PORTS = {6379, 8265, 10001}  # GCS, dashboard (its Jobs API runs any code), Ray client
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 def compose(environment: dict[str, str] | None = None) -> dict[str, Any]:
     """The compose file as compose reads it: `${VAR:-default}`, `${VAR:?error}` and `$$`
-    interpolated from `environment` (by default only the variable compose demands)."""
-    values = {"HPO_API_TOKENS": "team:token"} if environment is None else environment
+    interpolated from `environment` (by default only the variables compose demands)."""
+    values = DEMANDED if environment is None else environment
 
     def interpolate(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
@@ -107,7 +111,7 @@ def test_the_head_is_built_with_cpu_torch_and_the_workers_with_cuda_torch() -> N
     assert worker["build"]["args"]["TORCH_VARIANT"] == "cu128"  # the default CUDA build
     assert head["image"] != worker["image"]  # one tag each, so neither build overwrites the other
     assert head["build"]["context"] == worker["build"]["context"] == "."
-    chosen = compose({"HPO_API_TOKENS": "t:k", "TORCH_CUDA": "cu126"})["services"]["worker"]
+    chosen = compose({**DEMANDED, "TORCH_CUDA": "cu126"})["services"]["worker"]
     assert chosen["build"]["args"]["TORCH_VARIANT"] == "cu126" and "cu126" in chosen["image"]
     assert "utility" in worker["environment"]["NVIDIA_DRIVER_CAPABILITIES"]  # Ray counts GPUs
 
@@ -131,4 +135,67 @@ def test_the_readme_says_how_to_pick_the_cuda_version() -> None:
 
 def test_compose_demands_the_api_tokens() -> None:
     with pytest.raises(AssertionError, match="HPO_API_TOKENS"):
-        compose({})
+        compose({"POSTGRES_PASSWORD": "pw"})
+
+
+def published(service: dict[str, Any]) -> list[tuple[str, int]]:
+    """(host address, container port) of each `ports:` entry, short or long syntax; an
+    entry without an address is published on every interface of the host."""
+    entries = []
+    for entry in service.get("ports", []):
+        if isinstance(entry, dict):
+            entries.append((str(entry.get("host_ip", "0.0.0.0")), int(entry["target"])))
+            continue
+        *host, container = str(entry).split("/")[0].rsplit(":", 2)
+        address = host[0] if len(host) == 2 else "0.0.0.0"
+        entries.append((address.strip("[]"), int(container.split("-")[0])))
+    return entries
+
+
+def test_no_ray_port_is_published_beyond_the_hosts_loopback() -> None:
+    for name, service in compose()["services"].items():
+        for address, port in published(service):
+            assert port not in RAY_PORTS or address in LOOPBACK, (name, address, port)
+    head = compose()["services"]["head"]
+    assert [port for _, port in published(head)] == [8000]  # the service's own port only
+
+
+def test_the_ray_dashboard_does_not_listen_on_every_interface() -> None:
+    for name, service in compose()["services"].items():
+        command = str(service.get("command", ""))
+        assert "0.0.0.0" not in re.findall(r"--dashboard-host[= ](\S+)", command), name
+    assert "--dashboard-host=127.0.0.1" in compose()["services"]["head"]["command"]
+    exposed = re.search(r"^EXPOSE (.+)$", (ROOT / "Dockerfile").read_text(), re.MULTILINE)
+    assert exposed is not None and exposed.group(1).split() == ["8000"]
+
+
+def test_compose_takes_the_postgres_password_from_the_environment_file() -> None:
+    with pytest.raises(AssertionError, match="POSTGRES_PASSWORD"):
+        compose({"HPO_API_TOKENS": "t:k"})
+    services = compose()["services"]
+    secret = DEMANDED["POSTGRES_PASSWORD"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == secret
+    head = services["head"]["environment"]
+    # libpq reads PGPASSWORD: the URL holds no password to print or to URL-encode.
+    assert head["PGPASSWORD"] == secret and secret not in head["HPO_DATABASE_URL"]
+
+
+def test_no_committed_deployment_file_holds_a_password() -> None:
+    for name in ("docker-compose.yml", "Dockerfile", ".env.example", "README.md"):
+        text = (ROOT / name).read_text()
+        for password in re.findall(r"://[^/\s:@'\"]+:([^@\s/'\"]+)@", text):
+            assert password.startswith("$") or set(password) == {"*"}, (name, password)
+        assignment = r"^[ \t-]*(?:POSTGRES_PASSWORD|PGPASSWORD)[ \t]*[:=][ \t]*(\S*)"
+        for value in re.findall(assignment, text, flags=re.MULTILINE):
+            assert value == "" or value.startswith(("$", "<", "`")), (name, value)
+
+
+def test_the_environment_file_is_gitignored_and_its_example_committed_empty() -> None:
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert {".env", "/.env"} & set(ignored) and "!.env" not in ignored
+    example = dict(
+        line.split("=", 1)
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert example == {"POSTGRES_PASSWORD": "", "HPO_API_TOKENS": ""}

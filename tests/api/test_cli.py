@@ -226,7 +226,7 @@ def test_stop_then_resume_with_more_trials_ends_at_the_new_count(
 
 
 def test_a_study_that_fails_exits_non_zero_with_one_line(shared_service: LiveService) -> None:
-    (shared_service.data_dir / "no-target.csv").write_text("a,b\n" + "1,2\n" * 20)
+    (shared_service.data_root / "no-target.csv").write_text("a,b\n" + "1,2\n" * 20)
     spec = copy.deepcopy(FAST_SPEC) | {
         "name": "cli-fails", "dataset": {"source": "path", "path": "no-target.csv"}
     }  # fmt: skip

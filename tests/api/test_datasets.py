@@ -24,9 +24,14 @@ ALICE, BOB = {"Authorization": "Bearer a"}, {"Authorization": "Bearer b"}
 def service(
     ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, Path]]:
+    """The data roots are `datasets` (relative paths start there) and `root` itself, a parent
+    of the service's own folders: its SQLite file, uploads and artifacts in `data`, and the
+    trial checkpoints in `trial-checkpoints`, none of which a path source may read."""
     root = tmp_path_factory.mktemp("uploads")
-    settings = Settings(database_url=f"sqlite:///{root / 'hpo.db'}", data_dir=root / "data",
-                        max_upload_bytes=LIMIT, api_tokens="alice:a,bob:b")  # fmt: skip
+    (root / "datasets").mkdir()
+    settings = Settings(data_dir=root / "data", checkpoint_uri=str(root / "trial-checkpoints"),
+                        data_roots=f"{root / 'datasets'},{root}", max_upload_bytes=LIMIT,
+                        api_tokens="alice:a,bob:b")  # fmt: skip
     with running_service(settings) as url:
         yield url, settings.data_dir
 
@@ -158,9 +163,64 @@ def test_path_sources_cannot_escape_the_data_roots(
         response = http.post("/api/v1/studies", json=spec)
         message = response.json()["error"]["message"]
         assert response.status_code == 422 and "outside the data roots" in message
-        assert "relative to the data directory 'data'" in message
+        assert "relative to 'datasets'" in message
         # The roots are named, never located: no absolute path of the server shows.
         assert str(service[1]) not in message and str(service[1].parent) not in message
+
+
+def submit_path(http: httpx.Client, path: str, spec: dict[str, Any]) -> httpx.Response:
+    return http.post("/api/v1/studies", json=spec | {"dataset": {"source": "path", "path": path,
+                                                                 "format": "csv"}})  # fmt: skip
+
+
+def test_a_path_source_reads_files_under_the_data_roots(
+    http: httpx.Client, service: tuple[str, Path], make_spec: Callable[..., dict[str, Any]]
+) -> None:
+    root = service[1].parent
+    table().to_csv(root / "datasets" / "shared.csv", index=False)
+    (root / "team").mkdir(exist_ok=True)
+    table().to_csv(root / "team" / "own.csv", index=False)
+    spec = make_spec(budget={"max_trials": 1, "max_epochs": 1})
+    for path in ("shared.csv", str(root / "team" / "own.csv"), "../team/own.csv"):
+        response = submit_path(http, path, spec | {"name": path})
+        assert response.status_code == 201, (path, response.text)
+        http.post(f"/api/v1/studies/{response.json()['id']}/stop")
+    missing = submit_path(http, "nope.csv", spec).json()["error"]["message"]
+    assert "dataset.path 'nope.csv' is not a file" in missing  # the roots' own files are open
+
+
+def test_the_services_own_folders_are_refused_alike_whether_or_not_a_file_is_there(
+    http: httpx.Client, service: tuple[str, Path], make_spec: Callable[..., dict[str, Any]]
+) -> None:
+    """Another tenant's upload, a checkpoint, the database: refused with one answer, byte
+    for byte, so that no answer tells what exists in the service's folders."""
+    data_dir, root = service[1], service[1].parent
+    with httpx.Client(base_url=service[0], headers=BOB, timeout=30) as bob:
+        theirs = upload(bob, csv_bytes(table()), name="theirs.csv").json()["id"]
+    upload_dir = data_dir / "uploads" / theirs
+    assert (upload_dir / "theirs.csv").is_file() and (data_dir / "hpo.db").is_file()
+    checkpoints = root / "trial-checkpoints"
+    checkpoints.mkdir(exist_ok=True)
+    table().to_csv(checkpoints / "trial.csv", index=False)
+    (root / "datasets" / "db.csv").symlink_to(data_dir / "hpo.db")
+    (root / "datasets" / "service").symlink_to(data_dir, target_is_directory=True)
+    refused = [
+        str(upload_dir / "theirs.csv"), str(upload_dir), str(upload_dir / "missing.csv"),
+        f"../data/uploads/{theirs}/theirs.csv", f"../data/uploads/{theirs}/missing.csv",
+        f"service/uploads/{theirs}/theirs.csv", "service/uploads", "service/nothing-here",
+        str(data_dir / "hpo.db"), str(data_dir / "missing.db"), "db.csv",
+        str(checkpoints / "trial.csv"), str(checkpoints / "missing.csv"), str(checkpoints),
+        str(data_dir / "artifacts"), str(data_dir), "../..", "../../etc/passwd", "/etc/passwd",
+        "/no/such/file.csv", f"shared.csv/../../data/uploads/{theirs}/theirs.csv",
+    ]  # fmt: skip
+    spec = make_spec(name="probe")
+    answers = {path: submit_path(http, path, spec) for path in refused}
+    first = answers[refused[0]]
+    assert first.status_code == 422 and "outside the data roots" in first.text
+    assert str(root) not in first.text
+    for path, answer in answers.items():
+        assert (answer.status_code, answer.content) == (422, first.content), path
+    assert not [s for s in http.get("/api/v1/studies").json()["items"] if s["name"] == "probe"]
 
 
 def test_the_python_client_uploads_a_file(service: tuple[str, Path], tmp_path: Path) -> None:

@@ -90,3 +90,19 @@ def test_a_start_that_fails_on_its_store_stops_the_ray_it_started(tmp_path: Path
     assert done.returncode == 0, done.stderr
     assert "failed: OperationalError" in done.stdout, done.stdout + done.stderr
     assert "ray still up: False" in done.stdout
+
+
+def test_hpo_serve_never_prints_the_database_password(tmp_path: Path) -> None:
+    """The start-up line names the database, and a start that fails on it says why; neither
+    shows its password (logs are read by more people than the database's owners)."""
+    url = "postgresql+psycopg://postgres:s3cret-w0rd@127.0.0.1:1/none"  # nothing listens
+    env = {**os.environ, "HPO_DATA_DIR": str(tmp_path / "data"), "HPO_RAY_NUM_CPUS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(free_port()),
+         "--database-url", url],
+        env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode != 0 and "OperationalError" in output, output
+    assert "db=postgresql+psycopg://postgres:***@127.0.0.1:1/none" in output
+    assert "s3cret-w0rd" not in output

@@ -109,8 +109,7 @@ def test_a_csv_classification_study_completes(
     table = pd.DataFrame(x, columns=["f1", "f2", "f3", "f4"]).assign(
         kind=(x[:, 0] + x[:, 1] > 0).astype(int)
     )
-    shared_service.data_dir.mkdir(parents=True, exist_ok=True)
-    table.to_csv(shared_service.data_dir / "two-blobs.csv", index=False)
+    table.to_csv(shared_service.data_root / "two-blobs.csv", index=False)
     spec = make_spec(
         name="csv", dataset={"source": "path", "path": "two-blobs.csv", "target": "kind"},
         budget={"max_trials": 3, "max_epochs": 8},
@@ -139,9 +138,8 @@ def test_precision_is_searched_like_any_categorical_and_each_one_learns(
 def test_a_file_without_its_target_fails_the_study_with_the_reason(
     client: httpx.Client, shared_service: LiveService, make_spec: Callable[..., dict[str, Any]]
 ) -> None:
-    shared_service.data_dir.mkdir(parents=True, exist_ok=True)
     pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]}).to_csv(
-        shared_service.data_dir / "no-target.csv", index=False
+        shared_service.data_root / "no-target.csv", index=False
     )
     spec = make_spec(
         name="no-target", dataset={"source": "path", "path": "no-target.csv", "target": "y"}
