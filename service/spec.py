@@ -257,6 +257,7 @@ class StudySpec(_Strict):
             raise ValueError(f"{both} cannot be both searched (space) and fixed (params)")
         draw_order(self.space, self.params)
         spec_checks.check_optimizer_knobs(self.space, self.params)
+        spec_checks.check_batch_norm_batch_size(self.space, self.params)
         spec_checks.check_initial_trials(self.initial_trials, self.space)
         return self
 

@@ -111,3 +111,49 @@ def check_initial_trials(trials: list[dict[str, Any]], space: Mapping[str, Param
         for name, value in config.items():
             if not contains(space[name], value):
                 raise ValueError(f"initial_trials[{i}].{name}={value!r} is outside the space")
+
+
+def check_batch_norm_batch_size(space: Mapping[str, ParamSpec], params: Mapping[str, Any]) -> None:
+    """No trial may draw batch size 1 with batch norm on: every training batch would be one
+    row, which batch norm cannot normalize (torch raises on the first step). A last batch
+    of one row at other sizes is the trainer's to join to the one before."""
+    one_row = _path_allowing("batch_size", 1, space, params)
+    with_norm = _path_allowing("batch_norm", True, space, params)
+    if one_row is None or with_norm is None or _excluded_by_when(space):
+        return
+    raise ValueError(
+        f"{one_row}: batch size 1 puts one row in every training batch, which batch norm "
+        f"cannot normalize, and {with_norm} lets batch_norm be true; allow only batch sizes "
+        "of 2 or more, or only batch_norm false, or make one conditional on the other (when)"
+    )
+
+
+def _path_allowing(
+    name: str, value: Any, space: Mapping[str, ParamSpec], params: Mapping[str, Any]
+) -> str | None:
+    """The spec path that lets hyperparameter `name` take `value`; None when nothing does
+    (the worker's defaults, batch size 64 without batch norm, never do)."""
+    if name in params:
+        fixed = params[name]
+        return f"params.{name}" if type(fixed) is type(value) and fixed == value else None
+    param = space.get(name)
+    if param is None or not contains(param, value):
+        return None
+    if isinstance(param, CategoricalParam):
+        return f"space.{name}.choices"
+    return f"space.{name}.low" if param.low == value else f"space.{name}"
+
+
+def _excluded_by_when(space: Mapping[str, ParamSpec]) -> bool:
+    """Whether a `when` keeps batch size 1 and batch norm apart: a searched batch size drawn
+    only without batch norm, or batch norm drawn only at other batch sizes (else it is off)."""
+    size, norm = space.get("batch_size"), space.get("batch_norm")
+    size_when = (size.when or {}) if size is not None else {}
+    norm_when = (norm.when or {}) if norm is not None else {}
+    return ("batch_norm" in size_when and not _lists(size_when["batch_norm"], True)) or (
+        "batch_size" in norm_when and not _lists(norm_when["batch_size"], 1)
+    )
+
+
+def _lists(values: list[Any], value: Any) -> bool:
+    return any(type(v) is type(value) and v == value for v in values)

@@ -26,17 +26,55 @@ class DataError(ValueError):
 class Fold:
     """One train/validation split with the test split, standardized on its training part.
 
-    Features are float32 and flat (N, D); labels are int64 for classification and
-    standardized float32 for regression (`y_scale` turns errors back into units).
+    The fold holds row indices into the study's one copy of the features (`x`, shared by
+    every fold) and its own standardization, applied when rows are read: k folds as k
+    standardized copies would hold k times the data set at once. `x` is float32 and flat
+    (N, D), centred once on all rows so that float32 keeps the digits of features with a
+    large offset; `features(rows)` gives standardized rows. Labels are int64 for
+    classification; regression targets are centred float32 too, and `targets(rows)`
+    standardizes them on the training rows (`y_scale` turns errors back into units).
     """
 
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    shift: np.ndarray
+    scale: np.ndarray
+    y_shift: float = 0.0
     y_scale: float = 1.0
+
+    def features(self, rows: np.ndarray) -> np.ndarray:
+        return (self.x[rows] - self.shift) / self.scale
+
+    def targets(self, rows: np.ndarray) -> np.ndarray:
+        y = self.y[rows]
+        return (y - self.y_shift) / self.y_scale if y.dtype.kind == "f" else y
+
+    @property
+    def x_train(self) -> np.ndarray:
+        return self.features(self.train)
+
+    @property
+    def y_train(self) -> np.ndarray:
+        return self.targets(self.train)
+
+    @property
+    def x_val(self) -> np.ndarray:
+        return self.features(self.val)
+
+    @property
+    def y_val(self) -> np.ndarray:
+        return self.targets(self.val)
+
+    @property
+    def x_test(self) -> np.ndarray:
+        return self.features(self.test)
+
+    @property
+    def y_test(self) -> np.ndarray:
+        return self.targets(self.test)
 
 
 @dataclass(frozen=True)
@@ -137,8 +175,9 @@ def prepare(raw: RawData, split: SplitSpec) -> PreparedData:
     y, n_outputs = _encode_target(raw.y, raw.task)
     stratify = raw.task == "classification"
     rest, test = _hold_out(len(y), y if stratify else None, split.test, split.seed)
+    shared = _Centred.of(x, y, raw.task)
     folds = [
-        _standardized(x, y, rest[train], rest[val], test, raw.task)
+        shared.fold(rest[train], rest[val], test)
         for train, val in _fold_indices(y[rest], stratify, split)
     ]
     return PreparedData(raw.task, n_outputs, sample_shape, folds)
@@ -193,25 +232,40 @@ def _fold_indices(
         raise DataError(f"cannot split training and validation data: {exc}") from exc
 
 
-def _standardized(
-    x: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray, test: np.ndarray, task: Task
-) -> Fold:
-    mean, std = x[train].mean(axis=0), x[train].std(axis=0)
-    std[std == 0] = 1.0
+@dataclass(frozen=True)
+class _Centred:
+    """The one float32 copy of features (and regression targets) that every fold indexes,
+    with the float64 originals that the folds' statistics are computed from."""
 
-    def features(rows: np.ndarray) -> np.ndarray:
-        return ((x[rows] - mean) / std).astype(np.float32)
+    x64: np.ndarray
+    y64: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    x_centre: np.ndarray
+    y_centre: float | None
 
-    if task == "classification":
-        targets = [y[rows] for rows in (train, val, test)]
-        scale = 1.0
-    else:
-        y_mean, scale = float(y[train].mean()), float(y[train].std() or 1.0)
-        targets = [((y[rows] - y_mean) / scale).astype(np.float32) for rows in (train, val, test)]
-    return Fold(
-        features(train), targets[0], features(val), targets[1], features(test), targets[2],
-        y_scale=scale,
-    )  # fmt: skip
+    @classmethod
+    def of(cls, x: np.ndarray, y: np.ndarray, task: Task) -> _Centred:
+        x_centre = x.mean(axis=0)
+        if task == "classification":
+            return cls(x, y, (x - x_centre).astype(np.float32), y, x_centre, None)
+        y_centre = float(y.mean())
+        y32 = (y - y_centre).astype(np.float32)
+        return cls(x, y, (x - x_centre).astype(np.float32), y32, x_centre, y_centre)
+
+    def fold(self, train: np.ndarray, val: np.ndarray, test: np.ndarray) -> Fold:
+        train_x = self.x64[train]
+        std = train_x.std(axis=0)
+        std[std == 0] = 1.0
+        shift = (train_x.mean(axis=0) - self.x_centre).astype(np.float32)
+        y_shift, y_scale = 0.0, 1.0
+        if self.y_centre is not None:
+            y_shift = float(self.y64[train].mean()) - self.y_centre
+            y_scale = float(self.y64[train].std() or 1.0)
+        return Fold(
+            self.x, self.y, train, val, test, shift, std.astype(np.float32),
+            y_shift=y_shift, y_scale=y_scale,
+        )  # fmt: skip
 
 
 def load_prepared(

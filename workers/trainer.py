@@ -5,7 +5,7 @@ in-memory tensors is 1.4x faster for small models). `TrialTrainer` runs every
 fold of a trial in step and reports their mean, so k-fold cross-validation is
 one more knob, not another loop.
 
-The tensors go to the slot's device once per study (`TensorData`), so an epoch on a
+The tensors go to the slot's device once per study (`workers.tensors`), so an epoch on a
 GPU copies nothing from the host; `precision`, `compile` and (for the CNN on CUDA)
 channels-last memory are per trial.
 """
@@ -21,9 +21,9 @@ from typing import Any, cast
 
 import numpy as np
 import torch
+from torch import nn
 
 from workers.compiled import compile_model
-from workers.data import Fold, PreparedData
 from workers.device import peak_memory_mb, reset_peak_memory
 from workers.direction import at_least, improves
 from workers.hyperparameters import resolve
@@ -33,40 +33,7 @@ from workers.optimizers import build_optimizer
 from workers.precision import Precision
 from workers.schedules import EpochSchedule
 from workers.tasks import load_task
-
-
-class FoldTensors:
-    """One fold's arrays as tensors on a device, built once per slot and study."""
-
-    def __init__(self, fold: Fold, device: torch.device):
-        def put(array: Any) -> torch.Tensor:
-            # A copy: arrays from Ray's object store are read-only and shared.
-            tensor = torch.tensor(array)
-            if device.type != "cuda":
-                return tensor
-            # From pinned memory the copies are DMAs that run while the next one is set up.
-            return tensor.pin_memory().to(device, non_blocking=True)
-
-        self.x_train, self.y_train = put(fold.x_train), put(fold.y_train)
-        self.x_val, self.y_val = put(fold.x_val), put(fold.y_val)
-        self.x_test, self.y_test = put(fold.x_test), put(fold.y_test)
-        self.y_scale = fold.y_scale
-        if device.type == "cuda":
-            torch.cuda.current_stream(device).synchronize()  # the pinned buffers may go now
-
-
-class TensorData:
-    """A study's prepared data on one device."""
-
-    def __init__(self, data: PreparedData, device: torch.device):
-        self.task = data.task
-        self.n_outputs = data.n_outputs
-        self.sample_shape = data.sample_shape
-        self.folds = [FoldTensors(fold, device) for fold in data.folds]
-
-    @classmethod
-    def on_cpu(cls, data: PreparedData) -> TensorData:
-        return cls(data, torch.device("cpu"))
+from workers.tensors import TensorData
 
 
 class Trainer:
@@ -77,7 +44,7 @@ class Trainer:
         self.params = params
         self.tensors = data.folds[fold]
         self.task = data.task
-        device = self.tensors.x_train.device
+        device = self.tensors.device
         _seed(seed, device)
         self.model = build_model(model, data.sample_shape, data.n_outputs, params).to(device)
         if model == "cnn" and device.type == "cuda":
@@ -97,6 +64,7 @@ class Trainer:
         self.loss_fn = plugin_loss or loss_function(data.task, label_smoothing=smoothing)
         self._generator = torch.Generator(device=device).manual_seed(seed)
         self._weights = [p for p in self.model.parameters() if p.dim() > 1]
+        self._min_batch_rows = 2 if _has_batch_norm(self.model) else 1
 
     @property
     def lr(self) -> float:
@@ -104,17 +72,17 @@ class Trainer:
 
     def train_epoch(self) -> float:
         """One pass over the training split; the mean training loss."""
-        x, y = self.tensors.x_train, self.tensors.y_train
-        n = x.shape[0]
-        size = n if self.params["batch_size"] == "full" else min(int(self.params["batch_size"]), n)
-        order = torch.randperm(n, generator=self._generator, device=x.device)
-        x, y = x[order], y[order]
+        rows = self.tensors.rows_train
+        n = rows.shape[0]
+        order = rows[torch.randperm(n, generator=self._generator, device=rows.device)]
+        x, y = self.tensors.features(order), self.tensors.targets(order)
         noise, l1, clip = self.params["input_noise"], self.params["l1"], self.params["grad_clip"]
         self.model.train()
         losses = []
         autocast, step = self.precision.autocast, self.precision.backward_and_step
-        for start in range(0, n, size):
-            xb, yb = x[start : start + size], y[start : start + size]
+        bounds = batch_bounds(n, self._batch_rows(), min_rows=self._min_batch_rows)
+        for start, stop in bounds:
+            xb, yb = x[start:stop], y[start:stop]
             if noise:
                 xb = xb + noise * torch.randn(xb.shape, generator=self._generator, device=xb.device)
             with autocast():
@@ -124,17 +92,33 @@ class Trainer:
                 loss = loss + l1 * sum(w.abs().sum() for w in self._weights)
             self.optimizer.zero_grad(set_to_none=True)
             step(loss, self.optimizer, clip=clip, model=self.model)
-        return _mean_over_samples(losses, n, size)
+        return _mean_over_samples(losses, bounds)
+
+    def _batch_rows(self) -> int:
+        n = self.tensors.rows_train.shape[0]
+        size = self.params["batch_size"]
+        return n if size == "full" else min(int(size), n)
 
     @torch.no_grad()
     def evaluate(self, split: str = "val") -> dict[str, float]:
-        """Loss and task metrics on a split, in evaluation mode (no dropout, no noise)."""
-        x, y = getattr(self.tensors, f"x_{split}"), getattr(self.tensors, f"y_{split}")
-        if len(x) == 0:
+        """Loss and task metrics on a split, in evaluation mode (no dropout, no noise).
+
+        The forward passes run over chunks of `max(batch rows, EVAL_CHUNK_ROWS)` rows, so
+        that a large split costs a training step's activations rather than the whole
+        split's; the chunks' outputs (rows x outputs) are joined so that every metric,
+        macro-F1 and a plug-in's loss included, is computed as over the whole split."""
+        rows = self.tensors.rows(split)
+        if len(rows) == 0:
             return {}
         self.model.eval()
-        with self.precision.autocast():
-            output = self.model(x).float()
+        chunk = max(self._batch_rows(), EVAL_CHUNK_ROWS)
+        outputs = []
+        for start in range(0, len(rows), chunk):
+            with self.precision.autocast():
+                outputs.append(
+                    self.model(self.tensors.features(rows[start : start + chunk])).float()
+                )
+        output, y = torch.cat(outputs), self.tensors.targets(rows)
         values = {"loss": self.loss_fn(output, y)}
         if self.task == "classification":
             values.update(classification_metrics(output, y))
@@ -217,11 +201,36 @@ def _plugin_loss(model: str) -> Any:
     return load_task(model.removeprefix("plugin:")).loss_function()
 
 
-def _mean_over_samples(batch_losses: list[torch.Tensor], n: int, size: int) -> float:
-    """Sample-weighted mean of batch means: only the last batch may be smaller."""
-    last = n - size * (len(batch_losses) - 1)
-    full = sum(float(loss) for loss in batch_losses[:-1])
-    return (full * size + float(batch_losses[-1]) * last) / n
+EVAL_CHUNK_ROWS = 1024  # fewest rows per evaluation forward pass: few passes, small peaks
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
+def _has_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(m, _BATCH_NORMS) for m in model.modules())
+
+
+def batch_bounds(n: int, size: int, *, min_rows: int = 1) -> list[tuple[int, int]]:
+    """(start, stop) of each batch of an epoch over `n` rows in batches of `size`.
+
+    A last batch under `min_rows` rows joins the one before: batch norm cannot normalize
+    a single row in training (torch raises), and 1,077 rows at batch size 4 leave one.
+    Joining rather than dropping it keeps every row in every epoch (the epoch's work and
+    its loss the same) and the data order the seed gives, so a trial stays deterministic;
+    one batch of `size + 1` rows changes nothing else."""
+    bounds = [(start, min(start + size, n)) for start in range(0, n, size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < min_rows:
+        bounds.pop()
+        bounds[-1] = (bounds[-1][0], n)
+    return bounds
+
+
+def _mean_over_samples(batch_losses: list[torch.Tensor], bounds: list[tuple[int, int]]) -> float:
+    """Sample-weighted mean of batch means."""
+    total = sum(
+        float(loss) * (stop - start)
+        for loss, (start, stop) in zip(batch_losses, bounds, strict=True)
+    )
+    return total / bounds[-1][1]
 
 
 class TrialTrainer:
@@ -391,7 +400,7 @@ class TrialTrainer:
 
     @property
     def _device(self) -> torch.device:
-        return self.folds[0].tensors.x_train.device
+        return self.folds[0].tensors.device
 
 
 STATE_FORMAT = 1

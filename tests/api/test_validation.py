@@ -143,6 +143,47 @@ def test_bad_cursor_is_422(client: httpx.Client) -> None:
     assert response.status_code == 422
 
 
+BATCH_NORM_ON_ONE_ROW: dict[str, tuple[dict[str, Any], dict[str, Any], list[str]]] = {
+    "both fixed": ({}, {"batch_size": 1, "batch_norm": True}, ["params.batch_size", "params.batch_norm"]),
+    "1 among the choices": ({"batch_size": {"type": "categorical", "choices": [1, 32]}},
+                            {"batch_norm": True}, ["space.batch_size.choices", "params.batch_norm"]),
+    "an int range from 1, batch norm searched": (
+        {"batch_size": {"type": "int", "low": 1, "high": 64},
+         "batch_norm": {"type": "categorical", "choices": [True, False]}},
+        {}, ["space.batch_size.low", "space.batch_norm.choices"]),
+    "batch norm searched": ({"batch_norm": {"type": "categorical", "choices": [False, True]}},
+                            {"batch_size": 1}, ["params.batch_size", "space.batch_norm.choices"]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(BATCH_NORM_ON_ONE_ROW))
+def test_batch_norm_with_one_row_batches_is_422_naming_both_fields(
+    client: httpx.Client, make_spec: Callable[..., dict[str, Any]], case: str
+) -> None:
+    space, params, fields = BATCH_NORM_ON_ONE_ROW[case]
+    spec = make_spec(space=space, params={"hidden_units": 32, **params})
+    response = client.post("/api/v1/studies", json=spec)
+    _assert_names_field(response, fields[0])
+    assert fields[1] in response.json()["error"]["message"]
+    assert _n_studies(client) == 0
+
+
+def test_batch_norm_is_accepted_where_no_batch_has_one_row_by_choice(
+    client: httpx.Client, make_spec: Callable[..., dict[str, Any]]
+) -> None:
+    space = {"batch_size": {"type": "categorical", "choices": [1, 4], "when": {"batch_norm": [False]}},
+             "batch_norm": {"type": "categorical", "choices": [True, False]}}  # fmt: skip
+    for spec in (
+        make_spec(space=space),
+        make_spec(space={}, params={"batch_size": 4, "batch_norm": True}),
+    ):
+        created = client.post(
+            "/api/v1/studies", json={**spec, "budget": {"max_trials": 1, "max_epochs": 1}}
+        )
+        assert created.status_code == 201, created.text
+        client.post(f"/api/v1/studies/{created.json()['id']}/stop")
+
+
 BAD_POPULATIONS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     "model shape": ({"hidden_units": {"resample": True}}, {}, "population.mutations.hidden_units"),
     "batch size": ({"batch_size": {"resample": True}}, {}, "population.mutations.batch_size"),

@@ -120,3 +120,26 @@ def test_folds_partition_the_non_test_rows() -> None:
     sizes = [len(f.y_val) for f in data.folds]
     assert sum(sizes) == len(data.folds[0].y_train) + sizes[0]
     assert all(len(f.y_test) == len(data.folds[0].y_test) for f in data.folds)
+
+
+def _feature_buffers(fold: object) -> dict[int, int]:
+    """The distinct float buffers (base arrays) under a fold's arrays, by address."""
+    buffers = {}
+    for array in vars(fold).values():
+        if isinstance(array, np.ndarray) and array.dtype.kind == "f" and array.ndim == 2:
+            base = array if array.base is None else array.base
+            buffers[base.__array_interface__["data"][0]] = base.nbytes
+    return buffers
+
+
+def test_folds_are_index_views_of_one_copy_of_the_features() -> None:
+    data = load_prepared(
+        BuiltinDataset(source="builtin", name="digits"), SplitSpec(folds=5, test=0.2)
+    )
+    buffers: dict[int, int] = {}
+    for fold in data.folds:
+        buffers.update(_feature_buffers(fold))
+    assert len(buffers) == 1 and sum(buffers.values()) <= 1797 * data.n_features * 4
+    for fold in data.folds:  # each fold still reads as standardized on its own training rows
+        assert np.allclose(fold.x_train.mean(axis=0), 0, atol=1e-5)
+        assert len(fold.x_train) == len(fold.y_train) and len(fold.x_val) == len(fold.y_val)

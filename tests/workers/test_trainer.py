@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -9,8 +10,9 @@ import torch
 from torch import nn
 
 from workers.data import PreparedData, load_prepared
+from workers.metrics import classification_metrics, regression_metrics
 from workers.spec import BuiltinDataset, SplitSpec
-from workers.trainer import TensorData, TrialTrainer
+from workers.trainer import EVAL_CHUNK_ROWS, TensorData, TrialTrainer
 
 CPU = torch.device("cpu")
 
@@ -179,3 +181,91 @@ def test_unknown_hyperparameter_and_optimizer_are_refused(digits: TensorData) ->
         TrialTrainer(digits, {"learning_rate": 0.1})
     with pytest.raises(ValueError, match="unknown optimizer"):
         TrialTrainer(digits, {"optimizer": "lbfgs"})
+
+
+class BatchSizes(nn.Module):
+    """A real module around a model that records the rows of each call, by mode."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.rows: dict[bool, list[int]] = {True: [], False: []}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.rows[self.training].append(int(x.shape[0]))
+        return self.inner(x)
+
+
+def record_batches(trainer: TrialTrainer) -> BatchSizes:
+    fold = trainer.folds[0]
+    fold.model = BatchSizes(fold.model)
+    return fold.model
+
+
+@pytest.mark.parametrize("batch_norm", [True, False])
+@pytest.mark.parametrize("batch_size", [2, 3, 4, 7])
+def test_every_batch_size_trains_every_row_with_and_without_batch_norm(
+    digits: TensorData, batch_size: int, batch_norm: bool
+) -> None:
+    n_train = len(digits.folds[0].y_train)  # 1077: batch sizes 2 and 4 leave a last row alone
+    trainer = TrialTrainer(
+        digits, {"hidden_units": 16, "batch_size": batch_size, "batch_norm": batch_norm}
+    )
+    rows = record_batches(trainer).rows[True]
+    metrics = trainer.train_epoch()
+    assert sum(rows) == n_train
+    assert rows[:-1] == [batch_size] * (len(rows) - 1) and rows[-1] < 2 * batch_size
+    assert min(rows) >= (2 if batch_norm else 1)
+    assert rows[-1] == (n_train % batch_size or batch_size) or batch_norm
+    assert math.isfinite(metrics["train_loss"]) and metrics["val_accuracy"] > 0.1
+
+
+def training_data(name: str, **split: Any) -> TensorData:
+    return TensorData(prepared(name, **split), CPU)
+
+
+@pytest.mark.parametrize("name", ["synthetic-classification", "synthetic-regression"])
+def test_evaluation_runs_in_bounded_chunks_with_the_unchunked_metrics(name: str) -> None:
+    data = training_data(name, validation=0.7, test=0.0)  # 1,400 validation rows
+    x_val, y_val = data.folds[0].x_val, data.folds[0].y_val
+    assert len(x_val) > EVAL_CHUNK_ROWS
+    objective = "val_accuracy" if data.task == "classification" else "val_rmse"
+    trainer = TrialTrainer(data, {"hidden_units": 16, "batch_size": 32, "batch_norm": True},
+                           objective=objective)  # fmt: skip
+    trainer.train_epoch()
+    fold = trainer.folds[0]
+    model = fold.model
+    model.eval()
+    with torch.no_grad():
+        output = model(x_val)
+    unchunked = {"loss": fold.loss_fn(output, y_val)}
+    if data.task == "classification":
+        unchunked.update(classification_metrics(output, y_val))
+    else:
+        unchunked.update(regression_metrics(output, y_val, data.folds[0].y_scale))
+    rows = record_batches(trainer).rows[False]
+    metrics = fold.evaluate("val")
+    assert metrics == pytest.approx({f"val_{k}": float(v) for k, v in unchunked.items()}, rel=1e-5)
+    assert sum(rows) == len(x_val) and len(rows) > 1 and max(rows) <= EVAL_CHUNK_ROWS
+
+
+def _feature_bytes(data: TensorData) -> int:
+    """Bytes of distinct float storages that the folds' tensors hold."""
+    storages = {}
+    for fold in data.folds:
+        for tensor in vars(fold).values():
+            if torch.is_tensor(tensor) and tensor.is_floating_point() and tensor.dim() == 2:
+                storage = tensor.untyped_storage()
+                storages[storage.data_ptr()] = storage.nbytes()
+    return sum(storages.values())
+
+
+def test_k_fold_tensors_share_one_copy_of_the_features() -> None:
+    raw = prepared(folds=5)
+    data = TensorData(raw, CPU)
+    n_rows = 1797
+    one_copy = n_rows * raw.n_features * 4
+    assert 0 < _feature_bytes(data) <= one_copy
+    trainer = TrialTrainer(data, {"hidden_units": 16, "lr": 0.01})
+    metrics = trainer.train_epoch()
+    assert metrics["val_accuracy"] > 0.5
