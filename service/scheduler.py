@@ -63,7 +63,13 @@ class SlotScheduler:
         self, backend: SlotBackend, policy: TenantPolicy | None = None, *, max_idle: int = 2,
         refresh_s: float = 1.0, on_wait: Callable[[float], None] | None = None,
         preempt_after_s: float | None = None, reshape_cpu_slots: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        utc_now: Callable[[], datetime] | None = None,
     ):  # fmt: skip
+        # The clocks are parameters so that tests can drive shares and waits in simulated
+        # time: measured on a busy machine, they would check its speed, not the rules.
+        self._clock = clock
+        self._utc_now = utc_now or _now
         self._backend = backend
         self.policy = policy or TenantPolicy()
         self._max_idle = max_idle
@@ -151,10 +157,12 @@ class SlotScheduler:
         """A study that will ask for slots; it is queued from `waiting_since` (default now)."""
         self._advance_use()
         active = {s.demand.tenant for s in self._studies.values() if not s.departed}
-        use = self._use.setdefault(demand.tenant, TenantUse(updated=time.monotonic()))
+        use = self._use.setdefault(demand.tenant, TenantUse(updated=self._clock()))
         if demand.tenant not in active and active:
             use.join(min(self._use[t].virtual for t in active))
-        self._studies[demand.study_id] = StudyState(demand, waiting_since=waiting_since or _now())
+        self._studies[demand.study_id] = StudyState(
+            demand, waiting_since=waiting_since or self._utc_now(), registered=self._clock()
+        )
         self._kick()
 
     def unregister(self, study_id: int) -> None:
@@ -180,8 +188,8 @@ class SlotScheduler:
         study = self._studies[study_id]
         waiter: asyncio.Future[Lease] = asyncio.get_running_loop().create_future()
         if not study.live_waiters() and study.waiting_since is None:
-            study.waiting_since = _now()
-        study.waiters.append((waiter, time.monotonic()))
+            study.waiting_since = self._utc_now()
+        study.waiters.append((waiter, self._clock()))
         study.asked = True
         self._gate.discard(study_id)
         self._kick()
@@ -205,7 +213,7 @@ class SlotScheduler:
             self._account(slot.shape, -1, tenant=study.demand.tenant)
             self._forget_if_done(study)
         slot.last_study, slot.study_id = slot.study_id or slot.last_study, None
-        slot.idle_since = time.monotonic()
+        slot.idle_since = self._clock()
         if not keep:
             self._end(slot)
         self._kick()
@@ -216,7 +224,7 @@ class SlotScheduler:
         before its trial has trained."""
         slot = self._slots.get(lease.slot_id)
         if slot is not None and slot.study_id is not None:
-            slot.granted_at = time.monotonic()
+            slot.granted_at = self._clock()
             if slot.started_for_grant is not None:
                 took = slot.granted_at - slot.started_for_grant
                 first = self.actor_start_s == 0.0
@@ -325,7 +333,7 @@ class SlotScheduler:
         study stays first until it is served there, even if others come to rank before
         it meanwhile, so the room held back for it is not held back for nothing.
         """
-        now = time.monotonic()
+        now = self._clock()
         candidates = {
             s.demand.study_id: s for s in self._studies.values()
             if s.live_waiters() or s.getting_ready(now)
@@ -374,7 +382,7 @@ class SlotScheduler:
             target = self._studies.get(sid)
             if target is None or not target.live_waiters():
                 del self._yielding[slot_id]  # it was served, or left: the trial goes on
-        now = _now()
+        now = self._utc_now()
         self._clear_reserved_node(now)
         placement = self._placement()
         yielding_to = set(self._yielding.values())
@@ -390,7 +398,7 @@ class SlotScheduler:
             victim = pick_victim(
                 Waiter(sid, study.demand.tenant, study.demand.priority, study.demand.shape),
                 self._busy_slots(), placement.free, self._use, self._total(), self.policy,
-                granted_before=time.monotonic() - self._preempt_after_s,
+                granted_before=self._clock() - self._preempt_after_s,
                 other_shapes=waited_s >= self._preempt_after_s + self.actor_start_s,
             )  # fmt: skip
             if victim is not None:
@@ -420,7 +428,7 @@ class SlotScheduler:
         extra = 0.0 if reused else self.actor_start_s
         if (now - since).total_seconds() < self._preempt_after_s + extra:
             return
-        cutoff = time.monotonic() - self._preempt_after_s
+        cutoff = self._clock() - self._preempt_after_s
         for slot in on_node:
             holder = self._studies.get(slot.study_id) if slot.study_id is not None else None
             if holder is None or slot.id in self._yielding:
@@ -451,7 +459,7 @@ class SlotScheduler:
         pass itself when it asks)."""
         if study.demand.study_id not in self._held_for:
             self._held_for.add(study.demand.study_id)
-            delay = max(0.0, study.registered + READY_GRACE_S - time.monotonic())
+            delay = max(0.0, study.registered + READY_GRACE_S - self._clock())
             asyncio.get_running_loop().call_later(delay, self._end_hold, study.demand.study_id)
         return False
 
@@ -516,7 +524,7 @@ class SlotScheduler:
             self._end(self._slots[slot_id])
         assert plan.node_id is not None
         slot = self._new_slot(shape, plan.node_id)
-        slot.started_for_grant = time.monotonic()
+        slot.started_for_grant = self._clock()
         return slot
 
     def _grant(self, study: StudyState, slot: SlotState) -> None:
@@ -529,7 +537,7 @@ class SlotScheduler:
         if not study.live_waiters():
             study.waiting_since = None
         if self._on_wait is not None:
-            self._on_wait(time.monotonic() - since)
+            self._on_wait(self._clock() - since)
 
     # -- bookkeeping ------------------------------------------------------------------
 
@@ -537,7 +545,7 @@ class SlotScheduler:
         reshapeable = self._reshape_cpu_slots and not self._autoscaler and shape.cpu_only
         reserved = ZERO if reshapeable else shape
         actor = self._backend.create(shape, node_id, reserved=reserved)
-        slot = SlotState(next(self._ids), actor, shape, node_id, idle_since=time.monotonic(),
+        slot = SlotState(next(self._ids), actor, shape, node_id, idle_since=self._clock(),
                          reserved=reserved)  # fmt: skip
         self._slots[slot.id] = slot
         return slot
@@ -558,11 +566,11 @@ class SlotScheduler:
 
     def _account(self, shape: Shape, sign: int, *, tenant: str) -> None:
         self._advance_use()
-        use = self._use.setdefault(tenant, TenantUse(updated=time.monotonic()))
+        use = self._use.setdefault(tenant, TenantUse(updated=self._clock()))
         use.held = use.held + shape if sign > 0 else use.held - shape
 
     def _advance_use(self) -> None:
-        now, total = time.monotonic(), self._total()
+        now, total = self._clock(), self._total()
         for tenant, use in self._use.items():
             use.advance(now, dominant_share(use.held, total), self.policy.weight(tenant))
 

@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from api import yaml_route
+
 pytestmark = pytest.mark.ray
 
 YAML = {"content-type": "application/yaml"}
@@ -56,31 +58,42 @@ def test_deep_nesting_is_refused_in_yaml_and_json(http: httpx.Client) -> None:
     assert n_studies(http) == 0
 
 
-def test_a_large_yaml_body_is_parsed_off_the_event_loop(http: httpx.Client) -> None:
-    # Legal YAML of ~90,000 values: parsing takes a while, and /healthz answers meanwhile.
+def test_a_large_yaml_body_is_parsed_off_the_event_loop(
+    http: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parse of a YAML body waits, once begun, until /healthz has answered: parsed on
+    the event loop, it would hold still the loop that has to answer, and give up."""
+    parsing, healthy = threading.Event(), threading.Event()
+    stuck: list[bool] = []
+    parse = yaml_route._yaml_to_json
+
+    def parse_once_healthz_answers(raw: bytes) -> bytes:
+        parsing.set()
+        # The timeout only ends a wait that would otherwise never end; it measures nothing.
+        stuck.append(not healthy.wait(timeout=30))
+        return parse(raw)
+
+    monkeypatch.setattr(yaml_route, "_yaml_to_json", parse_once_healthz_answers)
+    # Legal YAML of ~90,000 values, refused after the parse: over 1000 initial configs.
     body = "name: big\ninitial_trials: [" + ", ".join(["{}"] * 45_000) + "]\n"
-    answered: list[int] = []
-    done = threading.Event()
+    responses: list[httpx.Response] = []
 
-    def probe() -> None:
-        with httpx.Client(base_url=str(http.base_url), timeout=30) as other:
-            while not done.is_set():
-                answered.append(other.get("/healthz").status_code)
+    def post() -> None:
+        with httpx.Client(base_url=str(http.base_url), timeout=120) as other:
+            responses.append(other.post("/api/v1/studies", content=body, headers=YAML))
 
-    prober = threading.Thread(target=probe)
-    prober.start()
+    poster = threading.Thread(target=post)
+    poster.start()
     try:
-        while not answered:  # the prober is connected before the big body goes out
-            pass
-        before = len(answered)
-        response = http.post("/api/v1/studies", content=body, headers=YAML)
-        during = len(answered) - before
+        assert parsing.wait(timeout=60), "the YAML body was never parsed"
+        health = http.get("/healthz")  # while the parse is still under way
+        healthy.set()
     finally:
-        done.set()
-        prober.join()
-    assert refused(response)["details"][0]["loc"] == "initial_trials"  # over 1000 configs
-    # Parsed on the event loop, /healthz would wait out the whole parse (one answer at most).
-    assert during >= 5 and set(answered) == {200}
+        healthy.set()
+        poster.join()
+    assert health.status_code == 200
+    assert stuck == [False], "the YAML body was parsed on the event loop"
+    assert refused(responses[0])["details"][0]["loc"] == "initial_trials"
 
 
 NUMBERS: list[tuple[str, dict[str, Any], str]] = [

@@ -9,7 +9,6 @@ read what users see: trial start/finish times and nodes, study states and
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -101,10 +100,6 @@ def peak_use(runs: list[Interval], node: str) -> tuple[float, float]:
     return max(p[0] for p in peaks), max(p[1] for p in peaks)
 
 
-def slot_seconds(runs: list[Interval], start: float, end: float) -> float:
-    return sum(max(0.0, min(r.end, end) - max(r.start, start)) for r in runs)
-
-
 def concurrency(runs: list[Interval]) -> int:
     return max(sum(1 for r in runs if r.start <= x.start < r.end) for x in runs)
 
@@ -183,6 +178,10 @@ def warm_up(http: httpx.Client, make_spec: Callable[..., dict[str, Any]]) -> Non
 def test_one_study_against_six_of_another_tenant_gets_half_the_cluster(
     shared_url: str, make_spec: Callable[..., dict[str, Any]]
 ) -> None:
+    """Counted in grants, not seconds: the trials each tenant started while both had
+    trials waiting. Fair, each starts about half of them; shared by study, the crowd
+    would start six in seven, and first come first served would leave it none."""
+
     def spec(name: str, n: int) -> dict[str, Any]:
         return make_spec(name=name, **STEADY,
                          budget={"max_trials": n, "max_epochs": 3, "parallelism": 5})  # fmt: skip
@@ -191,28 +190,36 @@ def test_one_study_against_six_of_another_tenant_gets_half_the_cluster(
         warm_up(http, make_spec)
         solo = submit(http, spec("solo", 18), "solo")
         crowd = [submit(http, spec(f"crowd-{i}", 3), "crowd") for i in range(6)]
-        time.sleep(2.0)
-        view = http.get("/api/v1/cluster", headers=tenant("solo")).json()
+        view = cluster_view_once_both_hold_slots(http)
         runs = {"solo": intervals(trials_of(http, finish(http, solo)["id"]), solo, {})}
         runs["crowd"] = [
             r for i in crowd
             for r in intervals(trials_of(http, finish(http, i, "crowd")["id"], "crowd"), i, {})
         ]  # fmt: skip
-    # While both tenants had trials waiting: from the first trial until the last trial of
-    # either began. The first study in takes every free slot until its trials end; the
-    # scheduler pays that back (recent use breaks ties), so it counts.
-    first = min(r.start for rs in runs.values() for r in rs)
+    # While both tenants had trials waiting: until the last trial of either began.
     contended_until = min(max(r.start for r in rs) for rs in runs.values())
-    trial_s = statistics.median(r.end - r.start for rs in runs.values() for r in rs)
-    assert contended_until - first > 4 * trial_s, (trial_s, first, contended_until)
-    used = {t: slot_seconds(rs, first, contended_until) for t, rs in runs.items()}
-    assert abs(used["solo"] - used["crowd"]) / max(used.values()) <= 0.15, used
+    started = {t: sum(1 for r in rs if r.start < contended_until) for t, rs in runs.items()}
+    assert sum(started.values()) >= 12, started  # enough grants to tell shares apart
+    assert min(started.values()) >= sum(started.values()) / 3, started
     # The cluster as tenant solo sees it: its own study by id, the crowd only as totals.
     assert [t["tenant"] for t in view["tenants"]] == ["solo"]
     assert view["others"]["slots"] >= 1 and view["others"]["tenant"] == "others"
     assert {q["study_id"] for q in view["queue"]} <= {solo, None}
     assert all(s["study_id"] in (solo, None) for s in view["slots"])
     assert len([n for n in view["nodes"] if n["alive"]]) >= 3
+
+
+def cluster_view_once_both_hold_slots(http: httpx.Client) -> dict[str, Any]:
+    """`GET /api/v1/cluster` as tenant solo, polled until solo and the others both hold a
+    slot; the deadline fails the test, it measures nothing."""
+    deadline = time.monotonic() + 180
+    while True:
+        view: dict[str, Any] = http.get("/api/v1/cluster", headers=tenant("solo")).json()
+        mine = sum(t["slots"] for t in view["tenants"])
+        if mine >= 1 and (view.get("others") or {}).get("slots", 0) >= 1:
+            return view
+        assert time.monotonic() < deadline, f"both tenants never held a slot at once: {view}"
+        time.sleep(0.05)
 
 
 def test_a_quota_is_never_exceeded_while_other_tenants_use_the_rest(
