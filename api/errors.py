@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 
 from api.schemas import ErrorBody, ErrorDetail, ErrorOut
 from service.errors import (
+    CapReached,
     Conflict,
     InvalidRequest,
     NotFound,
@@ -29,6 +30,7 @@ _STATUS: dict[type[ServiceError], tuple[int, str]] = {
     Unavailable: (503, "unavailable"),
     RateLimited: (429, "rate_limited"),
     PayloadTooLarge: (413, "too_large"),
+    CapReached: (429, "cap_reached"),
 }
 _UNION_TAGS = {"float", "int", "categorical"}
 

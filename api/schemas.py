@@ -285,7 +285,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (409, "the study's state does not allow this"),
         (413, "request body too large"),
         (422, "invalid request; details name each field"),
-        (429, "too many submissions; see Retry-After"),
+        (429, "too many submissions (see Retry-After), or a tenant cap reached"),
         (503, "database or Ray unreachable"),
     )
 }

@@ -37,3 +37,8 @@ class RateLimited(ServiceError):
 
 class PayloadTooLarge(ServiceError):
     """The request carries more data than this service accepts: send less."""
+
+
+class CapReached(ServiceError):
+    """The tenant holds as many of something as its cap allows: end one of them (or ask the
+    operator to raise the setting named in the message), then retry."""

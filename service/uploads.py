@@ -18,6 +18,7 @@ from pathlib import Path, PurePath
 import numpy as np
 
 from service.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
+from service.limits import TenantCap
 from storage.datasets import DatasetNotFound, DatasetStore
 from storage.records import DatasetRecord
 from workers.data import DataError, infer_task
@@ -31,15 +32,17 @@ class Uploads:
         self.store = store
         self.root = root
         self.max_bytes = max_bytes
+        self._registering = asyncio.Lock()
 
     def path_of(self, record: DatasetRecord) -> Path:
         return self.root / record.id / record.filename
 
     async def add(
         self, *, tenant: str, filename: str, target: str, file_format: str | None,
-        chunks: AsyncIterator[bytes],
+        chunks: AsyncIterator[bytes], cap: TenantCap | None = None,
     ) -> DatasetRecord:  # fmt: skip
-        """Store, check and register an upload; InvalidRequest (422) or PayloadTooLarge (413)."""
+        """Store, check and register an upload; InvalidRequest (422) or PayloadTooLarge (413,
+        also when the tenant's stored uploads and this one would pass `cap`)."""
         name = PurePath(filename or "upload").name
         fmt = file_format or PurePath(name).suffix.lstrip(".")
         if fmt not in FORMATS:
@@ -50,18 +53,26 @@ class Uploads:
         folder = self.root / dataset_id
         folder.mkdir(parents=True, exist_ok=False)
         try:
-            size = await self._write(folder / name, chunks)
+            stored = 0 if cap is None else await asyncio.to_thread(self._stored, tenant)
+            size = await self._write(folder / name, chunks, cap=cap, stored=stored)
             x, y = await asyncio.to_thread(self._check, folder / name, fmt, target)
-            return await asyncio.to_thread(
-                self.store.create, id=dataset_id, tenant=tenant, filename=name, format=fmt,
-                target=target, task=infer_task(y), size_bytes=size, n_rows=len(y),
-                n_features=int(x[0].size),
-            )  # fmt: skip
+            async with self._registering:  # no other upload lands between check and create
+                if cap is not None:
+                    await asyncio.to_thread(self._check_total, tenant, cap, size)
+                return await asyncio.to_thread(
+                    self.store.create, id=dataset_id, tenant=tenant, filename=name, format=fmt,
+                    target=target, task=infer_task(y), size_bytes=size, n_rows=len(y),
+                    n_features=int(x[0].size),
+                )  # fmt: skip
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
 
-    async def _write(self, path: Path, chunks: AsyncIterator[bytes]) -> int:
+    async def _write(
+        self, path: Path, chunks: AsyncIterator[bytes], *, cap: TenantCap | None, stored: int
+    ) -> int:
+        """The bytes written; PayloadTooLarge as soon as the upload passes a limit, so that an
+        upload over the tenant's total is refused before all of it is on disk."""
         size = 0
         out = await asyncio.to_thread(path.open, "wb")
         try:
@@ -69,10 +80,21 @@ class Uploads:
                 size += len(chunk)
                 if size > self.max_bytes:
                     raise PayloadTooLarge(f"upload over {self.max_bytes} bytes")
+                if cap is not None and stored + size > cap.value:
+                    raise PayloadTooLarge(_over_total(cap, stored))
                 await asyncio.to_thread(out.write, chunk)
         finally:
             await asyncio.to_thread(out.close)
         return size
+
+    def _stored(self, tenant: str) -> int:
+        return sum(record.size_bytes for record in self.store.list(tenant))
+
+    def _check_total(self, tenant: str, cap: TenantCap, size: int) -> None:
+        """Again at registration: another upload of the tenant may have landed meanwhile."""
+        stored = self._stored(tenant)
+        if stored + size > cap.value:
+            raise PayloadTooLarge(_over_total(cap, stored))
 
     def _check(self, path: Path, fmt: str, target: str) -> tuple[np.ndarray, np.ndarray]:
         try:
@@ -106,3 +128,10 @@ class Uploads:
             )
         self.store.delete(record.id)
         shutil.rmtree(self.root / record.id, ignore_errors=True)
+
+
+def _over_total(cap: TenantCap, stored: int) -> str:
+    return (
+        f"{cap.reached()}; the tenant's uploads hold {stored} bytes and this one would pass "
+        "it (delete a data set to make room)"
+    )

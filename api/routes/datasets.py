@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from api.deps import RuntimeDep, Studies, Tenant
 from api.schemas import ERROR_RESPONSES
+from service.limits import TenantCaps
 from service.records import DatasetRecord
 from service.uploads import Uploads
 
@@ -49,14 +50,15 @@ UploadsDep = Annotated[Uploads, Depends(get_uploads)]
 
 @router.post("", status_code=201, response_model=DatasetOut, responses=_ERRORS)
 async def upload_dataset(
-    uploads: UploadsDep, tenant: Tenant, response: Response,
+    uploads: UploadsDep, tenant: Tenant, response: Response, runtime: RuntimeDep,
     file: Annotated[
         UploadFile, File(description="CSV, Parquet or NPZ", json_schema_extra={"format": "binary"})
     ],
     target: Annotated[str, Form(min_length=1, max_length=255)] = "target",
     format: Annotated[str | None, Form()] = None,  # noqa: A002 - the spec's field name
 ) -> DatasetOut:  # fmt: skip
-    """Upload a data set; 422 names a missing target or a non-numeric column, 413 if too big."""
+    """Upload a data set; 422 names a missing target or a non-numeric column, 413 if too big
+    or if the tenant's uploads would pass max_upload_bytes_per_tenant."""
 
     async def chunks() -> AsyncIterator[bytes]:
         while chunk := await file.read(CHUNK):
@@ -64,7 +66,7 @@ async def upload_dataset(
 
     record = await uploads.add(
         tenant=tenant, filename=file.filename or "upload", target=target, file_format=format,
-        chunks=chunks(),
+        chunks=chunks(), cap=TenantCaps.of(runtime.settings).upload_bytes,
     )  # fmt: skip
     response.headers["Location"] = f"/api/v1/datasets/{record.id}"
     return DatasetOut.of(record)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse
 
-from api.deps import Studies, StudyId, Tenant, TrialNumber
+from api.deps import RuntimeDep, Studies, StudyId, Tenant, TrialNumber
 from api.json_response import json_response
 from api.schemas import (
     ERROR_RESPONSES,
@@ -23,6 +24,7 @@ from api.schemas import (
     TrialState,
 )
 from api.yaml_route import YamlOrJsonRoute
+from service.limits import TenantCaps, check_active_studies
 from service.spec import StudySpec
 from service.studies import FINISHED_TRIAL_STATES
 
@@ -47,9 +49,12 @@ _YAML_BODY = {
     "", status_code=201, response_model=StudyOut, responses=_ERRORS, openapi_extra=_YAML_BODY
 )
 async def submit_study(
-    spec: StudySpec, studies: Studies, tenant: Tenant, response: Response
+    spec: StudySpec, studies: Studies, tenant: Tenant, response: Response, runtime: RuntimeDep
 ) -> StudyOut:
-    """Store a study (JSON or YAML) and start searching; 422 names every bad field."""
+    """Store a study (JSON or YAML) and start searching; 422 names every bad field, 429
+    answers a tenant over its submission rate or its cap of active studies."""
+    cap = TenantCaps.of(runtime.settings).active_studies
+    await asyncio.to_thread(check_active_studies, studies.store, tenant, cap)
     view = await studies.submit(spec, tenant=tenant)
     response.headers["Location"] = f"/api/v1/studies/{view.record.id}"
     return StudyOut.of(view)
