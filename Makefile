@@ -7,13 +7,15 @@ STAMP := $(VENV)/.installed-stamp
 .PHONY: install demo serve test check bench clean
 
 # torch first, from the pinned CPU wheel: a bare `torch` requirement would pull a CUDA build.
-# The example plug-in (examples/plugin) is installed too: the tests tune it.
-$(STAMP): pyproject.toml examples/plugin/pyproject.toml
+# The example plug-in (examples/plugin) is installed too: the tests tune it; and the tests'
+# own tasks that misbehave as users' do (tests/plugin).
+$(STAMP): pyproject.toml examples/plugin/pyproject.toml tests/plugin/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m pip install --quiet -e examples/plugin
+	$(BIN)/python -m pip install --quiet -e tests/plugin
 	# openapi-python-client pins an older typer than our CLI needs: it gets a venv of its own
 	# (tests/api/test_generated_client.py generates a client from the live document with it).
 	$(PYTHON) -m venv $(VENV)/tools

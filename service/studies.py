@@ -291,14 +291,16 @@ class StudyService:
             return await asyncio.to_thread(self.get, study_id)
 
     async def resume(
-        self, study_id: int, *, budget: dict[str, Any] | None = None, tenant: str | None = None
-    ) -> StudyView:
+        self, study_id: int, *, budget: dict[str, Any] | None = None, tenant: str | None = None,
+        admit: Callable[[str], None] | None = None,
+    ) -> StudyView:  # fmt: skip
         """Run a paused or finished study further, keeping its trials and its sampler's
         history; a paused study's trials continue from their checkpoints.
 
         `budget` replaces fields of the study's budget (e.g. a larger max_trials); the
         new spec is validated like a new one. Raises Conflict while the study is active,
-        and to the loser of two commands at once.
+        and to the loser of two commands at once. `admit(tenant)` may refuse a finished
+        study (a tenant's cap of active studies; a paused one counts as active already).
         """
         async with self._commands[study_id]:
             view = await asyncio.to_thread(self.get, study_id, tenant=tenant)
@@ -306,6 +308,8 @@ class StudyService:
             if was in ACTIVE_STATES:
                 raise Conflict(f"study {study_id} is {was}; only a finished study resumes")
             spec = self._resumed_spec(view.record, budget)
+            if admit is not None and was != "paused":
+                await asyncio.to_thread(admit, view.record.tenant)
             with storage_errors():
                 n_retries = await asyncio.to_thread(self.store.count_retries, study_id)
             n_claimed = sum(view.counts[s] for s in FINISHED_TRIAL_STATES) - n_retries

@@ -94,12 +94,18 @@ async def pause_study(study_id: StudyId, studies: Studies, tenant: Tenant) -> St
 
 @router.post("/{study_id}/resume", status_code=202, response_model=StudyOut, responses=_ERRORS)
 async def resume_study(
-    study_id: StudyId, studies: Studies, tenant: Tenant, body: ResumeIn | None = None
-) -> StudyOut:
+    study_id: StudyId, studies: Studies, tenant: Tenant, runtime: RuntimeDep,
+    body: ResumeIn | None = None,
+) -> StudyOut:  # fmt: skip
     """Continue a paused study from its checkpoints, or run a finished one further;
     `budget` fields replace the old ones."""
     budget = body.budget.model_dump(exclude_unset=True) if body and body.budget else None
-    return StudyOut.of(await studies.resume(study_id, budget=budget, tenant=tenant))
+    cap = TenantCaps.of(runtime.settings).active_studies
+
+    def admit(owner: str) -> None:  # a finished study resumed is one more active study
+        check_active_studies(studies.store, owner, cap)
+
+    return StudyOut.of(await studies.resume(study_id, budget=budget, tenant=tenant, admit=admit))
 
 
 @router.delete("/{study_id}", status_code=204, responses=_ERRORS)

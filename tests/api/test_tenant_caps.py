@@ -64,6 +64,10 @@ def test_a_study_over_the_active_cap_is_429_and_paused_ones_count(
     third = http.post("/api/v1/studies", json=spec)
     assert third.status_code == 201
     assert len(http.get("/api/v1/studies").json()["items"]) == 3
+    resumed = http.post(f"/api/v1/studies/{first}/resume", json={})
+    assert resumed.status_code == 429, "a resumed study counts as a new one"
+    assert resumed.json()["error"]["code"] == "cap_reached"
+    assert http.get(f"/api/v1/studies/{first}").json()["state"] == "stopped"
     for study_id in (second, third.json()["id"]):
         http.post(f"/api/v1/studies/{study_id}/stop")
         wait_for_state(http, study_id, "stopped")
