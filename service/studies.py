@@ -104,26 +104,52 @@ class StudyService:
         """
         await asyncio.to_thread(self._end_leftovers)
         records = await asyncio.to_thread(self.store.studies_in_states, ACTIVE_STATES)
+        launched = []
         for record in records:
-            retries: list[TrialJob] = []
-            if record.state == "running":
-                retries = await asyncio.to_thread(
-                    reconcile, self.store, self.optuna_storage, record
-                )
-            self._launch(record, retries)
+            try:
+                retries: list[TrialJob] = []
+                if record.state == "running":
+                    retries = await asyncio.to_thread(
+                        reconcile, self.store, self.optuna_storage, record
+                    )
+                self._launch(record, retries)
+            except Exception as exc:  # noqa: BLE001 - one study's fault stops no other
+                await asyncio.to_thread(self._fail_at_start, record, exc)
+            else:
+                launched.append(record.id)
         if self.scheduler is not None:
-            self.scheduler.gate(r.id for r in records)
+            self.scheduler.gate(launched)
+
+    def _fail_at_start(self, record: StudyRecord, exc: Exception) -> None:
+        """A study that cannot be resumed (a spec that today's rules refuse, rows that do
+        not agree) fails with the reason, and the service starts the others."""
+        log.error("study %s cannot resume: it fails", record.id, exc_info=exc)
+        error = f"could not resume after a restart: {type(exc).__name__}: {exc}"
+        self.store.set_study_state(record.id, "failed", reason="error", error=error[:2000])
+        with contextlib.suppress(Exception):
+            end_unfinished(
+                self.store,
+                self.optuna_storage,
+                record.id,
+                record.optuna_study_name,
+                stop_reason="failed",
+                error=error[:2000],
+            )
 
     def _end_leftovers(self) -> None:
         """Trials that an ended study left waiting or running (an older version, or a crash
         while the study ended) end now, in both stores."""
         for record in self.store.ended_with_unfinished_trials():
             failed = record.state == "failed"
-            n = end_unfinished(
-                self.store, self.optuna_storage, record.id, record.optuna_study_name,
-                stop_reason="failed" if failed else "cancelled",
-                error=f"the study {record.state} before this trial ended" if failed else None,
-            )  # fmt: skip
+            try:
+                n = end_unfinished(
+                    self.store, self.optuna_storage, record.id, record.optuna_study_name,
+                    stop_reason="failed" if failed else "cancelled",
+                    error=f"the study {record.state} before this trial ended" if failed else None,
+                )  # fmt: skip
+            except Exception:  # noqa: BLE001 - the next start tries again; others go on
+                log.exception("study %s: could not end its unfinished trials", record.id)
+                continue
             log.warning("study %s was %s with %d trials unfinished: ended them", record.id,
                         record.state, n)  # fmt: skip
 
@@ -213,8 +239,8 @@ class StudyService:
             await asyncio.wait({task})
 
     async def _drive(self, record: StudyRecord, retries: list[TrialJob]) -> None:
-        spec = StudySpec.model_validate(record.spec)
         try:
+            spec = StudySpec.model_validate(record.spec)
             bridge = await asyncio.to_thread(
                 OptunaBridge, self.optuna_storage, record.optuna_study_name, spec, self.store
             )

@@ -320,3 +320,37 @@ def test_a_queued_study_starts_no_writer_until_its_first_slot(
 
     queued, running, state = asyncio.run(main())
     assert queued == [] and running == ["study-1"] and state == "completed"
+
+
+def test_a_study_whose_stored_spec_is_refused_now_fails_at_start_up_and_the_others_run(
+    store, optuna_storage, make_spec
+) -> None:
+    """A spec stored by an older version that today's rules refuse (batch size 1 with batch
+    norm) fails its study at start-up, with the reason; the other queued study runs."""
+    valid = StudySpec.model_validate(make_spec(budget={"max_trials": 1, "max_epochs": 1}))
+    stale = valid.model_dump(mode="json")
+    stale["params"] = {**stale["params"], "batch_norm": True}
+    stale["space"] = {**stale["space"], "batch_size": {"type": "categorical", "choices": [1]}}
+    ids = []
+    for spec in (stale, valid.model_dump(mode="json")):
+        record = store.create_study(name="s", spec=spec, direction="maximize", warnings=[],
+                                    tenant="default")  # fmt: skip
+        optuna.create_study(storage=optuna_storage, study_name=record.optuna_study_name,
+                            direction="maximize")  # fmt: skip
+        ids.append(record.id)
+    runner = OddRunner(lambda seed, n: good(0.5))
+
+    async def runners(study_id: int, _: StudySpec) -> OddRunner:
+        return runner
+
+    async def main() -> StudyService:
+        service = StudyService(store, optuna_storage, runners)
+        await service.start()
+        await asyncio.wait_for(asyncio.gather(*(service.wait(i) for i in ids)), timeout=60)
+        return service
+
+    service = asyncio.run(main())
+    refused, ran = (service.get(i).record for i in ids)
+    assert (refused.state, refused.state_reason) == ("failed", "error")
+    assert refused.error and "batch_norm" in refused.error
+    assert ran.state == "completed"
