@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from service.cluster_view import ClusterSnapshot
 
+TENANT_LABEL = "tenant"
+OTHERS = "others"  # the one name other tenants' series go by, as on GET /api/v1/cluster
 FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -51,8 +56,43 @@ class ServiceMetrics:
         """Export the scheduler's slots (busy/idle by shape) and per-tenant slots."""
         self.registry.register(_ClusterSlots(snapshot))
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    def render(self, *, tenant: str | None = None) -> bytes:
+        """The text format: every series, or with `tenant` as that tenant may see them."""
+        if tenant is None:
+            return generate_latest(self.registry)
+        return generate_latest(_TenantScope(self.registry, tenant))
+
+
+class _TenantScope(Collector):
+    """A registry as one tenant sees it: series labelled with another tenant are summed
+    into one `tenant="others"` series, so that no other tenant is named."""
+
+    def __init__(self, source: Collector, tenant: str):
+        self._source = source
+        self._tenant = tenant
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._source.collect():
+            yield _scoped(family, self._tenant)
+
+
+def _scoped(family: Metric, tenant: str) -> Metric:
+    if not any(TENANT_LABEL in sample.labels for sample in family.samples):
+        return family
+    kept: list[Sample] = []
+    others: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for sample in family.samples:
+        owner = sample.labels.get(TENANT_LABEL)
+        if owner is None or owner == tenant:
+            kept.append(sample)
+        if owner is None or sample.name.endswith("_created"):  # a sum of start times means nothing
+            continue
+        key = (sample.name, tuple(sorted({**sample.labels, TENANT_LABEL: OTHERS}.items())))
+        # Present, at 0, while no other tenant has a share.
+        others[key] = others.get(key, 0.0) + (sample.value if owner != tenant else 0.0)
+    scoped = copy.copy(family)
+    scoped.samples = kept + [Sample(name, dict(labels), n) for (name, labels), n in others.items()]
+    return scoped
 
 
 class _StudyStates(Collector):

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import hmac
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
-from api.deps import RuntimeDep, Tenant
+from api.deps import Credentials, RuntimeDep, Tenant, get_tenant
 from api.schemas import ERROR_RESPONSES
 
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {401: ERROR_RESPONSES[401]}
@@ -45,8 +46,24 @@ def readyz(runtime: RuntimeDep, tenant: Tenant) -> JSONResponse:
     )
 
 
+def metrics_scope(credentials: Credentials, runtime: RuntimeDep) -> str | None:
+    """Whose series /metrics shows: None for all of them (no tenant tokens, or the operator's
+    HPO_METRICS_TOKEN), else the caller's tenant; 401 for any other token."""
+    operator = runtime.settings.metrics_token
+    if operator is not None and operator.get_secret_value() and credentials is not None:
+        given = credentials.credentials.strip().encode()
+        if hmac.compare_digest(operator.get_secret_value().encode(), given):
+            return None
+    tenant = get_tenant(credentials, runtime)
+    return tenant if runtime.tenants_by_token else None
+
+
 @router.get("/metrics", response_class=PlainTextResponse, responses=AUTH_ERRORS)
-def metrics(runtime: RuntimeDep, tenant: Tenant) -> PlainTextResponse:
-    """Prometheus text format: trials, epochs, study states, ask/tell and HTTP latency."""
+def metrics(
+    runtime: RuntimeDep, scope: Annotated[str | None, Depends(metrics_scope)]
+) -> PlainTextResponse:
+    """Prometheus text format: trials, epochs, study states, ask/tell and HTTP latency; a
+    tenant's token sees its own per-tenant series and an `others` total."""
     assert runtime.studies.metrics is not None
-    return PlainTextResponse(runtime.studies.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    body = runtime.studies.metrics.render(tenant=scope)
+    return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)

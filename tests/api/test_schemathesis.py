@@ -8,6 +8,9 @@ towards them. Generated specs that pass validation really start studies on Ray, 
 budgets are cut to one trial of one epoch before sending, and every study that gets
 created or resumed is stopped at once.
 
+A list that takes a cursor gets forged cursors in half its cases (tests/storage/
+hostile_cursors.py): huge, negative and mistyped keys in the real encoding.
+
 Each operation runs schemathesis' examples and fuzzing phases (MAX_EXAMPLES fuzzed cases,
 200 unless HPO_FUZZ_EXAMPLES says otherwise, positive and negative), derandomized so that
 CI runs are repeatable.
@@ -37,6 +40,7 @@ from schemathesis.specs.openapi.checks import (
 from api.app import create_app
 from service.settings import Settings
 from tests.conftest import FAST_SPEC, running_service, wait_for_study
+from tests.storage.hostile_cursors import hostile_cursors
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -81,6 +85,20 @@ def flatmap_path_parameters(
         for name, value in path_parameters.items()
     }
     return st.fixed_dictionaries(choices)
+
+
+@schema.hook
+def flatmap_query(
+    context: schemathesis.HookContext, query: dict[str, Any] | None
+) -> st.SearchStrategy[dict[str, Any] | None]:
+    """Where a list takes a cursor, half the time send a forged one: the real encoding with
+    huge, negative or mistyped keys (a generated string is almost never valid base64 JSON,
+    so it never reached the checks behind the decoding)."""
+    if not isinstance(query, dict) or context.operation is None:
+        return st.just(query)
+    if "cursor" not in context.operation.query:
+        return st.just(query)
+    return st.one_of(st.just(query), hostile_cursors().map(lambda c: {**query, "cursor": c}))
 
 
 @pytest.fixture(scope="module")

@@ -85,7 +85,7 @@ def test_a_missing_or_wrong_token_is_401_everywhere_but_healthz(
 ) -> None:
     with httpx.Client(base_url=url, timeout=30) as http:
         routes = [*id_routes(alice_study["id"]), ("GET", "/api/v1/studies"), ("POST", "/api/v1/studies"),
-                  ("GET", "/api/v1/schema/study"), ("GET", "/readyz")]  # fmt: skip
+                  ("GET", "/api/v1/schema/study"), ("GET", "/readyz"), ("GET", "/metrics")]  # fmt: skip
         for method, path in routes:
             response = http.request(method, path, headers=headers)
             assert response.status_code == 401, (method, path, response.status_code)
@@ -106,4 +106,5 @@ def test_the_openapi_document_declares_the_bearer_scheme_on_api_routes(url: str)
     }  # fmt: skip
     submit = document["paths"]["/api/v1/studies"]["post"]
     assert submit["security"] == [{"HTTPBearer": []}]
+    assert document["paths"]["/metrics"]["get"]["security"] == [{"HTTPBearer": []}]
     assert "security" not in document["paths"]["/healthz"]["get"]
