@@ -46,6 +46,7 @@ from service.spec import StudySpec
 from service.trial_loop import ROTATED, TrialContext, run_trial
 from service.writer import OrderedWriter
 from storage.repository import Store
+from storage.session import describe_error
 from workers.direction import at_least
 from workers.trial_checkpoints import CheckpointPolicy, TrialCheckpoints, trial_key
 
@@ -475,4 +476,4 @@ _START_BACKOFF_MAX_S = 30.0
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, BaseExceptionGroup):
         return "; ".join(dict.fromkeys(_describe(e) for e in exc.exceptions))
-    return f"{type(exc).__name__}: {exc}"
+    return describe_error(exc)

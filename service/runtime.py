@@ -41,6 +41,7 @@ from storage.engine import (
 from storage.insights import StudyInsights
 from storage.migrate import upgrade_schema
 from storage.repository import Store
+from storage.session import describe_error
 from workers.tasks import installed_tasks
 from workers.trial_checkpoints import TrialCheckpoints
 
@@ -66,8 +67,8 @@ class Runtime:
         try:
             ping(self.engine)
             checks["database"] = "ok"
-        except Exception as exc:  # noqa: BLE001 - reported, not raised
-            checks["database"] = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - reported, not raised (no SQL in it)
+            checks["database"] = describe_error(exc)
         try:
             checks["ray"] = (
                 "ok" if ray.is_initialized() and ray.cluster_resources() else "not connected"

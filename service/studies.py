@@ -44,6 +44,7 @@ from storage.records import (
     TrialRecord,
 )
 from storage.repository import Store
+from storage.session import describe_error
 from workers.trial_checkpoints import TrialCheckpoints
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ class StudyService:
         """A study that cannot be resumed (a spec that today's rules refuse, rows that do
         not agree) fails with the reason, and the service starts the others."""
         log.error("study %s cannot resume: it fails", record.id, exc_info=exc)
-        error = f"could not resume after a restart: {type(exc).__name__}: {exc}"
+        error = f"could not resume after a restart: {describe_error(exc)}"
         self.store.set_study_state(record.id, "failed", reason="error", error=error[:2000])
         with contextlib.suppress(Exception):
             end_unfinished(
@@ -247,7 +248,7 @@ class StudyService:
             runner = await self._runners(record.id, spec)
         except Exception as exc:  # noqa: BLE001 - a study that cannot start fails, visibly
             log.exception("study %s could not start", record.id)
-            error = f"{type(exc).__name__}: {exc}"
+            error = describe_error(exc)
             await asyncio.to_thread(
                 self.store.set_study_state, record.id, "failed", reason="error", error=error
             )

@@ -48,6 +48,7 @@ from service.runner import (
 from service.spec import StudySpec
 from service.writer import OrderedWriter
 from storage.repository import Store
+from storage.session import describe_error
 from workers.early_stopping import EarlyStopping
 from workers.trial_checkpoints import CheckpointPolicy
 
@@ -133,7 +134,7 @@ async def run_trial(
     except Exception as exc:  # noqa: BLE001 - what nobody mapped fails this trial, no other
         log.exception("study %s trial %s raised", ctx.study_id, trial.number)
         return TrialOutcome(
-            "failed", error=f"{type(exc).__name__}: {exc}", epochs_run=rules.best.epochs_seen,
+            "failed", error=describe_error(exc), epochs_run=rules.best.epochs_seen,
             slot_suspect=True,
         )  # fmt: skip
 

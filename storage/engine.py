@@ -8,7 +8,10 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from storage.errors import StorageUnavailable
+from storage.session import logged
 
 # WAL lets the API read while a driver writes; busy_timeout rides out short write locks.
 # synchronous=NORMAL under WAL survives a crash of the process (and of the service), not
@@ -43,9 +46,13 @@ def column_names(engine: Engine, table: str) -> set[str]:
 
 
 def ping(engine: Engine) -> None:
-    """Raise (any error of the driver) unless the database answers a trivial query."""
-    with engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
+    """Raise StorageUnavailable (a summary and a logged id) unless the database answers a
+    trivial query."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        raise StorageUnavailable(logged("database unreachable", exc)) from exc
 
 
 def create_engine_for(url: str, *, sqlite_pragmas: Sequence[str] = SQLITE_PRAGMAS) -> Engine:

@@ -50,3 +50,15 @@ def logged(summary: str, exc: BaseException) -> str:
     error_id = secrets.token_hex(4)
     log.error("%s (id %s): %s", summary, error_id, exc)
     return f"{summary} (id {error_id})"
+
+
+def describe_error(exc: BaseException) -> str:
+    """`Type: message` of an error for a study's `error` field; a database error that
+    reached the caller unmapped (Optuna's storage raises SQLAlchemy's own) is summarised
+    under a logged id instead, since its text quotes SQL."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, SQLAlchemyError):
+            return f"{type(exc).__name__}: {logged('database error', cause)}"
+        cause = cause.__cause__ or cause.__context__
+    return f"{type(exc).__name__}: {exc}"

@@ -225,6 +225,7 @@ def test_a_writer_that_cannot_write_fails_the_study_visibly_and_leaves_nothing_r
     view = only_study(service)
     assert (view.record.state, view.record.state_reason) == ("failed", "error")
     assert view.record.error and "could not record" in view.record.error
+    assert "INSERT" not in view.record.error and "(id " in view.record.error  # no SQL
     assert view.counts["running"] == view.counts["waiting"] == 0
     assert optuna.trial.TrialState.RUNNING not in optuna_states(
         optuna_storage, view.record.optuna_study_name

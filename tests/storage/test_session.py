@@ -64,3 +64,32 @@ def test_a_dropped_table_is_unavailable_whose_statement_is_only_logged(
         store.get_trial(study.id, 0)
     detail = logged_detail(caplog, raised.value)
     assert "SELECT" in detail and "hpo_epochs" in detail
+
+
+def test_an_unmapped_database_error_is_described_by_id_without_its_sql(caplog) -> None:
+    """Optuna's storage raises SQLAlchemy's own errors; a study's `error` and /readyz
+    describe them (and what wraps them) by a logged id, never by their SQL."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import OperationalError
+
+    from storage.engine import ping
+    from storage.errors import StorageUnavailable
+    from storage.session import describe_error
+
+    raw = OperationalError("SELECT secret FROM hpo_trials", {}, Exception("locked"))
+    try:
+        try:
+            raise raw
+        except OperationalError as exc:
+            raise RuntimeError("tell failed") from exc
+    except RuntimeError as wrapped:
+        with caplog.at_level("ERROR"):
+            text = describe_error(wrapped)
+    assert text.startswith("RuntimeError: database error (id ") and "SELECT" not in text
+    error_id = text.split("(id ")[1].rstrip(")")
+    assert any(error_id in r.getMessage() and "SELECT" in r.getMessage() for r in caplog.records)
+    assert describe_error(ValueError("bad lr")) == "ValueError: bad lr"
+    engine = create_engine("postgresql+psycopg://nobody:pw@127.0.0.1:1/none")
+    with pytest.raises(StorageUnavailable) as unreachable:
+        ping(engine)
+    assert "SELECT" not in str(unreachable.value) and "pw" not in str(unreachable.value)
