@@ -149,11 +149,13 @@ class RaySlot:
     when the trial stops before `max_epochs`.
     """
 
-    def __init__(self, lease: Lease, data_key: str, data_ref: ray.ObjectRef, spec: StudySpec):
+    def __init__(
+        self, lease: Lease, data_key: str, data_ref: ray.ObjectRef | None, spec: StudySpec
+    ):
         self.lease = lease
         self._actor = lease.actor
         self._data_key = data_key
-        self._data_ref = data_ref
+        self.data_ref = data_ref  # set before the slot's first trial
         self._spec = spec
         self._pending_start: dict[str, Any] | None = None
         self._ended: TrialEnd | None = None
@@ -173,7 +175,7 @@ class RaySlot:
         # The data ref travels inside a dict so Ray hands it over unresolved: the slot
         # fetches the data only when it has not got this study's tensors yet.
         return {
-            "data_key": self._data_key, "data": self._data_ref, "params": start.params,
+            "data_key": self._data_key, "data": self.data_ref, "params": start.params,
             "model": self._spec.model.key, "objective": self._spec.primary.metric,
             "direction": self._spec.primary.direction, "seed": start.seed,
             "max_epochs": self._spec.budget.max_epochs, "checkpoint": start.checkpoint,
@@ -288,8 +290,18 @@ class RayTrialRunner:
             try:
                 if on_grant is not None:
                     on_grant()
-                slot = RaySlot(lease, self._data_key, await self._data(), self._spec)
-                await slot.locate()
+                # The data set is read while the actor starts (the first grant's wait).
+                data = asyncio.ensure_future(self._data())
+                slot = RaySlot(lease, self._data_key, None, self._spec)
+                try:
+                    await slot.locate()
+                except BaseException:
+                    data.cancel()
+                    await asyncio.wait({data})
+                    if not data.cancelled():
+                        data.exception()  # retrieved: the actor's error is the one raised
+                    raise
+                slot.data_ref = await data
             except WorkerLost:
                 self._scheduler.release(lease, keep=False)
                 if attempt + 1 == _START_ATTEMPTS:

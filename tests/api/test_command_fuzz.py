@@ -71,7 +71,7 @@ def at_once(http: httpx.Client, pair: tuple[str, str], study_id: int) -> list[ht
     return answers
 
 
-@hypothesis.settings(max_examples=12, deadline=None, derandomize=True, database=None,
+@hypothesis.settings(max_examples=10, deadline=None, derandomize=True, database=None,
                      suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
 @hypothesis.given(
     pairs=st.lists(

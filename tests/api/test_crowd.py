@@ -56,7 +56,7 @@ def studies(make_spec: Any) -> list[tuple[dict[str, str], dict[str, Any]]]:
     for i in range(5):
         spec = make_spec(name=f"crowd-{i}", sampler={"type": "random", "seed": i},
                          checkpoints={"every_epochs": 1},
-                         budget={"max_trials": 3, "max_epochs": 3, "parallelism": 2,
+                         budget={"max_trials": 3, "max_epochs": 2, "parallelism": 2,
                                  "max_retries": 4})  # fmt: skip
         crowd.append((BOB if i % 2 == 0 else ALICE, spec))
     return crowd

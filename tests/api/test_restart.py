@@ -74,8 +74,11 @@ def test_a_killed_service_resumes_its_study_without_losing_or_double_counting(
     serve: Serve, make_spec: Callable[..., dict[str, Any]]
 ) -> None:
     # The survivor fills the cluster's 5 CPUs; a study of higher priority waits behind it.
+    # Wide enough that each trial outlasts the other slots' start (seconds each on 2
+    # cores): all five are seen in flight together before any has trained its 8 epochs.
+    slow = {**SLOW_TRIALS, "params": {**SLOW_TRIALS["params"], "hidden_units": 2048}}
     spec = make_spec(
-        name="survivor", **SLOW_TRIALS, checkpoints={"every_epochs": 1},
+        name="survivor", **slow, checkpoints={"every_epochs": 1},
         budget={"max_trials": 5, "max_epochs": 8, "parallelism": 5},
     )  # fmt: skip
     waiter_spec = make_spec(name="waiter", priority=5,

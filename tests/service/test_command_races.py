@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -84,14 +84,6 @@ class _Runner:
 
     async def close(self) -> None:
         self.runners.open -= 1
-
-
-@pytest.fixture
-def optuna_storage(database_url: str) -> Iterator[optuna.storages.RDBStorage]:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna.storages.RDBStorage(database_url)
-    yield storage
-    storage.engine.dispose()
 
 
 SPEC = {"budget": {"max_trials": 2, "max_epochs": 20, "parallelism": 2},

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -98,14 +98,6 @@ class OddRunner:
 def good(value: float) -> dict[str, float]:
     return {"train_loss": 1 - value, "val_loss": 1 - value, "val_accuracy": value,
             "lr": 0.1, "seconds": 0.0}  # fmt: skip
-
-
-@pytest.fixture
-def optuna_storage(database_url: str) -> Iterator[optuna.storages.RDBStorage]:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna.storages.RDBStorage(database_url)
-    yield storage
-    storage.engine.dispose()
 
 
 def run(store: Store, storage: Any, spec: dict[str, Any], runner: OddRunner) -> StudyService:
