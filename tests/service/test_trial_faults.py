@@ -289,15 +289,21 @@ def test_a_queued_study_starts_no_writer_until_its_first_slot(
             await granted.wait()  # the cluster's scheduler keeps the study waiting
             return await super().open_slot(on_grant=on_grant)
 
-    runner = Queued(lambda seed, n: good(0.5))
+    def writers() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name.startswith("study-")]
+
+    training: list[list[str]] = []  # the writers seen by each epoch as it trains
+
+    def epoch(seed: int, n: int) -> dict[str, float]:
+        training.append(writers())
+        return good(0.5)
+
+    runner = Queued(epoch)
 
     async def runners(study_id: int, _: StudySpec) -> OddRunner:
         return runner
 
-    def writers() -> list[str]:
-        return [t.name for t in threading.enumerate() if t.name.startswith("study-")]
-
-    async def main() -> tuple[list[str], list[str], str]:
+    async def main() -> tuple[int, list[str], str]:
         service = StudyService(store, optuna_storage, runners)
         spec = make_spec(budget={"max_trials": 2, "max_epochs": 2, "parallelism": 2})
         study_id = (await service.submit(StudySpec.model_validate(spec))).record.id
@@ -305,14 +311,12 @@ def test_a_queued_study_starts_no_writer_until_its_first_slot(
             await asyncio.sleep(0.01)
         queued = writers()
         granted.set()
-        while not store.unfinished_trials(study_id, states=["running"]):
-            await asyncio.sleep(0.01)
-        running = writers()
         await asyncio.wait_for(service.wait(study_id), timeout=60)
-        return queued, running, service.get(study_id).record.state
+        return study_id, queued, service.get(study_id).record.state
 
-    queued, running, state = asyncio.run(main())
-    assert queued == [] and running == ["study-1"] and state == "completed"
+    study_id, queued, state = asyncio.run(main())
+    assert queued == [] and state == "completed"
+    assert len(training) == 4 and all(seen == [f"study-{study_id}"] for seen in training)
 
 
 def test_a_study_whose_stored_spec_is_refused_now_fails_at_start_up_and_the_others_run(
