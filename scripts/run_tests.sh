@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# The whole suite as two pytest processes side by side: the OpenAPI fuzzing module, which
-# spends its time generating cases on one core, and everything else, which spends much of
-# its time waiting on Ray, subprocesses and a browser. Each has its own Ray; the fuzzing
-# output follows the rest's. With arguments, one plain pytest run of exactly those.
+# The whole suite as two lanes of pytest side by side, each with its own Ray:
+#   - the tests marked `ray`, which spend much of their time waiting on Ray's workers,
+#     subprocesses and a browser;
+#   - beside them, the OpenAPI fuzzing module (generating cases on one core), then every
+#     test not marked `ray` (tests/conftest.py refuses a test that uses the session's Ray
+#     without the mark, so none slips into this lane).
+# Each test's PostgreSQL database is its own, so the lanes share nothing but the CPUs.
+# The second lane's output follows the first's. With arguments, one plain pytest run of
+# exactly those.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-.venv/bin/python}"
@@ -12,17 +17,23 @@ if [ "$#" -gt 0 ]; then
   exec "$PYTHON" -m pytest "$@"
 fi
 
-fuzz_log="$(mktemp)"
-trap 'rm -f "$fuzz_log"' EXIT
-"$PYTHON" -m pytest "$FUZZ" >"$fuzz_log" 2>&1 &
-fuzz_pid=$!
-"$PYTHON" -m pytest --ignore="$FUZZ"
-rest_status=$?
-wait "$fuzz_pid"
-fuzz_status=$?
-echo "---- $FUZZ (run beside the rest) ----"
-cat "$fuzz_log"
-if [ "$rest_status" -ne 0 ] || [ "$fuzz_status" -ne 0 ]; then
-  echo "tests failed: the rest exited $rest_status, the fuzzing $fuzz_status" >&2
+beside_log="$(mktemp)"
+trap 'rm -f "$beside_log"' EXIT
+(
+  "$PYTHON" -m pytest "$FUZZ"
+  fuzz_status=$?
+  "$PYTHON" -m pytest -m "not ray" --ignore="$FUZZ"
+  plain_status=$?
+  exit $((fuzz_status != 0 || plain_status != 0))
+) >"$beside_log" 2>&1 &
+beside_pid=$!
+"$PYTHON" -m pytest -m ray --ignore="$FUZZ"
+ray_status=$?
+wait "$beside_pid"
+beside_status=$?
+echo "---- $FUZZ, then the tests not marked ray (run beside the rest) ----"
+cat "$beside_log"
+if [ "$ray_status" -ne 0 ] || [ "$beside_status" -ne 0 ]; then
+  echo "tests failed: the ray lane exited $ray_status, the other lane $beside_status" >&2
   exit 1
 fi

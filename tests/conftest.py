@@ -149,6 +149,20 @@ def make_spec() -> Callable[..., dict[str, Any]]:
     return make
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse a test that uses the session's Ray without the `ray` mark: scripts/run_tests.sh
+    runs the unmarked tests in a lane of their own, beside the Ray lane, and a Ray started
+    there unasked would double the cluster on this machine."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "ray_cluster" in getattr(item, "fixturenames", ())
+        and item.get_closest_marker("ray") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError("mark these tests `ray`: " + ", ".join(unmarked[:5]))
+
+
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[Any]:
     """One Ray cluster on this machine for the whole session: a head (2 CPUs) and two more
