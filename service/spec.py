@@ -165,7 +165,14 @@ def _defaults_in_words(schema: dict[str, Any]) -> None:
 
 
 class StudySpec(_Strict):
-    """A study definition; field names are a contract (see DESIGN.md)."""
+    """A study definition; field names are a contract (see DESIGN.md).
+
+    Trial `n` trains with the seed `split.seed + n` (its weights' init, data order,
+    dropout and input noise), so that trials differ; `training_seed`, when set, is the
+    seed of every trial instead: what GET /best/spec sets to the PBT member's own seed
+    (its lineage's first member's), so that the replay's trial 0 trains as that member did.
+    `split.seed` keeps choosing the data split either way.
+    """
 
     model_config = ConfigDict(json_schema_extra=_defaults_in_words)
 
@@ -173,6 +180,12 @@ class StudySpec(_Strict):
     dataset: DatasetSpec = BuiltinDataset(source="builtin", name="digits")
     model: ModelSpec = ModelSpec()
     split: SplitSpec = SplitSpec()
+    training_seed: int | None = Field(
+        default=None,
+        description="The seed every trial trains with (init, data order, dropout, noise); "
+        "default split.seed + the trial's number. A PBT replay (GET /best/spec) sets it to "
+        "the member's, so that its curve repeats the member's.",
+    )
     objective: Objective | Annotated[list[Objective], Field(min_length=1, max_length=4)] = (
         Objective()
     )
@@ -220,6 +233,10 @@ class StudySpec(_Strict):
         """The objective that pruning, early stopping, best epoch and target follow."""
         metric = self.prune_on or self.objectives[0].metric
         return next(o for o in self.objectives if o.metric == metric)
+
+    def trial_seed(self, number: int) -> int:
+        """The seed trial `number` trains with (see the class docstring)."""
+        return self.training_seed if self.training_seed is not None else self.split.seed + number
 
     @property
     def directions(self) -> list[Literal["maximize", "minimize"]]:

@@ -97,7 +97,7 @@ async def run_trial(
     an error nobody mapped fails this trial only, and marks its slot as suspect."""
     started = time.monotonic()
     start = TrialStart(
-        dict(params), seed=ctx.spec.split.seed + trial.number,
+        dict(params), seed=ctx.spec.trial_seed(trial.number),
         checkpoint=ctx.checkpoint_policy(trial.number),
     )  # fmt: skip
     rules = _rules(ctx.spec)
@@ -250,7 +250,7 @@ async def _exploit_step(
     if exploit is None or donor_policy is None:
         return
     start = TrialStart(
-        {**ctx.spec.params, **exploit.params}, seed=ctx.spec.split.seed + trial.number,
+        {**ctx.spec.params, **exploit.params}, seed=ctx.spec.trial_seed(trial.number),
         checkpoint=ctx.checkpoint_policy(trial.number),
     )  # fmt: skip
     copied = await slot.exploit(start, donor_policy.key)

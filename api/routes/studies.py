@@ -157,7 +157,8 @@ def best_trials(
 @router.get("/{study_id}/best/spec", responses=_ERRORS)
 def best_spec(study_id: StudyId, studies: Studies, tenant: Tenant) -> dict[str, Any]:
     """A PBT study's best member as a plain study spec that replays its schedule (its
-    lineage's params as `params`, then `param_schedule`): POST it to train it again."""
+    lineage's params as `params`, then `param_schedule`, and its seed as `training_seed`):
+    POST it to train it again."""
     return studies.replay_spec(study_id, tenant=tenant)
 
 
