@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.body_limit import BodyLimitMiddleware
+from api.client_gone import ClientGoneMiddleware
 from api.conditional import ConditionalGetMiddleware
 from api.errors import install_error_handlers
 from api.routes import (
@@ -52,6 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
         BodyLimitMiddleware, max_bytes=settings.max_request_bytes,
         overrides={"/api/v1/datasets": settings.max_upload_bytes + multipart_slack},
     )  # fmt: skip
+    app.add_middleware(ClientGoneMiddleware)  # outermost: sees what reaches uvicorn
     app.include_router(health.router)
     app.include_router(studies.router)
     app.include_router(cluster.router)
