@@ -17,6 +17,7 @@ from api.routes import (
     cluster,
     dashboard,
     datasets,
+    docs,
     events,
     health,
     insights,
@@ -41,9 +42,10 @@ def create_app(settings: Settings) -> FastAPI:
             await runtime.close()
 
     # Operation ids are the handlers' names (`submit_study`), which generated clients use.
+    # /docs and /redoc come from api/routes/docs.py, over files shipped in the package.
     app = FastAPI(
         title="hpo-service", version="0.1.0", lifespan=lifespan,
-        generate_unique_id_function=lambda route: route.name,
+        generate_unique_id_function=lambda route: route.name, docs_url=None, redoc_url=None,
     )  # fmt: skip
     install_error_handlers(app)
     app.add_middleware(ConditionalGetMiddleware)
@@ -62,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(datasets.router)
     app.include_router(insights.router)
     app.include_router(tasks.router)
+    app.include_router(docs.router)
     app.include_router(dashboard.router)
     return app
 
