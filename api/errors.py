@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
 import re
 from typing import Any
@@ -11,7 +13,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from api import error_hints
 from api.schemas import ErrorBody, ErrorDetail, ErrorOut
+from api.yaml_route import YAML_TYPES, reads_as_yaml
 from service.errors import (
     CapReached,
     Conflict,
@@ -58,16 +62,24 @@ def _is_union_label(part: Any) -> bool:
     return isinstance(part, str) and any(c in part for c in "[]()")
 
 
-def validation_details(errors: list[Any]) -> list[ErrorDetail]:
-    return [_detail(e) for e in errors]
+def validation_details(
+    errors: list[Any], *, body_type: Any = None, document: Any = None
+) -> list[ErrorDetail]:
+    """One detail per error; `body_type` (the route's body model) lets them name the fields
+    the user wrote and the valid ones near a wrong one, `document` the line of bad JSON."""
+    return [_detail(e, body_type, document) for e in error_hints.one_per_union(errors, body_type)]
 
 
-def _detail(error: dict[str, Any]) -> ErrorDetail:
+def _detail(error: dict[str, Any], body_type: Any, document: Any) -> ErrorDetail:
     if error.get("type") == "json_invalid":
         position = error.get("loc", ("body", "?"))[-1]
         reason = error.get("ctx", {}).get("error", "JSON decode error")
-        return ErrorDetail(loc="body", msg=f"invalid JSON at character {position}: {reason}")
-    loc = field_path(error.get("loc", ()))
+        where = _json_position(document, position)
+        return ErrorDetail(loc="body", msg=f"invalid JSON at {where}: {reason}")
+    explained = error_hints.explain(error, body_type)
+    if explained is not None:
+        return ErrorDetail(loc=explained[0], msg=explained[1])
+    loc = error_hints.user_path(error, body_type) or field_path(error.get("loc", ()))
     msg = str(error.get("msg", "")).removeprefix("Value error, ")
     # A cross-field rule names the field it breaks at the start of its message
     # (`space.optimizer.choices: ...`): that path, inside `loc`, is the better location.
@@ -77,29 +89,59 @@ def _detail(error: dict[str, Any]) -> ErrorDetail:
     return ErrorDetail(loc=loc, msg=msg)
 
 
+def _json_position(document: Any, position: Any) -> str:
+    """`line 3, column 5 (character 40)` of a position in the document, as far as known."""
+    if not isinstance(document, str) or not isinstance(position, int):
+        return f"character {position}"
+    before = document[:position]
+    line_start = before.rfind("\n") + 1
+    line = before.count("\n") + 1
+    return f"line {line}, column {position - line_start + 1} (character {position})"
+
+
 _NAMED_FIELD = re.compile(r"^([a-z_]+(?:\.[A-Za-z0-9_]+|\[\d+\])+): (.+)$", re.DOTALL)
-_NOT_JSON_HINT = (
-    "; send the spec as JSON (Content-Type: application/json), or as YAML with "
-    "Content-Type: application/yaml"
-)
-
-
-def _unreadable_body(request: Request, errors: list[Any]) -> bool:
-    """A body sent without a JSON or YAML type that could not be read as a document: most
-    often YAML posted without `Content-Type: application/yaml`."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip()
-    return content_type in ("", "text/plain") and any(
-        e.get("type") == "json_invalid" or tuple(e.get("loc", ())) == ("body",) for e in errors
-    )
+_YAML_HINT = "; the body reads as YAML: send it with Content-Type: application/yaml"
+_JSON_HINT = "; the body reads as JSON: send it with Content-Type: application/json"
 
 
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    details = validation_details(list(exc.errors()))
-    if _unreadable_body(request, list(exc.errors())):
-        details = [ErrorDetail(loc=d.loc, msg=d.msg + _NOT_JSON_HINT) for d in details]
+    errors = list(exc.errors())
+    details = validation_details(errors, body_type=_body_type(request), document=exc.body)
+    hint = await _body_hint(request, errors, exc.body)
+    if hint:
+        details = [ErrorDetail(loc=d.loc, msg=d.msg + (hint if d.loc == "body" else ""))
+                   for d in details]  # fmt: skip
     summary = "; ".join(f"{d.loc}: {d.msg}" for d in details[:5])
     return error_response(422, "invalid_request", f"invalid request: {summary}", details)
+
+
+def _body_type(request: Request) -> Any:
+    """The type of the route's body, whose fields the errors name (None when it has none)."""
+    field = getattr(request.scope.get("route"), "body_field", None)
+    return getattr(getattr(field, "field_info", None), "annotation", None)
+
+
+async def _body_hint(request: Request, errors: list[Any], body: Any) -> str:
+    """What to say of a body that could not be read as a document at all: most often YAML
+    sent without `Content-Type: application/yaml` (sent as text/plain, as JSON or with no
+    type), or JSON sent as text/plain. Nothing for a body that reads as neither, nor for
+    one that opens like JSON: broken JSON often reads as YAML (`{"a": }`), but its JSON
+    error is the one that says where it broke."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    whole = any(
+        e.get("type") == "json_invalid" or tuple(e.get("loc", ())) == ("body",) for e in errors
+    )
+    if content_type in YAML_TYPES or not whole or not isinstance(body, bytes | str):
+        return ""
+    try:
+        json.loads(body)
+    except ValueError:
+        opens_like_json = body.lstrip()[:1] in ("{", "[", b"{", b"[")
+        if opens_like_json or not await asyncio.to_thread(reads_as_yaml, body):
+            return ""
+        return _YAML_HINT
+    return "" if content_type.endswith("json") else _JSON_HINT
 
 
 async def _on_service_error(_: Request, exc: Exception) -> JSONResponse:

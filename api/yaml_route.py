@@ -60,8 +60,32 @@ def _yaml_to_json(raw: bytes) -> bytes:
     try:
         loaded = yaml.load(raw, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
-        raise HTTPException(422, f"invalid YAML body: {exc}") from exc
+        raise HTTPException(422, _invalid(exc)) from exc
     return json.dumps(loaded, default=str).encode()
+
+
+def _invalid(exc: yaml.YAMLError) -> str:
+    """`invalid YAML body at line 4, column 15: <problem> (<context> at line 1, column 7)`,
+    on one line: PyYAML's own text spans lines and quotes the input."""
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
+        return "invalid YAML body: " + " ".join(str(exc).split())
+    said = f"invalid YAML body at {_line(exc.problem_mark)}: {exc.problem}"
+    if exc.context and exc.context_mark is not None:
+        said += f" ({exc.context} at {_line(exc.context_mark)})"
+    return said
+
+
+def _line(mark: yaml.Mark) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+def reads_as_yaml(raw: bytes | str) -> bool:
+    """Whether a body that is no JSON reads as a YAML mapping: a spec sent without its
+    `Content-Type: application/yaml`. Parsed as a spec would be (bounded, no aliases)."""
+    try:
+        return isinstance(yaml.load(raw, Loader=_BoundedLoader), dict)  # noqa: S506 - SafeLoader
+    except yaml.YAMLError:
+        return False
 
 
 class YamlOrJsonRoute(APIRoute):

@@ -15,8 +15,10 @@ from pathlib import Path
 
 from service.errors import InvalidRequest, NotFound
 from service.spec import StudySpec
+from service.suggest import did_you_mean
 from service.uploads import Uploads
-from workers.data import PreparedData, load_prepared
+from workers.data import DataError, PreparedData, load_prepared
+from workers.files import column_names
 from workers.spec import METRICS, PathDataset, UploadedDataset
 
 
@@ -68,11 +70,35 @@ class DataRoots:
 
 
 def check_data_source(spec: StudySpec, roots: DataRoots, *, tenant: str | None = None) -> None:
-    """Refuse at submission what can be known without reading the data."""
+    """Refuse at submission what can be known without reading the data: a path outside
+    the roots, an upload that is not the tenant's, a target column the file's header
+    lacks (read alone: a CSV's first line, a Parquet schema). Blocking: call off the loop."""
     if isinstance(spec.dataset, PathDataset):
-        roots.resolve(spec.dataset)
+        _has_target(spec.dataset, roots.resolve(spec.dataset))
     elif isinstance(spec.dataset, UploadedDataset):
         _uploaded(spec.dataset, roots, tenant)
+
+
+def _has_target(dataset: PathDataset, path: Path) -> None:
+    """Only a path the roots allow reaches here: what its header says is the caller's to
+    know. Other faults of the file (types, missing values) surface when the study starts."""
+    fmt = dataset.file_format
+    try:
+        names = column_names(path, fmt)
+    except DataError as exc:
+        raise InvalidRequest(f"dataset.path '{dataset.path}': {exc}", field="dataset.path") from exc
+    if dataset.target not in names:
+        kind = "array" if fmt == "npz" else "column"
+        raise InvalidRequest(
+            f"dataset.target '{dataset.target}' is not a {kind} of '{dataset.path}'; its "
+            f"{kind}s are {_listed(names)}{did_you_mean(dataset.target, names)}",
+            field="dataset.target",
+        )
+
+
+def _listed(names: list[str], most: int = 50) -> str:
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return f"{names[:most]}{more}"
 
 
 def _uploaded(dataset: UploadedDataset, roots: DataRoots, tenant: str | None) -> PathDataset:

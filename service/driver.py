@@ -114,11 +114,14 @@ class StudyDriver:
                 for _ in range(max(0, min(self.spec.budget.parallelism, work))):
                     group.create_task(self._slot_loop())
         except Exception as exc:  # noqa: BLE001 - the study fails, the service goes on
-            # A fault of the service's own (a trial's faults end as outcomes): the task
-            # group has cancelled the sibling trials; `_end` finishes them in both stores.
-            if self.writer.error is None:
-                log.exception("study %s failed", self.study_id)
+            # A fault of the service's own or of the study's data (a trial's faults end
+            # as outcomes): the task group has cancelled the sibling trials; `_end`
+            # finishes them in both stores. The user's data is no bug: one line for it.
             error = _describe(exc)
+            if _only_data_errors(exc):
+                log.warning("study %s failed: %s", self.study_id, error)
+            elif self.writer.error is None:
+                log.exception("study %s failed", self.study_id)
         finally:
             await self.runner.close()
         try:
@@ -471,6 +474,13 @@ def trial_budget(spec: StudySpec) -> tuple[int, str]:
 
 _START_BACKOFF_S = 0.5
 _START_BACKOFF_MAX_S = 30.0
+
+
+def _only_data_errors(exc: BaseException) -> bool:
+    """Whether every error in `exc` (a task group's, often) is the study's data's fault."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_data_errors(e) for e in exc.exceptions)
+    return isinstance(exc, DataUnavailable)
 
 
 def _describe(exc: BaseException) -> str:

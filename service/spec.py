@@ -13,6 +13,7 @@ from search.pruners import AshaPrunerSpec, NoPrunerSpec, PrunerSpec
 from search.samplers import SamplerSpec, TPESamplerSpec, check_sampler
 from search.space import CategoricalParam, FloatParam, ParamSpec, draw_order
 from service import spec_checks
+from service.suggest import did_you_mean
 from workers.hyperparameters import KNOWN_HYPERPARAMETERS, OPTIMIZER_NAMES, check_value
 from workers.spec import (
     MAXIMIZED_METRICS,
@@ -35,9 +36,10 @@ def _known_hyperparameter(name: str) -> str:
     """A built-in hyperparameter, or one an installed plug-in task declares (StudySpec
     then checks that the study's model is that task)."""
     if name not in KNOWN_HYPERPARAMETERS and name not in declared_hyperparameters():
+        known = sorted(KNOWN_HYPERPARAMETERS)
         raise ValueError(
-            f"unknown hyperparameter '{name}', expected one of {sorted(KNOWN_HYPERPARAMETERS)}"
-            " or one the study's plug-in task declares"
+            f"unknown hyperparameter '{name}', expected one of {known} or one the study's "
+            f"plug-in task declares{did_you_mean(name, known)}"
         )
     return name
 
@@ -84,13 +86,15 @@ class Objective(_Strict):
             return {**data, "direction": "maximize" if maximize else "minimize"}
         return data
 
-    @model_validator(mode="after")
-    def _known_metric(self) -> Objective:
-        if self.metric not in OBJECTIVE_METRICS:
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, metric: str) -> str:
+        if metric not in OBJECTIVE_METRICS:
             raise ValueError(
-                f"metric must be one of {list(OBJECTIVE_METRICS)}, got {self.metric!r}"
+                f"metric must be one of {list(OBJECTIVE_METRICS)}, got {metric!r}"
+                + did_you_mean(metric, OBJECTIVE_METRICS)
             )
-        return self
+        return metric
 
 
 class EarlyStoppingSpec(_Strict):
@@ -295,9 +299,10 @@ class StudySpec(_Strict):
 
     @model_validator(mode="after")
     def _fits_the_data_and_sampler(self) -> StudySpec:
-        for objective in self.objectives:
+        for i, objective in enumerate(self.objectives):
             if objective.metric not in COST_METRICS:
-                spec_checks.check_objective(objective.metric, self.dataset)
+                where = f"objective.{i}.metric" if isinstance(self.objective, list) else None
+                spec_checks.check_objective(objective.metric, self.dataset, field=where)
         spec_checks.check_model(self.model, self.dataset)
         spec_checks.check_task_hyperparameters(self.model, self.space, self.params)
         check_sampler(self.sampler, self.space, n_objectives=len(self.objectives))

@@ -57,13 +57,15 @@ def _possible_optimizers(space: Mapping[str, ParamSpec], params: Mapping[str, An
     return {DEFAULT_OPTIMIZER}
 
 
-def check_objective(metric: str, dataset: DatasetSpec) -> None:
-    """The objective must be a validation metric of the data's task, where that is known."""
+def check_objective(metric: str, dataset: DatasetSpec, *, field: str | None = None) -> None:
+    """The objective must be a validation metric of the data's task, where that is known;
+    `field` is where the metric is (`objective.metric` by default)."""
     task = dataset.task
     if task is not None and metric.removeprefix("val_") not in METRICS[task]:
         allowed = [f"val_{m}" for m in METRICS[task]]
         raise ValueError(
-            f"objective.metric {metric} does not fit a {task} task; use one of {allowed}"
+            f"{field or 'objective.metric'}: {metric} does not fit a {task} task; "
+            f"use one of {allowed}"
         )
 
 

@@ -45,6 +45,7 @@ from storage.records import (
 )
 from storage.repository import Store
 from storage.session import describe_error
+from workers.data import DataError
 from workers.trial_checkpoints import TrialCheckpoints
 
 log = logging.getLogger(__name__)
@@ -171,8 +172,8 @@ class StudyService:
         could never be placed), RateLimited."""
         self.limits.check(spec)
         self._check_fits(spec, tenant)
-        if self.data_roots is not None:
-            check_data_source(spec, self.data_roots, tenant=tenant)
+        if self.data_roots is not None:  # reads a data file's header: off the loop
+            await asyncio.to_thread(check_data_source, spec, self.data_roots, tenant=tenant)
         if self.rate is not None:
             self.rate.admit(tenant)
         record = await asyncio.to_thread(self._create, spec, tenant)
@@ -247,8 +248,11 @@ class StudyService:
             )
             runner = await self._runners(record.id, spec)
         except Exception as exc:  # noqa: BLE001 - a study that cannot start fails, visibly
-            log.exception("study %s could not start", record.id)
             error = describe_error(exc)
+            if isinstance(exc, DataError | InvalidRequest):  # the user's data: no traceback
+                log.warning("study %s could not start: %s", record.id, error)
+            else:
+                log.exception("study %s could not start", record.id)
             await asyncio.to_thread(
                 self.store.set_study_state, record.id, "failed", reason="error", error=error
             )

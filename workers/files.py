@@ -18,6 +18,25 @@ def read_table(path: Path, file_format: str, target: str) -> tuple[np.ndarray, n
     return _read_frame(path, file_format, target)
 
 
+def column_names(path: Path, file_format: str) -> list[str]:
+    """The columns (or npz arrays) a file holds, from its header alone: a CSV's first line,
+    a Parquet footer's schema, an npz archive's index. DataError when it cannot be read."""
+    try:
+        if file_format == "npz":
+            with np.load(path, allow_pickle=False) as arrays:
+                return list(arrays.files)
+        if file_format == "parquet":
+            import pyarrow.parquet as pq
+
+            names = pq.read_schema(path).names
+            return [n for n in names if not n.startswith("__index_level_")]  # pandas' index
+        import pandas as pd
+
+        return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+    except Exception as exc:  # noqa: BLE001 - any parser failure is the file's fault
+        raise DataError(f"cannot read {path.name} as {file_format}: {type(exc).__name__}") from exc
+
+
 def _read_frame(path: Path, file_format: str, target: str) -> tuple[np.ndarray, np.ndarray]:
     import pandas as pd
 

@@ -226,14 +226,15 @@ def test_stop_then_resume_with_more_trials_ends_at_the_new_count(
 
 
 def test_a_study_that_fails_exits_non_zero_with_one_line(shared_service: LiveService) -> None:
-    (shared_service.data_root / "no-target.csv").write_text("a,b\n" + "1,2\n" * 20)
+    # Its header passes at submission (the target is there); its text column fails the start.
+    (shared_service.data_root / "words.csv").write_text("a,word,target\n" + "1,w,0\n" * 20)
     spec = copy.deepcopy(FAST_SPEC) | {
-        "name": "cli-fails", "dataset": {"source": "path", "path": "no-target.csv"}
+        "name": "cli-fails", "dataset": {"source": "path", "path": "words.csv"}
     }  # fmt: skip
     path = shared_service.data_dir / "fails.json"
     path.write_text(json.dumps(spec))
     result = hpo("submit", str(path), "--wait", "--url", shared_service.url)
-    assert re.search(r"^error: study \d+ failed \(error\): .*target", one_error_line(result))
+    assert re.search(r"^error: study \d+ failed \(error\): .*not numeric", one_error_line(result))
     assert "no complete trials" in result.stdout
 
 

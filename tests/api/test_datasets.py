@@ -169,8 +169,8 @@ def test_path_sources_cannot_escape_the_data_roots(
 
 
 def submit_path(http: httpx.Client, path: str, spec: dict[str, Any]) -> httpx.Response:
-    return http.post("/api/v1/studies", json=spec | {"dataset": {"source": "path", "path": path,
-                                                                 "format": "csv"}})  # fmt: skip
+    dataset = {"source": "path", "path": path, "format": "csv", "target": "label"}
+    return http.post("/api/v1/studies", json=spec | {"dataset": dataset})
 
 
 def test_a_path_source_reads_files_under_the_data_roots(

@@ -135,7 +135,7 @@ def test_precision_is_searched_like_any_categorical_and_each_one_learns(
     assert all(t["state"] == "complete" and t["value"] > 0.8 for t in trials), trials
 
 
-def test_a_file_without_its_target_fails_the_study_with_the_reason(
+def test_a_file_without_its_target_is_refused_with_the_columns_it_has(
     client: httpx.Client, shared_service: LiveService, make_spec: Callable[..., dict[str, Any]]
 ) -> None:
     pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]}).to_csv(
@@ -144,9 +144,12 @@ def test_a_file_without_its_target_fails_the_study_with_the_reason(
     spec = make_spec(
         name="no-target", dataset={"source": "path", "path": "no-target.csv", "target": "y"}
     )
-    study, trials = run(client, spec)
-    assert study["state"] == "failed" and trials == []
-    assert "target column 'y' not in no-target.csv" in study["error"]
+    response = client.post("/api/v1/studies", json=spec)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"] == [
+        {"loc": "dataset.target",
+         "msg": "dataset.target 'y' is not a column of 'no-target.csv'; its columns are ['a', 'b']"}
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -160,8 +163,9 @@ def test_a_file_without_its_target_fails_the_study_with_the_reason(
          "lr must be in (0, inf)"),
         ({"space": {"lr": {"type": "float", "low": 1e-3, "high": 0.1}},
           "params": {"optimizer": "adam", "rho": 0.9}}, "body", "params.rho is read only by"),
-        ({"objective": {"metric": "val_rmse"}}, "body", "does not fit a classification task"),
-        ({"objective": {"metric": "val_auc"}}, "objective", "metric must be one of"),
+        ({"objective": {"metric": "val_rmse"}}, "objective.metric",
+         "does not fit a classification task"),
+        ({"objective": {"metric": "val_auc"}}, "objective.metric", "metric must be one of"),
         ({"model": {"kind": "cnn"}, "dataset": {"source": "builtin", "name": "synthetic-classification"}},
          "body", "cnn needs image data"),
         ({"dataset": {"source": "path", "path": "../../etc/passwd", "format": "csv"}}, "dataset.path",

@@ -18,7 +18,7 @@ BAD_SPACES: dict[str, tuple[dict[str, Any], str]] = {
     "log with low < 0": ({"hidden_units": {"type": "int", "low": -1, "high": 8, "log": True}},
                          "space.hidden_units.low"),
     "empty choices": ({"optimizer": {"type": "categorical", "choices": []}}, "space.optimizer.choices"),
-    "unknown type": ({"lr": {"type": "gaussian", "low": 0, "high": 1}}, "space.lr"),
+    "unknown type": ({"lr": {"type": "gaussian", "low": 0, "high": 1}}, "space.lr.type"),
     "unknown optimizer among the choices": (
         {"optimizer": {"type": "categorical", "choices": ["adam", "lion"]}}, "space.optimizer.choices"),
     "dropout bound the worker refuses": ({"dropout": {"type": "float", "low": 0.1, "high": 1.5}},
