@@ -1,6 +1,10 @@
 // The study page's Plotly charts. Each takes a div and the JSON the API returned.
 
 const CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
+// Plotly's modebar (shown on hover) sits in the figure's top right corner, over whatever the
+// plot draws there: the top importance bar, the first legend entry, the labels of the last
+// parallel axis. Every figure's top margin starts with this band, and the modebar stays in it.
+const MODEBAR_BAND = 28;
 const FONT = { family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 12 };
 const COLORS = {
   complete: "#2563eb",
@@ -10,10 +14,12 @@ const COLORS = {
   front: "#dc2626",
 };
 
-function layout(extra = {}) {
+// `margin.t` is the room a figure needs above its plot; the modebar's band comes on top.
+function layout({ margin = {}, ...extra } = {}) {
+  const { t = 8, ...sides } = { l: 56, r: 16, b: 44, ...margin };
   return {
     font: FONT,
-    margin: { l: 56, r: 16, t: 8, b: 44 },
+    margin: { ...sides, t: MODEBAR_BAND + t },
     paper_bgcolor: "rgba(0,0,0,0)",
     plot_bgcolor: "#fff",
     hovermode: "closest",

@@ -11,9 +11,11 @@ import { TrialsTable, renderTrialDetail } from "./trials.js";
 const HEADER_THROTTLE_MS = 250;
 const DATA_THROTTLE_MS = 2000;
 // Costlier to compute or draw, so refreshed less often while a study runs: importance and the
-// Pareto front; and parallel coordinates, which take ~1-3 s in software WebGL for 500 lines.
+// Pareto front. Parallel coordinates are not among them: their cost is a figure's first draw
+// (Plotly makes three WebGL contexts; ~1.5 s in software WebGL, whatever the line count), while
+// redrawing the same div takes 0.1-0.3 s for 30-500 lines in Chromium's SwiftShader. They
+// refreshed every 20 s, so a running study's parallel coordinates lagged its other charts.
 const HEAVY_THROTTLE_MS = 6000;
-const PARCOORDS_THROTTLE_MS = 20_000;
 const POLL_MS = 10_000;
 const CURVES = "top=10&pruned=10";
 
@@ -43,7 +45,6 @@ class StudyPage {
     const now = Date.now();
     this.refreshLight = throttle(() => this.loadLight(), DATA_THROTTLE_MS, now);
     this.refreshHeavy = throttle(() => this.loadHeavy(), HEAVY_THROTTLE_MS, now);
-    this.refreshParcoords = throttle(() => this.loadParcoords(), PARCOORDS_THROTTLE_MS, now);
   }
 
   async start() {
@@ -135,11 +136,10 @@ class StudyPage {
   refreshData() {
     this.refreshLight();
     this.refreshHeavy();
-    this.refreshParcoords();
   }
 
   async loadData() {
-    await Promise.all([this.loadLight(), this.loadHeavy(), this.loadParcoords()]);
+    await Promise.all([this.loadLight(), this.loadHeavy()]);
   }
 
   // Tables and charts: every piece loads on its own, so one failure leaves the rest drawn.
@@ -148,6 +148,7 @@ class StudyPage {
       this.trials.load(),
       this.loadChart("history", () => this.drawHistory()),
       this.loadChart("curves", () => this.drawCurves()),
+      this.loadChart("parcoords", () => this.drawParcoords()),
     ]);
     this.failOn(results);
     if (this.trialNumber !== null && this.detailLive()) await this.loadDetail();
@@ -159,10 +160,6 @@ class StudyPage {
     ];
     if (this.charts.pareto) parts.push(this.loadChart("pareto", () => this.drawPareto()));
     this.failOn(await Promise.allSettled(parts));
-  }
-
-  async loadParcoords() {
-    this.failOn(await Promise.allSettled([this.loadChart("parcoords", () => this.drawParcoords())]));
   }
 
   // A token problem shows the prompt; other failures of a chart stay in that chart.
