@@ -24,11 +24,13 @@ $(STAMP): pyproject.toml examples/plugin/pyproject.toml tests/plugin/pyproject.t
 
 install: $(STAMP)
 
+# `make demo PORT=8001` (or HPO_PORT=8001 in the environment): the port the server binds and
+# the one later `hpo` commands find it on.
 demo: install  ## start the service on SQLite + a local Ray, run examples/digits.yaml over HTTP
-	$(BIN)/hpo demo examples/digits.yaml
+	$(if $(PORT),HPO_PORT=$(PORT) )$(BIN)/hpo demo examples/digits.yaml
 
-serve: install  ## keep the service running on http://127.0.0.1:8000
-	$(BIN)/hpo serve
+serve: install  ## keep the service running on http://127.0.0.1:8000 (PORT=... for another)
+	$(if $(PORT),HPO_PORT=$(PORT) )$(BIN)/hpo serve
 
 test: install  ## the whole test suite (PostgreSQL tests need HPO_TEST_POSTGRES_URL)
 	bash scripts/ensure_chromium.sh

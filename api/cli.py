@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import signal
 import sys
 import threading
@@ -12,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 import uvicorn
+import yaml
 from rich.markup import escape
 
 from api.cli_output import (
@@ -19,23 +21,32 @@ from api.cli_output import (
     print_best,
     print_cluster,
     print_dataset,
+    print_datasets,
     print_error,
     print_json,
+    print_plain,
     print_studies,
     print_study,
+    print_tasks,
     print_trials,
 )
 from api.cli_progress import follow
-from api.cli_server import app_of, bind_safely, settings_of, wait_healthy
+from api.cli_server import app_of, bind_or_exit, bind_safely, settings_of, wait_healthy
 from api.client import ClientError, HpoClient
 
 app = typer.Typer(help="Hyperparameter search for PyTorch models.", no_args_is_help=True)
 
-Url = Annotated[str, typer.Option(envvar="HPO_URL", help="Service address.")]
+Url = Annotated[
+    str | None,
+    typer.Option(
+        envvar="HPO_URL", show_default=False,
+        help="Service address [default: http://127.0.0.1:$HPO_PORT, HPO_PORT 8000 when unset].",
+    ),
+]  # fmt: skip
 Token = Annotated[str | None, typer.Option(envvar="HPO_TOKEN", help="API token.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON only, for programs.")]
 StudyId = Annotated[int, typer.Argument(help="Study id.", show_default=False)]
-DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_URL = None
 # uvicorn's 5 s default closes idle connections while a busy client's next request is in
 # flight, which the client sees as a reset (measured by bench/api_load.py).
 KEEP_ALIVE_S = 60
@@ -47,6 +58,21 @@ def main() -> None:
     except ClientError as exc:
         print_error(str(exc))
         sys.exit(1)
+
+
+def service_url(url: str | None) -> str:
+    """--url or HPO_URL; else the local service on HPO_PORT, the port `hpo serve` and
+    `hpo demo` bind by default, so one setting names the port for all of them."""
+    if url:
+        return url
+    port = os.environ.get("HPO_PORT", "8000")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ClientError(f"HPO_PORT must be a port number (1-65535), got {port!r}")
+    return f"http://127.0.0.1:{port}"
+
+
+def client_of(url: str | None, token: str | None) -> HpoClient:
+    return HpoClient(service_url(url), token=token)
 
 
 @app.command()
@@ -64,14 +90,13 @@ def serve(
     from service.runtime import connect_ray
 
     bind_safely(settings)
+    sock = bind_or_exit(settings.host, settings.port)
     connect_ray(settings)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler found at
     # start: make that a clean exit rather than Ray's crash report.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(
-        app_of(settings), host=settings.host, port=settings.port, log_level="warning",
-        timeout_keep_alive=KEEP_ALIVE_S,
-    )  # fmt: skip
+    config = uvicorn.Config(app_of(settings), log_level="warning", timeout_keep_alive=KEEP_ALIVE_S)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 @app.command()
@@ -83,10 +108,10 @@ def submit(
     as_json: AsJson = False,
 ) -> None:
     """Submit a study; with --wait, follow it, print the best trials, exit 1 unless completed."""
-    with HpoClient(url, token=token) as client:
+    with client_of(url, token) as client:
         study = client.submit_file(file)
         said = f"study {study['id']} '{escape(study['name'])}' submitted: "
-        _announce(client, study, said + f"{url}/api/v1/studies/{study['id']}", wait, as_json)
+        _announce(client, study, said + f"{client.url}/api/v1/studies/{study['id']}", wait, as_json)
 
 
 def _announce(
@@ -108,7 +133,7 @@ def studies(
     url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """List studies, newest first."""
-    with HpoClient(url, token=token) as client:
+    with client_of(url, token) as client:
         items = _take(client.iter_studies(state=state, page_size=_page(limit)), limit)
     if as_json:
         return print_json(items)
@@ -119,7 +144,7 @@ def studies(
 def show(study_id: StudyId, url: Url = DEFAULT_URL, token: Token = None,
          as_json: AsJson = False) -> None:  # fmt: skip
     """One study: state, trial counts, progress, best trial, timings, warnings and error."""
-    with HpoClient(url, token=token) as client:
+    with client_of(url, token) as client:
         study = client.get(study_id)
     if as_json:
         return print_json(study)
@@ -138,7 +163,7 @@ def trials(
     if top is not None:
         state, limit = state or "complete", top
     order = "number" if top is None else "best"
-    with HpoClient(url, token=token) as client:
+    with client_of(url, token) as client:
         found = client.iter_trials(study_id, state=state, order=order, page_size=_page(limit))
         items = _take(found, limit)
     if as_json:
@@ -147,21 +172,50 @@ def trials(
 
 
 @app.command()
-def best(study_id: StudyId, k: Annotated[int, typer.Option(help="How many.", min=1)] = 5,
-         url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False) -> None:  # fmt: skip
-    """A study's k best trials (the Pareto front for several objectives)."""
-    with HpoClient(url, token=token) as client:
+def best(
+    study_id: StudyId,
+    k: Annotated[int, typer.Option(help="How many.", min=1)] = 5,
+    spec: Annotated[
+        bool, typer.Option("--spec", help="Print the replay spec (PBT) that `hpo submit` takes.")
+    ] = False,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="Save the best trial's checkpoint (weights, model) to this file."),
+    ] = None,
+    url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """A study's k best trials (the Pareto front for several objectives); with --spec the
+    best PBT member as a plain spec, with --checkpoint its weights to a file."""
+    if spec and checkpoint is not None:
+        raise ClientError("give --spec or --checkpoint, not both")
+    with client_of(url, token) as client:
+        if spec:
+            replay = client.best_spec(study_id)
+            if as_json:
+                return print_json(replay)
+            return print_plain(yaml.safe_dump(replay, sort_keys=False).rstrip("\n"))
+        if checkpoint is not None:
+            number = client.best_checkpoint(study_id, checkpoint)
+            if as_json:
+                return print_json({"study": study_id, "trial": number, "path": str(checkpoint)})
+            console.print(
+                f"saved trial {number}'s checkpoint of study {study_id} to "
+                f"{escape(str(checkpoint))} (load it with torch.load(path, weights_only=True))",
+                highlight=False,
+            )
+            return None
         items = client.best(study_id, k=k)
         if as_json:
             return print_json(items)
         print_best(client.get(study_id), items)
+        return None
 
 
 @app.command()
 def cluster(url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False) -> None:
     """Nodes, slots by shape and state, each tenant's usage against its share and quota, and
     the studies waiting for a slot, in the order they will get one."""
-    with HpoClient(url, token=token) as client:
+    with client_of(url, token) as client:
         found = client.cluster()
     if as_json:
         return print_json(found)
@@ -172,7 +226,7 @@ def cluster(url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False
 def stop(study_id: StudyId, url: Url = DEFAULT_URL, token: Token = None,
          as_json: AsJson = False) -> None:  # fmt: skip
     """Stop a queued or running study; its running trials end as cancelled."""
-    with HpoClient(url, token=token) as client:
+    with client_of(url, token) as client:
         study = client.stop(study_id)
     if as_json:
         return print_json(study)
@@ -183,7 +237,7 @@ def stop(study_id: StudyId, url: Url = DEFAULT_URL, token: Token = None,
 def pause(study_id: StudyId, url: Url = DEFAULT_URL, token: Token = None,
           as_json: AsJson = False) -> None:  # fmt: skip
     """Pause a study: trials stop at their next epoch with a checkpoint; `resume` continues."""
-    with HpoClient(url, token=token) as client:
+    with client_of(url, token) as client:
         study = client.pause(study_id)
     if as_json:
         return print_json(study)
@@ -199,10 +253,69 @@ def resume(
 ) -> None:  # fmt: skip
     """Continue a paused study from its checkpoints, or run a finished one further."""
     budget = {} if max_trials is None else {"max_trials": max_trials}
-    with HpoClient(url, token=token) as client:
+    with client_of(url, token) as client:
         study = client.resume(study_id, **budget)
         said = f"study {study_id} resumed: budget {study['spec']['budget']['max_trials']} trials"
         _announce(client, study, said, wait, as_json)
+
+
+@app.command()
+def delete(
+    study_id: StudyId,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask; needed without a terminal.")
+    ] = False,
+    url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """Delete a study that is not running: its trials, curves, checkpoints and Optuna study."""
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ClientError(f"deleting study {study_id} needs --yes without a terminal")
+        typer.confirm(f"delete study {study_id} and everything it recorded?", abort=True)
+    with client_of(url, token) as client:
+        client.delete(study_id)
+    if as_json:
+        return print_json({"deleted": study_id})
+    console.print(f"study {study_id} deleted", highlight=False)
+    return None
+
+
+datasets_app = typer.Typer(help="Uploaded data sets: list, delete (hpo upload adds one).")
+app.add_typer(datasets_app, name="datasets")
+
+
+@datasets_app.command("list")
+def datasets_list(url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False) -> None:
+    """Your uploaded data sets, with their ids for {source: uploaded, id: ID}."""
+    with client_of(url, token) as client:
+        items = client.datasets()
+    if as_json:
+        return print_json(items)
+    print_datasets(items)
+
+
+@datasets_app.command("delete")
+def datasets_delete(
+    dataset_id: Annotated[str, typer.Argument(help="Data set id.", show_default=False)],
+    url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """Delete an uploaded data set (refused while a queued or running study uses it)."""
+    with client_of(url, token) as client:
+        client.delete_dataset(dataset_id)
+    if as_json:
+        return print_json({"deleted": dataset_id})
+    console.print(f"dataset {escape(dataset_id)} deleted", highlight=False)
+    return None
+
+
+@app.command()
+def tasks(url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False) -> None:
+    """Plug-in training tasks installed on the service: model {kind: plugin, name: NAME}."""
+    with client_of(url, token) as client:
+        items = client.tasks()
+    if as_json:
+        return print_json(items)
+    print_tasks(items)
 
 
 @app.command()
@@ -212,7 +325,7 @@ def upload(
     url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Upload a data set that studies then name as {source: uploaded, id: ID}."""
-    with HpoClient(url, token=token) as client:
+    with client_of(url, token) as client:
         record = client.upload(file, target=target)
     if as_json:
         return print_json(record)
@@ -222,26 +335,27 @@ def upload(
 @app.command()
 def demo(
     file: Annotated[Path, typer.Argument(help="Study file.")] = Path("examples/digits.yaml"),
-    port: Annotated[int, typer.Option(help="Port for the demo server.")] = 8000,
+    port: Annotated[
+        int | None, typer.Option(help="Port [default: HPO_PORT, else 8000].", show_default=False)
+    ] = None,
     keep_serving: Annotated[bool, typer.Option(help="Keep serving after the study.")] = False,
 ) -> None:
     """Start the service, submit an example study over HTTP, follow it, print the best trials."""
     from service.runtime import connect_ray, disconnect_ray
 
     settings = settings_of(port=port)
+    bind_safely(settings)
+    sock = bind_or_exit(settings.host, settings.port)
     console.print(f"starting hpo-service ({settings.shown_database_url()}, local Ray) ...")
     connect_ray(settings)
-    config = uvicorn.Config(
-        app_of(settings), host=settings.host, port=port, log_level="warning",
-        timeout_keep_alive=KEEP_ALIVE_S,
-    )  # fmt: skip
+    config = uvicorn.Config(app_of(settings), log_level="warning", timeout_keep_alive=KEEP_ALIVE_S)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    url = f"http://{settings.host}:{port}"
+    url = f"http://{settings.host}:{settings.port}"
     try:
         with HpoClient(url) as client:
-            wait_healthy(client, server)
+            wait_healthy(client, server, thread)
             study = client.submit_file(file)
             console.print(f"submitted study {study['id']} '{study['name']}' over HTTP")
             study = follow(client, study, console=console, quiet=False)
@@ -253,6 +367,7 @@ def demo(
     finally:
         server.should_exit = True
         thread.join(timeout=60)
+        sock.close()
         disconnect_ray()
     if study["state"] != "completed":
         raise typer.Exit(1)

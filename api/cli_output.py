@@ -31,6 +31,11 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
 
+def print_plain(text: str) -> None:
+    """Text as it is (a YAML document), for a file or a pipe: no markup, no wrapping."""
+    sys.stdout.write(text + "\n")
+
+
 def print_error(message: str) -> None:
     """One line on stderr, whatever the message's own line breaks, so scripts can grep it."""
     text = " ".join(message.split())
@@ -269,26 +274,26 @@ def _span(seconds: float) -> str:
 
 
 def print_trials(trials: list[dict[str, Any]]) -> None:
-    """A row a trial; on a narrow console the stop reason goes under the state and the
-    device is left out, leaving the params column room for a whole `name=value` a line."""
-    narrow = console.width < WIDE
+    """A row a trial, every column kept at any width; on a narrow console the params go to
+    a table of their own below (trial, then one `name=value` a line), since beside seven
+    short columns they would have no room."""
     headers = ["trial", "state", "value", "epochs", "stop", "secs", "device"]
-    if narrow:
-        headers.remove("stop")
-        headers.remove("device")
-    rows = [_trial_row(t, narrow=narrow) for t in trials]
-    console.print(_trial_table(headers, rows, trials))
+    rows = [_trial_row(t) for t in trials]
+    if console.width >= WIDE:
+        console.print(_trial_table(headers, rows, trials))
+        return
+    table = _columns(*headers)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    if trials:
+        console.print(_trial_table(["trial"], [[str(t["number"])] for t in trials], trials))
 
 
-def _trial_row(trial: dict[str, Any], *, narrow: bool) -> list[str]:
-    state, stop = trial["state"], trial["stop_reason"] or ""
+def _trial_row(trial: dict[str, Any]) -> list[str]:
     secs = "-" if trial["duration_s"] is None else f"{trial['duration_s']:.1f}"
-    if not narrow:
-        device = trial.get("device") or "-"
-        return [str(trial["number"]), state, fmt(trial["value"]), _epochs(trial), stop, secs,
-                device]  # fmt: skip
-    state_stop = state if stop in ("", state) else f"{state}\n{stop}"
-    return [str(trial["number"]), state_stop, fmt(trial["value"]), _epochs(trial), secs]
+    return [str(trial["number"]), trial["state"], fmt(trial["value"]), _epochs(trial),
+            trial["stop_reason"] or "", secs, trial.get("device") or "-"]  # fmt: skip
 
 
 def print_best(study: dict[str, Any], trials: list[dict[str, Any]]) -> None:
@@ -370,3 +375,37 @@ def _duration(study: dict[str, Any]) -> str:
     finished = datetime.fromisoformat(end) if end else datetime.now(started.tzinfo)
     suffix = "" if end else " so far"
     return f"{(finished - started).total_seconds():.1f} s{suffix}"
+
+
+def print_datasets(items: list[dict[str, Any]]) -> None:
+    if not items:
+        console.print("no uploaded data sets")
+        return
+    table = _columns(
+        "id", "file", "target", "task", "rows", "features", "bytes", "uploaded",
+        wrapping=("file", "uploaded"),
+    )  # fmt: skip
+    for d in items:
+        table.add_row(
+            d["id"], escape(d["filename"]), escape(d["target"]), d["task"], str(d["n_rows"]),
+            str(d["n_features"]), str(d["size_bytes"]), _when(d["created_at"]),
+        )  # fmt: skip
+    console.print(table)
+
+
+def print_tasks(items: list[dict[str, Any]]) -> None:
+    if not items:
+        console.print("no plug-in tasks installed (entry point group hpo.tasks)")
+        return
+    table = _columns(
+        "name", "package", "task", "data", "hyperparameters", "description",
+        wrapping=("hyperparameters", "description"),
+    )  # fmt: skip
+    for t in items:
+        knobs = ", ".join(f"{k}={fmt(v)}" for k, v in t["hyperparameters"].items()) or "-"
+        about = t["error"] and f"failed to load: {t['error']}" or t["description"]
+        table.add_row(
+            escape(t["name"]), escape(f"{t['package']} {t['version']}"), t["task"] or "-",
+            "yes" if t["provides_data"] else "no", escape(knobs), escape(about or ""),
+        )  # fmt: skip
+    console.print(table)

@@ -153,6 +153,49 @@ class HpoClient:
     def delete(self, study_id: int) -> None:
         self._request("DELETE", f"/api/v1/studies/{study_id}")
 
+    def best_spec(self, study_id: int) -> dict[str, Any]:
+        """A PBT study's best member as a plain spec that trains its schedule again."""
+        result: dict[str, Any] = self._request("GET", f"/api/v1/studies/{study_id}/best/spec")
+        return result
+
+    def best_checkpoint(self, study_id: int, path: Path) -> int:
+        """Save the best trial's checkpoint (weights and model description) to `path`;
+        its trial number. Written to a temporary file first, so a failure leaves no half file."""
+        partial = path.with_name(path.name + ".partial")
+        url = f"/api/v1/studies/{study_id}/best/checkpoint"
+        try:
+            with self._http.stream("GET", url) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise ClientError(_error_message(response))
+                with partial.open("wb") as out:
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+                number = int(response.headers.get("X-Trial-Number", "-1"))
+        except httpx.TransportError as exc:
+            partial.unlink(missing_ok=True)
+            raise ClientError(f"cannot reach the service at {self.url}: {exc}") from exc
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise ClientError(f"cannot write {path}: {exc.strerror}") from exc
+        partial.replace(path)
+        return number
+
+    def datasets(self) -> list[dict[str, Any]]:
+        """The caller's uploaded data sets."""
+        page = self._request("GET", "/api/v1/datasets")
+        items: list[dict[str, Any]] = page["items"]
+        return items
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        self._request("DELETE", f"/api/v1/datasets/{dataset_id}")
+
+    def tasks(self) -> list[dict[str, Any]]:
+        """Plug-in training tasks installed on the service."""
+        page = self._request("GET", "/api/v1/tasks")
+        items: list[dict[str, Any]] = page["items"]
+        return items
+
     def events(
         self, study_id: int, *, last_event_id: int | None = None
     ) -> Iterator[dict[str, Any]]:
