@@ -40,7 +40,7 @@ Url = Annotated[
     str | None,
     typer.Option(
         envvar="HPO_URL", show_default=False,
-        help="Service address [default: http://127.0.0.1:$HPO_PORT, HPO_PORT 8000 when unset].",
+        help="Service address (default http://127.0.0.1:$HPO_PORT; HPO_PORT 8000 when unset).",
     ),
 ]  # fmt: skip
 Token = Annotated[str | None, typer.Option(envvar="HPO_TOKEN", help="API token.")]
@@ -336,7 +336,7 @@ def upload(
 def demo(
     file: Annotated[Path, typer.Argument(help="Study file.")] = Path("examples/digits.yaml"),
     port: Annotated[
-        int | None, typer.Option(help="Port [default: HPO_PORT, else 8000].", show_default=False)
+        int | None, typer.Option(help="Port (default HPO_PORT, else 8000).", show_default=False)
     ] = None,
     keep_serving: Annotated[bool, typer.Option(help="Keep serving after the study.")] = False,
 ) -> None:
