@@ -3,8 +3,14 @@ the client commands share; a real `hpo` process against a live service."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
+import select
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -87,7 +93,10 @@ def test_a_port_in_use_ends_serve_and_demo_at_once_with_the_reason(
     # It stopped before Ray's start and the health wait: neither said a word.
     assert "starting hpo-service" not in result.stdout
     assert "did not start" not in result.stderr
-    by_option = hpo(command, "--port", str(busy_port), env={"HPO_DATA_DIR": str(tmp_path)})
+    # --port wins over HPO_PORT: binding HPO_PORT's 9 would fail for another reason
+    env = {"HPO_PORT": "9", "HPO_DATA_DIR": str(tmp_path)}
+    by_option = hpo(command, "--port", str(busy_port), env=env, timeout=60)
+    assert by_option.returncode == 1, (by_option.stdout, by_option.stderr)
     assert f"port {busy_port} on 127.0.0.1 is in use" in by_option.stderr
 
 
@@ -128,7 +137,8 @@ def test_best_spec_prints_the_replay_spec_that_submit_takes(
     shared_service: LiveService, http: httpx.Client, finished: dict[str, Any], tmp_path: Path
 ) -> None:
     url = ("--url", shared_service.url)
-    assert "HTTP 409" in one_error_line(hpo("best", str(finished["id"]), "--spec", *url))
+    refused = one_error_line(hpo("best", str(finished["id"]), "--spec", *url))
+    assert "HTTP 409" in refused and f"study {finished['id']} is not a PBT study" in refused
     created = http.post("/api/v1/studies", json=PBT)
     assert created.status_code == 201, created.text
     study = wait_for_study(http, created.json()["id"])
@@ -174,15 +184,43 @@ def test_tasks_lists_what_the_service_has_installed(
     assert all(task["name"] in table.stdout for task in served), table.stdout
 
 
+def on_a_terminal(*args: str, answer: str) -> tuple[int, str]:
+    """`hpo ARGS` with a terminal on its stdin, answering its one question; (exit, output)."""
+    leader, follower = pty.openpty()
+    command = [sys.executable, "-m", "api.cli", *args]
+    env = {"PATH": "/usr/bin:/bin", "COLUMNS": "200"}
+    process = subprocess.Popen(command, stdin=follower, stdout=follower, stderr=follower, env=env)
+    os.close(follower)
+    seen = b""
+    while b"[y/N]" not in seen:
+        ready, _, _ = select.select([leader], [], [], 60)
+        assert ready, f"no question within 60 s: {seen!r}"
+        seen += os.read(leader, 1024)
+    os.write(leader, answer.encode() + b"\n")
+    code = process.wait(timeout=60)
+    with contextlib.suppress(OSError):  # EIO once the process has closed its end
+        while chunk := os.read(leader, 1024):
+            seen += chunk
+    os.close(leader)
+    return code, seen.decode(errors="replace")
+
+
 def test_delete_asks_without_yes_and_deletes_with_it(
-    shared_service: LiveService, http: httpx.Client, finished: dict[str, Any]
+    shared_service: LiveService, http: httpx.Client, finished: dict[str, Any], tmp_path: Path
 ) -> None:
     url = ("--url", shared_service.url)
     study_id = str(finished["id"])
     assert "needs --yes without a terminal" in one_error_line(hpo("delete", study_id, *url))
+    code, said = on_a_terminal("delete", study_id, *url, answer="n")
+    assert code == 1 and f"delete study {study_id}" in said and "Aborted" in said, said
     assert http.get(f"/api/v1/studies/{study_id}").status_code == 200
     deleted = hpo("delete", study_id, "--yes", *url)
     assert deleted.returncode == 0 and f"study {study_id} deleted" in deleted.stdout
     assert http.get(f"/api/v1/studies/{study_id}").status_code == 404
     gone = one_error_line(hpo("delete", study_id, "--yes", *url))
     assert "HTTP 404" in gone and f"study {study_id} does not exist" in gone
+    path = tmp_path / "best.pt"
+    for args in (("--spec",), ("--checkpoint", str(path)), ()):
+        gone = one_error_line(hpo("best", study_id, *args, *url))
+        assert f"study {study_id} does not exist" in gone, args
+    assert not list(tmp_path.iterdir()), "a refused download leaves no file behind"
