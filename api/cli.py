@@ -267,7 +267,7 @@ def delete(
     ] = False,
     url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False,
 ) -> None:  # fmt: skip
-    """Delete a study that is not running: its trials, curves, checkpoints and Optuna study."""
+    """Delete a study that is not queued or running, with its trials, curves and checkpoints."""
     if not yes:
         if not sys.stdin.isatty():
             raise ClientError(f"deleting study {study_id} needs --yes without a terminal")
