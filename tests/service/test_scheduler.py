@@ -200,6 +200,10 @@ class Arrival:
     n_trials: int
     trial_s: float
     at: float = 0.0
+    lengths: tuple[float, ...] = ()  # each trial's own length, in order; else trial_s
+
+    def length(self, trial: int) -> float:
+        return self.lengths[trial] if trial < len(self.lengths) else self.trial_s
 
 
 async def simulate(
@@ -219,6 +223,7 @@ async def simulate(
         heapq.heappush(events, (arrival.at, next(seq), arrival))
     left: dict[int, int] = {}
     busy: dict[int, int] = {}
+    granted_n: dict[int, int] = {}
     waiting: dict[asyncio.Future[Lease], Arrival] = {}
 
     def ask(study: Arrival) -> None:
@@ -256,8 +261,9 @@ async def simulate(
         for granted in [f for f in waiting if f.done()]:
             study = waiting.pop(granted)
             lease = granted.result()
-            end = clock.t + study.trial_s
             d = study.demand
+            nth = granted_n[d.study_id] = granted_n.get(d.study_id, -1) + 1
+            end = clock.t + study.length(nth)
             runs.append(Run(d.study_id, d.tenant, lease.node_id, lease.shape, clock.t, end))
             busy[d.study_id] += 1
             heapq.heappush(events, (end, next(seq), (lease, study)))
@@ -397,45 +403,42 @@ def test_the_highest_priority_study_gets_the_next_freed_slots_whatever_its_age()
 def test_a_big_shape_is_not_starved_by_a_stream_of_small_trials(seed: int) -> None:
     backend = cluster(a=(2, 0), b=(2, 0))
     rng = random.Random(seed)
+    # Two small studies of another tenant keep all four CPUs busy with 1-CPU trials of
+    # different lengths, so their ends are staggered: a freed CPU alone never fits the
+    # 2-CPU trial that arrives once they are running. Simulated time: what is granted
+    # follows the scheduler's rules, not how fast the machine turns the event loop.
+    lengths = [tuple(round(rng.uniform(0.015, 0.04), 4) for _ in range(40)) for _ in range(2)]
+    big_at = 0.05
 
-    async def main() -> tuple[Sim, str | None, float]:
-        sim = await open_sim(backend)
-        # Two small studies of another tenant keep all four CPUs busy with 1-CPU trials
-        # that end at staggered times: a freed CPU alone never fits a 2-CPU trial.
-        small = [
-            asyncio.ensure_future(sim.study(sim.add(i, tenant="small", parallelism=2, age=i),
-                                            [rng.uniform(0.015, 0.04) for _ in range(40)]))
-            for i in (1, 2)
-        ]  # fmt: skip
-        await asyncio.sleep(0.05)
-        big = asyncio.ensure_future(
-            sim.study(sim.add(9, tenant="big", cpus=2, parallelism=1, age=9), [0.02] * 3)
-        )
-        await asyncio.sleep(0.005)  # its first acquire: it fits nowhere, so a node is kept
-        loop = asyncio.get_running_loop()
-        kept_at = loop.time() - sim.started
-        kept = sim.scheduler.snapshot().reserved_node
-        await asyncio.wait_for(asyncio.gather(big, *small), timeout=10)
-        await sim.scheduler.close()
-        return sim, kept, kept_at
+    async def main() -> list[Run]:
+        scheduler, clock = await open_simulated(backend)
+        runs = await simulate(scheduler, clock, [
+            Arrival(demand(1, tenant="small", parallelism=2), 40, 0, lengths=lengths[0]),
+            Arrival(demand(2, tenant="small", parallelism=2), 40, 0, lengths=lengths[1]),
+            Arrival(demand(9, tenant="big", cpus=2), 3, 0.02, at=big_at),
+        ])  # fmt: skip
+        await scheduler.close()
+        return runs
 
-    sim, kept, kept_at = asyncio.run(main())
-    assert kept in ("a", "b")
-    big_runs = [r for r in sim.runs if r.study_id == 9]
+    runs = asyncio.run(main())
+    big_runs = sorted((r for r in runs if r.study_id == 9), key=lambda r: r.start)
     assert len(big_runs) == 3
-    first_big = min(r.start for r in big_runs)
-    # Nothing small started on the kept node between the hold and the big trial's start,
+    assert len([r for r in runs if r.study_id != 9]) == 80
+    first_big = big_runs[0]
+    # Nothing small started on the node kept for it between its arrival and its start,
     # even once half of the node had drained (then one more end would make room).
     slipped_in = [
-        r
-        for r in sim.runs
-        if r.study_id != 9 and r.node_id == kept and kept_at < r.start < first_big
-    ]
+        r for r in runs
+        if r.study_id != 9 and r.node_id == first_big.node_id
+        and big_at <= r.start < first_big.start
+    ]  # fmt: skip
     assert slipped_in == [], slipped_in
-    assert min(big_runs, key=lambda r: r.start).node_id == kept
     # So it ran while both small studies still had trials to start.
-    still_waiting = min(max(r.start for r in sim.runs if r.study_id == i) for i in (1, 2))
-    assert first_big < still_waiting
+    still_waiting = min(max(r.start for r in runs if r.study_id == i) for i in (1, 2))
+    assert first_big.start < still_waiting
+    # And the node never held more than its two CPUs.
+    for node in ("a", "b"):
+        assert overlapping(runs, node).fits_in(Shape.of(2, 0)), node
 
 
 def test_idle_slots_that_reserve_their_shape_serve_it_and_end_for_another_shape() -> None:
