@@ -525,26 +525,34 @@ def test_idle_slots_beyond_max_idle_are_ended() -> None:
 def test_a_node_that_joins_raises_concurrency_and_a_lost_node_is_forgotten() -> None:
     backend = cluster(a=(1, 0))
 
+    def on(node_id: str) -> int:
+        return sum(1 for a in backend.live.values() if a.node_id == node_id)
+
     async def main() -> tuple[Sim, list[tuple[str, bool, int]]]:
         sim = await open_sim(backend)
-        study = asyncio.ensure_future(sim.study(sim.add(1, parallelism=3), [0.05] * 20))
-        await asyncio.sleep(0.12)
+        study = asyncio.ensure_future(sim.study(sim.add(1, parallelism=3), [0.05] * 40))
+        await eventually(lambda: len(sim.runs) >= 1)  # trials run on the first node
         backend.capacity["b"] = Shape.of(2, 0)
-        await asyncio.sleep(0.2)
+        await eventually(lambda: any(r.node_id == "b" for r in sim.runs))
         backend.dead.add("b")
         for actor in [a for a in backend.live.values() if a.node_id == "b"]:
             backend.kill(actor)
-        await asyncio.sleep(0.15)
+        await eventually(lambda: not study.done() and any(
+            n.node_id == "b" and not n.alive for n in sim.scheduler.snapshot().nodes
+        ) and on("b") == 0)  # fmt: skip
+        await eventually(lambda: sim.scheduler.snapshot().nodes[0].used.cpus == units(1))
         nodes = [(n.node_id, n.alive, n.used.cpus) for n in sim.scheduler.snapshot().nodes]
-        await asyncio.wait_for(study, timeout=10)
+        await asyncio.wait_for(study, timeout=30)
         await sim.scheduler.close()
         return sim, nodes
 
     sim, nodes = asyncio.run(main())
+    assert len(sim.runs) == 40
     at_once = max(sum(1 for r in sim.runs if r.start <= x.start < r.end) for x in sim.runs)
     assert at_once == 3  # 1 on the first node, 2 on the one that joined
     assert {r.node_id for r in sim.runs} == {"a", "b"}
     assert nodes == [("a", True, units(1)), ("b", False, 0)]  # its slots are forgotten
+    assert on("b") == 0  # and nothing was placed on it once it was lost
 
 
 def test_unmet_demand_is_told_to_the_autoscaler_and_withdrawn_when_met() -> None:
