@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from service.insights import InsightService
 from service.runtime import Runtime
-from service.studies import DEFAULT_TENANT, StudyService
+from service.studies.insights import InsightService
+from service.studies.study_service import DEFAULT_TENANT, StudyService
 
 
 def get_runtime(request: Request) -> Runtime:

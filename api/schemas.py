@@ -7,11 +7,11 @@ from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.cluster_view import ScopedCluster, TenantView, amount
-from service.insights import Curve
-from service.outcome import STOP_REASONS
+from service.cluster.cluster_view import ScopedCluster, TenantView, amount
 from service.records import TrialRecord
-from service.studies import StudyView
+from service.run.outcome import STOP_REASONS
+from service.studies.insights import Curve
+from service.studies.study_service import StudyView
 
 StudyState = Literal["queued", "running", "paused", "completed", "stopped", "failed"]
 TrialState = Literal["waiting", "running", "complete", "pruned", "failed"]

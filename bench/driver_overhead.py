@@ -21,9 +21,9 @@ from typing import Any
 import optuna
 
 from search.space import suggest
-from service.runner import LastEpoch, TrialEnd, TrialStart
+from service.run.runner import LastEpoch, TrialEnd, TrialStart
 from service.spec import StudySpec
-from service.studies import StudyService
+from service.studies.study_service import StudyService
 from storage.engine import create_engine_for, tune_engine
 from storage.migrate import upgrade_schema
 from storage.repository import Store

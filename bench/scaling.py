@@ -36,8 +36,8 @@ from bench.dashboard_scale import reset_postgres
 from bench.overhead import TPE as TPE_OPTIONS
 from bench.synthetic_study import SPEC, write_study
 from search.space import to_distribution
-from service.optuna_bridge import OptunaBridge
-from service.optuna_load import add_all, read_trials
+from service.run.optuna_bridge import OptunaBridge
+from service.run.optuna_load import add_all, read_trials
 from service.spec import StudySpec
 from storage import Store, create_engine_for, upgrade_schema
 
@@ -125,7 +125,7 @@ def optuna_costs(url: str, study_name: str, asks: int, sampler: str) -> dict[str
 def restart_costs(url: str, study_name: str) -> dict[str, float]:
     """A restart's load of the in-memory Optuna copy, both ways in one run: Optuna's own
     (`get_all_trials` through the ORM, then `add_trials`, as the bridge did before) and the
-    bridge's bulk load (`service/optuna_load.py`)."""
+    bridge's bulk load (`service/run/optuna_load.py`)."""
     storage = optuna.storages.RDBStorage(url)
     engine = create_engine_for(url)
     try:

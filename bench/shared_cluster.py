@@ -338,7 +338,7 @@ def _define_space(trial: Any, *, space: Any, fixed: Any) -> dict[str, int]:
 
 
 def tune_trial(config: dict[str, Any], *, data: Any, setup: dict[str, Any]) -> None:
-    """The service's trial loop (service/trial_loop.py) inside a Tune trainable: the same
+    """The service's trial loop (service/run/trial_loop.py) inside a Tune trainable: the same
     trainer, threads, stop rules, test metrics and best weights at the end."""
     import torch
     from ray import tune

@@ -11,7 +11,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
-from service.cluster_view import ClusterSnapshot
+from service.cluster.cluster_view import ClusterSnapshot
 
 TENANT_LABEL = "tenant"
 OTHERS = "others"  # the one name other tenants' series go by, as on GET /api/v1/cluster

@@ -15,20 +15,20 @@ from typing import Any
 import optuna
 import ray
 
-from service.checkpoints import CheckpointStore
-from service.datasets import DataRoots
-from service.fair_share import Shape
-from service.insights import InsightService
+from service.cluster.fair_share import Shape
+from service.cluster.ray_backend import RaySlotBackend
+from service.cluster.scheduler import SlotScheduler
+from service.data.datasets import DataRoots
+from service.data.uploads import Uploads
 from service.limits import SpecLimits, SubmissionRate
 from service.metrics import ServiceMetrics
-from service.optuna_mirror import check_compatible
-from service.ray_backend import RaySlotBackend
-from service.runner import RayTrialRunner, TrialRunner
-from service.scheduler import SlotScheduler
+from service.run.checkpoints import CheckpointStore
+from service.run.optuna_mirror import check_compatible
+from service.run.runner import RayTrialRunner, TrialRunner
 from service.settings import Settings
 from service.spec import StudySpec
-from service.studies import StudyService
-from service.uploads import Uploads
+from service.studies.insights import InsightService
+from service.studies.study_service import StudyService
 from storage.datasets import DatasetStore
 from storage.engine import (
     Engine,

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.fair_share import TenantPolicy
+from service.cluster.fair_share import TenantPolicy
 from storage.engine import hidden_password, sqlite_file
 
 

@@ -1,7 +1,7 @@
 """Rows of tables the store does not own, written on the store's connection.
 
 Optuna's own tables share the database; the service mirrors its trials into them in
-the same transaction as its own rows (`service/optuna_mirror.py`). The tables are
+the same transaction as its own rows (`service/run/optuna_mirror.py`). The tables are
 SQLAlchemy `Table`s that their owner defines: callers pass them, with plain dicts of
 column values, and never need SQLAlchemy themselves.
 """

@@ -13,13 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from workers.data_error import DataError
 from workers.spec import BuiltinDataset, PathDataset, PluginDataset, SplitSpec, Task
 
 MAX_CLASSES = 100
-
-
-class DataError(ValueError):
-    """The data set cannot be used as given; the message says why."""
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workers.data import DataError
+from workers.data_error import DataError
 
 
 def read_table(path: Path, file_format: str, target: str) -> tuple[np.ndarray, np.ndarray]:

@@ -164,7 +164,7 @@ class TrialSlot:
         `data` may be an object ref: it is fetched only when the tensors must be built.
         With `checkpoint`, the trial's state is saved as that policy says. `threads`: the
         trial's torch threads (its CPUs), since one slot process may serve trials of
-        different CPU shapes (service/placement.py).
+        different CPU shapes (service/cluster/placement.py).
         """
         import torch
 

@@ -11,9 +11,9 @@ from pydantic import BaseModel
 
 from api.deps import RuntimeDep, Studies, Tenant
 from api.schemas import ERROR_RESPONSES
+from service.data.uploads import Uploads
 from service.limits import TenantCaps
 from service.records import DatasetRecord
-from service.uploads import Uploads
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"], responses=ERROR_RESPONSES)
 _ERRORS: dict[int | str, dict[str, Any]] = {c: ERROR_RESPONSES[c] for c in (404, 409, 413, 422)}

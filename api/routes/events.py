@@ -1,6 +1,6 @@
 """A study's live events as Server-Sent Events (FastAPI's own), resumable with Last-Event-ID.
 
-Streams share one poll of the events table (`service.event_hub`). A stream with nothing
+Streams share one poll of the events table (`service.studies.event_hub`). A stream with nothing
 to send sends a `: heartbeat` comment every HPO_EVENT_HEARTBEAT_S, which SSE clients
 skip; it ends after HPO_EVENT_IDLE_S of heartbeats only, when its client goes, or when
 its study ends, and each way gives its place under max_event_streams_per_tenant back.
@@ -19,8 +19,8 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from api.deps import RuntimeDep, Studies, StudyId, Tenant
 from api.schemas import ERROR_RESPONSES
-from service.event_hub import EventHub, Subscription
 from service.limits import TenantCaps
+from service.studies.event_hub import EventHub, Subscription
 
 router = APIRouter(prefix="/api/v1/studies", tags=["events"], responses=ERROR_RESPONSES)
 # Event ids are 64-bit: a larger one cannot name an event (and overflowed the database).

@@ -17,7 +17,7 @@ from api.schemas import (
     ImportanceItem,
     ImportanceOut,
 )
-from service.insights import MAX_CURVES
+from service.studies.insights import MAX_CURVES
 
 router = APIRouter(prefix="/api/v1/studies", tags=["insights"], responses=ERROR_RESPONSES)
 Count = Annotated[int, Query(ge=0, le=MAX_CURVES)]

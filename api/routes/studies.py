@@ -26,7 +26,7 @@ from api.schemas import (
 from api.yaml_route import YamlOrJsonRoute
 from service.limits import TenantCaps, check_active_studies
 from service.spec import StudySpec
-from service.studies import FINISHED_TRIAL_STATES
+from service.studies.study_service import FINISHED_TRIAL_STATES
 
 router = APIRouter(
     prefix="/api/v1/studies", tags=["studies"], route_class=YamlOrJsonRoute,

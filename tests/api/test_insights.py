@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from api.schemas import CurveOut
-from service.insights import Curve
+from service.studies.insights import Curve
 from tests.conftest import FAST_SPEC, LiveService, wait_for_study
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]

@@ -16,9 +16,9 @@ import optuna
 import pytest
 
 from service.errors import Conflict, NotFound
-from service.runner import LastEpoch, Slot, TrialEnd, TrialStart
+from service.run.runner import LastEpoch, Slot, TrialEnd, TrialStart
 from service.spec import StudySpec
-from service.studies import StudyService
+from service.studies.study_service import StudyService
 from storage.errors import StudyStateChanged
 from storage.repository import Store
 from workers.slot import EpochResult, Resumed

@@ -21,13 +21,13 @@ import pytest
 import ray
 import torch
 
-from service.datasets import DataRoots, prepare_data
-from service.fair_share import Shape
-from service.runner import RaySlot, Slot
+from service.cluster.fair_share import Shape
+from service.cluster.slot_contract import Lease
+from service.data.datasets import DataRoots, prepare_data
+from service.run.runner import RaySlot, Slot
 from service.settings import Settings
-from service.slot_contract import Lease
 from service.spec import StudySpec
-from service.studies import StudyService
+from service.studies.study_service import StudyService
 from storage.records import TrialRecord
 from storage.repository import Store
 from tests.conftest import running_service, wait_for_study

@@ -16,7 +16,7 @@ import optuna
 import pytest
 
 from service.errors import Conflict
-from service.runner import (
+from service.run.runner import (
     LastEpoch,
     Slot,
     SlotCannotTrain,
@@ -27,7 +27,7 @@ from service.runner import (
     WorkerLost,
 )
 from service.spec import StudySpec
-from service.studies import StudyService
+from service.studies.study_service import StudyService
 from storage.repository import Store
 from workers.slot import EpochResult, Resumed
 
@@ -414,7 +414,7 @@ def test_optuna_storage_holds_the_same_trials_as_the_store(
 
 
 def test_a_resumed_bridge_continues_the_numbering(store, optuna_storage, make_spec) -> None:
-    from service.optuna_bridge import OptunaBridge
+    from service.run.optuna_bridge import OptunaBridge
 
     spec = make_spec(budget={"max_trials": 3, "max_epochs": 2})
     service, study_id, _ = run_study(store, optuna_storage, spec, curve(0.1, 0.2))
@@ -580,7 +580,7 @@ def test_reconcile_resumes_what_optuna_runs_and_copies_what_it_finished(
     finished trials that agree are left alone."""
     from optuna.trial import TrialState
 
-    from service.recovery import reconcile
+    from service.run.recovery import reconcile
 
     spec = make_spec(budget={"max_trials": 3, "max_epochs": 1})
     service, study_id, _ = run_study(store, optuna_storage, spec, curve(0.5))

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from service.event_hub import QUEUE_ROWS, EventHub
 from service.limits import TenantCap
+from service.studies.event_hub import QUEUE_ROWS, EventHub
 from storage import Store, create_engine_for, upgrade_schema
 from storage.events import EventFeed
 

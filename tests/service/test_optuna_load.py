@@ -10,7 +10,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from service.optuna_load import add_all, read_trials
+from service.run.optuna_load import add_all, read_trials
 from storage import Store
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

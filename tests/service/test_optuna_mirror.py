@@ -9,7 +9,7 @@ import optuna
 import pytest
 from sqlalchemy import text
 
-from service.optuna_mirror import check_compatible
+from service.run.optuna_mirror import check_compatible
 from storage.engine import column_names
 
 

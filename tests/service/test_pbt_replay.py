@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from service.pbt_replay import Lineage, lineage_of, lineage_segments, replay_spec
 from service.records import TrialRecord
 from service.settings import Settings
 from service.spec import StudySpec
+from service.studies.pbt_replay import Lineage, lineage_of, lineage_segments, replay_spec
 from storage import Store, create_engine_for
 from tests.conftest import running_service, wait_for_study
 from tests.service.test_cluster import submit

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from service.population import Population
+from service.run.population import Population
 from service.spec import StudySpec
-from service.studies import population_members
+from service.studies.study_service import population_members
 from storage.repository import Store
 
 SPEC = {

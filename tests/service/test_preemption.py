@@ -3,8 +3,8 @@ between tenants (never back and forth), and room on the slot's node."""
 
 from __future__ import annotations
 
-from service.fair_share import Shape, TenantPolicy, TenantUse
-from service.preemption import BusySlot, Waiter, pick_victim
+from service.cluster.fair_share import Shape, TenantPolicy, TenantUse
+from service.cluster.preemption import BusySlot, Waiter, pick_victim
 
 CPU = Shape.of(1, 0)
 TOTAL = Shape.of(4, 0)

@@ -20,9 +20,17 @@ from typing import Any
 
 import pytest
 
-from service.fair_share import Claim, Quota, Shape, TenantPolicy, TenantUse, grant_order, units
-from service.scheduler import SlotScheduler
-from service.slot_contract import Lease, NodeInfo, StudyDemand
+from service.cluster.fair_share import (
+    Claim,
+    Quota,
+    Shape,
+    TenantPolicy,
+    TenantUse,
+    grant_order,
+    units,
+)
+from service.cluster.scheduler import SlotScheduler
+from service.cluster.slot_contract import Lease, NodeInfo, StudyDemand
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -15,10 +15,10 @@ import optuna
 import pytest
 
 from search.pruners import build_pruner
-from service.datasets import DataRoots
-from service.local_runner import InProcessRunner
+from service.data.datasets import DataRoots
+from service.run.local_runner import InProcessRunner
 from service.spec import StudySpec
-from service.studies import StudyService, StudyView
+from service.studies.study_service import StudyService, StudyView
 from storage.engine import create_engine_for, tune_engine
 from storage.migrate import upgrade_schema
 from storage.records import TrialRecord

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 import ray
 
-from service.datasets import DataRoots
-from service.fair_share import Shape
-from service.ray_backend import RaySlotBackend
-from service.runner import DataUnavailable, RayTrialRunner
-from service.scheduler import SlotScheduler
-from service.slot_contract import StudyDemand
+from service.cluster.fair_share import Shape
+from service.cluster.ray_backend import RaySlotBackend
+from service.cluster.scheduler import SlotScheduler
+from service.cluster.slot_contract import StudyDemand
+from service.data.datasets import DataRoots
+from service.run.runner import DataUnavailable, RayTrialRunner
 from service.spec import StudySpec
 
 pytestmark = [pytest.mark.ray]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.errors import Conflict, InvalidRequest, NotFound, ServiceError, Unavailable
-from service.studies import storage_errors
+from service.studies.study_service import storage_errors
 from storage.errors import (
     ConflictError,
     InvalidCursorError,

@@ -17,9 +17,9 @@ import optuna
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from service.runner import LastEpoch, Slot, TrialEnd, TrialStart
+from service.run.runner import LastEpoch, Slot, TrialEnd, TrialStart
 from service.spec import StudySpec
-from service.studies import StudyService
+from service.studies.study_service import StudyService
 from storage.repository import Store
 from workers.slot import EpochResult, Resumed
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from service.uploads import Uploads
+from service.data.uploads import Uploads
 from storage import create_engine_for, upgrade_schema
 from storage.datasets import DatasetStore
 

@@ -14,8 +14,8 @@ import pytest
 from optuna.trial import TrialState
 from sqlalchemy import event
 
-from service.optuna_mirror import OptunaMirror
-from service.writer import OrderedWriter
+from service.run.optuna_mirror import OptunaMirror
+from service.run.writer import OrderedWriter
 from storage import ConflictError, Store
 
 SPEC = {"name": "w", "space": {}}

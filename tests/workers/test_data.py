@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workers.data import DataError, infer_task, load_prepared
+from workers.data import infer_task, load_prepared
+from workers.data_error import DataError
 from workers.spec import BuiltinDataset, PathDataset, SplitSpec
 
 

@@ -1,5 +1,5 @@
 """One slot process serves trials of several CPU shapes (a reshapeable slot reserves no
-CPUs in Ray; service/placement.py): each trial sets torch's threads to its own CPUs.
+CPUs in Ray; service/cluster/placement.py): each trial sets torch's threads to its own CPUs.
 
 Real Ray: the session's cluster (tests/conftest.py)."""
 

@@ -11,8 +11,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from service.datasets import DataRoots, prepare_data
-from service.runner import LastEpoch, TrialEnd, TrialError, TrialStart, trial_error
+from service.data.datasets import DataRoots, prepare_data
+from service.run.runner import LastEpoch, TrialEnd, TrialError, TrialStart, trial_error
 from service.spec import StudySpec
 from workers.slot import EpochResult, Exploited, Resumed
 from workers.trainer import TensorData, TrialTrainer

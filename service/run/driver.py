@@ -32,19 +32,19 @@ from typing import Any
 import optuna
 
 from search.samplers import GridSamplerSpec, grid_size
-from service.checkpoints import CheckpointStore
-from service.draws import Drawer
-from service.jobs import TrialJob
 from service.metrics import ServiceMetrics
-from service.optuna_bridge import OptunaBridge
-from service.outcome import TrialOutcome
-from service.population import Population
 from service.records import TrialRecord
-from service.recovery import end_unfinished
-from service.runner import DataUnavailable, LastEpoch, Slot, TrialRunner
+from service.run.checkpoints import CheckpointStore
+from service.run.draws import Drawer
+from service.run.jobs import TrialJob
+from service.run.optuna_bridge import OptunaBridge
+from service.run.outcome import TrialOutcome
+from service.run.population import Population
+from service.run.recovery import end_unfinished
+from service.run.runner import DataUnavailable, LastEpoch, Slot, TrialRunner
+from service.run.trial_loop import ROTATED, TrialContext, run_trial
+from service.run.writer import OrderedWriter
 from service.spec import StudySpec
-from service.trial_loop import ROTATED, TrialContext, run_trial
-from service.writer import OrderedWriter
 from storage.repository import Store
 from storage.session import describe_error
 from workers.direction import at_least

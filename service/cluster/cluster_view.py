@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from service.fair_share import UNIT, Quota, Shape
+from service.cluster.fair_share import UNIT, Quota, Shape
 
 
 def amount(units: int) -> float:

@@ -15,8 +15,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from service.jobs import TrialJob
-from service.outcome import TrialOutcome
+from service.run.jobs import TrialJob
+from service.run.outcome import TrialOutcome
 from service.spec import StudySpec
 from storage.records import StudyRecord, TrialRecord
 from storage.repository import Store

@@ -13,11 +13,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from service.data.uploads import Uploads
 from service.errors import InvalidRequest, NotFound
 from service.spec import StudySpec
 from service.suggest import did_you_mean
-from service.uploads import Uploads
-from workers.data import DataError, PreparedData, load_prepared
+from workers.data import PreparedData, load_prepared
+from workers.data_error import DataError
 from workers.files import column_names
 from workers.spec import METRICS, PathDataset, UploadedDataset
 

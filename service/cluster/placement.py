@@ -1,6 +1,6 @@
 """Where a slot of a given shape can go now: pure reasoning over nodes and slots.
 
-The scheduler (`service/scheduler.py`) builds a `Placement` from what it holds and
+The scheduler (`service/cluster/scheduler.py`) builds a `Placement` from what it holds and
 carries out the `Plan` it returns; nothing here starts or ends anything.
 
 A slot is a process that Ray placed with some resources reserved (`reserved`). A GPU
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from service.fair_share import UNIT, ZERO, Shape, TenantPolicy, serves
+from service.cluster.fair_share import UNIT, ZERO, Shape, TenantPolicy, serves
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from optuna.trial import FrozenTrial, TrialState
 from search.pruners import build_pruner
 from search.samplers import build_sampler
 from search.space import suggest
-from service.optuna_load import add_all, read_trials
-from service.optuna_mirror import OptunaMirror
+from service.run.optuna_load import add_all, read_trials
+from service.run.optuna_mirror import OptunaMirror
 from service.spec import StudySpec
 from storage.repository import Store
 

@@ -1,6 +1,6 @@
 """What the scheduler keeps per slot and per study, and the snapshot readers see of it.
 
-Plain state for `service/scheduler.py`, which alone changes it, from the event loop;
+Plain state for `service/cluster/scheduler.py`, which alone changes it, from the event loop;
 `snapshot_of` freezes it into `cluster_view` values for other threads.
 """
 
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from service.cluster_view import ClusterSnapshot, NodeView, QueueEntry, SlotView, TenantView
-from service.fair_share import (
+from service.cluster.cluster_view import ClusterSnapshot, NodeView, QueueEntry, SlotView, TenantView
+from service.cluster.fair_share import (
     ZERO,
     Claim,
     Shape,
@@ -24,7 +24,7 @@ from service.fair_share import (
     dominant_share,
     entitled_shares,
 )
-from service.slot_contract import Lease, NodeInfo, StudyDemand
+from service.cluster.slot_contract import Lease, NodeInfo, StudyDemand
 
 READY_GRACE_S = 5.0  # how long a new study getting ready may hold back grants to others
 

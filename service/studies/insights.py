@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from search.importance import EVALUATOR, param_importances
 from service.spec import StudySpec
-from service.studies import StudyService, storage_errors
+from service.studies.study_service import StudyService, storage_errors
 from storage.insights import History, StudyInsights
 from storage.records import EpochRecord
 

@@ -10,8 +10,8 @@ import asyncio
 import contextlib
 from typing import Any
 
-from service.fair_share import Shape
-from service.slot_contract import SlotBackend
+from service.cluster.fair_share import Shape
+from service.cluster.slot_contract import SlotBackend
 
 
 class AutoscalerRequests:

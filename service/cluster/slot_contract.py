@@ -1,5 +1,5 @@
 """What the scheduler promises drivers (a `Lease` for a `StudyDemand`) and what it needs
-from Ray (`SlotBackend`, `service/ray_backend.py`; a recording fake in tests)."""
+from Ray (`SlotBackend`, `service/cluster/ray_backend.py`; a recording fake in tests)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from service.fair_share import Shape
+from service.cluster.fair_share import Shape
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class NodeInfo:
 
 
 class SlotBackend(Protocol):
-    """What the scheduler needs from Ray (`service/ray_backend.py`), or a fake in tests."""
+    """What the scheduler needs from Ray (`service/cluster/ray_backend.py`), or a fake in tests."""
 
     def nodes(self) -> list[NodeInfo]:
         """Every node Ray knows, alive or not; may block (called in a thread)."""

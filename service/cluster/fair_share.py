@@ -1,6 +1,6 @@
 """Who gets the next free slot: resource shapes, tenant weights and quotas, and the order.
 
-Pure values and functions, no Ray and no clock: the scheduler (`service/scheduler.py`)
+Pure values and functions, no Ray and no clock: the scheduler (`service/cluster/scheduler.py`)
 feeds them what it holds and asks for the order.
 
 The order is that of dominant resource fairness (DRF) between tenants, kept over time
@@ -34,7 +34,7 @@ from datetime import datetime
 UNIT = 10_000  # Ray schedules resources to four decimal places
 RECENT_USE_HALF_LIFE_S = 300.0
 # How far ahead what a tenant holds now counts: one preemption interval (see
-# `service/preemption.py`) is the natural unit, a few seconds.
+# `service/cluster/preemption.py`) is the natural unit, a few seconds.
 FAIR_LOOKAHEAD_S = 5.0
 
 
@@ -88,7 +88,7 @@ ZERO = Shape(0, 0)
 def serves(slot_shape: Shape, reserved: Shape, wanted: Shape) -> bool:
     """Whether a slot process of `slot_shape`, for which Ray reserved `reserved`, can run
     a trial of `wanted` without a new process: the same shape, or any CPU-only one when
-    it reserved nothing (the scheduler then accounts its CPUs; `service/placement.py`)."""
+    it reserved nothing (the scheduler then accounts its CPUs; `service/cluster/placement.py`)."""
     return wanted == slot_shape or (reserved == ZERO and wanted.cpu_only)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import optuna
 
-from service.optuna_bridge import OptunaBridge, Write
+from service.run.optuna_bridge import OptunaBridge, Write
 
 # A draw that held its thread's CPU this long or longer (its GIL time, not its waits for
 # the GIL) sends the study's next draw to a thread.

@@ -1,5 +1,5 @@
 """The scheduler's hands on Ray: read the nodes, start and end slot actors, ask the
-autoscaler for room. Nothing here decides anything (see `service/scheduler.py`)."""
+autoscaler for room. Nothing here decides anything (see `service/cluster/scheduler.py`)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from service.fair_share import Shape
-from service.slot_contract import NodeInfo
+from service.cluster.fair_share import Shape
+from service.cluster.slot_contract import NodeInfo
 from workers.slot import create_slot
 
 log = logging.getLogger(__name__)

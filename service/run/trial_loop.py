@@ -33,10 +33,10 @@ from dataclasses import dataclass
 
 import optuna
 
-from service.optuna_bridge import OptunaBridge
-from service.outcome import CurveBest, TrialOutcome
-from service.population import Population
-from service.runner import (
+from service.run.optuna_bridge import OptunaBridge
+from service.run.outcome import CurveBest, TrialOutcome
+from service.run.population import Population
+from service.run.runner import (
     LastEpoch,
     Slot,
     SlotCannotTrain,
@@ -45,8 +45,8 @@ from service.runner import (
     TrialStart,
     WorkerLost,
 )
+from service.run.writer import OrderedWriter
 from service.spec import StudySpec
-from service.writer import OrderedWriter
 from storage.repository import Store
 from storage.session import describe_error
 from workers.early_stopping import EarlyStopping

@@ -14,9 +14,9 @@ from typing import Any, Protocol
 import ray
 import ray.exceptions
 
-from service.datasets import DataRoots, prepare_data
-from service.scheduler import SlotScheduler
-from service.slot_contract import Lease
+from service.cluster.scheduler import SlotScheduler
+from service.cluster.slot_contract import Lease
+from service.data.datasets import DataRoots, prepare_data
 from service.spec import StudySpec
 from workers import device
 from workers.data import PreparedData

@@ -6,7 +6,7 @@ demand at once, and hands a free slot to the most deserving waiting study
 (`fair_share.grant_order`: the tenant least served over time, then priority, then
 age). Shares therefore move as trials end; a running trial is never killed to
 rebalance, and only with HPO_PREEMPT_AFTER_S set does one yield its slot, with a
-checkpoint, at an epoch boundary (`service/preemption.py`).
+checkpoint, at an epoch boundary (`service/cluster/preemption.py`).
 
 A slot is a warm actor (`workers.slot.TrialSlot`) pinned to a node. To grant one, the
 scheduler takes, in turn: an idle slot that serves the study's shape (the one that
@@ -17,7 +17,7 @@ request that cannot be placed, and idle actors never block a waiting study. CPU-
 slots reserve no CPUs in Ray (unless an autoscaler sizes the cluster by what Ray sees
 reserved, or `reshape_cpu_slots` is off): the scheduler's own count keeps their
 trials within each node, and an idle one serves any CPU-only shape without a new
-process (`service/placement.py`).
+process (`service/cluster/placement.py`).
 
 No mix of shapes can starve: when the most deserving study fits nowhere, the node
 closest to fitting it is reserved for it (nothing else is placed there and its idle
@@ -37,9 +37,9 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
-from service.autoscaler_requests import AutoscalerRequests
-from service.cluster_view import ClusterSnapshot, QueueInfo
-from service.fair_share import (
+from service.cluster.autoscaler_requests import AutoscalerRequests
+from service.cluster.cluster_view import ClusterSnapshot, QueueInfo
+from service.cluster.fair_share import (
     ZERO,
     Shape,
     TenantPolicy,
@@ -48,10 +48,10 @@ from service.fair_share import (
     grant_order,
     serves,
 )
-from service.placement import Placement, Plan, SlotFacts, refusal
-from service.preemption import BusySlot, Waiter, pick_victim
-from service.scheduler_state import READY_GRACE_S, SlotState, StudyState, snapshot_of
-from service.slot_contract import Lease, NodeInfo, SlotBackend, StudyDemand
+from service.cluster.placement import Placement, Plan, SlotFacts, refusal
+from service.cluster.preemption import BusySlot, Waiter, pick_victim
+from service.cluster.scheduler_state import READY_GRACE_S, SlotState, StudyState, snapshot_of
+from service.cluster.slot_contract import Lease, NodeInfo, SlotBackend, StudyDemand
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +233,7 @@ class SlotScheduler:
 
     def should_yield(self, lease: Lease) -> bool:
         """Whether the lease's trial should stop at its next epoch boundary and give the
-        slot back (preemption, see `service/preemption.py`)."""
+        slot back (preemption, see `service/cluster/preemption.py`)."""
         return lease.slot_id in self._yielding
 
     def prewarm(self, shape: Shape, n: int) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from service.fair_share import Shape, TenantPolicy, TenantUse, serves
+from service.cluster.fair_share import Shape, TenantPolicy, TenantUse, serves
 
 
 @dataclass(frozen=True)

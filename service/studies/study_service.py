@@ -18,23 +18,23 @@ from typing import Any
 import optuna
 from pydantic import ValidationError
 
-from service.checkpoints import CheckpointStore
-from service.cluster_view import QueueInfo, ScopedCluster, scope
-from service.datasets import DataRoots, check_data_source
-from service.driver import PAUSE, SHUTDOWN, StudyDriver
+from service.cluster.cluster_view import QueueInfo, ScopedCluster, scope
+from service.cluster.fair_share import Shape
+from service.cluster.scheduler import SlotScheduler
+from service.cluster.slot_contract import StudyDemand
+from service.data.datasets import DataRoots, check_data_source
 from service.errors import Conflict, InvalidRequest, NotFound, Unavailable
-from service.fair_share import Shape
-from service.jobs import TrialJob
 from service.limits import SpecLimits, SubmissionRate
 from service.metrics import ServiceMetrics
-from service.optuna_bridge import OptunaBridge
-from service.pareto import pareto_front
-from service.pbt_replay import replay_spec
-from service.recovery import cancel_unfinished, end_unfinished, reconcile
-from service.runner import TrialRunner
-from service.scheduler import SlotScheduler
-from service.slot_contract import StudyDemand
+from service.run.checkpoints import CheckpointStore
+from service.run.driver import PAUSE, SHUTDOWN, StudyDriver
+from service.run.jobs import TrialJob
+from service.run.optuna_bridge import OptunaBridge
+from service.run.recovery import cancel_unfinished, end_unfinished, reconcile
+from service.run.runner import TrialRunner
 from service.spec import StudySpec
+from service.studies.pareto import pareto_front
+from service.studies.pbt_replay import replay_spec
 from storage.errors import ConflictError, InvalidCursorError, NotFoundError, StorageError
 from storage.records import (
     FINISHED_TRIAL_STATES,
@@ -45,7 +45,7 @@ from storage.records import (
 )
 from storage.repository import Store
 from storage.session import describe_error
-from workers.data import DataError
+from workers.data_error import DataError
 from workers.trial_checkpoints import TrialCheckpoints
 
 log = logging.getLogger(__name__)

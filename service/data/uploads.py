@@ -21,7 +21,8 @@ from service.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
 from service.limits import TenantCap
 from storage.datasets import DatasetNotFound, DatasetStore
 from storage.records import DatasetRecord
-from workers.data import DataError, infer_task
+from workers.data import infer_task
+from workers.data_error import DataError
 from workers.files import read_table
 
 FORMATS = ("csv", "parquet", "npz")

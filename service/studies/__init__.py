@@ -1,0 +1,1 @@
+"""The study commands and reads that the API calls, and what they tell listeners."""
