@@ -1,19 +1,23 @@
 """Sampler specs keyed by `type`, each built into the Optuna sampler it names.
 
-What a sampler cannot do is decided here, before a study starts:
-- `cmaes` and `qmc` search float and int parameters only; categorical ones are
-  drawn by Optuna's independent (random) sampler, as Optuna itself does, and the
+What a sampler is and cannot do is declared on its spec class, as its `traits`, and
+every user reads it from there (adding a sampler is one edit here):
+- `numeric_only` (`cmaes`, `qmc`): float and int parameters only; categorical ones
+  are drawn by Optuna's independent (random) sampler, as Optuna itself does, and the
   study records a warning saying which parameters that is.
-- `cmaes` has no multi-objective mode: such a spec is refused.
-- `grid` needs a finite grid: given as `grid`, or derived from categorical
-  choices and stepped int/float ranges; a continuous range without a step is
-  refused.
+- `single_objective` (`cmaes`): no multi-objective mode; such a spec is refused.
+- `slow` (`gp`): draws are slow from the first model-based one on, so the driver
+  always draws in a worker thread.
+- finite (`grid`, its `n_points`): a study ends when its points are spent. The grid
+  is given as `grid` or derived from categorical choices and stepped int/float
+  ranges; a continuous range without a step is refused.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import optuna
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -21,15 +25,43 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from search.space import CategoricalParam, ParamSpec, grid_values
 
 GridValue = bool | int | float | str
+Space = Mapping[str, ParamSpec]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SamplerTraits:
+    """What a sampler is, as the checks and the driver need to know it."""
+
+    numeric_only: bool = False  # categoricals fall back to random draws (a warning)
+    single_objective: bool = False  # a multi-objective spec is refused
+    slow: bool = False  # every draw runs off the event loop
 
 
 class _SamplerSpec(BaseModel):
+    """A sampler's spec. Each concrete one declares its `traits` (a ClassVar, so not a
+    field of the schema); `__pydantic_init_subclass__` refuses one that does not."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
+    traits: ClassVar[SamplerTraits]
+    if TYPE_CHECKING:  # each concrete spec's discriminator, a Literal field of its own
+        type: str
     seed: int | None = None
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if not isinstance(cls.__dict__.get("traits"), SamplerTraits):
+            raise TypeError(f"{cls.__name__} must declare traits = SamplerTraits(...)")
+
+    def n_points(self, space: Space) -> int | None:
+        """How many distinct points the sampler can draw over `space`; None when it has
+        no end. A finite sampler's study ends when they are spent."""
+        return None
 
 
 class TPESamplerSpec(_SamplerSpec):
+    traits = SamplerTraits()
     type: Literal["tpe"]
     n_startup_trials: int = Field(default=10, ge=0)
     multivariate: bool = False
@@ -44,10 +76,12 @@ class TPESamplerSpec(_SamplerSpec):
 
 
 class RandomSamplerSpec(_SamplerSpec):
+    traits = SamplerTraits()
     type: Literal["random"]
 
 
 class CmaEsSamplerSpec(_SamplerSpec):
+    traits = SamplerTraits(numeric_only=True, single_objective=True)
     type: Literal["cmaes"]
     n_startup_trials: int = Field(default=1, ge=0)
     popsize: int | None = Field(default=None, ge=2)
@@ -55,24 +89,31 @@ class CmaEsSamplerSpec(_SamplerSpec):
 
 
 class GPSamplerSpec(_SamplerSpec):
+    traits = SamplerTraits(slow=True)
     type: Literal["gp"]
     n_startup_trials: int = Field(default=10, ge=0)
 
 
 class QMCSamplerSpec(_SamplerSpec):
+    traits = SamplerTraits(numeric_only=True)
     type: Literal["qmc"]
     qmc_type: Literal["sobol", "halton"] = "sobol"
     scramble: bool = False
 
 
 class GridSamplerSpec(_SamplerSpec):
+    traits = SamplerTraits()
     type: Literal["grid"]
     grid: dict[str, list[GridValue]] | None = Field(
         default=None, description="Values per parameter; derived from the space when omitted."
     )
 
+    def n_points(self, space: Space) -> int:
+        return grid_size(self, space)
+
 
 class NSGAIISamplerSpec(_SamplerSpec):
+    traits = SamplerTraits()
     type: Literal["nsga2"]
     population_size: int = Field(default=50, ge=2)
     mutation_prob: float | None = Field(default=None, ge=0, le=1)
@@ -85,7 +126,6 @@ AnySamplerSpec = (
     | GridSamplerSpec | NSGAIISamplerSpec
 )  # fmt: skip
 SamplerSpec = Annotated[AnySamplerSpec, Field(discriminator="type")]
-Space = Mapping[str, ParamSpec]
 
 
 def _tpe(spec: TPESamplerSpec, space: Space) -> optuna.samplers.BaseSampler:
@@ -158,8 +198,6 @@ SAMPLERS: dict[str, Callable[[Any, Space], optuna.samplers.BaseSampler]] = {
     "tpe": _tpe, "random": _random, "cmaes": _cmaes, "gp": _gp, "qmc": _qmc, "grid": _grid,
     "nsga2": _nsga2,
 }  # fmt: skip
-_NUMERIC_ONLY = ("cmaes", "qmc")
-_SINGLE_OBJECTIVE_ONLY = ("cmaes",)
 
 
 def build_sampler(
@@ -188,16 +226,16 @@ def grid_of(spec: GridSamplerSpec, space: Space) -> dict[str, list[GridValue]]:
     return {name: grid_values(name, param) for name, param in space.items()}
 
 
-def check_sampler(spec: AnySamplerSpec, space: Space, *, n_objectives: int) -> list[str]:
+def check_sampler(spec: _SamplerSpec, space: Space, *, n_objectives: int) -> list[str]:
     """Refuse what the sampler cannot do (ValueError); return warnings for what it degrades."""
-    if spec.type in _SINGLE_OBJECTIVE_ONLY and n_objectives > 1:
+    if spec.traits.single_objective and n_objectives > 1:
         raise ValueError(
             f"sampler {spec.type} supports one objective; use tpe, nsga2, gp or random"
         )
     if isinstance(spec, GridSamplerSpec):
         _check_grid(spec, space)
     categorical = sorted(n for n, p in space.items() if isinstance(p, CategoricalParam))
-    if spec.type in _NUMERIC_ONLY and categorical:
+    if spec.traits.numeric_only and categorical:
         return [
             f"sampler {spec.type} searches float and int parameters only; "
             f"{categorical} are drawn at random (Optuna's independent sampler)"

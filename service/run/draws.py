@@ -24,8 +24,6 @@ from service.run.optuna_bridge import OptunaBridge, Write
 # A draw that held its thread's CPU this long or longer (its GIL time, not its waits for
 # the GIL) sends the study's next draw to a thread.
 INLINE_LIMIT_S = 0.02
-# Samplers whose draws are slow from their first model-based one on: off the loop always.
-SLOW_SAMPLERS = frozenset({"gp"})
 # Draws hold the GIL for most of their time: more threads would not draw faster. They
 # are kept apart from asyncio's default executor, so that a long draw never delays the
 # service's other blocking calls.
@@ -38,7 +36,8 @@ class Drawer:
 
     def __init__(self, bridge: OptunaBridge):
         self._bridge = bridge
-        self._always_off_loop = bridge.spec.sampler.type in SLOW_SAMPLERS
+        # A slow sampler's draws are slow from its first model-based one on.
+        self._always_off_loop = bridge.spec.sampler.traits.slow
         self._lock = asyncio.Lock()
         # The CPU time of the last draw; None before the first, which runs in a thread (a
         # resumed study may hold thousands of trials).

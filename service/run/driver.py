@@ -31,7 +31,6 @@ from typing import Any
 
 import optuna
 
-from search.samplers import GridSamplerSpec, grid_size
 from service.metrics import ServiceMetrics
 from service.records import TrialRecord
 from service.run.checkpoints import CheckpointStore
@@ -465,10 +464,9 @@ class StudyDriver:
 
 def trial_budget(spec: StudySpec) -> tuple[int, str]:
     """How many trials the study may run, and the reason it ends when they are done."""
-    if isinstance(spec.sampler, GridSamplerSpec):
-        size = grid_size(spec.sampler, spec.space)
-        if size < spec.budget.max_trials:
-            return size, "grid_exhausted"
+    size = spec.sampler.n_points(spec.space)
+    if size is not None and size < spec.budget.max_trials:
+        return size, "grid_exhausted"
     return spec.budget.max_trials, "max_trials"
 
 
