@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from search.direction import cost
 from search.space import CategoricalParam, FloatParam, IntParam, ParamSpec
 
 # What a running trial can change between two epochs without rebuilding what it has
@@ -116,8 +117,9 @@ def split_quantiles(
     scores: Mapping[int, float], quantile: float, direction: str
 ) -> tuple[list[int], list[int]]:
     """(bottom, top) members by their latest score, as Tune splits them: ceil(n * q)
-    each, at most half of the population; ties keep member order."""
-    ranked = sorted(scores, key=lambda m: (scores[m], m), reverse=direction == "minimize")
+    each, at most half of the population; ties keep member order (the earlier member
+    ranks lower) in either direction. A missing (NaN) score ranks lowest."""
+    ranked = sorted(scores, key=lambda m: (-cost(scores[m], direction), m))
     n = min(math.ceil(len(ranked) * quantile), len(ranked) // 2)
     if n == 0:
         return [], []

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, or_, select, union_all
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 from sqlalchemy.sql.elements import UnaryExpression
 
 from storage.cursor import decode_cursor, encode_cursor
@@ -16,7 +16,6 @@ from storage.models import StudyRow, TrialRow
 def best_trials_query(study_id: int, direction: str, k: int) -> Select[TrialRow]:
     """Top-k complete trials; plain ASC/DESC on `value` so the (study_id, state, value)
     index serves it on both SQLite and PostgreSQL (nulls are filtered out anyway)."""
-    value = TrialRow.value.desc() if direction == "maximize" else TrialRow.value.asc()
     return (
         select(TrialRow)
         .where(
@@ -24,7 +23,7 @@ def best_trials_query(study_id: int, direction: str, k: int) -> Select[TrialRow]
             TrialRow.state == "complete",
             TrialRow.value.is_not(None),
         )
-        .order_by(value, TrialRow.number.asc())
+        .order_by(_best_first(TrialRow.value, direction), TrialRow.number.asc())
         .limit(k)
     )
 
@@ -43,12 +42,11 @@ def best_of_studies_query(ids_by_direction: Mapping[str, Sequence[int]]) -> Sele
         if not study_ids:
             continue
         inner = _BEST_OF[direction]
-        value = inner.value.desc() if direction == "maximize" else inner.value.asc()
         best_id = (
             select(inner.id)
             .where(inner.study_id == StudyRow.id, inner.state == "complete",
                    inner.value.is_not(None))
-            .order_by(value, inner.number.asc())
+            .order_by(_best_first(inner.value, direction), inner.number.asc())
             .limit(1)
             .scalar_subquery()
         )  # fmt: skip
@@ -77,8 +75,14 @@ def best_page_queries(
 def trial_order(order: str, direction: str) -> tuple[UnaryExpression[Any], ...]:
     if order == "number":
         return (TrialRow.number.asc(),)
-    value = TrialRow.value.desc() if direction == "maximize" else TrialRow.value.asc()
-    return (value, TrialRow.number.asc())
+    return (_best_first(TrialRow.value, direction), TrialRow.number.asc())
+
+
+def _best_first(
+    column: InstrumentedAttribute[float | None], direction: str
+) -> UnaryExpression[Any]:
+    """The ordering of `column` that puts the direction's best value first."""
+    return column.desc() if direction == "maximize" else column.asc()
 
 
 def trial_cursor(order: str, row: TrialRow) -> str:

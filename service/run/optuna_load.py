@@ -27,6 +27,7 @@ from optuna.storages._rdb import models
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from search.direction import cost
 from storage.foreign_rows import rows_of_children, rows_where
 
 _TRIALS = models.TrialModel.__table__
@@ -148,6 +149,6 @@ def _best(trials: list[FrozenTrial], directions: list[StudyDirection]) -> Frozen
         return None
     if len(directions) > 1:
         return complete[0]
-    pick = max if directions[0] == StudyDirection.MAXIMIZE else min
-    # max/min keep the first of equal values, as the strict comparison does.
-    return pick(complete, key=lambda t: t._values[0])  # type: ignore[index]
+    direction = directions[0].name.lower()
+    # min keeps the first of equal values, as the strict comparison does.
+    return min(complete, key=lambda t: cost(t._values[0], direction))  # type: ignore[index]

@@ -13,6 +13,7 @@ import random
 from collections.abc import Iterable
 from typing import Any
 
+from search.direction import worst
 from search.population import Exploit, decide
 from service.records import TrialRecord
 from service.spec import StudySpec
@@ -96,8 +97,7 @@ class Population:
 
     def _score(self, value: float) -> float:
         """`value`, or the worst score when it is not finite (a diverged member)."""
-        worst = -math.inf if self.spec.primary.direction == "maximize" else math.inf
-        return value if math.isfinite(value) else worst
+        return value if math.isfinite(value) else worst(self.spec.primary.direction)
 
     def leave(self, number: int) -> None:
         """The member failed: nobody copies it."""

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from search.direction import cost
+
 
 def pareto_front(
     points: Sequence[tuple[int, Sequence[float]]], directions: Sequence[str]
@@ -18,8 +20,10 @@ def pareto_front(
     if not points:
         return []
     numbers = np.array([n for n, _ in points])
-    signs = np.array([1.0 if d == "minimize" else -1.0 for d in directions])
-    costs = np.array([list(v) for _, v in points], dtype=float) * signs
+    costs = np.array(
+        [[cost(v, d) for v, d in zip(values, directions, strict=True)] for _, values in points],
+        dtype=float,
+    )
     keep = _front_2d(costs) if costs.shape[1] == 2 else _front_nd(costs)
     order = np.argsort(costs[keep, 0], kind="stable")
     return [int(n) for n in numbers[keep][order]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -32,6 +33,18 @@ def test_the_bottom_and_top_quantiles_are_a_quarter_each_and_at_most_half() -> N
     assert split_quantiles(scores, 0.25, "minimize") == ([0], [1])
     assert split_quantiles({0: 0.3, 1: 0.2, 2: 0.1}, 0.5, "maximize") == ([2], [0])
     assert split_quantiles({0: 0.3}, 0.5, "maximize") == ([], [])  # alone: nobody to copy
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_tied_scores_split_in_member_order_in_either_direction(direction: str) -> None:
+    assert split_quantiles({0: 0.5, 1: 0.5, 2: 0.5, 3: 0.5}, 0.25, direction) == ([0], [3])
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_a_nan_score_ranks_lowest(direction: str) -> None:
+    scores = {0: math.nan, 1: -5.0, 2: 5.0, 3: 0.0}
+    bottom, _ = split_quantiles(scores, 0.25, direction)
+    assert bottom == [0]
 
 
 def test_only_a_bottom_member_exploits_and_takes_a_top_members_params_mutated() -> None:
