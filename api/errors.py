@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from api import error_hints
-from api.schemas import ErrorBody, ErrorDetail, ErrorOut
+from api.schemas.errors import ErrorBody, ErrorDetail, ErrorOut
 from api.yaml_route import YAML_TYPES, reads_as_yaml
 from service.errors import (
     CapReached,

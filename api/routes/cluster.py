@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import RuntimeDep, Studies, Tenant
-from api.schemas import ERROR_RESPONSES, ClusterOut
+from api.schemas.cluster import ClusterOut
+from api.schemas.errors import ERROR_RESPONSES
 
 router = APIRouter(prefix="/api/v1/cluster", tags=["cluster"], responses=ERROR_RESPONSES)
 

@@ -3,41 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
-from pydantic import BaseModel
 
 from api.deps import RuntimeDep, Studies, Tenant
-from api.schemas import ERROR_RESPONSES
+from api.schemas.datasets import DatasetList, DatasetOut
+from api.schemas.errors import ERROR_RESPONSES
 from service.data.uploads import Uploads
 from service.limits import TenantCaps
-from service.records import DatasetRecord
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"], responses=ERROR_RESPONSES)
 _ERRORS: dict[int | str, dict[str, Any]] = {c: ERROR_RESPONSES[c] for c in (404, 409, 413, 422)}
 CHUNK = 1 << 20
-
-
-class DatasetOut(BaseModel):
-    id: str
-    filename: str
-    format: str
-    target: str
-    task: str
-    size_bytes: int
-    n_rows: int
-    n_features: int
-    created_at: datetime
-
-    @classmethod
-    def of(cls, record: DatasetRecord) -> DatasetOut:
-        return cls(**{name: getattr(record, name) for name in cls.model_fields})
-
-
-class DatasetList(BaseModel):
-    items: list[DatasetOut]
 
 
 def get_uploads(runtime: RuntimeDep) -> Uploads:

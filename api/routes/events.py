@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from api.deps import RuntimeDep, Studies, StudyId, Tenant
-from api.schemas import ERROR_RESPONSES
+from api.schemas.errors import ERROR_RESPONSES
 from service.limits import TenantCaps
 from service.studies.event_hub import EventHub, Subscription
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel
 
 from api.deps import Credentials, RuntimeDep, Tenant, get_tenant
-from api.schemas import ERROR_RESPONSES
+from api.schemas.errors import ERROR_RESPONSES
+from api.schemas.health import ReadinessOut
 
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {401: ERROR_RESPONSES[401]}
 
@@ -22,14 +22,6 @@ router = APIRouter(tags=["health"])
 def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
-
-
-class ReadinessOut(BaseModel):
-    """`ok`, or what is wrong with each part."""
-
-    status: Literal["ok", "unavailable"]
-    database: str
-    ray: str
 
 
 @router.get(

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query
 from pydantic import Field
 
 from api.deps import Insights, StudyId, Tenant
-from api.schemas import (
-    ERROR_RESPONSES,
+from api.schemas.errors import ERROR_RESPONSES
+from api.schemas.insights import (
     CurveOut,
     CurvesOut,
     HistoryOut,

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.deps import Tenant
-from api.schemas import ERROR_RESPONSES
+from api.schemas.errors import ERROR_RESPONSES
 from service.spec import StudySpec
 
 router = APIRouter(prefix="/api/v1/schema", tags=["schema"], responses=ERROR_RESPONSES)

@@ -10,19 +10,9 @@ from fastapi.responses import FileResponse
 
 from api.deps import RuntimeDep, Studies, StudyId, Tenant, TrialNumber
 from api.json_response import json_response
-from api.schemas import (
-    ERROR_RESPONSES,
-    BestOut,
-    ErrorOut,
-    ResumeIn,
-    StudyOut,
-    StudyPage,
-    StudyState,
-    TrialDetailOut,
-    TrialOut,
-    TrialPage,
-    TrialState,
-)
+from api.schemas.errors import ERROR_RESPONSES, ErrorOut
+from api.schemas.studies import ResumeIn, StudyOut, StudyPage, StudyState
+from api.schemas.trials import BestOut, TrialDetailOut, TrialOut, TrialPage, TrialState
 from api.yaml_route import YamlOrJsonRoute
 from service.limits import TenantCaps, check_active_studies
 from service.spec import StudySpec

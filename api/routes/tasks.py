@@ -5,31 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
 
 from api.deps import Tenant
-from api.schemas import ERROR_RESPONSES
+from api.schemas.errors import ERROR_RESPONSES
+from api.schemas.tasks import TaskList, TaskOut
 from service.tasks import installed_tasks
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"], responses=ERROR_RESPONSES)
-
-
-class TaskOut(BaseModel):
-    name: str = Field(description="What a spec names: model {kind: plugin, name}.")
-    package: str
-    version: str
-    description: str
-    task: str | None = Field(description="classification or regression.")
-    provides_data: bool = Field(description="Whether dataset {source: plugin, name} works.")
-    hyperparameters: dict[str, bool | int | float | str] = Field(
-        description="The task's own hyperparameters and their defaults; every built-in one "
-        "applies too."
-    )
-    error: str | None = Field(description="Why the task failed to load, if it did.")
-
-
-class TaskList(BaseModel):
-    items: list[TaskOut]
 
 
 @router.get("", response_model=TaskList)

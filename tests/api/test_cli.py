@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from api.cli_output import fmt
+from api.cli.output import fmt
 from service.settings import Settings
 from tests.conftest import FAST_SPEC, LiveService, running_service, wait_for_study
 

@@ -20,7 +20,7 @@ import pytest
 import torch
 import yaml
 
-from api.cli_output import fmt
+from api.cli.output import fmt
 from tests.api.test_cli import DOWN, NARROW, hpo, one_error_line
 from tests.conftest import FAST_SPEC, LiveService, wait_for_study
 

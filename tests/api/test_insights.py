@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api.schemas import CurveOut
+from api.schemas.insights import CurveOut
 from service.studies.insights import Curve
 from tests.conftest import FAST_SPEC, LiveService, wait_for_study
 

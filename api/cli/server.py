@@ -13,7 +13,7 @@ from typing import Any
 import typer
 import uvicorn
 
-from api.cli_output import console, print_error
+from api.cli.output import console, print_error
 from api.client import ClientError, HpoClient
 
 

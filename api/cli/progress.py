@@ -20,7 +20,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from api.cli_output import fmt, max_trials, n_done
+from api.cli.output import fmt
+from api.cli.study_tables import max_trials, n_done
 from api.client import HpoClient
 
 
