@@ -1,4 +1,4 @@
-"""A trial's runs and checkpoints: attempts, resumes, pauses, and what the store holds.
+"""A trial's runs and checkpoints: attempts, resumes, pauses, PBT copies.
 
 A trial that a lost worker, a restart, a pause or a preemption interrupted keeps its
 number and resumes from its checkpoint: its curve is cut back to the checkpoint's
@@ -8,19 +8,18 @@ epoch (so each epoch is recorded once) and a new attempt is listed on it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, insert, select
 
 from storage import events
 from storage.checks import check_state
 from storage.convert import trial_record
-from storage.lookups import require_study, study_row, trial_row
+from storage.lookups import require_study, trial_row
 from storage.models import EpochRow, TrialRow
 from storage.records import TrialRecord
+from storage.transactions import StorePart
 
 EpochValues = tuple[float, dict[str, float | None]]
 """One epoch as recorded: its seconds and its metrics (non-finite values as None)."""
@@ -46,11 +45,8 @@ def close_attempt(row: TrialRow, end: str, now: datetime) -> None:
     row.attempts = attempts
 
 
-class TrialProgress:
-    """Store methods for resumable trials (mixed into `Store`)."""
-
-    def _session(self) -> AbstractContextManager[Session]:
-        raise NotImplementedError
+class TrialProgress(StorePart):
+    """Store methods for resumable trials (part of `Store`)."""
 
     def resume_trial(
         self, study_id: int, number: int, *, node: str | None, history: Sequence[EpochValues],
@@ -110,18 +106,6 @@ class TrialProgress:
             row = trial_row(session, study_id, number)
             row.checkpoint_epoch, row.checkpoint_bytes = epoch, size
 
-    def checkpoint_bytes(self, study_ids: Sequence[int]) -> dict[int, int]:
-        """Bytes of the checkpoints that unfinished trials hold, per study (0 when none)."""
-        query = (
-            select(TrialRow.study_id, func.sum(TrialRow.checkpoint_bytes))
-            .where(TrialRow.study_id.in_(list(study_ids)))
-            .where(TrialRow.state.in_(RESUMABLE_STATES))
-            .group_by(TrialRow.study_id)
-        )
-        with self._session() as session:
-            found = {sid: int(total or 0) for sid, total in session.execute(query)}
-        return {sid: found.get(sid, 0) for sid in study_ids}
-
     def unfinished_trials(
         self, study_id: int, *, states: Sequence[str] = RESUMABLE_STATES
     ) -> list[TrialRecord]:
@@ -136,10 +120,3 @@ class TrialProgress:
             if not rows:
                 require_study(session, study_id)
             return [trial_record(row) for row in rows]
-
-    def add_warning(self, study_id: int, warning: str) -> None:
-        """Show `warning` on the study once, however often it is added."""
-        with self._session() as session:
-            row = study_row(session, study_id)
-            if warning not in (row.warnings or []):
-                row.warnings = [*(row.warnings or []), warning]

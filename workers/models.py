@@ -113,3 +113,21 @@ def build_model(
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
     return model
+
+
+def plugin_defaults(kind: str) -> dict[str, Any]:
+    """The extra knobs a plug-in task declares, with their defaults (none for a built-in)."""
+    if not kind.startswith("plugin:"):
+        return {}
+    from workers.tasks import load_task
+
+    return dict(load_task(kind.removeprefix("plugin:")).hyperparameters)
+
+
+def plugin_loss(kind: str) -> Any:
+    """A plug-in task's own loss, if it has one (None for a built-in model)."""
+    if not kind.startswith("plugin:"):
+        return None
+    from workers.tasks import load_task
+
+    return load_task(kind.removeprefix("plugin:")).loss_function()

@@ -11,6 +11,7 @@ from typing import cast
 
 import numpy as np
 import torch
+from torch import nn
 
 from workers.data import Fold, PreparedData
 
@@ -84,6 +85,16 @@ class TensorData:
     @classmethod
     def on_cpu(cls, data: PreparedData) -> TensorData:
         return cls(data, torch.device("cpu"))
+
+
+def model_on_device(model: nn.Module, device: torch.device, *, channels_last: bool) -> nn.Module:
+    """`model` on `device`, its weights channels-last there if `channels_last` and CUDA."""
+    model = model.to(device)
+    if channels_last and device.type == "cuda":
+        # cuDNN's convolutions run faster on NHWC; the flat inputs become NCHW inside the
+        # model, and a convolution with channels-last weights takes them channels-last.
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return model
 
 
 def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -1,9 +1,9 @@
 """A trial's training loop: set up, train one epoch, evaluate, keep the best weights.
 
-`Trainer` trains one fold on tensors sliced per batch (no DataLoader: slicing
-in-memory tensors is 1.4x faster for small models). `TrialTrainer` runs every
-fold of a trial in step and reports their mean, so k-fold cross-validation is
-one more knob, not another loop.
+`Trainer` trains one fold on tensors sliced per batch (`workers.batches`; no DataLoader:
+slicing in-memory tensors is 1.4x faster for small models). `TrialTrainer` runs every
+fold of a trial in step and reports their mean, so k-fold cross-validation is one more
+knob, not another loop; what it keeps, saves and restores is `workers.trial_state`'s.
 
 The tensors go to the slot's device once per study (`workers.tensors`), so an epoch on a
 GPU copies nothing from the host; `precision`, `compile` and (for the CNN on CUDA)
@@ -12,28 +12,37 @@ channels-last memory are per trial.
 
 from __future__ import annotations
 
-import copy
-import io
-import math
-import random
 import time
-from typing import Any, cast
+from typing import Any
 
-import numpy as np
 import torch
-from torch import nn
 
+from workers.batches import (
+    EVAL_CHUNK_ROWS,
+    batch_bounds,
+    batch_rows,
+    forward_in_chunks,
+    mean_over_samples,
+    min_batch_rows,
+)
 from workers.compiled import compile_model
 from workers.device import peak_memory_mb, reset_peak_memory
-from workers.direction import at_least, improves
+from workers.direction import at_least
 from workers.hyperparameters import resolve
 from workers.metrics import classification_metrics, loss_function, regression_metrics
-from workers.models import build_model
+from workers.models import build_model, plugin_defaults, plugin_loss
 from workers.optimizers import build_optimizer
 from workers.precision import Precision
 from workers.schedules import EpochSchedule
-from workers.tasks import load_task
-from workers.tensors import TensorData
+from workers.tensors import TensorData, model_on_device
+from workers.trial_state import (
+    BestEpoch,
+    copy_weights,
+    read_state_file,
+    set_rng_state,
+    state_file,
+    weights_file,
+)
 
 
 class Trainer:
@@ -46,11 +55,8 @@ class Trainer:
         self.task = data.task
         device = self.tensors.device
         _seed(seed, device)
-        self.model = build_model(model, data.sample_shape, data.n_outputs, params).to(device)
-        if model == "cnn" and device.type == "cuda":
-            # cuDNN's convolutions run faster on NHWC; the flat inputs become NCHW inside the
-            # model, and a convolution with channels-last weights takes them channels-last.
-            self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        built = build_model(model, data.sample_shape, data.n_outputs, params)
+        self.model = model_on_device(built, device, channels_last=model == "cnn")
         self.precision = Precision(params["precision"], device)
         if params["compile"]:
             compile_model(self.model)
@@ -59,12 +65,12 @@ class Trainer:
             self.optimizer, params, max_epochs=max_epochs, direction=direction
         )
         smoothing = float(params["label_smoothing"]) if data.task == "classification" else 0.0
-        plugin_loss = _plugin_loss(model)
-        self._own_loss = plugin_loss is None
-        self.loss_fn = plugin_loss or loss_function(data.task, label_smoothing=smoothing)
+        task_loss = plugin_loss(model)
+        self._own_loss = task_loss is None
+        self.loss_fn = task_loss or loss_function(data.task, label_smoothing=smoothing)
         self._generator = torch.Generator(device=device).manual_seed(seed)
         self._weights = [p for p in self.model.parameters() if p.dim() > 1]
-        self._min_batch_rows = 2 if _has_batch_norm(self.model) else 1
+        self._min_batch_rows = min_batch_rows(self.model)
 
     @property
     def lr(self) -> float:
@@ -92,12 +98,10 @@ class Trainer:
                 loss = loss + l1 * sum(w.abs().sum() for w in self._weights)
             self.optimizer.zero_grad(set_to_none=True)
             step(loss, self.optimizer, clip=clip, model=self.model)
-        return _mean_over_samples(losses, bounds)
+        return mean_over_samples(losses, bounds)
 
     def _batch_rows(self) -> int:
-        n = self.tensors.rows_train.shape[0]
-        size = self.params["batch_size"]
-        return n if size == "full" else min(int(size), n)
+        return batch_rows(self.tensors.rows_train.shape[0], self.params["batch_size"])
 
     @torch.no_grad()
     def evaluate(self, split: str = "val") -> dict[str, float]:
@@ -112,13 +116,8 @@ class Trainer:
             return {}
         self.model.eval()
         chunk = max(self._batch_rows(), EVAL_CHUNK_ROWS)
-        outputs = []
-        for start in range(0, len(rows), chunk):
-            with self.precision.autocast():
-                outputs.append(
-                    self.model(self.tensors.features(rows[start : start + chunk])).float()
-                )
-        output, y = torch.cat(outputs), self.tensors.targets(rows)
+        output = forward_in_chunks(self._forward, rows, chunk)
+        y = self.tensors.targets(rows)
         values = {"loss": self.loss_fn(output, y)}
         if self.task == "classification":
             values.update(classification_metrics(output, y))
@@ -126,11 +125,12 @@ class Trainer:
             values.update(regression_metrics(output, y, self.tensors.y_scale))
         return {f"{split}_{k}": float(v) for k, v in values.items()}
 
+    def _forward(self, rows: torch.Tensor) -> torch.Tensor:
+        with self.precision.autocast():
+            return self.model(self.tensors.features(rows)).float()
+
     def snapshot(self) -> dict[str, torch.Tensor]:
-        return {
-            k: v.detach().clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v)
-            for k, v in self.model.state_dict().items()
-        }
+        return copy_weights(self.model)
 
     def restore(self, state: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict(state)
@@ -188,51 +188,6 @@ def _seed(seed: int, device: torch.device) -> None:
         torch.cuda.manual_seed(seed)
 
 
-def _plugin_defaults(model: str) -> dict[str, Any]:
-    if not model.startswith("plugin:"):
-        return {}
-    return dict(load_task(model.removeprefix("plugin:")).hyperparameters)
-
-
-def _plugin_loss(model: str) -> Any:
-    """A plug-in task's own loss, if it has one."""
-    if not model.startswith("plugin:"):
-        return None
-    return load_task(model.removeprefix("plugin:")).loss_function()
-
-
-EVAL_CHUNK_ROWS = 1024  # fewest rows per evaluation forward pass: few passes, small peaks
-_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
-
-
-def _has_batch_norm(model: nn.Module) -> bool:
-    return any(isinstance(m, _BATCH_NORMS) for m in model.modules())
-
-
-def batch_bounds(n: int, size: int, *, min_rows: int = 1) -> list[tuple[int, int]]:
-    """(start, stop) of each batch of an epoch over `n` rows in batches of `size`.
-
-    A last batch under `min_rows` rows joins the one before: batch norm cannot normalize
-    a single row in training (torch raises), and 1,077 rows at batch size 4 leave one.
-    Joining rather than dropping it keeps every row in every epoch (the epoch's work and
-    its loss the same) and the data order the seed gives, so a trial stays deterministic;
-    one batch of `size + 1` rows changes nothing else."""
-    bounds = [(start, min(start + size, n)) for start in range(0, n, size)]
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < min_rows:
-        bounds.pop()
-        bounds[-1] = (bounds[-1][0], n)
-    return bounds
-
-
-def _mean_over_samples(batch_losses: list[torch.Tensor], bounds: list[tuple[int, int]]) -> float:
-    """Sample-weighted mean of batch means."""
-    total = sum(
-        float(loss) * (stop - start)
-        for loss, (start, stop) in zip(batch_losses, bounds, strict=True)
-    )
-    return total / bounds[-1][1]
-
-
 class TrialTrainer:
     """All folds of one trial in step; metrics are means over folds.
 
@@ -244,7 +199,7 @@ class TrialTrainer:
                  objective: str = "val_accuracy", direction: str = "maximize", seed: int = 0,
                  max_epochs: int = 30,
                  param_schedule: dict[str, list[tuple[int, Any]]] | None = None):  # fmt: skip
-        self.params = resolve(params, _plugin_defaults(model))
+        self.params = resolve(params, plugin_defaults(model))
         # Values of some knobs from given epochs on: {name: [(from_epoch, value), ...]}.
         self._param_schedule = {k: sorted(v) for k, v in (param_schedule or {}).items()}
         self._model_info = {
@@ -261,9 +216,7 @@ class TrialTrainer:
         self.epoch = 0
         self.n_params = sum(p.numel() for p in self.folds[0].model.parameters())
         self.train_seconds = 0.0
-        self.best_value: float | None = None
-        self.best_epoch: int | None = None
-        self._best_states: list[dict[str, torch.Tensor]] | None = None
+        self._best = BestEpoch(direction)
         self.history: list[dict[str, float]] = []
         self.adopted_at = 0  # the epoch after which the weights are another member's copy
         # The metrics of the weights as they are now: the last epoch's, or a copy's own.
@@ -286,7 +239,7 @@ class TrialTrainer:
         value = metrics[self.objective]
         for fold in self.folds:
             fold.schedule.step(value)
-        self._keep_if_best(value)
+        self._best.offer(value, self.epoch, lambda: [fold.snapshot() for fold in self.folds])
         self.current_metrics = dict(metrics)
         metrics["seconds"] = time.perf_counter() - started
         self.train_seconds += metrics["seconds"]
@@ -315,12 +268,13 @@ class TrialTrainer:
         per_fold = [fold.evaluate(split) for fold in self.folds]
         return {k: sum(m[k] for m in per_fold) / len(per_fold) for k in per_fold[0]}
 
-    def _keep_if_best(self, value: float) -> None:
-        if not math.isfinite(value):
-            return
-        if improves(value, self.best_value, self.direction):
-            self.best_value, self.best_epoch = value, self.epoch
-            self._best_states = [fold.snapshot() for fold in self.folds]
+    @property
+    def best_value(self) -> float | None:
+        return self._best.value
+
+    @property
+    def best_epoch(self) -> int | None:
+        return self._best.epoch
 
     def reaches(self, floor: float | None) -> bool:
         """Whether the best value so far is at least as good as `floor` (any, when None)."""
@@ -328,23 +282,21 @@ class TrialTrainer:
 
     def restore_best(self) -> None:
         """Load the weights of the best epoch seen so far into every fold."""
-        if self._best_states is not None:
-            for fold, state in zip(self.folds, self._best_states, strict=True):
+        if self._best.weights is not None:
+            for fold, state in zip(self.folds, self._best.weights, strict=True):
                 fold.restore(state)
 
     def checkpoint(self) -> bytes | None:
         """The best epoch's weights (of the first fold) with what rebuilds the model:
         `torch.load(..., weights_only=True)` gives {state_dict, model, sample_shape,
         n_outputs, task, params}; `workers.models.build_model` builds the module."""
-        if self._best_states is None:
+        if self._best.weights is None:
             return None
-        buffer = io.BytesIO()
-        torch.save({"format": 1, "state_dict": self._best_states[0], **self._model_info}, buffer)
-        return buffer.getvalue()
+        return weights_file(self._best.weights[0], self._model_info)
 
     def test_metrics(self) -> dict[str, float] | None:
         """Test-split metrics of the best weights; None before any finite epoch."""
-        if self._best_states is None:
+        if self._best.weights is None:
             return None
         self.restore_best()
         return self.evaluate("test") or None
@@ -353,15 +305,11 @@ class TrialTrainer:
         """The trial's whole state after its last epoch, serialized: what `load_state`
         needs to train on exactly as if never stopped (every fold, the best epoch's
         weights, the metrics so far and every random generator a trial draws from)."""
-        buffer = io.BytesIO()
-        torch.save({
-            "format": STATE_FORMAT, "epoch": self.epoch, "best_value": self.best_value,
-            "best_epoch": self.best_epoch, "best_states": self._best_states,
-            "train_seconds": self.train_seconds, "history": self.history,
-            "folds": [fold.state() for fold in self.folds], "rng": rng_state(),
+        return state_file({
+            "epoch": self.epoch, **self._best.saved(), "train_seconds": self.train_seconds,
+            "history": self.history, "folds": [fold.state() for fold in self.folds],
             "adopted_at": self.adopted_at, "current_metrics": self.current_metrics,
-        }, buffer)  # fmt: skip
-        return buffer.getvalue()
+        })  # fmt: skip
 
     def adopt(self, data: bytes) -> tuple[int, dict[str, float]]:
         """Continue from another PBT member's `state()` with this trainer's params (the
@@ -374,7 +322,7 @@ class TrialTrainer:
         self.load_state(data)
         donor_epoch, donor_now = self.epoch, dict(self.current_metrics)
         self.epoch, self.history, self.train_seconds = epoch, history, seconds
-        self.best_value, self.best_epoch, self._best_states = None, None, None
+        self._best.clear()
         self.adopted_at = epoch
         for fold in self.folds:
             fold.set_optimizer_knobs()
@@ -385,14 +333,11 @@ class TrialTrainer:
         """Continue from `state()`'s bytes (of a trial with the same params and data).
 
         Raises ValueError for a checkpoint of another format or fold count."""
-        state = torch.load(io.BytesIO(data), weights_only=True, map_location=self._device)
-        if state.get("format") != STATE_FORMAT or len(state["folds"]) != len(self.folds):
-            raise ValueError("the checkpoint was written for another trial layout")
+        state = read_state_file(data, device=self._device, n_folds=len(self.folds))
         for fold, fold_state in zip(self.folds, state["folds"], strict=True):
             fold.load_state(fold_state)
         self.epoch, self.train_seconds = int(state["epoch"]), float(state["train_seconds"])
-        self.best_value, self.best_epoch = state["best_value"], state["best_epoch"]
-        self._best_states = state["best_states"]
+        self._best.load(state)
         self.history = list(state["history"])
         self.adopted_at = int(state.get("adopted_at", 0))
         self.current_metrics = dict(state.get("current_metrics") or (self.history or [{}])[-1])
@@ -401,34 +346,3 @@ class TrialTrainer:
     @property
     def _device(self) -> torch.device:
         return self.folds[0].tensors.device
-
-
-STATE_FORMAT = 1
-
-
-def rng_state() -> dict[str, Any]:
-    """The process-wide generators (dropout draws from torch's), as plain tensors and lists
-    so that `torch.load(weights_only=True)` reads them back."""
-    kind, keys, pos, has_gauss, gauss = cast(tuple[Any, ...], np.random.get_state())
-    state: dict[str, Any] = {
-        "torch": torch.random.get_rng_state(),
-        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
-        "python": _plain(random.getstate()),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.random.set_rng_state(state["torch"].cpu())
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, keys.cpu().numpy().astype(np.uint32), pos, has_gauss, gauss))
-    version, internal, gauss_next = state["python"]
-    random.setstate((version, tuple(internal), gauss_next))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
-
-
-def _plain(value: Any) -> Any:
-    return [_plain(v) for v in value] if isinstance(value, tuple) else value
