@@ -1,7 +1,7 @@
 """Where a slot of a given shape can go now: pure reasoning over nodes and slots.
 
-The scheduler (`service/cluster/scheduler.py`) builds a `Placement` from what it holds and
-carries out the `Plan` it returns; nothing here starts or ends anything.
+The slot pool (`service/cluster/slot_pool.py`) builds a `Placement` from what it holds
+and carries out the `Plan` it returns; nothing here starts or ends anything.
 
 A slot is a process that Ray placed with some resources reserved (`reserved`). A GPU
 slot reserves its shape, and serves that shape only. A CPU-only slot may reserve

@@ -1,7 +1,8 @@
 """What the scheduler keeps per slot and per study, and the snapshot readers see of it.
 
-Plain state for `service/cluster/scheduler.py`, which alone changes it, from the event loop;
-`snapshot_of` freezes it into `cluster_view` values for other threads.
+Plain state that the scheduler (`service/cluster/scheduler.py`) and its parts change from
+the event loop alone; `snapshot_of` and `queue_infos` freeze it into `cluster_view`
+values for other threads.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from service.cluster.cluster_view import ClusterSnapshot, NodeView, QueueEntry, SlotView, TenantView
+from service.cluster.cluster_view import (
+    ClusterSnapshot,
+    NodeView,
+    QueueEntry,
+    QueueInfo,
+    SlotView,
+    TenantView,
+)
 from service.cluster.fair_share import (
     ZERO,
     Claim,
@@ -94,6 +102,22 @@ def snapshot_of(
         queue=[_queue_entry(i, s) for i, s in enumerate(queue, 1)],
         reserved_node=reserved_node,
     )
+
+
+def queue_infos(
+    snapshot: ClusterSnapshot, studies: Mapping[int, StudyState]
+) -> dict[int, QueueInfo]:
+    """Each study's place in the snapshot's queue (None while it holds what it asked for)."""
+    positions = {q.study_id: q for q in snapshot.queue}
+    return {
+        study_id: QueueInfo(
+            positions[study_id].position if study_id in positions else None,
+            positions[study_id].waiting_since if study_id in positions else None,
+            len(study.held),
+        )
+        for study_id, study in studies.items()
+        if not study.departed
+    }
 
 
 def _queue_entry(position: int, study: StudyState) -> QueueEntry:

@@ -76,8 +76,8 @@ def test_a_slot_whose_set_up_raises_gives_its_lease_back(
             scheduler.register(demand(1, "a"))
             with pytest.raises(Exception) as raised:
                 await asyncio.wait_for(runner.open_slot(), timeout=120)
-            held = sum(len(s.held) for s in scheduler._studies.values())
-            busy = sum(1 for s in scheduler._slots.values() if s.study_id is not None)
+            held = sum(len(s.held) for s in scheduler._book.studies.values())
+            busy = sum(1 for s in scheduler._pool.slots.values() if s.study_id is not None)
             return type(raised.value).__name__, held, busy
         finally:
             await scheduler.close()
@@ -106,7 +106,7 @@ def test_a_queued_study_reads_its_data_only_once_granted_and_a_bad_source_fails_
             (tmp_path / "gone.csv").unlink()  # a queued study holds no copy: not read yet
             with pytest.raises(DataUnavailable) as raised:
                 await asyncio.wait_for(runner.open_slot(), timeout=120)
-            busy = sum(1 for s in scheduler._slots.values() if s.study_id is not None)
+            busy = sum(1 for s in scheduler._pool.slots.values() if s.study_id is not None)
             return str(raised.value), busy
         finally:
             await scheduler.close()
