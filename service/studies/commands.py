@@ -157,9 +157,8 @@ class StudyCommands:
         """The stored spec with `budget`'s fields replaced, validated as a new spec is."""
         try:
             stored = load_study(view.record).spec
-            raw = stored.model_dump(mode="json")
-            raw["budget"] = {**raw["budget"], **(budget or {})}
-            spec = StudySpec.model_validate(raw)
+            merged = {**stored.budget.model_dump(mode="json"), **(budget or {})}
+            spec = StudySpec.model_validate({**stored.model_dump(mode="json"), "budget": merged})
         except ValidationError as exc:
             raise InvalidRequest(f"the resumed spec is invalid: {exc.errors()[0]['msg']}") from exc
         self.limits.check(spec)
