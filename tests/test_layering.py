@@ -83,13 +83,16 @@ def imported_modules(path: Path, known: set[str], name: str = "") -> set[str]:
 
 # The rooms of `service` (README, "Architecture"): who decides who gets which slot
 # (`cluster`) knows nothing of the rest; what runs one study (`run`) knows nothing of the
-# commands and reads above it (`studies`); data sets (`data`) are read by both.
+# commands and reads above it (`studies`); data sets (`data`) are read by both; what
+# listens after a commit (`listeners`) is told by `run` and `studies` and knows neither.
 ROOM_FORBIDDEN: dict[str, tuple[str, ...]] = {
     "service.cluster": ("service.run", "service.studies", "service.data", "service.runtime",
                         "service.settings", "service.spec", "service.limits", "service.metrics"),
     "service.run": ("service.studies", "service.runtime"),
     "service.data": ("service.run", "service.studies", "service.cluster", "service.runtime"),
     "service.studies": ("service.runtime",),
+    "service.listeners": ("service.cluster", "service.run", "service.studies", "service.data",
+                          "service.runtime"),
 }  # fmt: skip
 
 

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from service.limits import TenantCap
-from service.studies.study_service import ACTIVE_STATES
+from service.studies.reads import ACTIVE_STATES
 from storage.engine import Engine
 from storage.errors import StorageError
 from storage.events import EventFeed, FeedBatch

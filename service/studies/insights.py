@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from search.importance import EVALUATOR, param_importances
-from service.spec import StudySpec
-from service.studies.study_service import StudyService, storage_errors
+from service.studies.reads import readable
+from service.studies.store_errors import storage_errors
+from service.studies.study_service import StudyService
 from storage.insights import History, StudyInsights
 from storage.records import EpochRecord
 
@@ -50,13 +51,12 @@ class InsightService:
     def importance(self, study_id: int, *, tenant: str | None = None) -> Importance:
         """Each searched parameter's share of the primary objective's variation."""
         with storage_errors():
-            record = self._studies.owned(study_id, tenant)
+            study = readable(self._studies.owned(study_id, tenant))
             sample = self._insights.sample_complete(study_id, limit=IMPORTANCE_SAMPLE)
         key = (study_id, len(sample), sum(value for _, value in sample))
         shares = self._importances.get(key)
         if shares is None:
-            spec = StudySpec.model_validate(record.spec)
-            shares = param_importances(sample, spec.space, record.direction)
+            shares = param_importances(sample, study.spec.space, study.record.direction)
             self._importances[key] = shares
             if len(self._importances) > IMPORTANCE_CACHE:
                 self._importances.popitem(last=False)
@@ -69,7 +69,7 @@ class InsightService:
         """The primary metric per epoch for the named trials, the `top` best complete ones
         and the `pruned` most recently pruned ones (at most MAX_CURVES in all)."""
         with storage_errors():
-            record = self._studies.owned(study_id, tenant)
+            study = readable(self._studies.owned(study_id, tenant))
             chosen = list(dict.fromkeys(numbers))
             if top:
                 chosen += [t.number for t in self._studies.store.best_trials(study_id, k=top)]
@@ -77,7 +77,7 @@ class InsightService:
                 chosen += self._insights.recent_numbers(study_id, state="pruned", limit=pruned)
             chosen = list(dict.fromkeys(chosen))[:MAX_CURVES]
             found = self._insights.curves(study_id, chosen)
-        metric = StudySpec.model_validate(record.spec).primary.metric
+        metric = study.spec.primary.metric
         return metric, [_curve(n, *found[n], metric=metric) for n in chosen if n in found]
 
 

@@ -580,6 +580,8 @@ def test_reconcile_resumes_what_optuna_runs_and_copies_what_it_finished(
     finished trials that agree are left alone."""
     from optuna.trial import TrialState
 
+    from service.records import load_study
+    from service.run.ledger import Ledger
     from service.run.recovery import reconcile
 
     spec = make_spec(budget={"max_trials": 3, "max_epochs": 1})
@@ -599,7 +601,7 @@ def test_reconcile_resumes_what_optuna_runs_and_copies_what_it_finished(
     study.tell(finished, 0.75)
     before = {t.number: t.state for t in trials(service, study_id)}
 
-    jobs = reconcile(store, optuna_storage, record)
+    jobs = reconcile(Ledger(store), optuna_storage, load_study(record))
 
     assert [j.number for j in jobs] == [both.number, optuna_only.number]
     assert [j.params for j in jobs] == [{"lr": 0.01}, {"lr": 0.02}]

@@ -1,0 +1,1 @@
+"""What happens after a trial or a study ends: listeners, told after the commit."""
