@@ -21,6 +21,7 @@ __all__ = [
     "StudyRecord",
     "TrialRecord",
     "load_study",
+    "stored_priority",
 ]
 
 
@@ -43,3 +44,9 @@ def load_study(record: StudyRecord, *, spec: StudySpec | None = None) -> Study:
     Raises pydantic's ValidationError for a stored spec that today's rules refuse.
     """
     return Study(record, spec if spec is not None else StudySpec.model_validate(record.spec))
+
+
+def stored_priority(record: StudyRecord) -> int:
+    """A study's priority from its stored spec without parsing the whole spec: a page of
+    studies shows one for each, and the stored JSON was dumped from a valid `StudySpec`."""
+    return int(record.spec.get("priority", 0))

@@ -66,7 +66,7 @@ class StudyOut(BaseModel):
             counts=view.counts, best=TrialOut.of(view.best) if view.best else None,
             optuna_study_name=r.optuna_study_name, created_at=r.created_at,
             started_at=r.started_at, finished_at=r.finished_at, error=r.error,
-            warnings=r.warnings, priority=int(r.spec.get("priority", 0)),
+            warnings=r.warnings, priority=view.priority,
             queue_position=q.position if q else None, waiting_since=q.waiting_since if q else None,
             slots_held=q.slots_held if q else 0, checkpoint_bytes=view.checkpoint_bytes,
         )  # fmt: skip

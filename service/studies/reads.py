@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from service.cluster.cluster_view import QueueInfo, ScopedCluster, scope
 from service.cluster.scheduler import SlotScheduler
 from service.errors import Conflict, NotFound, Unavailable
-from service.records import Study, load_study
+from service.records import Study, load_study, stored_priority
 from service.run.checkpoints import CheckpointStore
 from service.studies.pareto import pareto_front
 from service.studies.pbt_replay import replay_spec
@@ -37,6 +37,7 @@ class StudyView:
     best: TrialRecord | None
     queue: QueueInfo | None = None
     checkpoint_bytes: int = 0
+    priority: int = 0
 
 
 class StudyReads:
@@ -78,7 +79,7 @@ class StudyReads:
         for record in records:
             queue = self.scheduler.queue_info(record.id) if self.scheduler is not None else None
             views.append(StudyView(record, counts[record.id], best.get(record.id), queue,
-                                   held[record.id]))  # fmt: skip
+                                   held[record.id], stored_priority(record)))  # fmt: skip
         return views
 
     def list_studies(
