@@ -44,17 +44,22 @@ def create_app(settings: Settings) -> FastAPI:
     # Operation ids are the handlers' names (`submit_study`), which generated clients use.
     # /docs and /redoc come from api/routes/docs.py, over files shipped in the package.
     app = FastAPI(
-        title="hpo-service", version="0.1.0", lifespan=lifespan,
-        generate_unique_id_function=lambda route: route.name, docs_url=None, redoc_url=None,
-    )  # fmt: skip
+        title="hpo-service",
+        version="0.1.0",
+        lifespan=lifespan,
+        generate_unique_id_function=lambda route: route.name,
+        docs_url=None,
+        redoc_url=None,
+    )
     install_error_handlers(app)
     app.add_middleware(ConditionalGetMiddleware)
     app.add_middleware(RequestTimer)
     multipart_slack = 64 * 1024
     app.add_middleware(
-        BodyLimitMiddleware, max_bytes=settings.max_request_bytes,
+        BodyLimitMiddleware,
+        max_bytes=settings.max_request_bytes,
         overrides={"/api/v1/datasets": settings.max_upload_bytes + multipart_slack},
-    )  # fmt: skip
+    )
     app.add_middleware(ClientGoneMiddleware)  # outermost: sees what reaches uvicorn
     app.include_router(health.router)
     app.include_router(studies.router)

@@ -19,8 +19,13 @@ class ClientError(Exception):
 
 
 class HpoClient:
-    def __init__(self, url: str = "http://127.0.0.1:8000", *, token: str | None = None,
-                 timeout_s: float = 30.0):  # fmt: skip
+    def __init__(
+        self,
+        url: str = "http://127.0.0.1:8000",
+        *,
+        token: str | None = None,
+        timeout_s: float = 30.0,
+    ):
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.url = url.rstrip("/")
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
@@ -87,9 +92,13 @@ class HpoClient:
         return self._pages("/api/v1/studies", {"state": state}, page_size)
 
     def iter_trials(
-        self, study_id: int, *, state: str | None = None, order: str = "number",
+        self,
+        study_id: int,
+        *,
+        state: str | None = None,
+        order: str = "number",
         page_size: int = 100,
-    ) -> Iterator[dict[str, Any]]:  # fmt: skip
+    ) -> Iterator[dict[str, Any]]:
         """A study's trials by number (or `order="best"`), following the cursor page by page."""
         path = f"/api/v1/studies/{study_id}/trials"
         return self._pages(path, {"state": state, "order": order}, page_size)
@@ -213,9 +222,13 @@ class HpoClient:
             raise ClientError(f"cannot reach the service at {self.url}: {exc}") from exc
 
     def wait(
-        self, study_id: int, *, poll_s: float = 0.5, timeout_s: float | None = None,
+        self,
+        study_id: int,
+        *,
+        poll_s: float = 0.5,
+        timeout_s: float | None = None,
         on_update: Callable[[dict[str, Any]], None] | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         """Poll until the study ends or is paused; `on_update` sees every polled state."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:

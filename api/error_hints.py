@@ -20,11 +20,17 @@ from service.suggest import did_you_mean
 Error = dict[str, Any]
 # What a member of a union that refused the value's type at its top wanted instead.
 _TYPE_WORDS = {
-    "model_type": "an object", "dict_type": "an object", "model_attributes_type": "an object",
-    "list_type": "a list", "string_type": "a string", "int_type": "an integer",
-    "int_from_float": "an integer", "float_type": "a number", "bool_type": "a boolean",
+    "model_type": "an object",
+    "dict_type": "an object",
+    "model_attributes_type": "an object",
+    "list_type": "a list",
+    "string_type": "a string",
+    "int_type": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "bool_type": "a boolean",
     "none_required": "null",
-}  # fmt: skip
+}
 
 
 def explain(error: Error, body_type: Any) -> tuple[str, str] | None:
@@ -80,8 +86,11 @@ def one_per_union(errors: list[Error], body_type: Any) -> list[Error]:
             dropped.update(refused)
             continue
         words = list(dict.fromkeys(_TYPE_WORDS[errors[i]["type"]] for i in refused))
-        merged[members[0]] = {"type": "union_type", "loc": site, "msg": f"Input should be "
-                              f"{_either(words)}"}  # fmt: skip
+        merged[members[0]] = {
+            "type": "union_type",
+            "loc": site,
+            "msg": f"Input should be {_either(words)}",
+        }
         dropped.update(members[1:])
     return [merged.get(i, e) for i, e in enumerate(errors) if i not in dropped]
 

@@ -40,9 +40,12 @@ _UNION_TAGS = {"float", "int", "categorical"}
 
 
 def error_response(
-    status: int, code: str, message: str, details: list[ErrorDetail] | None = None,
+    status: int,
+    code: str,
+    message: str,
+    details: list[ErrorDetail] | None = None,
     headers: dict[str, str] | None = None,
-) -> JSONResponse:  # fmt: skip
+) -> JSONResponse:
     body = ErrorOut(error=ErrorBody(code=code, message=message, details=details or []))
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
@@ -110,8 +113,9 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     details = validation_details(errors, body_type=_body_type(request), document=exc.body)
     hint = await _body_hint(request, errors, exc.body)
     if hint:
-        details = [ErrorDetail(loc=d.loc, msg=d.msg + (hint if d.loc == "body" else ""))
-                   for d in details]  # fmt: skip
+        details = [
+            ErrorDetail(loc=d.loc, msg=d.msg + (hint if d.loc == "body" else "")) for d in details
+        ]
     summary = "; ".join(f"{d.loc}: {d.msg}" for d in details[:5])
     return error_response(422, "invalid_request", f"invalid request: {summary}", details)
 

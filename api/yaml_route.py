@@ -39,9 +39,11 @@ class _BoundedLoader(yaml.SafeLoader):
         self._nodes += 1
         if self._depth > MAX_DEPTH or self._nodes > MAX_NODES:
             raise yaml.composer.ComposerError(
-                None, None, f"a spec nests at most {MAX_DEPTH} levels and holds at most "
-                f"{MAX_NODES} values", mark,
-            )  # fmt: skip
+                None,
+                None,
+                f"a spec nests at most {MAX_DEPTH} levels and holds at most {MAX_NODES} values",
+                mark,
+            )
         try:
             return super().compose_node(parent, index)
         finally:

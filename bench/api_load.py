@@ -112,7 +112,7 @@ def study_spec(index: int) -> dict[str, Any]:
         "budget": {"max_trials": 100_000, "max_epochs": 50, "parallelism": 1},
         # Half a CPU each, so all four studies train at once on a 2-CPU local Ray.
         "resources": {"cpus_per_trial": 0.5},
-    }  # fmt: skip
+    }
 
 
 def submit_studies(client: httpx.Client, count: int) -> list[int]:
@@ -188,9 +188,13 @@ def arms_of(names: list[str]) -> list[Arm]:
 
 
 async def one_client(
-    http: httpx.AsyncClient, arm: Arm, ids: list[int], until: float,
-    samples: dict[str, Samples], seed: int,
-) -> None:  # fmt: skip
+    http: httpx.AsyncClient,
+    arm: Arm,
+    ids: list[int],
+    until: float,
+    samples: dict[str, Samples],
+    seed: int,
+) -> None:
     rng = random.Random(seed)
     held: dict[str, str] = {}  # path -> ETag of the answer this client holds
     while time.perf_counter() < until:
@@ -248,11 +252,16 @@ def totals(samples: dict[str, Samples]) -> Samples:
 def row(arm: str, endpoint: str, s: Samples, wall: float) -> dict[str, Any]:
     count = len(s.latencies)
     return {
-        "arm": arm, "endpoint": endpoint, "requests": count, "req_s": count / wall,
-        "p50_ms": 1000 * percentile(s.latencies, 50), "p99_ms": 1000 * percentile(s.latencies, 99),
-        "errors": sum(s.errors.values()), "kb_per_request": s.bytes / max(1, count) / 1024,
+        "arm": arm,
+        "endpoint": endpoint,
+        "requests": count,
+        "req_s": count / wall,
+        "p50_ms": 1000 * percentile(s.latencies, 50),
+        "p99_ms": 1000 * percentile(s.latencies, 99),
+        "errors": sum(s.errors.values()),
+        "kb_per_request": s.bytes / max(1, count) / 1024,
         "not_modified": s.not_modified,
-    }  # fmt: skip
+    }
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
@@ -261,15 +270,20 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
     ceiling = next((r["req_s"] for r in rows if r["arm"] == "healthz"), None)
     for r in rows:
         ratio = f"{r['req_s'] / ceiling:8.2f}" if ceiling else f"{'':8s}"
-        print(f"{r['arm']:13s} {r['endpoint']:9s} {r['requests']:8d} {r['req_s']:8.1f} "
-              f"{r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {r['errors']:8d} "
-              f"{r['kb_per_request']:8.2f} {r['not_modified']:8d} {ratio}")  # fmt: skip
+        print(
+            f"{r['arm']:13s} {r['endpoint']:9s} {r['requests']:8d} {r['req_s']:8.1f} "
+            f"{r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {r['errors']:8d} "
+            f"{r['kb_per_request']:8.2f} {r['not_modified']:8d} {ratio}"
+        )
 
 
 def finished_study(client: httpx.Client) -> int:
     """A small study run to its end first: what the `finished` arms read."""
-    spec = {**study_spec(99), "name": "load-finished",
-            "budget": {"max_trials": 3, "max_epochs": 2, "parallelism": 1}}  # fmt: skip
+    spec = {
+        **study_spec(99),
+        "name": "load-finished",
+        "budget": {"max_trials": 3, "max_epochs": 2, "parallelism": 1},
+    }
     from bench.arms import wait_study  # bench.arms imports this module
 
     study_id = int(client.post(PREFIX, json=spec).raise_for_status().json()["id"])
@@ -287,8 +301,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
     print("$ " + shlex.join([sys.executable, *sys.argv]))
-    print(f"{os.cpu_count()} cores shared by the load generator, the server and Ray's trainers; "
-          "latencies are measured at the client")  # fmt: skip
+    print(
+        f"{os.cpu_count()} cores shared by the load generator, the server and Ray's trainers; "
+        "latencies are measured at the client"
+    )
 
     data_dir = Path(tempfile.mkdtemp(prefix="hpo-load-"))
     port = free_port()
@@ -310,8 +326,10 @@ def main() -> None:
                 if len(samples) > 1:
                     rows.append(row(arm.name, "total", totals(samples), wall))
             print(f"studies at end:   {describe(study_states(client, ids))}")
-            print(f"{args.clients} clients, {args.seconds:.0f} s per arm, "
-                  f"{args.studies} studies training")  # fmt: skip
+            print(
+                f"{args.clients} clients, {args.seconds:.0f} s per arm, {args.studies} studies "
+                "training"
+            )
             print_rows(rows)
             for study_id in ids:
                 client.post(f"{PREFIX}/{study_id}/stop").raise_for_status()

@@ -29,16 +29,21 @@ def run_arm(module: str, arm: str, *args: str, timeout_s: float = 1800) -> dict[
     """Run one arm in a fresh interpreter; its last stdout line is its JSON result."""
     command = [sys.executable, "-m", module, "--arm", arm, *args]
     done = subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s,
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )  # fmt: skip
+    )
     if done.returncode != 0:
         raise RuntimeError(f"arm {arm} failed ({done.returncode}):\n{done.stderr[-4000:]}")
     return last_json(done.stdout)
 
 
-def run_workers(module: str, arm: str, per_worker: list[list[str]],
-                timeout_s: float = 3600) -> list[dict[str, Any]]:  # fmt: skip
+def run_workers(
+    module: str, arm: str, per_worker: list[list[str]], timeout_s: float = 3600
+) -> list[dict[str, Any]]:
     """Start one `--arm` process per argument list at once; their JSON results, in order."""
     workers = [
         subprocess.Popen(
@@ -46,7 +51,7 @@ def run_workers(module: str, arm: str, per_worker: list[list[str]],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for args in per_worker
     ]
     return [last_json(w.communicate(timeout=timeout_s)[0]) for w in workers]
@@ -87,8 +92,9 @@ def live_service(
             stop_server(server)
 
 
-def wait_study(client: httpx.Client, study_id: int, *, poll_s: float = 0.05,
-               limit_s: float = 3600) -> dict[str, Any]:  # fmt: skip
+def wait_study(
+    client: httpx.Client, study_id: int, *, poll_s: float = 0.05, limit_s: float = 3600
+) -> dict[str, Any]:
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         study: dict[str, Any] = client.get(f"/api/v1/studies/{study_id}").json()
@@ -117,8 +123,9 @@ def histogram_quantiles(metrics_text: str, name: str, qs: tuple[float, ...]) -> 
     for line in metrics_text.splitlines():
         if line.startswith(f"{name}_bucket"):
             bound = line.split('le="')[1].split('"')[0]
-            buckets.append((float("inf") if bound == "+Inf" else float(bound),
-                            float(line.rsplit(" ", 1)[1])))  # fmt: skip
+            buckets.append(
+                (float("inf") if bound == "+Inf" else float(bound), float(line.rsplit(" ", 1)[1]))
+            )
     total = buckets[-1][1] if buckets else 0.0
     out = []
     for q in qs:
@@ -142,8 +149,9 @@ def medians(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
     widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=True)]
-    lines = [" | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True))
-             for r in (header, *rows)]  # fmt: skip
+    lines = [
+        " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in (header, *rows)
+    ]
     lines.insert(1, "-|-".join("-" * w for w in widths))
     return "\n".join(lines)
 

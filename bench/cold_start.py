@@ -32,8 +32,11 @@ from bench.api_load import ROOT, free_port, start_server, stop_server
 from bench.arms import emit, live_service, run_arm, table, wait_study
 
 ARMS = ("service-warm", "service-cold", "optuna-cold", "tune-cold")
-SPEC = {"name": "cold", "budget": {"max_trials": 1, "max_epochs": 1, "parallelism": 1},
-        "space": {"lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}}}  # fmt: skip
+SPEC = {
+    "name": "cold",
+    "budget": {"max_trials": 1, "max_epochs": 1, "parallelism": 1},
+    "space": {"lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}},
+}
 
 
 def first_epoch_at(client: httpx.Client, study_id: int) -> float:
@@ -81,8 +84,13 @@ def arm_service_cold() -> dict[str, Any]:
 def _process(arm: str) -> dict[str, Any]:
     """Launch `arm` as a fresh process; it prints the time its first epoch was persisted."""
     launched = time.time()
-    done = subprocess.run([sys.executable, "-m", "bench.cold_start", "--arm", arm],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.cold_start", "--arm", arm],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-3000:])
     persisted = json.loads(done.stdout.strip().splitlines()[-1])["persisted"]
@@ -93,7 +101,7 @@ def optuna_process() -> dict[str, Any]:
     import optuna
 
     from bench.time_to_target import digits_tensors
-    from workers.trainer import TrialTrainer
+    from workers.trial_trainer import TrialTrainer
 
     with tempfile.TemporaryDirectory() as tmp:
         study = optuna.create_study(storage=f"sqlite:///{Path(tmp) / 'o.db'}", direction="maximize")
@@ -112,13 +120,14 @@ def tune_process() -> dict[str, Any]:
     from ray import tune
 
     from bench.time_to_target import digits_tensors
-    from workers.trainer import TrialTrainer
+    from workers.trial_trainer import TrialTrainer
 
     first: list[float] = []
 
     class FirstResult(tune.Callback):
-        def on_trial_result(self, iteration: int, trials: Any, trial: Any, result: Any,
-                            **info: Any) -> None:  # fmt: skip
+        def on_trial_result(
+            self, iteration: int, trials: Any, trial: Any, result: Any, **info: Any
+        ) -> None:
             if not first:
                 first.append(time.time())
 
@@ -126,8 +135,13 @@ def tune_process() -> dict[str, Any]:
         trainer = TrialTrainer(digits_tensors(), {"lr": config["lr"]})
         tune.report({"val_accuracy": trainer.train_epoch()["val_accuracy"]})
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.ERROR)  # fmt: skip
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         tune.Tuner(
             tune.with_resources(trainable, {"cpu": 1}),
@@ -144,10 +158,14 @@ def main() -> None:
     parser.add_argument("--arm", choices=[*ARMS, "optuna-process", "tune-process"])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    arms = {"service-warm": arm_service_warm, "service-cold": arm_service_cold,
-            "optuna-cold": lambda: _process("optuna-process"),
-            "tune-cold": lambda: _process("tune-process"),
-            "optuna-process": optuna_process, "tune-process": tune_process}  # fmt: skip
+    arms = {
+        "service-warm": arm_service_warm,
+        "service-cold": arm_service_cold,
+        "optuna-cold": lambda: _process("optuna-process"),
+        "tune-cold": lambda: _process("tune-process"),
+        "optuna-process": optuna_process,
+        "tune-process": tune_process,
+    }
     if args.arm:
         emit(arms[args.arm]())
         return
@@ -158,8 +176,16 @@ def main() -> None:
             runs[arm].append(seconds)
             print(f"rep {repetition} {arm}: {seconds:.2f} s", file=sys.stderr)
     cold = statistics.median(runs["service-cold"])
-    rows = [(arm, f"{statistics.median(v):.2f}", f"{min(v):.2f}", f"{max(v):.2f}",
-             f"{statistics.median(v) / cold:.2f}") for arm, v in runs.items()]  # fmt: skip
+    rows = [
+        (
+            arm,
+            f"{statistics.median(v):.2f}",
+            f"{min(v):.2f}",
+            f"{max(v):.2f}",
+            f"{statistics.median(v) / cold:.2f}",
+        )
+        for arm, v in runs.items()
+    ]
     print(f"\nseconds from submission (or launch) to the first epoch persisted, {args.repeat} runs")
     print(table(rows, ("arm", "median s", "min s", "max s", "x service-cold")))
 

@@ -69,8 +69,10 @@ def prepare(database_url: str) -> dict[int, int]:
     engine = create_engine_for(database_url)
     try:
         # Curves for the trials the curves call reads (top=10, pruned=10), at every size.
-        return {n: write_study(engine, database_url, n, name=f"scale-{n}", read_curves=10)
-                for n in SIZES}  # fmt: skip
+        return {
+            n: write_study(engine, database_url, n, name=f"scale-{n}", read_curves=10)
+            for n in SIZES
+        }
     finally:
         engine.dispose()
 
@@ -109,9 +111,13 @@ def main() -> None:
     print(f"\n{backend}: ms per call, first call / median of the next {args.repeat}")
     print(f"{'call':<18} {'100 trials':>14} {'100k trials':>14} {'ratio':>12}")
     for name in small:
-        cells = [f"{first * 1e3:.1f} / {median * 1e3:.1f}"
-                 for first, median in ((small_first[name], small[name]),
-                                       (large_first[name], large[name]))]  # fmt: skip
+        cells = [
+            f"{first * 1e3:.1f} / {median * 1e3:.1f}"
+            for first, median in (
+                (small_first[name], small[name]),
+                (large_first[name], large[name]),
+            )
+        ]
         ratios = f"{large_first[name] / small_first[name]:.2f} / {large[name] / small[name]:.2f}"
         print(f"{name:<18} {cells[0]:>14} {cells[1]:>14} {ratios:>12}")
 

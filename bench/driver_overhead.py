@@ -73,11 +73,15 @@ class NoOpRunner:
 
 
 def make_spec(args: argparse.Namespace) -> StudySpec:
-    return StudySpec.model_validate({
-        "name": "bench", "sampler": {"type": args.sampler, "seed": 0},
-        "pruner": {"type": "median"}, "early_stopping": {"patience": 10_000},
-        "budget": {"max_trials": args.trials, "max_epochs": args.epochs, "parallelism": 2},
-    })  # fmt: skip
+    return StudySpec.model_validate(
+        {
+            "name": "bench",
+            "sampler": {"type": args.sampler, "seed": 0},
+            "pruner": {"type": "median"},
+            "early_stopping": {"patience": 10_000},
+            "budget": {"max_trials": args.trials, "max_epochs": args.epochs, "parallelism": 2},
+        }
+    )
 
 
 def fresh_database() -> str:
@@ -142,8 +146,10 @@ def main() -> None:
         walls["driver"].append(run_driver(args))
         walls["optuna"].append(run_optuna(args))
     per_trial = {arm: 1000 * statistics.median(w) / args.trials for arm, w in walls.items()}
-    print(f"{args.trials} trials x {args.epochs} epochs, sampler {args.sampler}, "
-          f"median of {args.repeats}")  # fmt: skip
+    print(
+        f"{args.trials} trials x {args.epochs} epochs, sampler {args.sampler}, median of "
+        f"{args.repeats}"
+    )
     for arm, ms in per_trial.items():
         print(f"  {arm:8s} {ms:7.1f} ms/trial")
     print(f"  ratio driver/optuna: {per_trial['driver'] / per_trial['optuna']:.2f}")

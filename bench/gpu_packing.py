@@ -76,16 +76,25 @@ def main() -> None:
         results[n] = run_level(n, args.epochs)
         print(f"N={n}: {results[n]}", file=sys.stderr)
     base = results[args.levels[0]]
-    rows = [(str(n), f"{r['trials']}", f"{r['on_gpu']}", f"{r['samples_per_s']:,.0f}",
-             f"{r['samples_per_s'] / base['samples_per_s']:.2f}", f"{r['trials_per_hour']:,.0f}",
-             f"{r['trials_per_hour'] / base['trials_per_hour']:.2f}")
-            for n, r in results.items()]  # fmt: skip
+    rows = [
+        (
+            str(n),
+            f"{r['trials']}",
+            f"{r['on_gpu']}",
+            f"{r['samples_per_s']:,.0f}",
+            f"{r['samples_per_s'] / base['samples_per_s']:.2f}",
+            f"{r['trials_per_hour']:,.0f}",
+            f"{r['trials_per_hour'] / base['trials_per_hour']:.2f}",
+        )
+        for n, r in results.items()
+    ]
     print(f"\n{torch.cuda.get_device_name(0)}, digits MLP 2x256, {args.epochs} epochs a trial")
     first = f"x N={args.levels[0]}"
     print(table(rows, ("N at once", "trials", "on GPU", "samples/s", first, "trials/h", first)))
     if args.json is not None:
-        args.json.write_text(json.dumps({"device": torch.cuda.get_device_name(0),
-                                         "levels": results}, indent=2))  # fmt: skip
+        args.json.write_text(
+            json.dumps({"device": torch.cuda.get_device_name(0), "levels": results}, indent=2)
+        )
 
 
 if __name__ == "__main__":

@@ -73,8 +73,13 @@ def arm(checkout: Path, trials: int, more: int) -> dict[str, Any]:
                 busy = probing.result()
             first = client.get(f"/api/v1/studies/{study_id}/trials/{trials}").json()
             first_s = datetime.fromisoformat(first["started_at"]).timestamp() - asked
-    return {"quiet": quiet, "busy": busy, "state": study["state"],
-            "complete": study["counts"]["complete"], "first_s": first_s}  # fmt: skip
+    return {
+        "quiet": quiet,
+        "busy": busy,
+        "state": study["state"],
+        "complete": study["counts"]["complete"],
+        "first_s": first_s,
+    }
 
 
 def summary(latencies: list[float]) -> tuple[str, ...]:
@@ -99,11 +104,29 @@ def main() -> None:
         result = arm(checkout, args.trials, args.more)
         print(f"{checkout}: {result['state']}, {result['complete']} complete", file=sys.stderr)
         rows.append((str(checkout), "before the resume", *summary(result["quiet"]), ""))
-        rows.append((str(checkout), "from the resume on", *summary(result["busy"]),
-                     f"{result['first_s']:.2f}"))  # fmt: skip
+        rows.append(
+            (
+                str(checkout),
+                "from the resume on",
+                *summary(result["busy"]),
+                f"{result['first_s']:.2f}",
+            )
+        )
     print(f"\n/healthz while a {args.trials:,}-trial TPE study runs {args.more} more")
-    print(table(rows, ("checkout", "when", "answers", "p50 ms", "p99 ms", "max ms",
-                       "resume to first new trial s")))  # fmt: skip
+    print(
+        table(
+            rows,
+            (
+                "checkout",
+                "when",
+                "answers",
+                "p50 ms",
+                "p99 ms",
+                "max ms",
+                "resume to first new trial s",
+            ),
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -130,14 +130,24 @@ def arm_service(trials: int, seed: int) -> dict[str, Any]:
     wall = max(_time(t["finished_at"]) for t in done) - first
     startup = first - _time(study["created_at"])
     # CPU per trial by process role, in the same window: the service process is one GIL.
-    cpu = {f"{role}_cpu_ms": seconds / len(done) * 1e3
-           for role, seconds in samplers[0].spent(first, first + wall).items()}  # fmt: skip
+    cpu = {
+        f"{role}_cpu_ms": seconds / len(done) * 1e3
+        for role, seconds in samplers[0].spent(first, first + wall).items()
+    }
     ask = histogram_quantiles(metrics, "hpo_optuna_ask_seconds", (0.5, 0.95))
     tell = histogram_quantiles(metrics, "hpo_optuna_tell_seconds", (0.5, 0.95))
-    return {"trials": len(done), "wall_s": wall, "objective_s": objective_s,
-            "startup_s": startup, "best": study["best"]["value"], "ask_p50_ms": ask[0] * 1e3,
-            "ask_p95_ms": ask[1] * 1e3, "tell_p50_ms": tell[0] * 1e3,
-            "tell_p95_ms": tell[1] * 1e3, **cpu}  # fmt: skip
+    return {
+        "trials": len(done),
+        "wall_s": wall,
+        "objective_s": objective_s,
+        "startup_s": startup,
+        "best": study["best"]["value"],
+        "ask_p50_ms": ask[0] * 1e3,
+        "ask_p95_ms": ask[1] * 1e3,
+        "tell_p50_ms": tell[0] * 1e3,
+        "tell_p95_ms": tell[1] * 1e3,
+        **cpu,
+    }
 
 
 def arm_service_sqlite_default(trials: int, seed: int) -> dict[str, Any]:
@@ -171,8 +181,12 @@ def arm_optuna_memory(trials: int, seed: int) -> dict[str, Any]:
     study = optuna.create_study(sampler=tpe(seed))
     started = time.perf_counter()
     study.optimize(_objective(spent), n_trials=trials, n_jobs=SLOTS)
-    return {"trials": len(study.trials), "wall_s": time.perf_counter() - started,
-            "objective_s": sum(spent), "best": study.best_value}  # fmt: skip
+    return {
+        "trials": len(study.trials),
+        "wall_s": time.perf_counter() - started,
+        "objective_s": sum(spent),
+        "best": study.best_value,
+    }
 
 
 def arm_optuna_sqlite(trials: int, seed: int) -> dict[str, Any]:
@@ -183,23 +197,31 @@ def arm_optuna_sqlite(trials: int, seed: int) -> dict[str, Any]:
         url = f"sqlite:///{Path(tmp) / 'optuna.db'}"
         optuna.create_study(study_name="overhead", storage=sqlite_storage(url))
         reports = run_workers(
-            "bench.overhead", "optuna-sqlite-worker",
-            [["--trials", str(trials // SLOTS), "--seed", str(seed + i), "--storage", url]
-             for i in range(SLOTS)],
-        )  # fmt: skip
+            "bench.overhead",
+            "optuna-sqlite-worker",
+            [
+                ["--trials", str(trials // SLOTS), "--seed", str(seed + i), "--storage", url]
+                for i in range(SLOTS)
+            ],
+        )
         study = optuna.load_study(study_name="overhead", storage=sqlite_storage(url))
         best = study.best_value
     wall = max(r["end"] for r in reports) - min(r["start"] for r in reports)
-    return {"trials": sum(r["trials"] for r in reports), "wall_s": wall,
-            "objective_s": sum(r["objective_s"] for r in reports), "best": best}  # fmt: skip
+    return {
+        "trials": sum(r["trials"] for r in reports),
+        "wall_s": wall,
+        "objective_s": sum(r["objective_s"] for r in reports),
+        "best": best,
+    }
 
 
 def arm_optuna_sqlite_worker(trials: int, seed: int, storage: str) -> dict[str, Any]:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name="overhead", storage=sqlite_storage(storage),
-                              sampler=tpe(seed))  # fmt: skip
+    study = optuna.load_study(
+        study_name="overhead", storage=sqlite_storage(storage), sampler=tpe(seed)
+    )
     spent: list[float] = []
     start = time.time()
     study.optimize(_objective(spent), n_trials=trials)
@@ -214,8 +236,13 @@ def arm_tune(trials: int, seed: int) -> dict[str, Any]:
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
-    ray.init(address="local", num_cpus=SLOTS, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.ERROR)  # fmt: skip
+    ray.init(
+        address="local",
+        num_cpus=SLOTS,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+    )
 
     def trainable(config: dict[str, Any]) -> None:
         started = time.perf_counter()
@@ -223,8 +250,7 @@ def arm_tune(trials: int, seed: int) -> dict[str, Any]:
         tune.report({"score": value, "objective_s": time.perf_counter() - started})
 
     search = ConcurrencyLimiter(
-        OptunaSearch(metric="score", mode="min", sampler=tpe(seed)),
-        max_concurrent=SLOTS,
+        OptunaSearch(metric="score", mode="min", sampler=tpe(seed)), max_concurrent=SLOTS
     )
     window: list[float] = []
 
@@ -235,17 +261,14 @@ def arm_tune(trials: int, seed: int) -> dict[str, Any]:
             if not window:
                 window.append(time.time())
 
-        def on_trial_complete(self, iteration: int, trials: Any, trial: Any,
-                              **info: Any) -> None:  # fmt: skip
+        def on_trial_complete(self, iteration: int, trials: Any, trial: Any, **info: Any) -> None:
             window[1:] = [time.time()]
 
     with tempfile.TemporaryDirectory() as tmp:
         tuner = tune.Tuner(
             tune.with_resources(trainable, {"cpu": 1}),
             param_space={"lr": tune.loguniform(1e-4, 1.0), "x": tune.uniform(-1.0, 1.0)},
-            tune_config=tune.TuneConfig(
-                search_alg=search, num_samples=trials, reuse_actors=True
-            ),  # fmt: skip
+            tune_config=tune.TuneConfig(search_alg=search, num_samples=trials, reuse_actors=True),
             run_config=tune.RunConfig(storage_path=tmp, verbose=0, callbacks=[TrialWindow()]),
         )
         fit_started = time.time()
@@ -253,9 +276,13 @@ def arm_tune(trials: int, seed: int) -> dict[str, Any]:
     wall, startup = window[1] - window[0], window[0] - fit_started
     frame = results.get_dataframe()
     ray.shutdown()
-    return {"trials": len(frame), "wall_s": wall, "startup_s": startup,
-            "objective_s": float(frame["objective_s"].sum()),
-            "best": float(frame["score"].min())}  # fmt: skip
+    return {
+        "trials": len(frame),
+        "wall_s": wall,
+        "startup_s": startup,
+        "objective_s": float(frame["objective_s"].sum()),
+        "best": float(frame["score"].min()),
+    }
 
 
 def arm_ray_floor(trials: int, seed: int) -> dict[str, Any]:
@@ -267,8 +294,13 @@ def arm_ray_floor(trials: int, seed: int) -> dict[str, Any]:
     import ray
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    ray.init(address="local", num_cpus=SLOTS, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.ERROR)  # fmt: skip
+    ray.init(
+        address="local",
+        num_cpus=SLOTS,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+    )
 
     @ray.remote(num_cpus=1)
     class Scorer:
@@ -298,8 +330,13 @@ def arm_ray_floor(trials: int, seed: int) -> dict[str, Any]:
         study.tell(trial, value)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     ray.shutdown()
-    return {"trials": trials, "wall_s": wall, "objective_s": spent, "best": study.best_value,
-            "service_cpu_ms": cpu / trials * 1e3}  # fmt: skip
+    return {
+        "trials": trials,
+        "wall_s": wall,
+        "objective_s": spent,
+        "best": study.best_value,
+        "service_cpu_ms": cpu / trials * 1e3,
+    }
 
 
 def cost_ms(result: dict[str, Any]) -> float:
@@ -325,34 +362,66 @@ def main() -> None:
         emit(arm_optuna_sqlite_worker(args.trials, args.seed, args.storage))
         return
     if args.arm:
-        arm = {"service": arm_service, "service-sqlite-default": arm_service_sqlite_default,
-               "optuna-memory": arm_optuna_memory,
-               "optuna-sqlite": arm_optuna_sqlite, "tune": arm_tune,
-               "ray-floor": arm_ray_floor}[args.arm]  # fmt: skip
+        arm = {
+            "service": arm_service,
+            "service-sqlite-default": arm_service_sqlite_default,
+            "optuna-memory": arm_optuna_memory,
+            "optuna-sqlite": arm_optuna_sqlite,
+            "tune": arm_tune,
+            "ray-floor": arm_ray_floor,
+        }[args.arm]
         emit(arm(args.trials, args.seed))
         return
     runs: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
     for repetition in range(args.repeat):  # arms interleaved, so drift hits all alike
         for arm in ARMS:
-            result = run_arm("bench.overhead", arm, "--trials", str(args.trials),
-                             "--seed", str(repetition))  # fmt: skip
+            result = run_arm(
+                "bench.overhead", arm, "--trials", str(args.trials), "--seed", str(repetition)
+            )
             result["cost_ms"] = cost_ms(result)
             runs[arm].append(result)
             print(f"rep {repetition} {arm}: {result['cost_ms']:.1f} ms/trial", file=sys.stderr)
     summary = {arm: medians(results) for arm, results in runs.items()}
     service = summary["service"]["cost_ms"]
-    rows = [(arm, f"{s['trials']:.0f}", f"{s.get('startup_s', 0):.2f}", f"{s['wall_s']:.2f}",
-             f"{s['objective_s']:.2f}", f"{s['cost_ms']:.1f}", f"{s['cost_ms'] / service:.2f}",
-             _cpu(s, "service"), _cpu(s, "slots"), f"{s['best']:.4g}")
-            for arm, s in summary.items()]  # fmt: skip
+    rows = [
+        (
+            arm,
+            f"{s['trials']:.0f}",
+            f"{s.get('startup_s', 0):.2f}",
+            f"{s['wall_s']:.2f}",
+            f"{s['objective_s']:.2f}",
+            f"{s['cost_ms']:.1f}",
+            f"{s['cost_ms'] / service:.2f}",
+            _cpu(s, "service"),
+            _cpu(s, "slots"),
+            f"{s['best']:.4g}",
+        )
+        for arm, s in summary.items()
+    ]
     print(f"\n{args.trials} trials, {SLOTS} at a time, median of {args.repeat}")
-    print(table(rows, ("arm", "trials", "start-up s", "trials' wall s", "objective s",
-                       "cost ms/trial", "x service", "driver CPU ms/trial",
-                       "slots CPU ms/trial", "best")))  # fmt: skip
+    print(
+        table(
+            rows,
+            (
+                "arm",
+                "trials",
+                "start-up s",
+                "trials' wall s",
+                "objective s",
+                "cost ms/trial",
+                "x service",
+                "driver CPU ms/trial",
+                "slots CPU ms/trial",
+                "best",
+            ),
+        )
+    )
     s = summary["service"]
-    print(f"\nservice ask p50/p95 {s['ask_p50_ms']:.2f}/{s['ask_p95_ms']:.2f} ms, "
-          f"tell p50/p95 {s['tell_p50_ms']:.2f}/{s['tell_p95_ms']:.2f} ms "
-          "(from its /metrics histograms)")  # fmt: skip
+    print(
+        f"\nservice ask p50/p95 {s['ask_p50_ms']:.2f}/{s['ask_p95_ms']:.2f} ms, "
+        f"tell p50/p95 {s['tell_p50_ms']:.2f}/{s['tell_p95_ms']:.2f} ms "
+        "(from its /metrics histograms)"
+    )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ population of 8 searching `lr` and `weight_decay` from the same space, 12 epochs
 member, an exploit step every 3 epochs with the bottom quarter copying the top quarter,
 mutations as Tune's defaults (times 0.8 or 1.2, or resampled with probability 0.25),
 two members training at a time on a local Ray of 2 CPUs, the same training code
-(workers.trainer.TrialTrainer) everywhere:
+(workers.trial_trainer.TrialTrainer) everywhere:
   service-pbt  `population:` through HTTP, SQLite (warm service: a 2-trial study first)
   tune-pbt     PopulationBasedTraining, the members' state in Tune checkpoints every
                3 epochs, loaded with the new config's optimizer knobs (what the service
@@ -38,12 +38,19 @@ from bench.time_to_target import digits_tensors, spread
 
 SIZE, EPOCHS, INTERVAL, QUANTILE, SLOTS = 8, 12, 3, 0.25, 2
 BUDGET_EPOCHS = SIZE * EPOCHS
-FIXED = {"optimizer": "momentum", "momentum": 0.9, "batch_size": 32, "conv_channels": 8,
-         "lr_schedule": "constant"}  # fmt: skip
+FIXED = {
+    "optimizer": "momentum",
+    "momentum": 0.9,
+    "batch_size": 32,
+    "conv_channels": 8,
+    "lr_schedule": "constant",
+}
 LR = (1e-3, 0.3)
 WD = (1e-6, 1e-2)
-SPACE = {"lr": {"type": "float", "low": LR[0], "high": LR[1], "log": True},
-         "weight_decay": {"type": "float", "low": WD[0], "high": WD[1], "log": True}}  # fmt: skip
+SPACE = {
+    "lr": {"type": "float", "low": LR[0], "high": LR[1], "log": True},
+    "weight_decay": {"type": "float", "low": WD[0], "high": WD[1], "log": True},
+}
 RESAMPLE_PROBABILITY = 0.25  # Tune's default
 MUTATION = {"perturb": [0.8, 1.2], "resample": True, "resample_probability": RESAMPLE_PROBABILITY}
 ARMS = ("service-pbt", "tune-pbt", "service-tpe")
@@ -51,23 +58,35 @@ ARMS = ("service-pbt", "tune-pbt", "service-tpe")
 
 def base_spec(name: str, seed: int) -> dict[str, Any]:
     return {
-        "name": name, "model": {"kind": "cnn"}, "space": SPACE, "params": FIXED,
+        "name": name,
+        "model": {"kind": "cnn"},
+        "space": SPACE,
+        "params": FIXED,
         "sampler": {"type": "random" if name.endswith("pbt") else "tpe", "seed": seed},
         "early_stopping": {"patience": EPOCHS},
-    }  # fmt: skip
+    }
 
 
 def arm_service_pbt(seed: int, root: Path | None = None) -> dict[str, Any]:
-    spec = {**base_spec("service-pbt", seed), "budget": {"max_epochs": EPOCHS},
-            "population": {"size": SIZE, "interval_epochs": INTERVAL, "quantile": QUANTILE,
-                           "mutations": {"lr": MUTATION, "weight_decay": MUTATION}}}  # fmt: skip
+    spec = {
+        **base_spec("service-pbt", seed),
+        "budget": {"max_epochs": EPOCHS},
+        "population": {
+            "size": SIZE,
+            "interval_epochs": INTERVAL,
+            "quantile": QUANTILE,
+            "mutations": {"lr": MUTATION, "weight_decay": MUTATION},
+        },
+    }
     return _service(spec, stop_at_epochs=None, root=root)
 
 
 def arm_service_tpe(seed: int) -> dict[str, Any]:
-    spec = {**base_spec("service-tpe", seed),
-            "pruner": {"type": "asha", "min_epochs": 1, "reduction_factor": 3},
-            "budget": {"max_trials": 1000, "max_epochs": EPOCHS, "parallelism": SLOTS}}  # fmt: skip
+    spec = {
+        **base_spec("service-tpe", seed),
+        "pruner": {"type": "asha", "min_epochs": 1, "reduction_factor": 3},
+        "budget": {"max_trials": 1000, "max_epochs": EPOCHS, "parallelism": SLOTS},
+    }
     return _service(spec, stop_at_epochs=BUDGET_EPOCHS)
 
 
@@ -86,14 +105,19 @@ def _service(
                 time.sleep(0.2)
             client.post(f"/api/v1/studies/{study_id}/stop")
         study = wait_study(client, study_id, poll_s=0.5)
-        members = [client.get(f"/api/v1/studies/{study_id}/trials/{t['number']}").json()
-                   for t in all_trials(client, study_id)]  # fmt: skip
+        members = [
+            client.get(f"/api/v1/studies/{study_id}/trials/{t['number']}").json()
+            for t in all_trials(client, study_id)
+        ]
     values = [e["val_accuracy"] for m in members for e in m["epochs"] if e["val_accuracy"]]
     start = _stamp(study["created_at"])
-    return {"wall_s": _stamp(study["finished_at"]) - start, "best": max(values, default=0.0),
-            "epochs": len(values), "exploits": sum(len(m["lineage"]) for m in members),
-            "turns": sum(a["end"] == "rotated" for m in members
-                         for a in m["attempts"])}  # fmt: skip
+    return {
+        "wall_s": _stamp(study["finished_at"]) - start,
+        "best": max(values, default=0.0),
+        "epochs": len(values),
+        "exploits": sum(len(m["lineage"]) for m in members),
+        "turns": sum(a["end"] == "rotated" for m in members for a in m["attempts"]),
+    }
 
 
 def _stamp(text: str) -> float:
@@ -110,11 +134,16 @@ def arm_tune_pbt(seed: int) -> dict[str, Any]:
     from ray.tune.schedulers import PopulationBasedTraining
     from ray.tune.search import BasicVariantGenerator
 
-    ray.init(address="local", num_cpus=SLOTS, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.ERROR)  # fmt: skip
+    ray.init(
+        address="local",
+        num_cpus=SLOTS,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+    )
 
     def trainable(config: dict[str, Any]) -> None:
-        from workers.trainer import TrialTrainer
+        from workers.trial_trainer import TrialTrainer
 
         params = {**FIXED, **config}
         # Training seeds as the service's: split.seed (0) + the member's number.
@@ -139,11 +168,13 @@ def arm_tune_pbt(seed: int) -> dict[str, Any]:
                 tune.report(report)
 
     pbt = PopulationBasedTraining(
-        time_attr="training_iteration", perturbation_interval=INTERVAL,
-        quantile_fraction=QUANTILE, resample_probability=RESAMPLE_PROBABILITY,
+        time_attr="training_iteration",
+        perturbation_interval=INTERVAL,
+        quantile_fraction=QUANTILE,
+        resample_probability=RESAMPLE_PROBABILITY,
         perturbation_factors=(1.2, 0.8),
         hyperparam_mutations={"lr": tune.loguniform(*LR), "weight_decay": tune.loguniform(*WD)},
-    )  # fmt: skip
+    )
     with tempfile.TemporaryDirectory() as tmp:
         tuner = tune.Tuner(
             tune.with_resources(trainable, {"cpu": 1}),
@@ -155,10 +186,10 @@ def arm_tune_pbt(seed: int) -> dict[str, Any]:
                 mode="max",
                 num_samples=SIZE,
                 reuse_actors=True,
-            ),  # fmt: skip
+            ),
             run_config=tune.RunConfig(
                 storage_path=tmp, verbose=0, stop={"training_iteration": EPOCHS}
-            ),  # fmt: skip
+            ),
         )
         started = time.time()
         results = tuner.fit()
@@ -166,12 +197,20 @@ def arm_tune_pbt(seed: int) -> dict[str, Any]:
     frames = [results[i].metrics_dataframe for i in range(len(results))]
     values = [float(v) for f in frames if f is not None for v in f["val_accuracy"]]
     ray.shutdown()
-    return {"wall_s": wall, "best": max(values, default=0.0), "epochs": len(values),
-            "exploits": None}  # fmt: skip
+    return {
+        "wall_s": wall,
+        "best": max(values, default=0.0),
+        "epochs": len(values),
+        "exploits": None,
+    }
 
 
-ARM_FUNCTIONS = {"service-pbt": arm_service_pbt, "tune-pbt": arm_tune_pbt,
-                 "service-tpe": arm_service_tpe, "service-pbt-before": arm_service_pbt}  # fmt: skip
+ARM_FUNCTIONS = {
+    "service-pbt": arm_service_pbt,
+    "tune-pbt": arm_tune_pbt,
+    "service-tpe": arm_service_tpe,
+    "service-pbt-before": arm_service_pbt,
+}
 
 
 def main() -> None:
@@ -202,15 +241,37 @@ def main() -> None:
     rows: list[tuple[str, ...]] = []
     for arm, results in runs.items():
         walls = [r["wall_s"] for r in results]
-        rows.append((arm, spread([r["best"] for r in results], 4),
-                     " ".join(f"{r['best']:.4f}" for r in results), spread(walls, 1),
-                     f"{statistics.median(walls) / tune_wall:.2f}",
-                     f"{statistics.median(r['epochs'] for r in results):.0f}",
-                     _counts(results, "exploits"), _counts(results, "turns")))  # fmt: skip
-    print(f"\npopulation {SIZE}, {EPOCHS} epochs a member, exploit every {INTERVAL}, "
-          f"{SLOTS} at a time; {args.seeds} seeds")  # fmt: skip
-    print(table(rows, ("arm", "best val_accuracy", "per seed", "wall s", "wall x tune-pbt",
-                       "epochs trained", "copies", "turns")))  # fmt: skip
+        rows.append(
+            (
+                arm,
+                spread([r["best"] for r in results], 4),
+                " ".join(f"{r['best']:.4f}" for r in results),
+                spread(walls, 1),
+                f"{statistics.median(walls) / tune_wall:.2f}",
+                f"{statistics.median(r['epochs'] for r in results):.0f}",
+                _counts(results, "exploits"),
+                _counts(results, "turns"),
+            )
+        )
+    print(
+        f"\npopulation {SIZE}, {EPOCHS} epochs a member, exploit every {INTERVAL}, "
+        f"{SLOTS} at a time; {args.seeds} seeds"
+    )
+    print(
+        table(
+            rows,
+            (
+                "arm",
+                "best val_accuracy",
+                "per seed",
+                "wall s",
+                "wall x tune-pbt",
+                "epochs trained",
+                "copies",
+                "turns",
+            ),
+        )
+    )
 
 
 def _counts(results: list[dict[str, Any]], key: str) -> str:

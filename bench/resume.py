@@ -10,7 +10,7 @@ One study of long trials (digits CNN, `--epochs` epochs each, fixed configs: the
   service-kill-e1     the same with `checkpoints: {every_epochs: 1}`
   service-scratch     `checkpoints: {enabled: false}`: a lost trial trains from epoch 1
   tune                Ray Tune, a function trainable training the same
-                      workers.trainer.TrialTrainer, a checkpoint (its whole state) every
+                      workers.trial_trainer.TrialTrainer, a checkpoint (its whole state) every
                       epoch, uninterrupted
   tune-kill           the same under the same kill schedule, FailureConfig(max_failures)
 A killer thread starts with the study (the POST, or Tuner.fit) and every --kill-every
@@ -64,17 +64,25 @@ from bench.shared_cluster import _exit_on_sigterm, _kill_group, end, launch
 ARMS: dict[str, dict[str, Any]] = {
     "service": {"tool": "service", "kills": False, "checkpoints": {"enabled": True}},
     "service-kill": {"tool": "service", "kills": True, "checkpoints": {"enabled": True}},
-    "service-kill-e1": {"tool": "service", "kills": True,
-                        "checkpoints": {"enabled": True, "every_epochs": 1}},
+    "service-kill-e1": {
+        "tool": "service",
+        "kills": True,
+        "checkpoints": {"enabled": True, "every_epochs": 1},
+    },
     "service-scratch": {"tool": "service", "kills": True, "checkpoints": {"enabled": False}},
     "tune": {"tool": "tune", "kills": False},
     "tune-kill": {"tool": "tune", "kills": True},
-}  # fmt: skip
+}
 DEFAULT_ARMS = "service,service-kill,service-kill-e1,service-scratch,tune,tune-kill"
 TERMINAL = ("completed", "stopped", "failed")
-CHECKPOINT_WORDS = {"service": "default (by cost)", "service-kill": "default (by cost)",
-                    "service-kill-e1": "every epoch", "service-scratch": "off (from epoch 1)",
-                    "tune": "every epoch", "tune-kill": "every epoch"}  # fmt: skip
+CHECKPOINT_WORDS = {
+    "service": "default (by cost)",
+    "service-kill": "default (by cost)",
+    "service-kill-e1": "every epoch",
+    "service-scratch": "off (from epoch 1)",
+    "tune": "every epoch",
+    "tune-kill": "every epoch",
+}
 
 
 # -- the workload ----------------------------------------------------------------------
@@ -86,12 +94,20 @@ def workload(args: argparse.Namespace) -> dict[str, Any]:
     # Learning rates spread geometrically over [3e-4, 3e-3]: every trial costs the same.
     lrs = [round(3e-4 * 10 ** (i / max(1, n - 1)), 6) for i in range(n)]
     return {
-        "trials": n, "epochs": args.epochs, "parallel": args.parallel, "cpus": args.cpus,
-        "kill_every_s": args.kill_every, "seed": args.seed,
-        "params": {"conv_channels": args.conv_channels, "hidden_units": 256,
-                   "batch_size": args.batch_size, "optimizer": "adam"},
+        "trials": n,
+        "epochs": args.epochs,
+        "parallel": args.parallel,
+        "cpus": args.cpus,
+        "kill_every_s": args.kill_every,
+        "seed": args.seed,
+        "params": {
+            "conv_channels": args.conv_channels,
+            "hidden_units": 256,
+            "batch_size": args.batch_size,
+            "optimizer": "adam",
+        },
         "configs": [{"lr": lr} for lr in lrs],
-    }  # fmt: skip
+    }
 
 
 def study_spec(work: dict[str, Any], arm: str) -> dict[str, Any]:
@@ -106,11 +122,15 @@ def study_spec(work: dict[str, Any], arm: str) -> dict[str, Any]:
         "pruner": {"type": "none"},
         # Patience of max_epochs: no trial can stop early, every arm trains the same epochs.
         "early_stopping": {"patience": work["epochs"]},
-        "budget": {"max_trials": work["trials"], "max_epochs": work["epochs"],
-                   "parallelism": work["parallel"], "max_retries": 10},
+        "budget": {
+            "max_trials": work["trials"],
+            "max_epochs": work["epochs"],
+            "parallelism": work["parallel"],
+            "max_retries": 10,
+        },
         "resources": {"cpus_per_trial": 1},
         "checkpoints": ARMS[arm]["checkpoints"],
-    }  # fmt: skip
+    }
 
 
 # -- the killer ------------------------------------------------------------------------
@@ -168,8 +188,13 @@ def arm_service(work: dict[str, Any], arm: str, give_up_s: float | None) -> dict
     from service.settings import Settings
     from tests.conftest import running_service
 
-    ray.init(address="local", num_cpus=work["cpus"], include_dashboard=False,
-             logging_level=logging.ERROR, log_to_driver=False)  # fmt: skip
+    ray.init(
+        address="local",
+        num_cpus=work["cpus"],
+        include_dashboard=False,
+        logging_level=logging.ERROR,
+        log_to_driver=False,
+    )
     try:
         with tempfile.TemporaryDirectory() as tmp:
             settings = Settings(data_dir=Path(tmp) / "data", warm_slots=work["parallel"])
@@ -199,8 +224,11 @@ def run_study(http: Any, work: dict[str, Any], arm: str, give_up_s: float | None
 
     def victims() -> list[tuple[str, int]]:
         running = http.get(f"{path}/trials", params={"limit": 1000}).json()["items"]
-        return [(f"trial {t['number']}", _pid(t["node"]))
-                for t in running if t["state"] == "running" and t["node"]]  # fmt: skip
+        return [
+            (f"trial {t['number']}", _pid(t["node"]))
+            for t in running
+            if t["state"] == "running" and t["node"]
+        ]
 
     killer = Killer(work["kill_every_s"], victims, work["seed"])
     if ARMS[arm]["kills"]:
@@ -218,26 +246,42 @@ def run_study(http: Any, work: dict[str, Any], arm: str, give_up_s: float | None
     details = [http.get(f"{path}/trials/{t['number']}").json() for t in items]
     created = _ts(study["created_at"])
     trials = [
-        {"number": d["number"], "state": d["state"], "value": d["value"],
-         "epochs": [e["epoch"] for e in d["epochs"]],
-         "epoch_s": [e["seconds"] for e in d["epochs"]],
-         "window": [_ts(d["started_at"] or study["finished_at"]) - created,
-                    _ts(d["finished_at"] or study["finished_at"]) - created],
-         "attempts": [{**{k: a[k] for k in ("node", "from_epoch", "epochs_trained", "end")},
-                       "window": [_ts(a["started_at"]) - created,
-                                  _ts(a["finished_at"]) - created if a["finished_at"] else None]}
-                      for a in d["attempts"]]}
+        {
+            "number": d["number"],
+            "state": d["state"],
+            "value": d["value"],
+            "epochs": [e["epoch"] for e in d["epochs"]],
+            "epoch_s": [e["seconds"] for e in d["epochs"]],
+            "window": [
+                _ts(d["started_at"] or study["finished_at"]) - created,
+                _ts(d["finished_at"] or study["finished_at"]) - created,
+            ],
+            "attempts": [
+                {
+                    **{k: a[k] for k in ("node", "from_epoch", "epochs_trained", "end")},
+                    "window": [
+                        _ts(a["started_at"]) - created,
+                        _ts(a["finished_at"]) - created if a["finished_at"] else None,
+                    ],
+                }
+                for a in d["attempts"]
+            ],
+        }
         for d in details
-    ]  # fmt: skip
+    ]
     return {
-        "arm": arm, "state": study["state"], "error": study["error"], "gave_up": gave_up,
+        "arm": arm,
+        "state": study["state"],
+        "error": study["error"],
+        "gave_up": gave_up,
         "warnings": study["warnings"],
         "wall_s": _ts(study["finished_at"]) - created,
         "first_trial_s": min(_ts(d["started_at"]) for d in details if d["started_at"]) - created,
-        "kills": killer.kills, "killer_errors": killer.errors[:5],
+        "kills": killer.kills,
+        "killer_errors": killer.errors[:5],
         "trials": trials,
         "trained": sum(a["epochs_trained"] or 0 for t in trials for a in t["attempts"]),
-    }  # fmt: skip
+    }
 
 
 def _pid(node: str) -> int:
@@ -258,8 +302,13 @@ def arm_tune(work: dict[str, Any], arm: str, give_up_s: float | None) -> dict[st
     from workers.data import load_prepared
     from workers.spec import BuiltinDataset, SplitSpec
 
-    ray.init(address="local", num_cpus=work["cpus"], include_dashboard=False,
-             logging_level=logging.ERROR, log_to_driver=False)  # fmt: skip
+    ray.init(
+        address="local",
+        num_cpus=work["cpus"],
+        include_dashboard=False,
+        logging_level=logging.ERROR,
+        log_to_driver=False,
+    )
     try:
         with tempfile.TemporaryDirectory() as tmp:
             pids, log = Path(tmp) / "running", Path(tmp) / "epochs.jsonl"
@@ -272,14 +321,19 @@ def arm_tune(work: dict[str, Any], arm: str, give_up_s: float | None) -> dict[st
             tuner = tune.Tuner(
                 tune.with_resources(trainable, {"cpu": 1}),
                 param_space={"index": tune.grid_search(list(range(work["trials"])))},
-                tune_config=tune.TuneConfig(max_concurrent_trials=work["parallel"],
-                                            reuse_actors=True, time_budget_s=give_up_s),
+                tune_config=tune.TuneConfig(
+                    max_concurrent_trials=work["parallel"],
+                    reuse_actors=True,
+                    time_budget_s=give_up_s,
+                ),
                 run_config=tune.RunConfig(
-                    storage_path=str(Path(tmp) / "tune"), name=arm, verbose=0,
+                    storage_path=str(Path(tmp) / "tune"),
+                    name=arm,
+                    verbose=0,
                     failure_config=tune.FailureConfig(max_failures=10 if kills else 0),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 ),
-            )  # fmt: skip
+            )
 
             def victims() -> list[tuple[str, int]]:
                 return [(f"trial {p.read_text()}", int(p.name)) for p in pids.iterdir()]
@@ -302,31 +356,51 @@ def arm_tune(work: dict[str, Any], arm: str, give_up_s: float | None) -> dict[st
         mine = [e for e in lines if e["index"] == i]
         attempts: list[dict[str, Any]] = []  # one per start of the trainable
         if not mine:  # never started (the arm was given up first)
-            trials.append({"number": i, "epochs": [], "attempts": [], "epoch_s": [],
-                           "window": [wall, wall]})  # fmt: skip
+            trials.append(
+                {"number": i, "epochs": [], "attempts": [], "epoch_s": [], "window": [wall, wall]}
+            )
             continue
         for e in mine:
             if "start" in e:
                 window = [e["t"] - started, None]
-                attempts.append({"node": f"pid={e['pid']}", "from_epoch": e["start"],
-                                 "epochs_trained": 0, "window": window})  # fmt: skip
+                attempts.append(
+                    {
+                        "node": f"pid={e['pid']}",
+                        "from_epoch": e["start"],
+                        "epochs_trained": 0,
+                        "window": window,
+                    }
+                )
             else:
                 attempts[-1]["epochs_trained"] += 1
                 attempts[-1]["window"][1] = e["t"] - started
         curve = {e["epoch"]: e["seconds"] for e in mine if "epoch" in e}  # the last of each
         window = [attempts[0]["window"][0], attempts[-1]["window"][1] or wall]
-        trials.append({"number": i, "epochs": sorted(curve), "attempts": attempts,
-                       "epoch_s": [curve[k] for k in sorted(curve)], "window": window})  # fmt: skip
+        trials.append(
+            {
+                "number": i,
+                "epochs": sorted(curve),
+                "attempts": attempts,
+                "epoch_s": [curve[k] for k in sorted(curve)],
+                "window": window,
+            }
+        )
     errors = [str(r.error)[-1000:] for r in results if r.error is not None]
     finals = [r.metrics or {} for r in results]
     return {
-        "arm": arm, "state": "failed" if errors else "completed", "error": errors or None,
-        "warnings": [], "wall_s": wall, "kills": killer.kills, "killer_errors": killer.errors[:5],
-        "trials": trials, "trained": sum(len(t["epoch_s"]) for t in trials),
+        "arm": arm,
+        "state": "failed" if errors else "completed",
+        "error": errors or None,
+        "warnings": [],
+        "wall_s": wall,
+        "kills": killer.kills,
+        "killer_errors": killer.errors[:5],
+        "trials": trials,
+        "trained": sum(len(t["epoch_s"]) for t in trials),
         "first_trial_s": min(t["window"][0] for t in trials),
         "complete": sum(m.get("epoch") == work["epochs"] for m in finals),
         "gave_up": give_up_s is not None and wall >= give_up_s,
-    }  # fmt: skip
+    }
 
 
 def tune_trial(config: dict[str, Any], *, data: Any, setup: dict[str, Any]) -> None:
@@ -336,15 +410,20 @@ def tune_trial(config: dict[str, Any], *, data: Any, setup: dict[str, Any]) -> N
     import torch
     from ray import tune
 
-    from workers.trainer import TensorData, TrialTrainer
+    from workers.tensors import TensorData
+    from workers.trial_trainer import TrialTrainer
 
     torch.set_num_threads(1)
     index = int(config["index"])
     trainer = TrialTrainer(
-        TensorData(data, torch.device("cpu")), {**setup["params"], **setup["configs"][index]},
-        model="cnn", objective="val_accuracy", direction="maximize",
-        seed=setup["split_seed"] + index, max_epochs=setup["epochs"],
-    )  # fmt: skip
+        TensorData(data, torch.device("cpu")),
+        {**setup["params"], **setup["configs"][index]},
+        model="cnn",
+        objective="val_accuracy",
+        direction="maximize",
+        seed=setup["split_seed"] + index,
+        max_epochs=setup["epochs"],
+    )
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
@@ -360,8 +439,9 @@ def tune_trial(config: dict[str, Any], *, data: Any, setup: dict[str, Any]) -> N
                 metrics.update(trainer.test_metrics() or {})
             with tempfile.TemporaryDirectory() as folder:
                 (Path(folder) / "state.pt").write_bytes(trainer.state())
-                tune.report({**metrics, "epoch": epoch},
-                            checkpoint=tune.Checkpoint.from_directory(folder))  # fmt: skip
+                tune.report(
+                    {**metrics, "epoch": epoch}, checkpoint=tune.Checkpoint.from_directory(folder)
+                )
     finally:
         running.unlink(missing_ok=True)
 
@@ -397,8 +477,10 @@ def check(run: dict[str, Any], work: dict[str, Any]) -> list[str]:
         for before, after in zip(attempts, attempts[1:], strict=False):
             reached = before["from_epoch"] + (before["epochs_trained"] or 0)
             if after["from_epoch"] > reached:
-                problems.append(f"trial {t['number']}: resumed from epoch {after['from_epoch']}"
-                                f" after a run that reached {reached}")  # fmt: skip
+                problems.append(
+                    f"trial {t['number']}: resumed from epoch {after['from_epoch']} after a run "
+                    f"that reached {reached}"
+                )
             if "end" in before and before["end"] != "worker_lost":
                 problems.append(f"trial {t['number']}: a run ended {before['end']}")
         if attempts and attempts[-1].get("end", "completed") != "completed":
@@ -409,8 +491,8 @@ def check(run: dict[str, Any], work: dict[str, Any]) -> list[str]:
 
 
 def _ranges(epochs: list[int]) -> str:
-    return f"{len(epochs)} epochs, {len(set(epochs))} distinct, {min(epochs, default=0)}.." \
-           f"{max(epochs, default=0)}"  # fmt: skip
+    low, high = min(epochs, default=0), max(epochs, default=0)
+    return f"{len(epochs)} epochs, {len(set(epochs))} distinct, {low}..{high}"
 
 
 def outside_curve_s(trial: dict[str, Any]) -> float:
@@ -473,11 +555,13 @@ def _ratio(value: float, run: dict[str, Any]) -> str:
 def runs_in_words(run: dict[str, Any]) -> str:
     kills = ", ".join(f"{k['t']:.0f} s {k['trial']}" for k in run["kills"]) or "none"
     trials = "; ".join(
-        f"{t['number']}: " + " / ".join(
+        f"{t['number']}: "
+        + " / ".join(
             f"{a['from_epoch']}+{a['epochs_trained']}" + (f" {a['end']}" if "end" in a else "")
-            for a in t["attempts"])
+            for a in t["attempts"]
+        )
         for t in run["trials"]
-    )  # fmt: skip
+    )
     return f"kills at {kills}\n  runs (from epoch + epochs trained): {trials}"
 
 
@@ -489,12 +573,22 @@ def run_child(
 ) -> dict[str, Any]:
     """One arm in a fresh interpreter (and session); it writes its JSON next to its log."""
     result = log.with_suffix(".json")
-    command = [sys.executable, "-m", "bench.resume", "--arm", arm, "--workload", str(work_file),
-               "--result", str(result)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "bench.resume",
+        "--arm",
+        arm,
+        "--workload",
+        str(work_file),
+        "--result",
+        str(result),
+    ]
     if give_up_s is not None:
         command += ["--give-up-s", f"{give_up_s:.1f}"]
-    child = launch(command, log, start_new_session=True,
-                   env={**os.environ, "PYTHONWARNINGS": "ignore"})  # fmt: skip
+    child = launch(
+        command, log, start_new_session=True, env={**os.environ, "PYTHONWARNINGS": "ignore"}
+    )
     runnable = []  # the machine's runnable tasks, each second: others' load shows here
     try:
         deadline = time.monotonic() + timeout_s
@@ -521,9 +615,11 @@ def _runnable() -> int:
 
 def describe(work: dict[str, Any]) -> str:
     params = work["params"]
-    return (f"{work['trials']} trials x {work['epochs']} epochs, {work['parallel']} at a time "
-            f"on {work['cpus']} CPUs, CNN conv_channels={params['conv_channels']} batch "
-            f"{params['batch_size']}, a kill every {work['kill_every_s']:g} s")  # fmt: skip
+    return (
+        f"{work['trials']} trials x {work['epochs']} epochs, {work['parallel']} at a time "
+        f"on {work['cpus']} CPUs, CNN conv_channels={params['conv_channels']} batch "
+        f"{params['batch_size']}, a kill every {work['kill_every_s']:g} s"
+    )
 
 
 def compare(args: argparse.Namespace) -> None:
@@ -541,10 +637,14 @@ def compare(args: argparse.Namespace) -> None:
         for arm in arms:
             base = runs.get(ARMS[arm]["tool"])
             give_up_s = args.give_up_at * base["wall_s"] if base and ARMS[arm]["kills"] else None
-            runs[arm] = run_child(arm, work_file, Path(tmp) / f"{arm}.log", args.timeout_s,
-                                  give_up_s)  # fmt: skip
-            print(f"{arm}: {runs[arm]['wall_s']:.1f} s, {len(runs[arm]['kills'])} kills; "
-                  f"done after {time.monotonic() - started:.0f} s", file=sys.stderr)  # fmt: skip
+            runs[arm] = run_child(
+                arm, work_file, Path(tmp) / f"{arm}.log", args.timeout_s, give_up_s
+            )
+            print(
+                f"{arm}: {runs[arm]['wall_s']:.1f} s, {len(runs[arm]['kills'])} kills; "
+                f"done after {time.monotonic() - started:.0f} s",
+                file=sys.stderr,
+            )
             whole_s = time.monotonic() - started
             if args.out:  # the raw runs as they come, so a failure later still leaves them
                 everything = {"workload": work, "runs": runs, "whole_run_s": whole_s}
@@ -576,13 +676,19 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0, help="the killer's choice of victim")
     parser.add_argument("--arms", default=DEFAULT_ARMS, help=f"comma-separated: {list(ARMS)}")
-    parser.add_argument("--quick", action="store_true",
-                        help="a few-minute smoke run: 0.3 s epochs, a kill every 8 s")  # fmt: skip
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a few-minute smoke run: 0.3 s epochs, a kill every 8 s",
+    )
     parser.add_argument("--out", type=Path, help="write every run as JSON")
     parser.add_argument("--timeout-s", type=float, default=900, help="per arm")
-    parser.add_argument("--give-up-at", type=float, default=2.0,
-                        help="stop an arm with kills at this multiple of the same tool's "
-                        "uninterrupted wall")  # fmt: skip
+    parser.add_argument(
+        "--give-up-at",
+        type=float,
+        default=2.0,
+        help="stop an arm with kills at this multiple of the same tool's uninterrupted wall",
+    )
     parser.add_argument("--give-up-s", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--report", type=Path, help="print the figures of an --out file again")
     parser.add_argument("--arm", choices=list(ARMS), help=argparse.SUPPRESS)

@@ -56,8 +56,11 @@ def median_ms(call: Callable[[], Any], repeat: int) -> float:
 
 def sampler_spec(sampler: str) -> dict[str, Any]:
     """The study's sampler in the service's spec: random, or TPE with TPE_OPTIONS."""
-    return {"type": "random", "seed": 0} if sampler == "random" else {
-        "type": "tpe", "seed": 0, **TPE_OPTIONS}  # fmt: skip
+    return (
+        {"type": "random", "seed": 0}
+        if sampler == "random"
+        else {"type": "tpe", "seed": 0, **TPE_OPTIONS}
+    )
 
 
 def optuna_sampler(sampler: str) -> optuna.samplers.BaseSampler:
@@ -67,8 +70,9 @@ def optuna_sampler(sampler: str) -> optuna.samplers.BaseSampler:
 
 
 def bridge_costs(url: str, study_name: str, asks: int, sampler: str) -> dict[str, float]:
-    spec = StudySpec.model_validate({**SPEC, "sampler": sampler_spec(sampler),
-                                     "pruner": {"type": "none"}})  # fmt: skip
+    spec = StudySpec.model_validate(
+        {**SPEC, "sampler": sampler_spec(sampler), "pruner": {"type": "none"}}
+    )
     storage = optuna.storages.RDBStorage(url)
     engine = create_engine_for(url)
     try:
@@ -88,9 +92,11 @@ def bridge_costs(url: str, study_name: str, asks: int, sampler: str) -> dict[str
     finally:
         storage.engine.dispose()
         engine.dispose()
-    return {f"{sampler}_load_s": load_s,
-            f"{sampler}_ask_tell_ms": statistics.median(in_memory) * 1e3,
-            f"{sampler}_ask_tell_writes_ms": statistics.median(with_writes) * 1e3}  # fmt: skip
+    return {
+        f"{sampler}_load_s": load_s,
+        f"{sampler}_ask_tell_ms": statistics.median(in_memory) * 1e3,
+        f"{sampler}_ask_tell_writes_ms": statistics.median(with_writes) * 1e3,
+    }
 
 
 def optuna_costs(url: str, study_name: str, asks: int, sampler: str) -> dict[str, float]:
@@ -99,8 +105,9 @@ def optuna_costs(url: str, study_name: str, asks: int, sampler: str) -> dict[str
     that the service's `/best` and `/trials?limit=50` answer."""
     storage = optuna.storages.RDBStorage(url)
     try:
-        study = optuna.load_study(study_name=study_name, storage=storage,
-                                  sampler=optuna_sampler(sampler))  # fmt: skip
+        study = optuna.load_study(
+            study_name=study_name, storage=storage, sampler=optuna_sampler(sampler)
+        )
         space = {k: to_distribution(p) for k, p in StudySpec.model_validate(SPEC).space.items()}
 
         def ask_tell() -> None:
@@ -111,12 +118,15 @@ def optuna_costs(url: str, study_name: str, asks: int, sampler: str) -> dict[str
             study_id = storage.get_study_id_from_name(study_name)
             first = storage.get_trial_id_from_study_id_trial_number(study_id, 0)
             # Optuna has no page of trials: the 50 first, one get_trial each.
-            costs.update({
-                "optuna_best_ms": median_ms(lambda: study.best_trial, 5),
-                "optuna_50_ms": median_ms(
-                    lambda: [storage.get_trial(first + i) for i in range(50)], 5),
-                "optuna_all_ms": median_ms(lambda: study.get_trials(deepcopy=False), 3),
-            })  # fmt: skip
+            costs.update(
+                {
+                    "optuna_best_ms": median_ms(lambda: study.best_trial, 5),
+                    "optuna_50_ms": median_ms(
+                        lambda: [storage.get_trial(first + i) for i in range(50)], 5
+                    ),
+                    "optuna_all_ms": median_ms(lambda: study.get_trials(deepcopy=False), 3),
+                }
+            )
         return costs
     finally:
         storage.engine.dispose()
@@ -154,10 +164,15 @@ def measure_restarts(url: str, sizes: tuple[int, ...]) -> None:
     rows = []
     for n, study_id in ids.items():
         r = restart_costs(url, f"hpo-study-{study_id}")
-        rows.append((f"{n:,}", f"{r['optuna_load_s']:.2f}", f"{r['bulk_load_s']:.2f}",
-                     f"{r['optuna_load_s'] / r['bulk_load_s']:.1f}x"))  # fmt: skip
-    print(table(rows, ("finished trials", "get_all_trials + add_trials s", "bulk load s",
-                       "ratio")))  # fmt: skip
+        rows.append(
+            (
+                f"{n:,}",
+                f"{r['optuna_load_s']:.2f}",
+                f"{r['bulk_load_s']:.2f}",
+                f"{r['optuna_load_s'] / r['bulk_load_s']:.1f}x",
+            )
+        )
+    print(table(rows, ("finished trials", "get_all_trials + add_trials s", "bulk load s", "ratio")))
 
 
 def measure(url: str, asks: int, tpe_asks: int) -> dict[int, dict[str, float]]:
@@ -169,11 +184,17 @@ def measure(url: str, asks: int, tpe_asks: int) -> dict[int, dict[str, float]]:
     with live_service(database_url=url) as (client, _):
         for n, study_id in ids.items():
             results[n] = {
-                "best_ms": median_ms(lambda s=study_id: client.get(
-                    f"/api/v1/studies/{s}/best").raise_for_status(), 15),
-                "trials_ms": median_ms(lambda s=study_id: client.get(
-                    f"/api/v1/studies/{s}/trials?limit=50").raise_for_status(), 15),
-            }  # fmt: skip
+                "best_ms": median_ms(
+                    lambda s=study_id: client.get(f"/api/v1/studies/{s}/best").raise_for_status(),
+                    15,
+                ),
+                "trials_ms": median_ms(
+                    lambda s=study_id: client.get(
+                        f"/api/v1/studies/{s}/trials?limit=50"
+                    ).raise_for_status(),
+                    15,
+                ),
+            }
     for n, study_id in ids.items():
         name = f"hpo-study-{study_id}"
         # Optuna first: the bridge's asks add trials to the study.
@@ -212,23 +233,42 @@ def main() -> None:
             for n, r in results.items():
                 growth = r["random_ask_tell_ms"] / base["random_ask_tell_ms"]
                 tpe_growth = r["tpe_ask_tell_ms"] / base["tpe_ask_tell_ms"]
-                rows.append((
-                    f"{n:,}", f"{r['random_ask_tell_ms']:.2f} ({growth:.2f}x)",
-                    f"{r['random_ask_tell_writes_ms']:.1f}",
-                    f"{r['optuna_random_ask_tell_ms']:.1f}",
-                    f"{r['tpe_ask_tell_ms']:.0f} ({tpe_growth:.2f}x)",
-                    f"{r['optuna_tpe_ask_tell_ms']:.0f}", f"{r['random_load_s']:.2f}",
-                    f"{r['best_ms']:.1f}", f"{r['optuna_best_ms']:.1f}",
-                    f"{r['trials_ms']:.1f}", f"{r['optuna_50_ms']:.1f}",
-                    f"{r['optuna_all_ms']:.0f}",
-                ))  # fmt: skip
+                rows.append(
+                    (
+                        f"{n:,}",
+                        f"{r['random_ask_tell_ms']:.2f} ({growth:.2f}x)",
+                        f"{r['random_ask_tell_writes_ms']:.1f}",
+                        f"{r['optuna_random_ask_tell_ms']:.1f}",
+                        f"{r['tpe_ask_tell_ms']:.0f} ({tpe_growth:.2f}x)",
+                        f"{r['optuna_tpe_ask_tell_ms']:.0f}",
+                        f"{r['random_load_s']:.2f}",
+                        f"{r['best_ms']:.1f}",
+                        f"{r['optuna_best_ms']:.1f}",
+                        f"{r['trials_ms']:.1f}",
+                        f"{r['optuna_50_ms']:.1f}",
+                        f"{r['optuna_all_ms']:.0f}",
+                    )
+                )
             print(f"\n{backend}: medians, ms unless noted")
-            print(table(rows, (
-                "finished trials", "service random ask+tell (vs 1k)", "+ its writes",
-                "optuna random ask+tell", "service TPE ask+tell (vs 1k)", "optuna TPE ask+tell",
-                "bridge load s", "/best", "optuna best_trial", "/trials?limit=50",
-                "optuna 50 get_trial", "optuna get_all_trials",
-            )))  # fmt: skip
+            print(
+                table(
+                    rows,
+                    (
+                        "finished trials",
+                        "service random ask+tell (vs 1k)",
+                        "+ its writes",
+                        "optuna random ask+tell",
+                        "service TPE ask+tell (vs 1k)",
+                        "optuna TPE ask+tell",
+                        "bridge load s",
+                        "/best",
+                        "optuna best_trial",
+                        "/trials?limit=50",
+                        "optuna 50 get_trial",
+                        "optuna get_all_trials",
+                    ),
+                )
+            )
 
 
 if __name__ == "__main__":

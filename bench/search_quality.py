@@ -42,11 +42,21 @@ def main() -> None:
             sum(1 for t, _ in run["warm"]["epochs"] if t - run["warm"]["start"] <= args.wall_s)
             for run in results
         ]
-        rows.append((arm, spread(best, 4), " ".join(f"{b:.4f}" for b in best),
-                     f"{statistics.median(epochs):.0f}"))  # fmt: skip
+        rows.append(
+            (
+                arm,
+                spread(best, 4),
+                " ".join(f"{b:.4f}" for b in best),
+                f"{statistics.median(epochs):.0f}",
+            )
+        )
     print(f"\nwall budget {args.wall_s:.0f} s per search, {args.seeds} seeds, warm runs")
-    print(table(rows, ("arm", "best val_accuracy, median (range)", "per seed",
-                       "epochs trained (median)")))  # fmt: skip
+    print(
+        table(
+            rows,
+            ("arm", "best val_accuracy, median (range)", "per seed", "epochs trained (median)"),
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -27,9 +27,12 @@ class Interval:
 
 def intervals(run: dict[str, Any]) -> list[Interval]:
     """Every stretch a trial held a slot: one per run of a preempted trial."""
-    return [Interval(s["tenant"], s["index"], start, end, t["cpus"])
-            for s in run["studies"] for t in s["trials"]
-            for start, end in t.get("runs", [[t["start"], t["end"]]])]  # fmt: skip
+    return [
+        Interval(s["tenant"], s["index"], start, end, t["cpus"])
+        for s in run["studies"]
+        for t in s["trials"]
+        for start, end in t.get("runs", [[t["start"], t["end"]]])
+    ]
 
 
 def jain(values: list[float]) -> float:
@@ -48,10 +51,10 @@ def summarize(run: dict[str, Any], capacity: float) -> dict[str, Any]:
     busy = sum(r.overlap(first, last_end) for r in runs)
     # Contended: from the first submission until some tenant has no trial left to start.
     contended_end = min(max(r.start for r in runs if r.tenant == t) for t in TENANTS)
-    used = {t: sum(r.overlap(first, contended_end) for r in runs if r.tenant == t)
-            for t in TENANTS}  # fmt: skip
-    waits = [min(t["start"] for t in s["trials"]) - s["submitted"]
-             for s in run["studies"] if s["trials"]]  # fmt: skip
+    used = {t: sum(r.overlap(first, contended_end) for r in runs if r.tenant == t) for t in TENANTS}
+    waits = [
+        min(t["start"] for t in s["trials"]) - s["submitted"] for s in run["studies"] if s["trials"]
+    ]
     makespan = last_end - first
     return {
         "makespan_s": makespan,
@@ -75,20 +78,30 @@ def summarize(run: dict[str, Any], capacity: float) -> dict[str, Any]:
         "workers": len({t["worker"] for s in run["studies"] for t in s["trials"]}),
         "studies_not_completed": sum(1 for s in run["studies"] if s["state"] != "completed"),
         "timeline": timeline(runs, first, last_end, capacity),
-    }  # fmt: skip
+    }
 
 
 def _errors(run: dict[str, Any]) -> str:
-    return "; ".join(f"study {s['index']} {s['state']}: {s.get('errors', [''])[:1]}"
-                     for s in run["studies"] if s["state"] != "completed")  # fmt: skip
+    return "; ".join(
+        f"study {s['index']} {s['state']}: {s.get('errors', [''])[:1]}"
+        for s in run["studies"]
+        if s["state"] != "completed"
+    )
 
 
-def timeline(runs: list[Interval], first: float, last: float, capacity: float,
-             n: int = 10) -> list[float]:  # fmt: skip
+def timeline(
+    runs: list[Interval], first: float, last: float, capacity: float, n: int = 10
+) -> list[float]:
     """Utilization in each tenth of the makespan."""
     step = (last - first) / n
-    return [round(sum(r.overlap(first + k * step, first + (k + 1) * step) for r in runs)
-                  / (capacity * step), 3) for k in range(n)]  # fmt: skip
+    return [
+        round(
+            sum(r.overlap(first + k * step, first + (k + 1) * step) for r in runs)
+            / (capacity * step),
+            3,
+        )
+        for k in range(n)
+    ]
 
 
 def held_not_training(run: dict[str, Any]) -> dict[str, float]:
@@ -107,8 +120,11 @@ def held_not_training(run: dict[str, Any]) -> dict[str, float]:
     }
 
 
-ARM_TITLES = {"service": "service", "service-reserved": "service, slots reserve CPUs",
-              "tune": "Ray Tune"}  # fmt: skip
+ARM_TITLES = {
+    "service": "service",
+    "service-reserved": "service, slots reserve CPUs",
+    "tune": "Ray Tune",
+}
 
 
 def report(figures: dict[str, dict[str, Any]]) -> str:
@@ -139,15 +155,28 @@ def report(figures: dict[str, dict[str, Any]]) -> str:
         "| --- |" + " ---: |" * len(head) + " --- |",
         row("makespan s", "makespan_s", ".1f"),
         row("lower bound s (busy CPU-s / CPUs)", "lower_bound_s", ".1f"),
-        row("makespan / lower bound", "makespan_over_bound", ".2f",
-            "<= " + met("makespan_over_bound", service["makespan_over_bound"] <= 1.15)),
-        row("utilization", "utilization", ".3f",
-            ">= " + met("utilization", service["utilization"] >= 0.9)),
+        row(
+            "makespan / lower bound",
+            "makespan_over_bound",
+            ".2f",
+            "<= " + met("makespan_over_bound", service["makespan_over_bound"] <= 1.15),
+        ),
+        row(
+            "utilization",
+            "utilization",
+            ".3f",
+            ">= " + met("utilization", service["utilization"] >= 0.9),
+        ),
         row("utilization until the last trial started", "utilization_while_waiting", ".3f"),
-        row("Jain's index, tenants' CPU-s while all waited", "jain", ".3f",
-            ">= " + met("jain", service["jain"] >= 0.95)),
+        row(
+            "Jain's index, tenants' CPU-s while all waited",
+            "jain",
+            ".3f",
+            ">= " + met("jain", service["jain"] >= 0.95),
+        ),
         f"| CPU-s shares {'/'.join(TENANTS)} in that window | "
-        + " | ".join(shares(figures[a]) for a in arms) + f" |{blanks} |",
+        + " | ".join(shares(figures[a]) for a in arms)
+        + f" |{blanks} |",
         row("that window s", "contended_s", ".1f"),
         row("longest queue wait s", "longest_wait_s", ".1f"),
         row("median queue wait s", "median_wait_s", ".1f"),
@@ -155,7 +184,7 @@ def report(figures: dict[str, dict[str, Any]]) -> str:
         row("share of trial time inside train_epoch", "in_epochs", ".2f"),
         row("trials", "trials", "d"),
         row("worker processes that trained", "workers", "d"),
-    ]  # fmt: skip
+    ]
     return "\n".join(lines)
 
 

@@ -41,10 +41,17 @@ CHUNK = 5_000
 
 
 def write_study(
-    engine: Engine, database_url: str, n_trials: int, *, seed: int = 0, curves: int = 50,
-    read_curves: int = 0, name: str = "synthetic", tenant: str = "default",
+    engine: Engine,
+    database_url: str,
+    n_trials: int,
+    *,
+    seed: int = 0,
+    curves: int = 50,
+    read_curves: int = 0,
+    name: str = "synthetic",
+    tenant: str = "default",
     with_optuna: bool = True,
-) -> int:  # fmt: skip
+) -> int:
     """A `completed` study of `n_trials` (90% complete, 10% pruned), returning its id.
 
     Trials numbered below `curves` get per-epoch curves, and so do the `read_curves` best
@@ -79,11 +86,15 @@ def write_study(
         value_blocks.rebuild(session, record.id)
     with engine.begin() as connection:
         connection.execute(
-            update(StudyRow).where(StudyRow.id == record.id).values(
-                state="completed", state_reason="max_trials", started_at=start,
+            update(StudyRow)
+            .where(StudyRow.id == record.id)
+            .values(
+                state="completed",
+                state_reason="max_trials",
+                started_at=start,
                 finished_at=start + timedelta(seconds=n_trials),
             )
-        )  # fmt: skip
+        )
     if engine.dialect.name == "postgresql":
         # Autovacuum analyzes a table that grows trial by trial; one bulk load needs asking.
         with engine.begin() as connection:
@@ -113,22 +124,33 @@ def _trial(rng: random.Random, number: int, start: datetime, spec: StudySpec) ->
     pruned = number % 10 == 9
     began = start + timedelta(seconds=number)
     return {
-        "number": number, "params": params, "value": None if pruned else value,
-        "reported": value, "state": "pruned" if pruned else "complete",
-        "epochs": 3 if pruned else 10, "started_at": began,
+        "number": number,
+        "params": params,
+        "value": None if pruned else value,
+        "reported": value,
+        "state": "pruned" if pruned else "complete",
+        "epochs": 3 if pruned else 10,
+        "started_at": began,
         "finished_at": began + timedelta(seconds=2),
-    }  # fmt: skip
+    }
 
 
 def _hpo_row(study_id: int, t: dict[str, Any]) -> dict[str, Any]:
     return {
-        "study_id": study_id, "number": t["number"], "state": t["state"], "params": t["params"],
-        "value": t["value"], "values": None if t["value"] is None else [t["value"]],
-        "best_epoch": t["epochs"], "epochs_run": t["epochs"],
+        "study_id": study_id,
+        "number": t["number"],
+        "state": t["state"],
+        "params": t["params"],
+        "value": t["value"],
+        "values": None if t["value"] is None else [t["value"]],
+        "best_epoch": t["epochs"],
+        "epochs_run": t["epochs"],
         "stop_reason": "pruned" if t["state"] == "pruned" else "completed",
-        "started_at": t["started_at"], "finished_at": t["finished_at"], "duration_s": 2.0,
+        "started_at": t["started_at"],
+        "finished_at": t["finished_at"],
+        "duration_s": 2.0,
         "node": "synthetic",
-    }  # fmt: skip
+    }
 
 
 def _with_curves(trials: list[dict[str, Any]], curves: int, read_curves: int) -> set[int]:
@@ -150,10 +172,18 @@ def _epochs(
             continue
         for epoch in range(1, t["epochs"] + 1):
             share = epoch / 10
-            rows.append({
-                "study_id": study_id, "number": t["number"], "epoch": epoch, "seconds": 0.2,
-                "metrics": {"val_accuracy": t["reported"] * share ** 0.1, "lr": t["params"]["lr"]},
-            })  # fmt: skip
+            rows.append(
+                {
+                    "study_id": study_id,
+                    "number": t["number"],
+                    "epoch": epoch,
+                    "seconds": 0.2,
+                    "metrics": {
+                        "val_accuracy": t["reported"] * share**0.1,
+                        "lr": t["params"]["lr"],
+                    },
+                }
+            )
     return rows
 
 
@@ -167,26 +197,47 @@ def _write_optuna(
             # Ids come from the database (RETURNING, in insert order) so that PostgreSQL's
             # sequence stays ahead of them for trials Optuna adds later.
             model = optuna_models.TrialModel
-            ids = list(connection.scalars(
-                insert(model).returning(model.trial_id, sort_by_parameter_order=True), [
-                    {"number": t["number"], "study_id": study_id,
-                     "state": "COMPLETE" if t["state"] == "complete" else "PRUNED",
-                     "datetime_start": t["started_at"].replace(tzinfo=None),
-                     "datetime_complete": t["finished_at"].replace(tzinfo=None)}
-                    for t in trials
+            ids = list(
+                connection.scalars(
+                    insert(model).returning(model.trial_id, sort_by_parameter_order=True),
+                    [
+                        {
+                            "number": t["number"],
+                            "study_id": study_id,
+                            "state": "COMPLETE" if t["state"] == "complete" else "PRUNED",
+                            "datetime_start": t["started_at"].replace(tzinfo=None),
+                            "datetime_complete": t["finished_at"].replace(tzinfo=None),
+                        }
+                        for t in trials
+                    ],
+                )
+            )
+            connection.execute(
+                insert(optuna_models.TrialParamModel),
+                [
+                    {
+                        "trial_id": ids[i],
+                        "param_name": name,
+                        "param_value": _internal(distributions[name], value),
+                        "distribution_json": distributions[name],
+                    }
+                    for i, t in enumerate(trials)
+                    for name, value in t["params"].items()
                 ],
-            ))  # fmt: skip
-            connection.execute(insert(optuna_models.TrialParamModel), [
-                {"trial_id": ids[i], "param_name": name,
-                 "param_value": _internal(distributions[name], value),
-                 "distribution_json": distributions[name]}
-                for i, t in enumerate(trials) for name, value in t["params"].items()
-            ])  # fmt: skip
-            connection.execute(insert(optuna_models.TrialValueModel), [
-                {"trial_id": ids[i], "objective": 0, "value": t["value"],
-                 "value_type": "FINITE"}
-                for i, t in enumerate(trials) if t["value"] is not None
-            ])  # fmt: skip
+            )
+            connection.execute(
+                insert(optuna_models.TrialValueModel),
+                [
+                    {
+                        "trial_id": ids[i],
+                        "objective": 0,
+                        "value": t["value"],
+                        "value_type": "FINITE",
+                    }
+                    for i, t in enumerate(trials)
+                    if t["value"] is not None
+                ],
+            )
     finally:
         storage.engine.dispose()
 

@@ -1,7 +1,7 @@
 """Time to a good model: the 40-trial digits search in the service, Optuna and Ray Tune.
 
 The DESIGN.md default space (search.space.default_space, conditionals included) and the
-same training code (workers.trainer.TrialTrainer, early stopping patience 5, up to 30
+same training code (workers.trial_trainer.TrialTrainer, early stopping patience 5, up to 30
 epochs, one thread per trial) in every arm, two trials at a time, and the same pruning
 rungs everywhere (successive halving from epoch 1 by a factor of 3: rungs at epochs 1, 3,
 9 and 27):
@@ -50,7 +50,7 @@ def digits_tensors() -> Any:
 
     from workers.data import load_prepared
     from workers.spec import BuiltinDataset, SplitSpec
-    from workers.trainer import TensorData
+    from workers.tensors import TensorData
 
     torch.set_num_threads(1)
     prepared = load_prepared(BuiltinDataset(source="builtin", name="digits"), SplitSpec())
@@ -60,7 +60,7 @@ def digits_tensors() -> Any:
 def train(data: Any, params: dict[str, Any], report: Any) -> None:
     """Train one config with early stopping; `report(epoch, value)` True means stop."""
     from workers.early_stopping import EarlyStopping
-    from workers.trainer import TrialTrainer
+    from workers.trial_trainer import TrialTrainer
 
     trainer = TrialTrainer(data, params, max_epochs=MAX_EPOCHS)
     stopping = EarlyStopping(patience=PATIENCE)
@@ -72,7 +72,7 @@ def train(data: Any, params: dict[str, Any], report: Any) -> None:
 
 def measure_r(repeat: int = 3) -> float:
     """Seconds to train the default config (workers.hyperparameters.DEFAULTS) 30 epochs."""
-    from workers.trainer import TrialTrainer
+    from workers.trial_trainer import TrialTrainer
 
     data = digits_tensors()
     times = []
@@ -101,7 +101,7 @@ def arm_service(
         "pruner": {"type": "asha", **RUNGS} if tpe else {"type": "none"},
         "early_stopping": {"patience": PATIENCE},
         "budget": budget,
-    }  # fmt: skip
+    }
     runs = {}
     with live_service(num_cpus=SLOTS) as (client, _):
         for kind in ("cold", "warm"):
@@ -109,10 +109,16 @@ def arm_service(
             created.raise_for_status()
             study = wait_study(client, created.json()["id"], poll_s=0.5)
             events = client.get(f"/api/v1/studies/{study['id']}/events").text
-            epochs = [(_stamp(data["at"]), data["val_accuracy"]) for name, data in _events(events)
-                      if name == "epoch" and data.get("val_accuracy") is not None]  # fmt: skip
-            runs[kind] = {"start": _stamp(study["created_at"]),
-                          "end": _stamp(study["finished_at"]), "epochs": epochs}  # fmt: skip
+            epochs = [
+                (_stamp(data["at"]), data["val_accuracy"])
+                for name, data in _events(events)
+                if name == "epoch" and data.get("val_accuracy") is not None
+            ]
+            runs[kind] = {
+                "start": _stamp(study["created_at"]),
+                "end": _stamp(study["finished_at"]),
+                "epochs": epochs,
+            }
     return runs
 
 
@@ -141,10 +147,23 @@ def arm_optuna(trials: int, seed: int, target: float, wall_s: float | None) -> d
         optuna.create_study(study_name="ttt", storage=url, direction="maximize")
         wall = ["--wall-s", str(wall_s)] if wall_s is not None else []
         reports = run_workers(
-            "bench.time_to_target", "optuna-worker",
-            [["--trials", str(trials // SLOTS), "--seed", str(seed * 10 + i),
-              "--target", str(target), "--storage", url, *wall] for i in range(SLOTS)],
-        )  # fmt: skip
+            "bench.time_to_target",
+            "optuna-worker",
+            [
+                [
+                    "--trials",
+                    str(trials // SLOTS),
+                    "--seed",
+                    str(seed * 10 + i),
+                    "--target",
+                    str(target),
+                    "--storage",
+                    url,
+                    *wall,
+                ]
+                for i in range(SLOTS)
+            ],
+        )
     epochs = sorted(tuple(e) for r in reports for e in r["epochs"])
     end = max(r["end"] for r in reports)
     # One search: the cold run is the warm run with the processes' start in front of it.
@@ -164,10 +183,13 @@ def arm_optuna_worker(
     data = digits_tensors()
     space = default_space()
     study = optuna.load_study(
-        study_name="ttt", storage=storage, sampler=optuna.samplers.TPESampler(seed=seed),
+        study_name="ttt",
+        storage=storage,
+        sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=RUNGS["min_epochs"], reduction_factor=RUNGS["reduction_factor"]),
-    )  # fmt: skip
+            min_resource=RUNGS["min_epochs"], reduction_factor=RUNGS["reduction_factor"]
+        ),
+    )
     epochs: list[tuple[float, float]] = []
 
     def objective(trial: optuna.Trial) -> float:
@@ -204,8 +226,13 @@ def arm_tune(trials: int, seed: int, target: float, wall_s: float | None) -> dic
 
     import ray
 
-    ray.init(address="local", num_cpus=SLOTS, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.ERROR)  # fmt: skip
+    ray.init(
+        address="local",
+        num_cpus=SLOTS,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+    )
     try:
         return {kind: _tune_fit(trials, seed, wall_s) for kind in ("cold", "warm")}
     finally:
@@ -229,21 +256,33 @@ def _tune_fit(trials: int, seed: int, wall_s: float | None) -> dict[str, Any]:
         train(data, dict(config), report)
 
     search = ConcurrencyLimiter(
-        OptunaSearch(space=define_space, metric="val_accuracy", mode="max",
-                     sampler=optuna.samplers.TPESampler(seed=seed)),
+        OptunaSearch(
+            space=define_space,
+            metric="val_accuracy",
+            mode="max",
+            sampler=optuna.samplers.TPESampler(seed=seed),
+        ),
         max_concurrent=SLOTS,
-    )  # fmt: skip
-    scheduler = ASHAScheduler(max_t=MAX_EPOCHS, grace_period=RUNGS["min_epochs"],
-                              reduction_factor=RUNGS["reduction_factor"])  # fmt: skip
+    )
+    scheduler = ASHAScheduler(
+        max_t=MAX_EPOCHS,
+        grace_period=RUNGS["min_epochs"],
+        reduction_factor=RUNGS["reduction_factor"],
+    )
     with tempfile.TemporaryDirectory() as tmp:
         tuner = tune.Tuner(
             tune.with_resources(trainable, {"cpu": 1}),
             tune_config=tune.TuneConfig(
-                search_alg=search, scheduler=scheduler, metric="val_accuracy", mode="max",
-                num_samples=trials, reuse_actors=True, time_budget_s=wall_s,
+                search_alg=search,
+                scheduler=scheduler,
+                metric="val_accuracy",
+                mode="max",
+                num_samples=trials,
+                reuse_actors=True,
+                time_budget_s=wall_s,
             ),
             run_config=tune.RunConfig(storage_path=tmp, verbose=0),
-        )  # fmt: skip
+        )
         start = time.time()
         results = tuner.fit()
         end = time.time()
@@ -251,9 +290,10 @@ def _tune_fit(trials: int, seed: int, wall_s: float | None) -> dict[str, Any]:
         (float(at), float(value))
         for result in (results[i] for i in range(len(results)))
         if result.metrics_dataframe is not None and "at" in result.metrics_dataframe
-        for at, value in zip(result.metrics_dataframe["at"],
-                             result.metrics_dataframe["val_accuracy"], strict=True)
-    )  # fmt: skip
+        for at, value in zip(
+            result.metrics_dataframe["at"], result.metrics_dataframe["val_accuracy"], strict=True
+        )
+    )
     return {"start": start, "end": end, "epochs": epochs}
 
 
@@ -276,33 +316,52 @@ def best_within(run: dict[str, Any], wall_s: float) -> float:
     return max((v for t, v in warm["epochs"] if t - warm["start"] <= wall_s), default=0.0)
 
 
-def run_seeds(seeds: int, trials: int, target: float, wall_s: float | None = None,
-              arms: tuple[str, ...] = ARMS) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
+def run_seeds(
+    seeds: int,
+    trials: int,
+    target: float,
+    wall_s: float | None = None,
+    arms: tuple[str, ...] = ARMS,
+) -> dict[str, list[dict[str, Any]]]:
     """Every arm for every seed, arms interleaved within a seed; each run with its launch."""
     runs: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
     wall = ["--wall-s", str(wall_s)] if wall_s is not None else []
     for seed in range(seeds):
         for arm in arms:
             launched = time.time()
-            result = run_arm("bench.time_to_target", arm, "--trials", str(trials),
-                             "--seed", str(seed), "--target", str(target), *wall)  # fmt: skip
+            result = run_arm(
+                "bench.time_to_target",
+                arm,
+                "--trials",
+                str(trials),
+                "--seed",
+                str(seed),
+                "--target",
+                str(target),
+                *wall,
+            )
             runs[arm].append({**result, "launched": launched})
             f = figures(result, launched, target)
-            print(f"seed {seed} {arm}: cold {f['cold_s']:.1f} s, warm {f['warm_s']:.1f} s, "
-                  f"best {f['best']:.4f}, epochs {f['epochs']}", file=sys.stderr)  # fmt: skip
+            print(
+                f"seed {seed} {arm}: cold {f['cold_s']:.1f} s, warm {f['warm_s']:.1f} s, "
+                f"best {f['best']:.4f}, epochs {f['epochs']}",
+                file=sys.stderr,
+            )
     return runs
 
 
 def spread(values: list[float], digits: int) -> str:
     """Median and range, e.g. `4.6 (2.9-5.9)`."""
-    return (f"{statistics.median(values):.{digits}f} "
-            f"({min(values):.{digits}f}-{max(values):.{digits}f})")  # fmt: skip
+    low, mid, high = min(values), statistics.median(values), max(values)
+    return f"{mid:.{digits}f} ({low:.{digits}f}-{high:.{digits}f})"
 
 
 ARM_FUNCTIONS = {
-    "service": arm_service, "optuna": arm_optuna, "tune": arm_tune,
+    "service": arm_service,
+    "optuna": arm_optuna,
+    "tune": arm_tune,
     "service-random": functools.partial(arm_service, tpe=False),
-}  # fmt: skip
+}
 
 
 def main() -> None:
@@ -329,27 +388,47 @@ def main() -> None:
     print(report(runs, r, args.trials, args.seeds, args.target))
 
 
-def report(runs: dict[str, list[dict[str, Any]]], r: float, trials: int, seeds: int,
-           target: float) -> str:  # fmt: skip
-    per_arm = {arm: [figures(run, run["launched"], target) for run in results]
-               for arm, results in runs.items()}  # fmt: skip
+def report(
+    runs: dict[str, list[dict[str, Any]]], r: float, trials: int, seeds: int, target: float
+) -> str:
+    per_arm = {
+        arm: [figures(run, run["launched"], target) for run in results]
+        for arm, results in runs.items()
+    }
     service_warm = statistics.median(f["warm_s"] for f in per_arm["service"])
     rows: list[tuple[str, ...]] = []
     for arm, fs in per_arm.items():
         warm = [f["warm_s"] for f in fs]
         reached = [f["to_target_s"] for f in fs if f["to_target_s"] is not None]
-        rows.append((
-            arm, spread([f["cold_s"] for f in fs], 1), spread(warm, 1),
-            f"{statistics.median(warm) / r:.1f}", f"{statistics.median(warm) / service_warm:.2f}",
-            spread(reached, 1) if reached else "-", f"{len(reached)}/{len(fs)}",
-            spread([f["best"] for f in fs], 4),
-        ))  # fmt: skip
+        rows.append(
+            (
+                arm,
+                spread([f["cold_s"] for f in fs], 1),
+                spread(warm, 1),
+                f"{statistics.median(warm) / r:.1f}",
+                f"{statistics.median(warm) / service_warm:.2f}",
+                spread(reached, 1) if reached else "-",
+                f"{len(reached)}/{len(fs)}",
+                spread([f["best"] for f in fs], 4),
+            )
+        )
     return (
         f"\nR = {r:.2f} s (default config, {MAX_EPOCHS} epochs); {trials} trials, {SLOTS} at "
         f"a time; median (min-max) over {seeds} seeds; target {target}\n"
-        + table(rows, ("arm", "cold wall s", "warm wall s", "warm R", "warm x service",
-                       "to target s (warm)", "reached", "best val_accuracy (warm)"))
-    )  # fmt: skip
+        + table(
+            rows,
+            (
+                "arm",
+                "cold wall s",
+                "warm wall s",
+                "warm R",
+                "warm x service",
+                "to target s (warm)",
+                "reached",
+                "best val_accuracy (warm)",
+            ),
+        )
+    )
 
 
 if __name__ == "__main__":

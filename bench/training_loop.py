@@ -4,7 +4,7 @@ Arms (same MLP, same digits training split, same batch size, SGD with momentum, 
   hand        the shortest correct loop over in-memory tensors: shuffle, slice, step
   dataloader  the same loop fed by torch.utils.data.DataLoader over a TensorDataset
   worker      workers.trainer.Trainer.train_epoch, the loop every trial runs
-  worker+eval workers.trainer.TrialTrainer.train_epoch: the worker's epoch with its
+  worker+eval workers.trial_trainer.TrialTrainer.train_epoch: the worker's epoch with its
               validation metrics, early-stopping bookkeeping and lr schedule
 Prints samples per second (median of --repeats rounds, arms interleaved) and each arm's
 ratio to `hand`.
@@ -35,7 +35,9 @@ from workers.data import load_prepared
 from workers.hyperparameters import resolve
 from workers.models import build_model
 from workers.spec import BuiltinDataset, SplitSpec
-from workers.trainer import TensorData, Trainer, TrialTrainer
+from workers.tensors import TensorData
+from workers.trainer import Trainer
+from workers.trial_trainer import TrialTrainer
 
 BATCH_SIZES = (16, 32, 64, 128, 256, 512, 1024)
 PARAMS = {"optimizer": "momentum", "lr": 0.01, "hidden_units": 128}
@@ -98,10 +100,19 @@ def worker_with_eval(data: TensorData, batch_size: int) -> Callable[[], None]:
     return lambda: None if trainer.train_epoch() is None else None
 
 
-ARMS = {"hand": hand_loop, "dataloader": dataloader_loop, "worker": worker_loop,
-        "worker+eval": worker_with_eval}  # fmt: skip
-CNN = {"conv_channels": 64, "hidden_units": 256, "optimizer": "adam", "lr": 0.002,
-       "batch_size": 256}  # fmt: skip
+ARMS = {
+    "hand": hand_loop,
+    "dataloader": dataloader_loop,
+    "worker": worker_loop,
+    "worker+eval": worker_with_eval,
+}
+CNN = {
+    "conv_channels": 64,
+    "hidden_units": 256,
+    "optimizer": "adam",
+    "lr": 0.002,
+    "batch_size": 256,
+}
 
 
 def samples_per_second(
@@ -121,8 +132,15 @@ def samples_per_second(
 def precision_run(data: TensorData, precision: str, n_epochs: int) -> dict[str, float]:
     """The CNN at batch 256 in `precision`: training samples per second (after a first,
     warm-up epoch; validation not timed) and the best validation accuracy of `n_epochs`."""
-    fold = Trainer(data, 0, resolve({**CNN, "precision": precision}), model="cnn",
-                   max_epochs=n_epochs + 1, direction="maximize", seed=0)  # fmt: skip
+    fold = Trainer(
+        data,
+        0,
+        resolve({**CNN, "precision": precision}),
+        model="cnn",
+        max_epochs=n_epochs + 1,
+        direction="maximize",
+        seed=0,
+    )
     fold.train_epoch()
     train_s, best = 0.0, 0.0
     for _ in range(n_epochs):
@@ -145,13 +163,17 @@ def sync(data: TensorData) -> None:
 
 def compare_precisions(data: TensorData, n_epochs: int) -> dict[str, dict[str, float]]:
     results = {p: precision_run(data, p, n_epochs) for p in ("fp32", "bf16", "fp16")}
-    print(f"\nCNN (conv {CNN['conv_channels']}/{2 * CNN['conv_channels']}, head "
-          f"{CNN['hidden_units']}), batch 256, {n_epochs} epochs after a warm-up one")  # fmt: skip
+    print(
+        f"\nCNN (conv {CNN['conv_channels']}/{2 * CNN['conv_channels']}, head "
+        f"{CNN['hidden_units']}), batch 256, {n_epochs} epochs after a warm-up one"
+    )
     print(f"{'precision':>9} {'samples/s':>12} {'x fp32':>7} {'best val acc':>13}")
     for name, result in results.items():
         ratio = result["samples_per_s"] / results["fp32"]["samples_per_s"]
-        print(f"{name:>9} {result['samples_per_s']:>12,.0f} {ratio:>7.2f} "
-              f"{result['best_val_accuracy']:>13.4f}")  # fmt: skip
+        print(
+            f"{name:>9} {result['samples_per_s']:>12,.0f} {ratio:>7.2f} "
+            f"{result['best_val_accuracy']:>13.4f}"
+        )
     return results
 
 
@@ -161,8 +183,9 @@ def main() -> None:
     parser.add_argument("--min-seconds", type=float, default=0.4)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=list(BATCH_SIZES))
-    parser.add_argument("--precision", action="store_true",
-                        help="compare precisions (the default on CUDA)")  # fmt: skip
+    parser.add_argument(
+        "--precision", action="store_true", help="compare precisions (the default on CUDA)"
+    )
     parser.add_argument("--precision-epochs", type=int, default=10)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
@@ -176,8 +199,10 @@ def main() -> None:
     n = len(data.folds[0].x_train)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     figures: dict[str, Any] = {"device": name, "batches": {}}
-    print(f"digits train split: {n} samples, MLP 64-128-10, device {device}, 1 thread, "
-          f"median of {args.repeats}")  # fmt: skip
+    print(
+        f"digits train split: {n} samples, MLP 64-128-10, device {device}, 1 thread, median of "
+        f"{args.repeats}"
+    )
     print(
         f"{'batch':>6} "
         + " ".join(f"{arm:>12}" for arm in ARMS)
@@ -194,8 +219,11 @@ def main() -> None:
         ratio = rate["worker"] / rate["hand"]
         worst = min(worst, ratio)
         figures["batches"][batch_size] = rate
-        print(f"{batch_size:>6} " + " ".join(f"{rate[arm]:>12,.0f}" for arm in ARMS)
-              + f"   {ratio:>11.3f}  {rate['dataloader'] / rate['hand']:>15.3f}")  # fmt: skip
+        print(
+            f"{batch_size:>6} "
+            + " ".join(f"{rate[arm]:>12,.0f}" for arm in ARMS)
+            + f"   {ratio:>11.3f}  {rate['dataloader'] / rate['hand']:>15.3f}"
+        )
     print(f"lowest worker/hand ratio: {worst:.3f}")
     figures["lowest_worker_over_hand"] = worst
     if args.precision or device.type == "cuda":

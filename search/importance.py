@@ -31,10 +31,12 @@ def param_importances(
         drawn = {k: v for k, v in params.items() if k in space and contains(space[k], v)}
         frozen.append(
             create_trial(
-                state=TrialState.COMPLETE, value=value, params=drawn,
+                state=TrialState.COMPLETE,
+                value=value,
+                params=drawn,
                 distributions={k: distributions[k] for k in drawn},
             )
-        )  # fmt: skip
+        )
     varied = _varied_params(frozen)
     if len(frozen) < 2 or not varied:
         return {}

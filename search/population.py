@@ -23,10 +23,22 @@ from search.space import CategoricalParam, FloatParam, IntParam, ParamSpec
 
 # What a running trial can change between two epochs without rebuilding what it has
 # learnt: optimizer knobs (set on its param groups) and regularizers read every epoch.
-MUTABLE = frozenset({
-    "lr", "momentum", "beta1", "beta2", "eps", "rho", "weight_decay", "l1", "dropout",
-    "input_noise", "label_smoothing", "grad_clip",
-})  # fmt: skip
+MUTABLE = frozenset(
+    {
+        "lr",
+        "momentum",
+        "beta1",
+        "beta2",
+        "eps",
+        "rho",
+        "weight_decay",
+        "l1",
+        "dropout",
+        "input_noise",
+        "label_smoothing",
+        "grad_clip",
+    }
+)
 
 
 class Mutation(BaseModel):
@@ -35,9 +47,11 @@ class Mutation(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     perturb: list[float] | None = Field(
-        default=None, min_length=1, max_length=8,
+        default=None,
+        min_length=1,
+        max_length=8,
         description="Multiply by one of these factors, chosen at random (clipped to the space).",
-    )  # fmt: skip
+    )
     resample: bool = Field(default=False, description="Draw a new value from the space.")
     resample_probability: float = Field(
         default=0.25, ge=0, le=1, description="With both, how often to resample instead."
@@ -60,9 +74,11 @@ class PopulationSpec(BaseModel):
     size: int = Field(default=8, ge=2, le=256, description="Members trained at once.")
     interval_epochs: int = Field(default=3, ge=1, description="Epochs between exploit steps.")
     quantile: float = Field(
-        default=0.25, gt=0, le=0.5,
+        default=0.25,
+        gt=0,
+        le=0.5,
         description="The bottom fraction copies the top fraction of the population.",
-    )  # fmt: skip
+    )
     mutations: dict[str, Mutation] = Field(min_length=1)
 
 
@@ -76,25 +92,44 @@ def mutation_errors(
     for name, mutation in population.mutations.items():
         where = f"population.mutations.{name}"
         if name not in MUTABLE:
-            errors.append((where, f"{name} cannot change while a trial runs (it shapes the "
-                                  f"model, the data order or the optimizer); mutable: "
-                                  f"{sorted(MUTABLE)}"))  # fmt: skip
+            errors.append(
+                (
+                    where,
+                    f"{name} cannot change while a trial runs (it shapes the "
+                    f"model, the data order or the optimizer); mutable: "
+                    f"{sorted(MUTABLE)}",
+                )
+            )
             continue
         param = space.get(name)
         if param is None:
-            errors.append((where, f"{name} must be in space, so that the sampler draws each "
-                                  "member's first value"))  # fmt: skip
+            errors.append(
+                (
+                    where,
+                    f"{name} must be in space, so that the sampler draws each member's first value",
+                )
+            )
             continue
         if mutation.perturb is not None and isinstance(param, CategoricalParam):
             errors.append((where, f"{name} is categorical: use resample, not perturb"))
         if name == "dropout" and _low(param) <= 0:
-            errors.append((where, "dropout's space must start above 0: a dropout of 0 builds "
-                                  "the model without its dropout layers"))  # fmt: skip
+            errors.append(
+                (
+                    where,
+                    "dropout's space must start above 0: a dropout of 0 builds the model without "
+                    "its dropout layers",
+                )
+            )
         if name == "lr":
             schedule = fixed.get("lr_schedule", "constant")
             if "lr_schedule" in space or schedule != "constant" or fixed.get("warmup_epochs"):
-                errors.append((where, "PBT learns the lr's schedule itself: fix lr_schedule "
-                                      "to constant, without warmup"))  # fmt: skip
+                errors.append(
+                    (
+                        where,
+                        "PBT learns the lr's schedule itself: fix lr_schedule to constant, "
+                        "without warmup",
+                    )
+                )
     return errors
 
 
@@ -127,10 +162,14 @@ def split_quantiles(
 
 
 def decide(
-    member: int, scores: Mapping[int, float], params: Mapping[int, Mapping[str, Any]],
-    population: PopulationSpec, space: Mapping[str, ParamSpec], direction: str,
+    member: int,
+    scores: Mapping[int, float],
+    params: Mapping[int, Mapping[str, Any]],
+    population: PopulationSpec,
+    space: Mapping[str, ParamSpec],
+    direction: str,
     rng: random.Random,
-) -> Exploit | None:  # fmt: skip
+) -> Exploit | None:
     """Whether `member` exploits another at this boundary, and with which params.
 
     `scores` holds every member's latest score (this member's too) and `params` the

@@ -80,10 +80,15 @@ class PatientPrunerSpec(_PrunerSpec):
 
 
 PrunerSpec = Annotated[
-    NoPrunerSpec | MedianPrunerSpec | PercentilePrunerSpec | AshaPrunerSpec | HyperbandPrunerSpec
-    | ThresholdPrunerSpec | PatientPrunerSpec,
+    NoPrunerSpec
+    | MedianPrunerSpec
+    | PercentilePrunerSpec
+    | AshaPrunerSpec
+    | HyperbandPrunerSpec
+    | ThresholdPrunerSpec
+    | PatientPrunerSpec,
     Field(discriminator="type"),
-]  # fmt: skip
+]
 PatientPrunerSpec.model_rebuild()
 
 
@@ -93,39 +98,48 @@ def _none(spec: NoPrunerSpec, max_epochs: int) -> optuna.pruners.BasePruner:
 
 def _median(spec: MedianPrunerSpec, max_epochs: int) -> optuna.pruners.BasePruner:
     return optuna.pruners.MedianPruner(
-        n_startup_trials=spec.n_startup_trials, n_warmup_steps=spec.n_warmup_epochs + 1,
-        interval_steps=spec.interval_epochs, n_min_trials=spec.n_min_trials,
-    )  # fmt: skip
+        n_startup_trials=spec.n_startup_trials,
+        n_warmup_steps=spec.n_warmup_epochs + 1,
+        interval_steps=spec.interval_epochs,
+        n_min_trials=spec.n_min_trials,
+    )
 
 
 def _percentile(spec: PercentilePrunerSpec, max_epochs: int) -> optuna.pruners.BasePruner:
     return optuna.pruners.PercentilePruner(
-        spec.percentile, n_startup_trials=spec.n_startup_trials,
-        n_warmup_steps=spec.n_warmup_epochs + 1, interval_steps=spec.interval_epochs,
+        spec.percentile,
+        n_startup_trials=spec.n_startup_trials,
+        n_warmup_steps=spec.n_warmup_epochs + 1,
+        interval_steps=spec.interval_epochs,
         n_min_trials=spec.n_min_trials,
-    )  # fmt: skip
+    )
 
 
 def _asha(spec: AshaPrunerSpec, max_epochs: int) -> optuna.pruners.BasePruner:
     return optuna.pruners.SuccessiveHalvingPruner(
-        min_resource=spec.min_epochs, reduction_factor=spec.reduction_factor,
+        min_resource=spec.min_epochs,
+        reduction_factor=spec.reduction_factor,
         min_early_stopping_rate=spec.min_early_stopping_rate,
         bootstrap_count=spec.bootstrap_count,
-    )  # fmt: skip
+    )
 
 
 def _hyperband(spec: HyperbandPrunerSpec, max_epochs: int) -> optuna.pruners.BasePruner:
     return optuna.pruners.HyperbandPruner(
-        min_resource=spec.min_epochs, max_resource=spec.max_epochs or max_epochs,
-        reduction_factor=spec.reduction_factor, bootstrap_count=spec.bootstrap_count,
-    )  # fmt: skip
+        min_resource=spec.min_epochs,
+        max_resource=spec.max_epochs or max_epochs,
+        reduction_factor=spec.reduction_factor,
+        bootstrap_count=spec.bootstrap_count,
+    )
 
 
 def _threshold(spec: ThresholdPrunerSpec, max_epochs: int) -> optuna.pruners.BasePruner:
     return optuna.pruners.ThresholdPruner(
-        lower=spec.lower, upper=spec.upper, n_warmup_steps=spec.n_warmup_epochs + 1,
+        lower=spec.lower,
+        upper=spec.upper,
+        n_warmup_steps=spec.n_warmup_epochs + 1,
         interval_steps=spec.interval_epochs,
-    )  # fmt: skip
+    )
 
 
 def _patient(spec: PatientPrunerSpec, max_epochs: int) -> optuna.pruners.BasePruner:
@@ -134,9 +148,14 @@ def _patient(spec: PatientPrunerSpec, max_epochs: int) -> optuna.pruners.BasePru
 
 
 PRUNERS: dict[str, Callable[[Any, int], optuna.pruners.BasePruner]] = {
-    "none": _none, "median": _median, "percentile": _percentile, "asha": _asha,
-    "hyperband": _hyperband, "threshold": _threshold, "patient": _patient,
-}  # fmt: skip
+    "none": _none,
+    "median": _median,
+    "percentile": _percentile,
+    "asha": _asha,
+    "hyperband": _hyperband,
+    "threshold": _threshold,
+    "patient": _patient,
+}
 
 
 def build_pruner(spec: Any, *, max_epochs: int) -> optuna.pruners.BasePruner:

@@ -122,17 +122,25 @@ class NSGAIISamplerSpec(_SamplerSpec):
 
 
 AnySamplerSpec = (
-    TPESamplerSpec | RandomSamplerSpec | CmaEsSamplerSpec | GPSamplerSpec | QMCSamplerSpec
-    | GridSamplerSpec | NSGAIISamplerSpec
-)  # fmt: skip
+    TPESamplerSpec
+    | RandomSamplerSpec
+    | CmaEsSamplerSpec
+    | GPSamplerSpec
+    | QMCSamplerSpec
+    | GridSamplerSpec
+    | NSGAIISamplerSpec
+)
 SamplerSpec = Annotated[AnySamplerSpec, Field(discriminator="type")]
 
 
 def _tpe(spec: TPESamplerSpec, space: Space) -> optuna.samplers.BaseSampler:
     return optuna.samplers.TPESampler(
-        seed=spec.seed, n_startup_trials=spec.n_startup_trials, multivariate=spec.multivariate,
-        group=spec.group, constant_liar=spec.constant_liar,
-    )  # fmt: skip
+        seed=spec.seed,
+        n_startup_trials=spec.n_startup_trials,
+        multivariate=spec.multivariate,
+        group=spec.group,
+        constant_liar=spec.constant_liar,
+    )
 
 
 def _random(spec: RandomSamplerSpec, space: Space) -> optuna.samplers.BaseSampler:
@@ -141,10 +149,13 @@ def _random(spec: RandomSamplerSpec, space: Space) -> optuna.samplers.BaseSample
 
 def _cmaes(spec: CmaEsSamplerSpec, space: Space) -> optuna.samplers.BaseSampler:
     return optuna.samplers.CmaEsSampler(
-        seed=spec.seed, n_startup_trials=spec.n_startup_trials,
-        popsize=spec.popsize, with_margin=spec.with_margin, warn_independent_sampling=False,
+        seed=spec.seed,
+        n_startup_trials=spec.n_startup_trials,
+        popsize=spec.popsize,
+        with_margin=spec.with_margin,
+        warn_independent_sampling=False,
         independent_sampler=optuna.samplers.RandomSampler(seed=spec.seed),
-    )  # fmt: skip
+    )
 
 
 def _gp(spec: GPSamplerSpec, space: Space) -> optuna.samplers.BaseSampler:
@@ -169,10 +180,14 @@ class _QMCSampler(optuna.samplers.QMCSampler):
 def _qmc(spec: QMCSamplerSpec, space: Space, *, start: int = 0) -> optuna.samplers.BaseSampler:
     independent_seed = None if spec.seed is None else (spec.seed + 7919 * start) % 2**32
     return _QMCSampler(
-        start=start, qmc_type=spec.qmc_type, scramble=spec.scramble, seed=spec.seed,
-        warn_independent_sampling=False, warn_asynchronous_seeding=False,
+        start=start,
+        qmc_type=spec.qmc_type,
+        scramble=spec.scramble,
+        seed=spec.seed,
+        warn_independent_sampling=False,
+        warn_asynchronous_seeding=False,
         independent_sampler=optuna.samplers.RandomSampler(seed=independent_seed),
-    )  # fmt: skip
+    )
 
 
 class _GridSampler(optuna.samplers.GridSampler):
@@ -189,15 +204,23 @@ def _grid(spec: GridSamplerSpec, space: Space) -> optuna.samplers.BaseSampler:
 
 def _nsga2(spec: NSGAIISamplerSpec, space: Space) -> optuna.samplers.BaseSampler:
     return optuna.samplers.NSGAIISampler(
-        population_size=spec.population_size, mutation_prob=spec.mutation_prob,
-        crossover_prob=spec.crossover_prob, swapping_prob=spec.swapping_prob, seed=spec.seed,
-    )  # fmt: skip
+        population_size=spec.population_size,
+        mutation_prob=spec.mutation_prob,
+        crossover_prob=spec.crossover_prob,
+        swapping_prob=spec.swapping_prob,
+        seed=spec.seed,
+    )
 
 
 SAMPLERS: dict[str, Callable[[Any, Space], optuna.samplers.BaseSampler]] = {
-    "tpe": _tpe, "random": _random, "cmaes": _cmaes, "gp": _gp, "qmc": _qmc, "grid": _grid,
+    "tpe": _tpe,
+    "random": _random,
+    "cmaes": _cmaes,
+    "gp": _gp,
+    "qmc": _qmc,
+    "grid": _grid,
     "nsga2": _nsga2,
-}  # fmt: skip
+}
 
 
 def build_sampler(

@@ -57,8 +57,8 @@ class SubmissionRate:
         if len(times) >= self.per_minute:
             wait = WINDOW_S - (now - times[0])
             raise RateLimited(
-                f"at most {self.per_minute} studies a minute per tenant; "
-                f"retry in {math.ceil(wait)} s",
+                f"at most {self.per_minute} studies a minute per tenant; retry in "
+                f"{math.ceil(wait)} s",
                 retry_after_s=wait,
             )
         times.append(now)

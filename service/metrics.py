@@ -43,13 +43,18 @@ class ServiceMetrics:
             registry=r,
         )
         self.http_seconds = Histogram(
-            "hpo_http_request_seconds", "HTTP request latency.", ["method", "route", "status"],
-            buckets=FAST_BUCKETS, registry=r,
-        )  # fmt: skip
+            "hpo_http_request_seconds",
+            "HTTP request latency.",
+            ["method", "route", "status"],
+            buckets=FAST_BUCKETS,
+            registry=r,
+        )
         self.queue_wait_seconds = Histogram(
-            "hpo_queue_wait_seconds", "Time a study waited for each slot it was granted.",
-            buckets=(0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600), registry=r,
-        )  # fmt: skip
+            "hpo_queue_wait_seconds",
+            "Time a study waited for each slot it was granted.",
+            buckets=(0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600),
+            registry=r,
+        )
         r.register(_StudyStates(study_states))
 
     def watch_cluster(self, snapshot: Callable[[], ClusterSnapshot]) -> None:
@@ -105,8 +110,9 @@ class _StudyStates(Collector):
         for state, n in sorted(counts.items()):
             studies.add_metric([state], n)
         yield studies
-        yield GaugeMetricFamily("hpo_queue_depth", "Studies queued, not yet running.",
-                                value=counts.get("queued", 0))  # fmt: skip
+        yield GaugeMetricFamily(
+            "hpo_queue_depth", "Studies queued, not yet running.", value=counts.get("queued", 0)
+        )
 
 
 class _ClusterSlots(Collector):

@@ -112,11 +112,13 @@ async def open_runtime(settings: Settings) -> Runtime:
     checkpoints = CheckpointStore(settings.data_dir / "artifacts")
     metrics = ServiceMetrics(store.count_studies)
     scheduler = SlotScheduler(
-        RaySlotBackend(allow_cpu_for_gpus=settings.allow_cpu_for_gpus), settings.tenant_policy(),
+        RaySlotBackend(allow_cpu_for_gpus=settings.allow_cpu_for_gpus),
+        settings.tenant_policy(),
         max_idle=settings.warm_slots,
-        on_wait=metrics.queue_wait_seconds.observe, preempt_after_s=settings.preempt_after_s,
+        on_wait=metrics.queue_wait_seconds.observe,
+        preempt_after_s=settings.preempt_after_s,
         reshape_cpu_slots=settings.reshape_cpu_slots,
-    )  # fmt: skip
+    )
     await scheduler.start()
     metrics.watch_cluster(scheduler.snapshot)
     if settings.prewarm_slots:
@@ -127,23 +129,35 @@ async def open_runtime(settings: Settings) -> Runtime:
         return await RayTrialRunner.for_study(study_id, spec, roots, scheduler)
 
     studies = StudyService(
-        store, optuna_storage, ray_runner, data_roots=roots, checkpoints=checkpoints,
-        trial_checkpoints=TrialCheckpoints(settings.checkpoint_uri), metrics=metrics,
-        rate=SubmissionRate(settings.studies_per_minute), scheduler=scheduler,
+        store,
+        optuna_storage,
+        ray_runner,
+        data_roots=roots,
+        checkpoints=checkpoints,
+        trial_checkpoints=TrialCheckpoints(settings.checkpoint_uri),
+        metrics=metrics,
+        rate=SubmissionRate(settings.studies_per_minute),
+        scheduler=scheduler,
         limits=SpecLimits(
             settings.max_trials_limit, settings.max_epochs_limit, settings.max_parallelism_limit
         ),
-    )  # fmt: skip
+    )
     await studies.start()
     return Runtime(
-        settings, engine, optuna_storage, store, studies, owns_ray, settings.tenants_by_token(),
-        uploads, InsightService(studies, StudyInsights(engine)), scheduler,
-    )  # fmt: skip
+        settings,
+        engine,
+        optuna_storage,
+        store,
+        studies,
+        owns_ray,
+        settings.tenants_by_token(),
+        uploads,
+        InsightService(studies, StudyInsights(engine)),
+        scheduler,
+    )
 
 
-async def _open_store(
-    settings: Settings,
-) -> tuple[Engine, Store, optuna.storages.RDBStorage]:
+async def _open_store(settings: Settings) -> tuple[Engine, Store, optuna.storages.RDBStorage]:
     """The migrated store and Optuna's storage on the same database, its schema checked."""
     await asyncio.to_thread(upgrade_schema, settings.database_url)
     pragmas = sqlite_pragmas(settings.sqlite_durability)
@@ -188,14 +202,19 @@ def connect_ray(settings: Settings) -> bool:
     if settings.ray_address is None:
         # "local" starts a new Ray even when another runs on this machine (Ray would join it).
         ray.init(
-            address="local", num_cpus=settings.ray_num_cpus, include_dashboard=False,
-            logging_level=logging.ERROR, log_to_driver=False,
+            address="local",
+            num_cpus=settings.ray_num_cpus,
+            include_dashboard=False,
+            logging_level=logging.ERROR,
+            log_to_driver=False,
             runtime_env=settings.ray_runtime_env,
-        )  # fmt: skip
+        )
     else:
         ray.init(
-            address=settings.ray_address, logging_level=logging.WARNING, log_to_driver=False,
+            address=settings.ray_address,
+            logging_level=logging.WARNING,
+            log_to_driver=False,
             runtime_env=settings.ray_runtime_env,
-        )  # fmt: skip
+        )
     log.info("Ray resources: %s", ray.cluster_resources())
     return True

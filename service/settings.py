@@ -40,10 +40,12 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     ray_num_cpus: int | None = Field(default=None, ge=1, description="CPUs of a local Ray.")
     warm_slots: int = Field(
-        default=2, ge=0, le=64,
+        default=2,
+        ge=0,
+        le=64,
         description="Idle slot actors kept between studies, so that a new study's first "
         "epoch does not wait for a process to start and import torch.",
-    )  # fmt: skip
+    )
     prewarm_slots: bool = Field(
         default=True, description="Start warm_slots 1-CPU slots with the service."
     )
@@ -71,28 +73,34 @@ class Settings(BaseSettings):
         default=60, ge=1, description="Study submissions a tenant may make per minute (429)."
     )
     max_active_studies_per_tenant: int = Field(
-        default=20, ge=1,
+        default=20,
+        ge=1,
         description="Queued, running and paused studies a tenant may hold at once (429 above).",
-    )  # fmt: skip
+    )
     max_upload_bytes_per_tenant: int = Field(
-        default=1_000_000_000, ge=1_000,
+        default=1_000_000_000,
+        ge=1_000,
         description="Bytes of stored uploads a tenant may hold in all (413 for an upload that "
         "would pass it; deleting a data set gives its bytes back).",
-    )  # fmt: skip
+    )
     max_event_streams_per_tenant: int = Field(
         default=20, ge=1, description="Event streams a tenant may hold open at once (429 above)."
     )
     event_heartbeat_s: float = Field(
-        default=15.0, gt=0, allow_inf_nan=False,
+        default=15.0,
+        gt=0,
+        allow_inf_nan=False,
         description="An event stream with nothing to send sends a `: heartbeat` comment this "
         "often, so that proxies keep it open and a vanished client is noticed.",
-    )  # fmt: skip
+    )
     event_idle_s: float = Field(
-        default=600.0, gt=0, allow_inf_nan=False,
+        default=600.0,
+        gt=0,
+        allow_inf_nan=False,
         description="An event stream that has sent only heartbeats this long is closed, "
         "freeing its place under max_event_streams_per_tenant (clients resume with "
         "Last-Event-ID).",
-    )  # fmt: skip
+    )
     data_roots: str = Field(
         default="",
         description="Comma-separated folders path data sets may come from (relative paths "
@@ -112,11 +120,13 @@ class Settings(BaseSettings):
     )
 
     preempt_after_s: float | None = Field(
-        default=None, gt=0, allow_inf_nan=False,
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
         description="Off when unset. A study that has waited this long for a slot may take "
         "one from a lower-priority study of its tenant, or from a tenant above its share: "
         "that trial stops at its next epoch boundary with a checkpoint and resumes later.",
-    )  # fmt: skip
+    )
     reshape_cpu_slots: bool = Field(
         default=True,
         description="CPU-only slot processes reserve no CPUs in Ray; the service's scheduler "

@@ -87,10 +87,12 @@ class StudySpec(_Strict):
     resources: Resources = Resources()
     checkpoints: CheckpointSpec = CheckpointSpec()
     priority: int = Field(
-        default=0, ge=-1000, le=1000,
+        default=0,
+        ge=-1000,
+        le=1000,
         description="Among one tenant's studies, freed slots go to the highest priority "
         "first, then the oldest study; tenants share the cluster by weight whatever this is.",
-    )  # fmt: skip
+    )
     param_schedule: dict[str, list[SchedulePoint]] = Field(
         default_factory=dict,
         description="Fixed per-epoch values of knobs a running trial can change (lr, "
@@ -191,8 +193,10 @@ class StudySpec(_Strict):
         for name, points in self.param_schedule.items():
             where = f"param_schedule.{name}"
             if name not in MUTABLE:
-                errors.append(f"{where}: {name} cannot change while a trial runs; "
-                              f"schedulable: {sorted(MUTABLE)}")  # fmt: skip
+                errors.append(
+                    f"{where}: {name} cannot change while a trial runs; schedulable: "
+                    f"{sorted(MUTABLE)}"
+                )
             elif name in self.space:
                 errors.append(f"{where}: {name} is searched (space); fix it in params instead")
             starts = [p.from_epoch for p in points]

@@ -43,8 +43,8 @@ def check_optimizer_knobs(space: Mapping[str, ParamSpec], params: Mapping[str, A
     for knob, readers in OPTIMIZER_KNOBS.items():
         if knob in params and not possible & set(readers):
             raise ValueError(
-                f"params.{knob} is read only by {list(readers)}, "
-                f"but the study's optimizer is one of {sorted(possible)}"
+                f"params.{knob} is read only by {list(readers)}, but the study's optimizer is one "
+                f"of {sorted(possible)}"
             )
 
 
@@ -64,8 +64,8 @@ def check_objective(metric: str, dataset: DatasetSpec, *, field: str | None = No
     if task is not None and metric.removeprefix("val_") not in METRICS[task]:
         allowed = [f"val_{m}" for m in METRICS[task]]
         raise ValueError(
-            f"{field or 'objective.metric'}: {metric} does not fit a {task} task; "
-            f"use one of {allowed}"
+            f"{field or 'objective.metric'}: {metric} does not fit a {task} task; use one of "
+            f"{allowed}"
         )
 
 

@@ -120,10 +120,12 @@ class CheckpointSpec(_Strict):
         "costs at most a checkpoint interval of epochs.",
     )
     every_epochs: int | None = Field(
-        default=None, ge=1, le=10_000,
+        default=None,
+        ge=1,
+        le=10_000,
         description="Save every this many epochs; default: as often as keeps saving under "
         "2% of training time (every epoch for epochs of a second or more).",
-    )  # fmt: skip
+    )
 
 
 class SchedulePoint(_Strict):

@@ -62,10 +62,14 @@ def attempt_record(data: dict[str, Any]) -> AttemptRecord:
     started = when("started_at")
     assert started is not None
     return AttemptRecord(
-        node=data.get("node"), started_at=started, from_epoch=int(data["from_epoch"]),
-        finished_at=when("finished_at"), epochs_trained=data.get("epochs_trained"),
-        end=data.get("end"), device=data.get("device"),
-    )  # fmt: skip
+        node=data.get("node"),
+        started_at=started,
+        from_epoch=int(data["from_epoch"]),
+        finished_at=when("finished_at"),
+        epochs_trained=data.get("epochs_trained"),
+        end=data.get("end"),
+        device=data.get("device"),
+    )
 
 
 def epoch_record(row: EpochRow) -> EpochRecord:

@@ -27,14 +27,7 @@ SQLITE_DURABILITY: dict[str, tuple[str, ...]] = {
 SQLITE_PRAGMAS = SQLITE_DURABILITY["wal"]
 
 
-__all__ = [
-    "Engine",
-    "column_names",
-    "create_engine_for",
-    "ping",
-    "sqlite_pragmas",
-    "tune_engine",
-]
+__all__ = ["Engine", "column_names", "create_engine_for", "ping", "sqlite_pragmas", "tune_engine"]
 
 
 def column_names(engine: Engine, table: str) -> set[str]:

@@ -45,9 +45,13 @@ def _equal(table: Table, where: Mapping[str, Any]) -> list[Any]:
 
 
 def rows_of_children(
-    connection: Connection, table: Table, columns: Sequence[str], parent: Table, key: str,
+    connection: Connection,
+    table: Table,
+    columns: Sequence[str],
+    parent: Table,
+    key: str,
     where: Mapping[str, Any],
-) -> Sequence[tuple[Any, ...]]:  # fmt: skip
+) -> Sequence[tuple[Any, ...]]:
     """`columns` of every row of `table` whose `key` is that of a `parent` row matching
     `where`, as tuples, in one query (a study's trial params, say, not a query per trial)."""
     keys = select(parent.c[key]).where(*_equal(parent, where))
@@ -56,9 +60,13 @@ def rows_of_children(
 
 
 def rows_where(
-    connection: Connection, table: Table, columns: Sequence[str], where: Mapping[str, Any], *,
+    connection: Connection,
+    table: Table,
+    columns: Sequence[str],
+    where: Mapping[str, Any],
+    *,
     order_by: str,
-) -> Sequence[tuple[Any, ...]]:  # fmt: skip
+) -> Sequence[tuple[Any, ...]]:
     """`columns` of every row of `table` whose columns equal `where`, as tuples."""
     query = select(*(table.c[c] for c in columns)).where(*_equal(table, where))
     return connection.execute(query.order_by(table.c[order_by])).all()

@@ -89,10 +89,13 @@ class StudyInsights:
             step = max(1, -(-(top + 1) // limit))
             query = (
                 select(TrialRow.params, TrialRow.value)
-                .where(TrialRow.study_id == study_id, TrialRow.state == "complete",
-                       TrialRow.value.is_not(None))
+                .where(
+                    TrialRow.study_id == study_id,
+                    TrialRow.state == "complete",
+                    TrialRow.value.is_not(None),
+                )
                 .order_by(TrialRow.number)
-            )  # fmt: skip
+            )
             if step > 1:
                 query = query.where(TrialRow.number.in_(range(0, top + 1, step)))
             rows = session.execute(query).all()
@@ -140,13 +143,19 @@ class StudyInsights:
 def _raw_buckets(session: Session, study_id: int, size: int) -> list[tuple[Any, ...]]:
     key = (TrialRow.number // size) if size > 1 else TrialRow.number
     query = (
-        select(func.min(TrialRow.number), func.max(TrialRow.number), func.min(TrialRow.value),
-               func.max(TrialRow.value), func.count())
-        .where(TrialRow.study_id == study_id, TrialRow.state == "complete",
-               TrialRow.value.is_not(None))
+        select(
+            func.min(TrialRow.number),
+            func.max(TrialRow.number),
+            func.min(TrialRow.value),
+            func.max(TrialRow.value),
+            func.count(),
+        )
+        .where(
+            TrialRow.study_id == study_id, TrialRow.state == "complete", TrialRow.value.is_not(None)
+        )
         .group_by(key)
         .order_by(func.min(TrialRow.number))
-    )  # fmt: skip
+    )
     return [tuple(row) for row in session.execute(query)]
 
 

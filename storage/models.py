@@ -133,9 +133,7 @@ class EpochRow(Base):
     __tablename__ = "hpo_epochs"
     __table_args__ = (
         ForeignKeyConstraint(
-            ["study_id", "number"],
-            ["hpo_trials.study_id", "hpo_trials.number"],
-            ondelete="CASCADE",
+            ["study_id", "number"], ["hpo_trials.study_id", "hpo_trials.number"], ondelete="CASCADE"
         ),
     )
 

@@ -19,9 +19,7 @@ def best_trials_query(study_id: int, direction: str, k: int) -> Select[TrialRow]
     return (
         select(TrialRow)
         .where(
-            TrialRow.study_id == study_id,
-            TrialRow.state == "complete",
-            TrialRow.value.is_not(None),
+            TrialRow.study_id == study_id, TrialRow.state == "complete", TrialRow.value.is_not(None)
         )
         .order_by(_best_first(TrialRow.value, direction), TrialRow.number.asc())
         .limit(k)
@@ -44,12 +42,13 @@ def best_of_studies_query(ids_by_direction: Mapping[str, Sequence[int]]) -> Sele
         inner = _BEST_OF[direction]
         best_id = (
             select(inner.id)
-            .where(inner.study_id == StudyRow.id, inner.state == "complete",
-                   inner.value.is_not(None))
+            .where(
+                inner.study_id == StudyRow.id, inner.state == "complete", inner.value.is_not(None)
+            )
             .order_by(_best_first(inner.value, direction), inner.number.asc())
             .limit(1)
             .scalar_subquery()
-        )  # fmt: skip
+        )
         parts.append(select(best_id).where(StudyRow.id.in_(list(study_ids))))
     return select(TrialRow).where(TrialRow.id.in_(union_all(*parts)))
 

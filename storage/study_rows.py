@@ -110,9 +110,14 @@ class StudyRows(StorePart):
             return [study_record(row) for row in session.scalars(query)]
 
     def set_study_state(
-        self, study_id: int, state: str, *, reason: str | None = None, error: str | None = None,
+        self,
+        study_id: int,
+        state: str,
+        *,
+        reason: str | None = None,
+        error: str | None = None,
         expect: Sequence[str] | None = None,
-    ) -> StudyRecord:  # fmt: skip
+    ) -> StudyRecord:
         """Move a study to `state`; `reason` and `error` describe the new state and replace
         the old ones. started_at is set once; finished_at on a terminal state, cleared on resume.
 

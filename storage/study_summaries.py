@@ -41,11 +41,12 @@ class StudySummaries(StorePart):
     ) -> tuple[dict[int, dict[str, int]], dict[int, int]]:
         """`count_trials_of` and `checkpoint_bytes` of a page of studies in one GROUP BY."""
         query = (
-            select(TrialRow.study_id, TrialRow.state, func.count(),
-                   func.sum(TrialRow.checkpoint_bytes))
+            select(
+                TrialRow.study_id, TrialRow.state, func.count(), func.sum(TrialRow.checkpoint_bytes)
+            )
             .where(TrialRow.study_id.in_(list(study_ids)))
             .group_by(TrialRow.study_id, TrialRow.state)
-        )  # fmt: skip
+        )
         counts = {study_id: dict.fromkeys(TRIAL_STATES, 0) for study_id in study_ids}
         held = dict.fromkeys(study_ids, 0)
         with self._session() as session:

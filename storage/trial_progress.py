@@ -30,8 +30,7 @@ RESUMABLE_STATES = ("waiting", "running")
 def first_attempt(
     node: str | None, started_at: datetime, device: str | None = None
 ) -> list[dict[str, Any]]:
-    return [{"node": node, "device": device, "started_at": started_at.isoformat(),
-             "from_epoch": 0}]  # fmt: skip
+    return [{"node": node, "device": device, "started_at": started_at.isoformat(), "from_epoch": 0}]
 
 
 def close_attempt(row: TrialRow, end: str, now: datetime) -> None:
@@ -40,8 +39,11 @@ def close_attempt(row: TrialRow, end: str, now: datetime) -> None:
     if not attempts or attempts[-1].get("end") is not None:
         return
     last = attempts[-1]
-    last.update(end=end, finished_at=now.isoformat(),
-                epochs_trained=max(0, row.epochs_run - int(last["from_epoch"])))  # fmt: skip
+    last.update(
+        end=end,
+        finished_at=now.isoformat(),
+        epochs_trained=max(0, row.epochs_run - int(last["from_epoch"])),
+    )
     row.attempts = attempts
 
 
@@ -49,9 +51,15 @@ class TrialProgress(StorePart):
     """Store methods for resumable trials (part of `Store`)."""
 
     def resume_trial(
-        self, study_id: int, number: int, *, node: str | None, history: Sequence[EpochValues],
-        started_at: datetime | None = None, device: str | None = None,
-    ) -> TrialRecord:  # fmt: skip
+        self,
+        study_id: int,
+        number: int,
+        *,
+        node: str | None,
+        history: Sequence[EpochValues],
+        started_at: datetime | None = None,
+        device: str | None = None,
+    ) -> TrialRecord:
         """Start a new attempt of trial `number` from the checkpoint that holds `history`
         (epochs 1..k): later epochs are deleted, missing ones recorded, the trial runs."""
         from_epoch = len(history)
@@ -63,17 +71,27 @@ class TrialProgress(StorePart):
             session.execute(delete(EpochRow).where(*key, EpochRow.epoch > from_epoch))
             have = set(session.scalars(select(EpochRow.epoch).where(*key)))
             missing = [
-                {"study_id": study_id, "number": number, "epoch": epoch, "seconds": seconds,
-                 "metrics": metrics}
-                for epoch, (seconds, metrics) in enumerate(history, start=1) if epoch not in have
-            ]  # fmt: skip
+                {
+                    "study_id": study_id,
+                    "number": number,
+                    "epoch": epoch,
+                    "seconds": seconds,
+                    "metrics": metrics,
+                }
+                for epoch, (seconds, metrics) in enumerate(history, start=1)
+                if epoch not in have
+            ]
             if missing:
                 session.execute(insert(EpochRow), missing)
             if row.lineage:  # a copy made after the checkpoint is made again
                 row.lineage = [e for e in row.lineage if e["epoch"] <= from_epoch]
             row.state, row.node, row.device, row.epochs_run = "running", node, device, from_epoch
-            attempt = {"node": node, "device": device, "started_at": now.isoformat(),
-                       "from_epoch": from_epoch}  # fmt: skip
+            attempt = {
+                "node": node,
+                "device": device,
+                "started_at": now.isoformat(),
+                "from_epoch": from_epoch,
+            }
             row.attempts = [*(row.attempts or ()), attempt]
             session.flush()
             data = {"number": number, "node": node, "from_epoch": from_epoch}

@@ -115,8 +115,14 @@ class TrialRows(StorePart):
             row.checkpoint_bytes = None  # a finished trial's checkpoint is deleted
             close_attempt(row, stop_reason, now)
             session.flush()
-            data = {"number": number, "state": state, "value": value, "values": row.values,
-                    "stop_reason": stop_reason, "error": error}  # fmt: skip
+            data = {
+                "number": number,
+                "state": state,
+                "value": value,
+                "values": row.values,
+                "stop_reason": stop_reason,
+                "error": error,
+            }
             events.append(session, study_id, "trial_finished", data)
             return trial_record(row)
 

@@ -24,13 +24,15 @@ def add_value(session: Session, study_id: int, number: int, value: float) -> Non
             index_elements=["study_id", "block"],
             set_={
                 "count": table.c.count + 1,
-                "lo": func.min(table.c.lo, excluded.lo) if dialect is sqlite
+                "lo": func.min(table.c.lo, excluded.lo)
+                if dialect is sqlite
                 else func.least(table.c.lo, excluded.lo),
-                "hi": func.max(table.c.hi, excluded.hi) if dialect is sqlite
+                "hi": func.max(table.c.hi, excluded.hi)
+                if dialect is sqlite
                 else func.greatest(table.c.hi, excluded.hi),
             },
         )
-    )  # fmt: skip
+    )
 
 
 def rebuild(session: Session, study_id: int) -> None:
@@ -38,12 +40,18 @@ def rebuild(session: Session, study_id: int) -> None:
     session.execute(delete(ValueBlockRow).where(ValueBlockRow.study_id == study_id))
     block = TrialRow.number // VALUE_BLOCK
     summary = (
-        select(TrialRow.study_id, block, func.count(), func.min(TrialRow.value),
-               func.max(TrialRow.value))
-        .where(TrialRow.study_id == study_id, TrialRow.state == "complete",
-               TrialRow.value.is_not(None))
+        select(
+            TrialRow.study_id,
+            block,
+            func.count(),
+            func.min(TrialRow.value),
+            func.max(TrialRow.value),
+        )
+        .where(
+            TrialRow.study_id == study_id, TrialRow.state == "complete", TrialRow.value.is_not(None)
+        )
         .group_by(TrialRow.study_id, block)
-    )  # fmt: skip
+    )
     session.execute(
         insert(ValueBlockRow).from_select(["study_id", "block", "count", "lo", "hi"], summary)
     )

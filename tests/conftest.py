@@ -245,8 +245,11 @@ def shared_service(
 ) -> Iterator[LiveService]:
     """One live service on SQLite for a whole test module (its tests share the database)."""
     root, datasets = tmp_path_factory.mktemp("service"), tmp_path_factory.mktemp("datasets")
-    settings = Settings(database_url=f"sqlite:///{root / 'hpo.db'}", data_dir=root / "data",
-                        data_roots=str(datasets))  # fmt: skip
+    settings = Settings(
+        database_url=f"sqlite:///{root / 'hpo.db'}",
+        data_dir=root / "data",
+        data_roots=str(datasets),
+    )
     with running_service(settings) as url:
         yield LiveService(url, settings.data_dir, datasets)
 

@@ -35,8 +35,11 @@ def compose(environment: dict[str, str] | None = None) -> dict[str, Any]:
         assert kind == ":-", f"compose would refuse to start without {name}: {fallback}"
         return fallback
 
-    text = re.sub(r"\$\$|\$\{(\w+)(?:(:-|:\?)([^}]*))?\}", interpolate,
-                  (ROOT / "docker-compose.yml").read_text())  # fmt: skip
+    text = re.sub(
+        r"\$\$|\$\{(\w+)(?:(:-|:\?)([^}]*))?\}",
+        interpolate,
+        (ROOT / "docker-compose.yml").read_text(),
+    )
     loaded: dict[str, Any] = yaml.safe_load(text)
     return loaded
 

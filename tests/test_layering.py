@@ -20,7 +20,7 @@ FORBIDDEN: dict[str, set[str]] = {
     "search": {"api", "service", "workers", "storage", "ray", "torch", *_SQL, *_HTTP},
     "workers": {"api", "service", "search", "storage", "optuna", *_SQL, *_HTTP},
     "storage": {"api", "service", "search", "workers", "optuna", "ray", "torch", *_HTTP},
-}  # fmt: skip
+}
 
 
 def imported_roots(path: Path) -> set[str]:
@@ -86,14 +86,27 @@ def imported_modules(path: Path, known: set[str], name: str = "") -> set[str]:
 # commands and reads above it (`studies`); data sets (`data`) are read by both; what
 # listens after a commit (`listeners`) is told by `run` and `studies` and knows neither.
 ROOM_FORBIDDEN: dict[str, tuple[str, ...]] = {
-    "service.cluster": ("service.run", "service.studies", "service.data", "service.runtime",
-                        "service.settings", "service.spec", "service.limits", "service.metrics"),
+    "service.cluster": (
+        "service.run",
+        "service.studies",
+        "service.data",
+        "service.runtime",
+        "service.settings",
+        "service.spec",
+        "service.limits",
+        "service.metrics",
+    ),
     "service.run": ("service.studies", "service.runtime"),
     "service.data": ("service.run", "service.studies", "service.cluster", "service.runtime"),
     "service.studies": ("service.runtime",),
-    "service.listeners": ("service.cluster", "service.run", "service.studies", "service.data",
-                          "service.runtime"),
-}  # fmt: skip
+    "service.listeners": (
+        "service.cluster",
+        "service.run",
+        "service.studies",
+        "service.data",
+        "service.runtime",
+    ),
+}
 
 
 @pytest.mark.parametrize("room", sorted(ROOM_FORBIDDEN))
@@ -101,12 +114,13 @@ def test_a_room_of_service_imports_no_room_it_must_not(room: str) -> None:
     modules = project_modules()
     offenders = {
         name: sorted(
-            m for m in imported_modules(path, set(modules))
+            m
+            for m in imported_modules(path, set(modules))
             if any(m == f or m.startswith(f + ".") for f in ROOM_FORBIDDEN[room])
         )
         for name, path in modules.items()
         if name == room or name.startswith(room + ".")
-    }  # fmt: skip
+    }
     offenders = {name: found for name, found in offenders.items() if found}
     assert offenders == {}, f"{room} must not import these: {offenders}"
 

@@ -218,9 +218,11 @@ def _fold_indices(
     try:
         if split.folds is None:
             train, val = train_test_split(
-                index, test_size=split.validation / (1 - split.test), random_state=split.seed,
+                index,
+                test_size=split.validation / (1 - split.test),
+                random_state=split.seed,
                 stratify=y if stratify else None,
-            )  # fmt: skip
+            )
             return [(train, val)]
         kind = StratifiedKFold if stratify else KFold
         splitter = kind(n_splits=split.folds, shuffle=True, random_state=split.seed)
@@ -260,9 +262,16 @@ class _Centred:
             y_shift = float(self.y64[train].mean()) - self.y_centre
             y_scale = float(self.y64[train].std() or 1.0)
         return Fold(
-            self.x, self.y, train, val, test, shift, std.astype(np.float32),
-            y_shift=y_shift, y_scale=y_scale,
-        )  # fmt: skip
+            self.x,
+            self.y,
+            train,
+            val,
+            test,
+            shift,
+            std.astype(np.float32),
+            y_shift=y_shift,
+            y_scale=y_scale,
+        )
 
 
 def load_prepared(

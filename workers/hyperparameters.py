@@ -12,9 +12,16 @@ from typing import Any
 
 OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
 SCHEDULE_NAMES = (
-    "constant", "step", "exponential", "linear", "polynomial", "inverse_sqrt", "cosine",
-    "cosine_restarts", "plateau",
-)  # fmt: skip
+    "constant",
+    "step",
+    "exponential",
+    "linear",
+    "polynomial",
+    "inverse_sqrt",
+    "cosine",
+    "cosine_restarts",
+    "plateau",
+)
 ACTIVATION_NAMES = ("relu", "tanh", "sigmoid", "gelu", "leaky_relu")
 INIT_NAMES = ("default", "xavier", "kaiming", "orthogonal")
 PRECISION_NAMES = ("fp32", "bf16", "fp16")
@@ -29,20 +36,44 @@ OPTIMIZER_KNOBS: dict[str, tuple[str, ...]] = {
 }
 
 DEFAULTS: dict[str, Any] = {
-    "lr": 1e-3, "optimizer": "adam", "momentum": 0.9, "beta1": 0.9, "beta2": 0.999,
-    "eps": 1e-8, "rho": 0.9, "batch_size": 64, "weight_decay": 0.0, "l1": 0.0, "dropout": 0.0,
-    "input_noise": 0.0, "batch_norm": False, "label_smoothing": 0.0, "grad_clip": None,
-    "lr_schedule": "constant", "lr_gamma": None, "lr_step_epochs": None, "warmup_epochs": 0,
-    "hidden_layers": 1, "hidden_units": 128, "activation": "relu", "init": "default",
-    "conv_channels": 16, "precision": "fp32", "compile": False,
-}  # fmt: skip
+    "lr": 1e-3,
+    "optimizer": "adam",
+    "momentum": 0.9,
+    "beta1": 0.9,
+    "beta2": 0.999,
+    "eps": 1e-8,
+    "rho": 0.9,
+    "batch_size": 64,
+    "weight_decay": 0.0,
+    "l1": 0.0,
+    "dropout": 0.0,
+    "input_noise": 0.0,
+    "batch_norm": False,
+    "label_smoothing": 0.0,
+    "grad_clip": None,
+    "lr_schedule": "constant",
+    "lr_gamma": None,
+    "lr_step_epochs": None,
+    "warmup_epochs": 0,
+    "hidden_layers": 1,
+    "hidden_units": 128,
+    "activation": "relu",
+    "init": "default",
+    "conv_channels": 16,
+    "precision": "fp32",
+    "compile": False,
+}
 KNOWN_HYPERPARAMETERS: frozenset[str] = frozenset(DEFAULTS)
 
 _CHOICES: dict[str, tuple[Any, ...]] = {
-    "optimizer": OPTIMIZER_NAMES, "lr_schedule": SCHEDULE_NAMES, "activation": ACTIVATION_NAMES,
-    "init": INIT_NAMES, "batch_norm": (True, False), "precision": PRECISION_NAMES,
+    "optimizer": OPTIMIZER_NAMES,
+    "lr_schedule": SCHEDULE_NAMES,
+    "activation": ACTIVATION_NAMES,
+    "init": INIT_NAMES,
+    "batch_norm": (True, False),
+    "precision": PRECISION_NAMES,
     "compile": (True, False),
-}  # fmt: skip
+}
 # name -> (low, high, low inclusive, high inclusive, integer)
 _RANGES: dict[str, tuple[float, float, bool, bool, bool]] = {
     "lr": (0, math.inf, False, False, False),

@@ -80,10 +80,15 @@ def build_cnn(sample_shape: tuple[int, ...], n_outputs: int, params: dict[str, A
 
     pool = [nn.MaxPool2d(2)] if min(height, width) >= 4 else []
     return nn.Sequential(
-        nn.Unflatten(1, sample_shape), *conv(channels, c), *pool, *conv(c, 2 * c),
-        nn.AdaptiveAvgPool2d(2), nn.Flatten(), *_block(8 * c, int(params["hidden_units"]), params),
+        nn.Unflatten(1, sample_shape),
+        *conv(channels, c),
+        *pool,
+        *conv(c, 2 * c),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        *_block(8 * c, int(params["hidden_units"]), params),
         nn.Linear(int(params["hidden_units"]), n_outputs),
-    )  # fmt: skip
+    )
 
 
 MODELS: dict[str, Callable[[tuple[int, ...], int, dict[str, Any]], nn.Module]] = {

@@ -22,9 +22,12 @@ def _momentum(parameters: Iterable[torch.nn.Parameter], p: dict[str, Any]) -> to
 
 def _nesterov(parameters: Iterable[torch.nn.Parameter], p: dict[str, Any]) -> torch.optim.Optimizer:
     return torch.optim.SGD(
-        parameters, lr=p["lr"], momentum=p["momentum"], nesterov=True,
+        parameters,
+        lr=p["lr"],
+        momentum=p["momentum"],
+        nesterov=True,
         weight_decay=p["weight_decay"],
-    )  # fmt: skip
+    )
 
 
 def _adagrad(parameters: Iterable[torch.nn.Parameter], p: dict[str, Any]) -> torch.optim.Optimizer:
@@ -45,16 +48,22 @@ def _rmsprop(parameters: Iterable[torch.nn.Parameter], p: dict[str, Any]) -> tor
 
 def _adam(parameters: Iterable[torch.nn.Parameter], p: dict[str, Any]) -> torch.optim.Optimizer:
     return torch.optim.Adam(
-        parameters, lr=p["lr"], betas=(p["beta1"], p["beta2"]), eps=p["eps"],
+        parameters,
+        lr=p["lr"],
+        betas=(p["beta1"], p["beta2"]),
+        eps=p["eps"],
         weight_decay=p["weight_decay"],
-    )  # fmt: skip
+    )
 
 
 def _adamw(parameters: Iterable[torch.nn.Parameter], p: dict[str, Any]) -> torch.optim.Optimizer:
     return torch.optim.AdamW(
-        parameters, lr=p["lr"], betas=(p["beta1"], p["beta2"]), eps=p["eps"],
+        parameters,
+        lr=p["lr"],
+        betas=(p["beta1"], p["beta2"]),
+        eps=p["eps"],
         weight_decay=p["weight_decay"],
-    )  # fmt: skip
+    )
 
 
 OPTIMIZERS: dict[str, Builder] = {

@@ -41,9 +41,13 @@ class Precision:
         self.scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)
 
     def backward_and_step(
-        self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, *, clip: float | None,
+        self,
+        loss: torch.Tensor,
+        optimizer: torch.optim.Optimizer,
+        *,
+        clip: float | None,
         model: torch.nn.Module,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Backward, optional clipping of the true (unscaled) gradient norm, and a step that
         the scaler skips when fp16 gradients overflowed."""
         self.scaler.scale(loss).backward()

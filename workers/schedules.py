@@ -50,19 +50,22 @@ SCHEDULES: dict[str, Builder] = {
         opt, T_0=_every(p, 10)
     ),
     "plateau": lambda opt, p, t, d: lr_scheduler.ReduceLROnPlateau(
-        opt,
-        mode="max" if d == "maximize" else "min",
-        factor=_gamma(p, 0.1),
-        patience=_every(p, 3),
-    ),  # fmt: skip
+        opt, mode="max" if d == "maximize" else "min", factor=_gamma(p, 0.1), patience=_every(p, 3)
+    ),
 }
 
 
 class EpochSchedule:
     """Warmup, then the named schedule; `step(value)` after every epoch."""
 
-    def __init__(self, optimizer: Optimizer, params: dict[str, Any], *, max_epochs: int,
-                 direction: str = "maximize"):  # fmt: skip
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        params: dict[str, Any],
+        *,
+        max_epochs: int,
+        direction: str = "maximize",
+    ):
         name = params.get("lr_schedule") or "constant"
         if name not in SCHEDULES:
             raise ValueError(f"unknown lr_schedule '{name}', expected one of {sorted(SCHEDULES)}")
@@ -74,9 +77,10 @@ class EpochSchedule:
         if warmup_epochs:
             warmup = lr_scheduler.LinearLR(optimizer, 1 / (warmup_epochs + 1), 1.0, warmup_epochs)
             self._scheduler = (
-                warmup if self._plateau is not None
+                warmup
+                if self._plateau is not None
                 else lr_scheduler.SequentialLR(optimizer, [warmup, main], [warmup_epochs])  # type: ignore[list-item]
-            )  # fmt: skip
+            )
         elif self._plateau is None:
             self._scheduler = main  # type: ignore[assignment]
         self._epoch = 0

@@ -119,7 +119,7 @@ class TrialSlot:
     def warm_up(self) -> None:
         """Import what a trial needs (torch, the trainer, installed plug-in tasks), so a
         warm slot's first epoch starts at once."""
-        import workers.trainer  # noqa: F401 - imported for its cost, not its names
+        import workers.trial_trainer  # noqa: F401 - imported for its cost, not its names
         from workers.tasks import installed_tasks
 
         installed_tasks()
@@ -155,10 +155,20 @@ class TrialSlot:
 
     @_ends_trial_on_oom
     def start_trial(
-        self, data_key: str, data: Any, params: dict[str, Any], *, model: str, objective: str,
-        direction: str, seed: int, max_epochs: int, checkpoint: CheckpointPolicy | None = None,
-        param_schedule: dict[str, list[tuple[int, Any]]] | None = None, threads: int | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        data_key: str,
+        data: Any,
+        params: dict[str, Any],
+        *,
+        model: str,
+        objective: str,
+        direction: str,
+        seed: int,
+        max_epochs: int,
+        checkpoint: CheckpointPolicy | None = None,
+        param_schedule: dict[str, list[tuple[int, Any]]] | None = None,
+        threads: int | None = None,
+    ) -> None:
         """Build the trial's model and optimizer; tensors are reused for the same data_key.
 
         `data` may be an object ref: it is fetched only when the tensors must be built.
@@ -168,7 +178,8 @@ class TrialSlot:
         """
         import torch
 
-        from workers.trainer import TensorData, TrialTrainer
+        from workers.tensors import TensorData
+        from workers.trial_trainer import TrialTrainer
 
         if threads is not None and threads != torch.get_num_threads():
             torch.set_num_threads(max(1, threads))
@@ -181,9 +192,15 @@ class TrialSlot:
             self._data_key = data_key
         self._trainer = None
         self._trainer = TrialTrainer(
-            self._tensors, params, model=model, objective=objective, direction=direction,
-            seed=seed, max_epochs=max_epochs, param_schedule=param_schedule,
-        )  # fmt: skip
+            self._tensors,
+            params,
+            model=model,
+            objective=objective,
+            direction=direction,
+            seed=seed,
+            max_epochs=max_epochs,
+            param_schedule=param_schedule,
+        )
         self._policy, self._saved, self._save_s = checkpoint, (0, 0.0), None
 
     @_ends_trial_on_oom
@@ -295,9 +312,13 @@ class TrialSlot:
 
 
 def create_slot(
-    *, num_cpus: float, num_gpus: float, num_threads: int | None = None,
-    scheduling_strategy: Any = None, allow_cpu_for_gpus: bool = False,
-) -> Any:  # fmt: skip
+    *,
+    num_cpus: float,
+    num_gpus: float,
+    num_threads: int | None = None,
+    scheduling_strategy: Any = None,
+    allow_cpu_for_gpus: bool = False,
+) -> Any:
     """Start a slot actor reserving `num_cpus` and `num_gpus` in Ray, where
     `scheduling_strategy` says (any fitting node by default). `num_threads` (default: the
     CPUs rounded down) is torch's until a trial brings its own."""

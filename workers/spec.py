@@ -105,9 +105,11 @@ class SplitSpec(_Strict):
     test: float = Field(default=0.2, ge=0, lt=1)
     seed: int = 0
     folds: int | None = Field(
-        default=None, ge=2, le=20,
+        default=None,
+        ge=2,
+        le=20,
         description="k-fold cross-validation on the non-test part; replaces `validation`.",
-    )  # fmt: skip
+    )
 
     @model_validator(mode="after")
     def _leaves_training_data(self) -> SplitSpec:
@@ -121,9 +123,10 @@ class ModelSpec(_Strict):
         default="mlp", description="cnn needs image data (N,C,H,W); plugin needs `name`."
     )
     name: str | None = Field(
-        default=None, pattern=NAME_PATTERN,
+        default=None,
+        pattern=NAME_PATTERN,
         description="With kind plugin: an installed task's name (GET /api/v1/tasks).",
-    )  # fmt: skip
+    )
 
     @model_validator(mode="after")
     def _name_iff_plugin(self) -> ModelSpec:

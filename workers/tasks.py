@@ -92,10 +92,17 @@ def installed_tasks() -> list[TaskInfo]:
         except TaskError as exc:
             infos.append(TaskInfo(name, package, version, error=str(exc)))
             continue
-        infos.append(TaskInfo(
-            name, package, version, task.description, task.task, task.provides_data,
-            dict(task.hyperparameters),
-        ))  # fmt: skip
+        infos.append(
+            TaskInfo(
+                name,
+                package,
+                version,
+                task.description,
+                task.task,
+                task.provides_data,
+                dict(task.hyperparameters),
+            )
+        )
     return infos
 
 

@@ -29,8 +29,10 @@ def datasets_list(url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson =
 @datasets_app.command("delete")
 def datasets_delete(
     dataset_id: Annotated[str, typer.Argument(help="Data set id.", show_default=False)],
-    url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False,
-) -> None:  # fmt: skip
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
     """Delete an uploaded data set (refused while a queued or running study uses it)."""
     with client_of(url, token) as client:
         client.delete_dataset(dataset_id)
@@ -52,8 +54,10 @@ def tasks(url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False) 
 def upload(
     file: Annotated[Path, typer.Argument(help="CSV, Parquet or NPZ file.")],
     target: Annotated[str, typer.Option(help="Target column (or NPZ array).")] = "target",
-    url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False,
-) -> None:  # fmt: skip
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
     """Upload a data set that studies then name as {source: uploaded, id: ID}."""
     with client_of(url, token) as client:
         record = client.upload(file, target=target)

@@ -24,14 +24,27 @@ def print_datasets(items: list[dict[str, Any]]) -> None:
         console.print("no uploaded data sets")
         return
     table = columns(
-        "id", "file", "target", "task", "rows", "features", "bytes", "uploaded",
+        "id",
+        "file",
+        "target",
+        "task",
+        "rows",
+        "features",
+        "bytes",
+        "uploaded",
         wrapping=("file", "uploaded"),
-    )  # fmt: skip
+    )
     for d in items:
         table.add_row(
-            d["id"], escape(d["filename"]), escape(d["target"]), d["task"], str(d["n_rows"]),
-            str(d["n_features"]), str(d["size_bytes"]), when(d["created_at"]),
-        )  # fmt: skip
+            d["id"],
+            escape(d["filename"]),
+            escape(d["target"]),
+            d["task"],
+            str(d["n_rows"]),
+            str(d["n_features"]),
+            str(d["size_bytes"]),
+            when(d["created_at"]),
+        )
     console.print(table)
 
 
@@ -40,14 +53,23 @@ def print_tasks(items: list[dict[str, Any]]) -> None:
         console.print("no plug-in tasks installed (entry point group hpo.tasks)")
         return
     table = columns(
-        "name", "package", "task", "data", "hyperparameters", "description",
+        "name",
+        "package",
+        "task",
+        "data",
+        "hyperparameters",
+        "description",
         wrapping=("hyperparameters", "description"),
-    )  # fmt: skip
+    )
     for t in items:
         knobs = ", ".join(f"{k}={fmt(v)}" for k, v in t["hyperparameters"].items()) or "-"
         about = t["error"] and f"failed to load: {t['error']}" or t["description"]
         table.add_row(
-            escape(t["name"]), escape(f"{t['package']} {t['version']}"), t["task"] or "-",
-            "yes" if t["provides_data"] else "no", escape(knobs), escape(about or ""),
-        )  # fmt: skip
+            escape(t["name"]),
+            escape(f"{t['package']} {t['version']}"),
+            t["task"] or "-",
+            "yes" if t["provides_data"] else "no",
+            escape(knobs),
+            escape(about or ""),
+        )
     console.print(table)

@@ -31,10 +31,12 @@ def _nodes_table(cluster: dict[str, Any]) -> Table:
         states = Counter(s["state"] for s in cluster["slots"] if s["node_id"] == node["node_id"])
         reserved = " (reserved)" if node["node_id"] == cluster.get("reserved_node") else ""
         table.add_row(
-            f"{node['node_id'][:12]}{reserved}", "yes" if node["alive"] else "[red]no[/red]",
-            f"{node['cpus_used']:g}/{node['cpus']:g}", f"{node['gpus_used']:g}/{node['gpus']:g}",
+            f"{node['node_id'][:12]}{reserved}",
+            "yes" if node["alive"] else "[red]no[/red]",
+            f"{node['cpus_used']:g}/{node['cpus']:g}",
+            f"{node['gpus_used']:g}/{node['gpus']:g}",
             f"{states['busy']}/{states['idle']}",
-        )  # fmt: skip
+        )
     return table
 
 
@@ -64,18 +66,31 @@ def _slot_studies(busy: list[dict[str, Any]]) -> str:
 
 def _tenants_table(cluster: dict[str, Any]) -> Table:
     table = columns(
-        "tenant", "weight", "share", "dominant", "held", "busy slots", "waiting", "quota",
-        wrapping=("held", "busy slots", "quota"), title="tenants",
-    )  # fmt: skip
+        "tenant",
+        "weight",
+        "share",
+        "dominant",
+        "held",
+        "busy slots",
+        "waiting",
+        "quota",
+        wrapping=("held", "busy slots", "quota"),
+        title="tenants",
+    )
     rows = [(escape(t["tenant"]), t) for t in cluster["tenants"]]
     if cluster.get("others"):
         rows.append(("[dim]other tenants[/dim]", cluster["others"]))
     for name, t in rows:
         table.add_row(
-            name, f"{t['weight']:g}", f"{t['share']:.0%}", f"{t['dominant_share']:.0%}",
-            shape_text(t["cpus"], t["gpus"]), str(t["slots"]), str(t["studies_waiting"]),
+            name,
+            f"{t['weight']:g}",
+            f"{t['share']:.0%}",
+            f"{t['dominant_share']:.0%}",
+            shape_text(t["cpus"], t["gpus"]),
+            str(t["slots"]),
+            str(t["studies_waiting"]),
             _quota_text(t),
-        )  # fmt: skip
+        )
     return table
 
 
@@ -90,9 +105,16 @@ def _quota_text(tenant: dict[str, Any]) -> str:
 
 def _queue_table(queue: list[dict[str, Any]]) -> Table:
     table = columns(
-        "#", "study", "tenant", "priority", "waiting since", "slots", "shape",
-        wrapping=("study", "waiting since", "shape"), title="queue",
-    )  # fmt: skip
+        "#",
+        "study",
+        "tenant",
+        "priority",
+        "waiting since",
+        "slots",
+        "shape",
+        wrapping=("study", "waiting since", "shape"),
+        title="queue",
+    )
     for q in queue:
         study = (
             f"{q['study_id']} '{escape(q['name'] or '')}'"
@@ -100,10 +122,14 @@ def _queue_table(queue: list[dict[str, Any]]) -> Table:
             else "another tenant's study"
         )
         table.add_row(
-            str(q["position"]), study, escape(q["tenant"] or "-"), fmt(q["priority"]),
-            waited(q["waiting_since"]), f"{q['slots_held']}/{q['parallelism']}",
+            str(q["position"]),
+            study,
+            escape(q["tenant"] or "-"),
+            fmt(q["priority"]),
+            waited(q["waiting_since"]),
+            f"{q['slots_held']}/{q['parallelism']}",
             shape_text(q["cpus_per_trial"], q["gpus_per_trial"]),
-        )  # fmt: skip
+        )
     return table
 
 

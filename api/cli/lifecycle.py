@@ -43,8 +43,9 @@ def _announce(
         print_json(study)
 
 
-def stop(study_id: StudyId, url: Url = DEFAULT_URL, token: Token = None,
-         as_json: AsJson = False) -> None:  # fmt: skip
+def stop(
+    study_id: StudyId, url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False
+) -> None:
     """Stop a queued or running study; its running trials end as cancelled."""
     with client_of(url, token) as client:
         study = client.stop(study_id)
@@ -53,8 +54,9 @@ def stop(study_id: StudyId, url: Url = DEFAULT_URL, token: Token = None,
     console.print(f"study {study_id} stopping (now {study['state']})", highlight=False)
 
 
-def pause(study_id: StudyId, url: Url = DEFAULT_URL, token: Token = None,
-          as_json: AsJson = False) -> None:  # fmt: skip
+def pause(
+    study_id: StudyId, url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False
+) -> None:
     """Pause a study: trials stop at their next epoch with a checkpoint; `resume` continues."""
     with client_of(url, token) as client:
         study = client.pause(study_id)
@@ -67,8 +69,10 @@ def resume(
     study_id: StudyId,
     max_trials: Annotated[int | None, typer.Option(help="New trial budget.", min=1)] = None,
     wait: Annotated[bool, typer.Option(help="Show progress until the study ends.")] = False,
-    url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False,
-) -> None:  # fmt: skip
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
     """Continue a paused study from its checkpoints, or run a finished one further."""
     budget = {} if max_trials is None else {"max_trials": max_trials}
     with client_of(url, token) as client:
@@ -82,8 +86,10 @@ def delete(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Do not ask; needed without a terminal.")
     ] = False,
-    url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False,
-) -> None:  # fmt: skip
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
     """Delete a study that is not queued or running, with its trials, curves and checkpoints."""
     if not yes:
         if not sys.stdin.isatty():

@@ -12,10 +12,11 @@ from api.client import ClientError, HpoClient
 Url = Annotated[
     str | None,
     typer.Option(
-        envvar="HPO_URL", show_default=False,
+        envvar="HPO_URL",
+        show_default=False,
         help="Service address (default http://127.0.0.1:$HPO_PORT; HPO_PORT 8000 when unset).",
     ),
-]  # fmt: skip
+]
 Token = Annotated[str | None, typer.Option(envvar="HPO_TOKEN", help="API token.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON only, for programs.")]
 StudyId = Annotated[int, typer.Argument(help="Study id.", show_default=False)]

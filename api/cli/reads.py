@@ -22,8 +22,10 @@ from api.client import ClientError
 def studies(
     state: Annotated[str | None, typer.Option(help="Only this state.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many; 0 for all.", min=0)] = 50,
-    url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False,
-) -> None:  # fmt: skip
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
     """List studies, newest first."""
     with client_of(url, token) as client:
         items = _take(client.iter_studies(state=state, page_size=_page(limit)), limit)
@@ -32,8 +34,9 @@ def studies(
     print_studies(items)
 
 
-def show(study_id: StudyId, url: Url = DEFAULT_URL, token: Token = None,
-         as_json: AsJson = False) -> None:  # fmt: skip
+def show(
+    study_id: StudyId, url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False
+) -> None:
     """One study: state, trial counts, progress, best trial, timings, warnings and error."""
     with client_of(url, token) as client:
         study = client.get(study_id)
@@ -47,8 +50,10 @@ def trials(
     state: Annotated[str | None, typer.Option(help="Only this trial state.")] = None,
     top: Annotated[int | None, typer.Option(help="The K best complete trials.", min=1)] = None,
     limit: Annotated[int, typer.Option(help="At most this many; 0 for all.", min=0)] = 50,
-    url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False,
-) -> None:  # fmt: skip
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
     """A study's trials by number, or with --top K its K best complete ones, best first."""
     if top is not None:
         state, limit = state or "complete", top
@@ -71,8 +76,10 @@ def best(
         Path | None,
         typer.Option(help="Save the best trial's checkpoint (weights, model) to this file."),
     ] = None,
-    url: Url = DEFAULT_URL, token: Token = None, as_json: AsJson = False,
-) -> None:  # fmt: skip
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
     """A study's k best trials (the Pareto front for several objectives); with --spec the
     best PBT member as a plain spec, with --checkpoint its weights to a file."""
     if spec and checkpoint is not None:

@@ -45,8 +45,8 @@ def bind_or_exit(host: str, port: int) -> socket.socket:
         sock.close()
         reason = "is in use" if exc.errno == 98 else f"cannot be bound: {exc.strerror}"
         print_error(
-            f"port {port} on {host} {reason}; pick another with --port or HPO_PORT "
-            "(make demo PORT=...)"
+            f"port {port} on {host} {reason}; pick another with --port or HPO_PORT (make demo "
+            "PORT=...)"
         )
         raise typer.Exit(1) from None
     return sock

@@ -32,15 +32,26 @@ def objective_text(spec: dict[str, Any]) -> str:
 
 def print_studies(items: list[dict[str, Any]]) -> None:
     table = columns(
-        "id", "name", "state", "slots", "trials", "best", "created",
+        "id",
+        "name",
+        "state",
+        "slots",
+        "trials",
+        "best",
+        "created",
         wrapping=("name", "slots", "created"),
-    )  # fmt: skip
+    )
     for s in items:
         best = s["best"]["value"] if s["best"] else None
         table.add_row(
-            str(s["id"]), escape(s["name"]), state_text(s), _slots_text(s),
-            f"{n_done(s)}/{max_trials(s)}", fmt(best), when(s["created_at"]),
-        )  # fmt: skip
+            str(s["id"]),
+            escape(s["name"]),
+            state_text(s),
+            _slots_text(s),
+            f"{n_done(s)}/{max_trials(s)}",
+            fmt(best),
+            when(s["created_at"]),
+        )
     console.print(table)
 
 

@@ -34,8 +34,15 @@ def print_trials(trials: list[dict[str, Any]]) -> None:
 
 def _trial_row(trial: dict[str, Any]) -> list[str]:
     secs = "-" if trial["duration_s"] is None else f"{trial['duration_s']:.1f}"
-    return [str(trial["number"]), trial["state"], fmt(trial["value"]), epochs_text(trial),
-            trial["stop_reason"] or "", secs, trial.get("device") or "-"]  # fmt: skip
+    return [
+        str(trial["number"]),
+        trial["state"],
+        fmt(trial["value"]),
+        epochs_text(trial),
+        trial["stop_reason"] or "",
+        secs,
+        trial.get("device") or "-",
+    ]
 
 
 def trial_table(

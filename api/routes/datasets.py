@@ -28,13 +28,16 @@ UploadsDep = Annotated[Uploads, Depends(get_uploads)]
 
 @router.post("", status_code=201, response_model=DatasetOut, responses=_ERRORS)
 async def upload_dataset(
-    uploads: UploadsDep, tenant: Tenant, response: Response, runtime: RuntimeDep,
+    uploads: UploadsDep,
+    tenant: Tenant,
+    response: Response,
+    runtime: RuntimeDep,
     file: Annotated[
         UploadFile, File(description="CSV, Parquet or NPZ", json_schema_extra={"format": "binary"})
     ],
     target: Annotated[str, Form(min_length=1, max_length=255)] = "target",
     format: Annotated[str | None, Form()] = None,  # noqa: A002 - the spec's field name
-) -> DatasetOut:  # fmt: skip
+) -> DatasetOut:
     """Upload a data set; 422 names a missing target or a non-numeric column, 413 if too big
     or if the tenant's uploads would pass max_upload_bytes_per_tenant."""
 
@@ -43,9 +46,13 @@ async def upload_dataset(
             yield chunk
 
     record = await uploads.add(
-        tenant=tenant, filename=file.filename or "upload", target=target, file_format=format,
-        chunks=chunks(), cap=TenantCaps.of(runtime.settings).upload_bytes,
-    )  # fmt: skip
+        tenant=tenant,
+        filename=file.filename or "upload",
+        target=target,
+        file_format=format,
+        chunks=chunks(),
+        cap=TenantCaps.of(runtime.settings).upload_bytes,
+    )
     response.headers["Location"] = f"/api/v1/datasets/{record.id}"
     return DatasetOut.of(record)
 

@@ -25,10 +25,13 @@ def healthz() -> dict[str, str]:
 
 
 @router.get(
-    "/readyz", response_model=ReadinessOut,
-    responses={503: {"model": ReadinessOut, "description": "a part is not reachable"},
-               **AUTH_ERRORS},
-)  # fmt: skip
+    "/readyz",
+    response_model=ReadinessOut,
+    responses={
+        503: {"model": ReadinessOut, "description": "a part is not reachable"},
+        **AUTH_ERRORS,
+    },
+)
 def readyz(runtime: RuntimeDep, tenant: Tenant) -> JSONResponse:
     """The database and Ray are reachable."""
     checks = runtime.readiness()

@@ -26,9 +26,11 @@ TrialNumberValue = Annotated[int, Field(ge=0, le=2**31 - 1)]
 
 @router.get("/{study_id}/history", response_model=HistoryOut)
 def history(
-    study_id: StudyId, insights: Insights, tenant: Tenant,
+    study_id: StudyId,
+    insights: Insights,
+    tenant: Tenant,
     points: Annotated[int, Query(ge=1, le=5000)] = 500,
-) -> HistoryOut:  # fmt: skip
+) -> HistoryOut:
     """Optimization history: value per trial (bucketed past `points`) and the running best."""
     found = insights.history(study_id, points=points, tenant=tenant)
     return HistoryOut(
@@ -49,10 +51,13 @@ def importance(study_id: StudyId, insights: Insights, tenant: Tenant) -> Importa
 
 @router.get("/{study_id}/curves", response_model=CurvesOut)
 def curves(
-    study_id: StudyId, insights: Insights, tenant: Tenant,
+    study_id: StudyId,
+    insights: Insights,
+    tenant: Tenant,
     numbers: Annotated[list[TrialNumberValue], Query(max_length=MAX_CURVES)] = [],  # noqa: B006
-    top: Count = 0, pruned: Count = 0,
-) -> CurvesOut:  # fmt: skip
+    top: Count = 0,
+    pruned: Count = 0,
+) -> CurvesOut:
     """Learning curves (the primary metric per epoch) of the named trials, the `top` best
     and the `pruned` most recently pruned."""
     metric, found = insights.curves(

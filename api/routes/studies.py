@@ -19,9 +19,11 @@ from service.spec import StudySpec
 from service.studies.study_service import FINISHED_TRIAL_STATES
 
 router = APIRouter(
-    prefix="/api/v1/studies", tags=["studies"], route_class=YamlOrJsonRoute,
+    prefix="/api/v1/studies",
+    tags=["studies"],
+    route_class=YamlOrJsonRoute,
     responses=ERROR_RESPONSES,
-)  # fmt: skip
+)
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (404, 409, 422, 503)
 }
@@ -84,9 +86,12 @@ async def pause_study(study_id: StudyId, studies: Studies, tenant: Tenant) -> St
 
 @router.post("/{study_id}/resume", status_code=202, response_model=StudyOut, responses=_ERRORS)
 async def resume_study(
-    study_id: StudyId, studies: Studies, tenant: Tenant, runtime: RuntimeDep,
+    study_id: StudyId,
+    studies: Studies,
+    tenant: Tenant,
+    runtime: RuntimeDep,
     body: ResumeIn | None = None,
-) -> StudyOut:  # fmt: skip
+) -> StudyOut:
     """Continue a paused study from its checkpoints, or run a finished one further;
     `budget` fields replace the old ones."""
     budget = body.budget.model_dump(exclude_unset=True) if body and body.budget else None
@@ -161,6 +166,8 @@ def best_checkpoint(study_id: StudyId, studies: Studies, tenant: Tenant) -> File
     """The best trial's weights and model description, for `torch.load(weights_only=True)`."""
     number, path = studies.best_checkpoint(study_id, tenant=tenant)
     return FileResponse(
-        path, media_type="application/octet-stream", filename=f"study-{study_id}-trial-{number}.pt",
+        path,
+        media_type="application/octet-stream",
+        filename=f"study-{study_id}-trial-{number}.pt",
         headers={"X-Trial-Number": str(number)},
-    )  # fmt: skip
+    )

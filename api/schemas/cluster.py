@@ -38,8 +38,8 @@ class TenantOut(BaseModel):
     tenant: str = Field(description="The tenant, or `others`: every other tenant summed.")
     weight: float
     share: float = Field(
-        description="The fraction of the cluster its weight entitles it to "
-        "among the tenants with studies now."
+        description="The fraction of the cluster its weight entitles it to among the tenants with "
+        "studies now."
     )
     cpus: float
     gpus: float
@@ -76,34 +76,68 @@ class ClusterOut(BaseModel):
         description="Studies waiting for a slot, in the order they will get one."
     )
     reserved_node: str | None = Field(
-        description="A node kept free for the first study in "
-        "the queue, whose trials fit nowhere else yet."
+        description="A node kept free for the first study in the queue, whose trials fit nowhere "
+        "else yet."
     )
 
     @classmethod
     def of(cls, cluster: ScopedCluster) -> ClusterOut:
         snap = cluster.snapshot
         return cls(
-            nodes=[NodeOut(node_id=n.node_id, alive=n.alive, cpus=amount(n.capacity.cpus),
-                           gpus=amount(n.capacity.gpus), cpus_used=amount(n.used.cpus),
-                           gpus_used=amount(n.used.gpus)) for n in snap.nodes],
-            slots=[SlotOut(slot_id=s.slot_id, node_id=s.node_id, cpus=amount(s.shape.cpus),
-                           gpus=amount(s.shape.gpus), state=cast(Any, s.state),
-                           study_id=s.study_id, tenant=s.tenant) for s in snap.slots],
+            nodes=[
+                NodeOut(
+                    node_id=n.node_id,
+                    alive=n.alive,
+                    cpus=amount(n.capacity.cpus),
+                    gpus=amount(n.capacity.gpus),
+                    cpus_used=amount(n.used.cpus),
+                    gpus_used=amount(n.used.gpus),
+                )
+                for n in snap.nodes
+            ],
+            slots=[
+                SlotOut(
+                    slot_id=s.slot_id,
+                    node_id=s.node_id,
+                    cpus=amount(s.shape.cpus),
+                    gpus=amount(s.shape.gpus),
+                    state=cast(Any, s.state),
+                    study_id=s.study_id,
+                    tenant=s.tenant,
+                )
+                for s in snap.slots
+            ],
             tenants=[_tenant_out(t) for t in snap.tenants],
             others=_tenant_out(cluster.others) if cluster.others else None,
-            queue=[QueueEntryOut(
-                position=q.position, study_id=q.study_id, name=q.name, tenant=q.tenant,
-                priority=q.priority, waiting_since=q.waiting_since, slots_held=q.slots_held,
-                parallelism=q.parallelism, cpus_per_trial=amount(q.shape.cpus),
-                gpus_per_trial=amount(q.shape.gpus)) for q in snap.queue],
+            queue=[
+                QueueEntryOut(
+                    position=q.position,
+                    study_id=q.study_id,
+                    name=q.name,
+                    tenant=q.tenant,
+                    priority=q.priority,
+                    waiting_since=q.waiting_since,
+                    slots_held=q.slots_held,
+                    parallelism=q.parallelism,
+                    cpus_per_trial=amount(q.shape.cpus),
+                    gpus_per_trial=amount(q.shape.gpus),
+                )
+                for q in snap.queue
+            ],
             reserved_node=snap.reserved_node,
-        )  # fmt: skip
+        )
 
 
 def _tenant_out(t: TenantView) -> TenantOut:
     return TenantOut(
-        tenant=t.tenant, weight=t.weight, share=t.share, cpus=amount(t.held.cpus),
-        gpus=amount(t.held.gpus), slots=t.slots, dominant_share=t.dominant_share,
-        studies_waiting=t.studies_waiting, quota_cpus=t.quota.cpus, quota_gpus=t.quota.gpus,
-    )  # fmt: skip
+        tenant=t.tenant,
+        weight=t.weight,
+        share=t.share,
+        cpus=amount(t.held.cpus),
+        gpus=amount(t.held.gpus),
+        slots=t.slots,
+        dominant_share=t.dominant_share,
+        studies_waiting=t.studies_waiting,
+        quota_cpus=t.quota.cpus,
+        quota_gpus=t.quota.gpus,
+    )

@@ -45,8 +45,8 @@ class CurveOut(BaseModel):
     value: float | None
     epochs: list[int]
     values: list[EpochValue] = Field(
-        description="The metric per epoch (an integer for a count such as n_params); null if "
-        "not finite."
+        description="The metric per epoch (an integer for a count such as n_params); null if not "
+        "finite."
     )
 
     @classmethod

@@ -48,8 +48,8 @@ class StudyOut(BaseModel):
     warnings: list[str] = Field(description="What the service changed or degraded, and why.")
     priority: int = Field(description="Among its tenant's studies, higher gets slots first.")
     queue_position: int | None = Field(
-        description="Its place among the studies waiting for a slot (1 is next); null when "
-        "it waits for none."
+        description="Its place among the studies waiting for a slot (1 is next); null when it "
+        "waits for none."
     )
     waiting_since: datetime | None = Field(description="When its current wait for a slot began.")
     slots_held: int = Field(description="Slots training its trials now (up to parallelism).")
@@ -61,15 +61,25 @@ class StudyOut(BaseModel):
     def of(cls, view: StudyView) -> StudyOut:
         r, q = view.record, view.queue
         return cls(
-            id=r.id, name=r.name, state=cast(StudyState, r.state),
-            state_reason=r.state_reason, spec=r.spec,
-            counts=view.counts, best=TrialOut.of(view.best) if view.best else None,
-            optuna_study_name=r.optuna_study_name, created_at=r.created_at,
-            started_at=r.started_at, finished_at=r.finished_at, error=r.error,
-            warnings=r.warnings, priority=view.priority,
-            queue_position=q.position if q else None, waiting_since=q.waiting_since if q else None,
-            slots_held=q.slots_held if q else 0, checkpoint_bytes=view.checkpoint_bytes,
-        )  # fmt: skip
+            id=r.id,
+            name=r.name,
+            state=cast(StudyState, r.state),
+            state_reason=r.state_reason,
+            spec=r.spec,
+            counts=view.counts,
+            best=TrialOut.of(view.best) if view.best else None,
+            optuna_study_name=r.optuna_study_name,
+            created_at=r.created_at,
+            started_at=r.started_at,
+            finished_at=r.finished_at,
+            error=r.error,
+            warnings=r.warnings,
+            priority=view.priority,
+            queue_position=q.position if q else None,
+            waiting_since=q.waiting_since if q else None,
+            slots_held=q.slots_held if q else 0,
+            checkpoint_bytes=view.checkpoint_bytes,
+        )
 
 
 class StudyPage(BaseModel):

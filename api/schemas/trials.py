@@ -72,8 +72,11 @@ class TrialOut(BaseModel):
 
     @classmethod
     def of(cls, trial: TrialRecord) -> TrialOut:
-        fields = {name: getattr(trial, name) for name in cls.model_fields
-                  if name not in ("lineage", "schedule")}  # fmt: skip
+        fields = {
+            name: getattr(trial, name)
+            for name in cls.model_fields
+            if name not in ("lineage", "schedule")
+        }
         lineage = [LineageOut(**entry) for entry in trial.lineage]
         schedule = [SchedulePiece(from_epoch=1, params=trial.params)] if lineage else []
         schedule += [SchedulePiece(from_epoch=e.epoch + 1, params=e.params) for e in lineage]

@@ -93,11 +93,15 @@ def scope(snapshot: ClusterSnapshot, tenant: str | None) -> ScopedCluster:
     own = [t for t in snapshot.tenants if t.tenant == tenant]
     rest = [t for t in snapshot.tenants if t.tenant != tenant]
     others = TenantView(
-        tenant="others", weight=sum(t.weight for t in rest), share=sum(t.share for t in rest),
+        tenant="others",
+        weight=sum(t.weight for t in rest),
+        share=sum(t.share for t in rest),
         held=sum((t.held for t in rest), Shape(0, 0)),
-        dominant_share=sum(t.dominant_share for t in rest), slots=sum(t.slots for t in rest),
-        studies_waiting=sum(t.studies_waiting for t in rest), quota=Quota(),
-    )  # fmt: skip
+        dominant_share=sum(t.dominant_share for t in rest),
+        slots=sum(t.slots for t in rest),
+        studies_waiting=sum(t.studies_waiting for t in rest),
+        quota=Quota(),
+    )
     slots = [
         s if s.tenant == tenant else SlotView(s.slot_id, s.node_id, s.shape, s.state, None, None)
         for s in snapshot.slots
@@ -109,7 +113,13 @@ def scope(snapshot: ClusterSnapshot, tenant: str | None) -> ScopedCluster:
 
 def _anonymous(entry: QueueEntry) -> QueueEntry:
     return QueueEntry(
-        position=entry.position, study_id=None, name=None, tenant=None, priority=None,
-        waiting_since=entry.waiting_since, slots_held=entry.slots_held,
-        parallelism=entry.parallelism, shape=entry.shape,
-    )  # fmt: skip
+        position=entry.position,
+        study_id=None,
+        name=None,
+        tenant=None,
+        priority=None,
+        waiting_since=entry.waiting_since,
+        slots_held=entry.slots_held,
+        parallelism=entry.parallelism,
+        shape=entry.shape,
+    )

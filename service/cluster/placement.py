@@ -71,10 +71,13 @@ class Placement:
         room (the best fit), or room that idle slots of other shapes hold; None when none
         of these exists outside `blocked`."""
         idle = [
-            s for s in self.slots
-            if not s.busy and s.node_id not in blocked and s.serves(shape)
+            s
+            for s in self.slots
+            if not s.busy
+            and s.node_id not in blocked
+            and s.serves(shape)
             and shape.fits_in(self.free[s.node_id] + s.reserved)
-        ]  # fmt: skip
+        ]
         if idle:
             best = max(
                 idle, key=lambda s: (s.last_study == study_id, s.shape == shape, s.idle_since)
@@ -97,17 +100,21 @@ class Placement:
             return None
         return min(
             fitting,
-            key=lambda n: (shape.gpus == 0 and n in self.gpu_nodes,
-                           _spare(self.free[n] - shape), n),
-        )  # fmt: skip
+            key=lambda n: (
+                shape.gpus == 0 and n in self.gpu_nodes,
+                _spare(self.free[n] - shape),
+                n,
+            ),
+        )
 
     def _idle_to_end(self, node_id: str, shape: Shape) -> tuple[int, ...] | None:
         """The fewest idle slots on the node whose room, with the free room, fits `shape`."""
         room = self.free[node_id]
         idle = sorted(
             (s for s in self.slots if s.node_id == node_id and not s.busy and s.reserved != ZERO),
-            key=lambda s: s.reserved, reverse=True,
-        )  # fmt: skip
+            key=lambda s: s.reserved,
+            reverse=True,
+        )
         victims: list[int] = []
         for slot in idle:
             if shape.fits_in(room):

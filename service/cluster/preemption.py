@@ -44,10 +44,16 @@ class Waiter:
 
 
 def pick_victim(
-    waiter: Waiter, busy: list[BusySlot], free: Mapping[str, Shape],
-    use: Mapping[str, TenantUse], total: Shape, policy: TenantPolicy, *,
-    granted_before: float = float("inf"), other_shapes: bool = True,
-) -> int | None:  # fmt: skip
+    waiter: Waiter,
+    busy: list[BusySlot],
+    free: Mapping[str, Shape],
+    use: Mapping[str, TenantUse],
+    total: Shape,
+    policy: TenantPolicy,
+    *,
+    granted_before: float = float("inf"),
+    other_shapes: bool = True,
+) -> int | None:
     """The slot to take for `waiter`, or None: one that serves the waiter's shape first
     (it is handed over as it is: the same shape, or a reshapeable CPU-only slot for a
     CPU-only waiter; for another, its actor must end and a new one start, which took

@@ -38,9 +38,11 @@ class RaySlotBackend:
     def create(self, shape: Shape, node_id: str, *, reserved: Shape) -> Any:
         pinned = NodeAffinitySchedulingStrategy(node_id, soft=False)
         actor = create_slot(
-            **reserved.ray_options(), num_threads=shape.threads(), scheduling_strategy=pinned,
+            **reserved.ray_options(),
+            num_threads=shape.threads(),
+            scheduling_strategy=pinned,
             allow_cpu_for_gpus=self._allow_cpu_for_gpus,
-        )  # fmt: skip
+        )
         actor.warm_up.remote()  # imports torch meanwhile; its first trial's call waits for it
         return actor
 

@@ -97,9 +97,14 @@ def keep_node(
 
 
 def clearing_yields(
-    study: Waiter, waited_s: float, slots: Iterable[NodeSlot], *, now: float,
-    preempt_after_s: float, actor_start_s: float,
-) -> list[int]:  # fmt: skip
+    study: Waiter,
+    waited_s: float,
+    slots: Iterable[NodeSlot],
+    *,
+    now: float,
+    preempt_after_s: float,
+    actor_start_s: float,
+) -> list[int]:
     """The busy slots on the kept node that yield to `study`, which has waited
     `waited_s`, at monotonic time `now`; none before preempt_after_s (plus
     `actor_start_s` when no slot there serves its shape in its own process)."""

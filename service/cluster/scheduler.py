@@ -39,12 +39,7 @@ from service.cluster.fair_share import Shape, TenantPolicy
 from service.cluster.grant_holds import GrantHolds
 from service.cluster.placement import Placement, refusal
 from service.cluster.reservation import Reservation, keep_node, standing
-from service.cluster.scheduler_state import (
-    SlotState,
-    StudyState,
-    queue_infos,
-    snapshot_of,
-)
+from service.cluster.scheduler_state import SlotState, StudyState, queue_infos, snapshot_of
 from service.cluster.slot_contract import Lease, SlotBackend, StudyDemand
 from service.cluster.slot_pool import SlotPool
 from service.cluster.study_book import StudyBook
@@ -57,12 +52,18 @@ class SlotScheduler:
     """Owns the cluster's trial slots; use it from the service's event loop only."""
 
     def __init__(
-        self, backend: SlotBackend, policy: TenantPolicy | None = None, *, max_idle: int = 2,
-        refresh_s: float = 1.0, on_wait: Callable[[float], None] | None = None,
-        preempt_after_s: float | None = None, reshape_cpu_slots: bool = True,
+        self,
+        backend: SlotBackend,
+        policy: TenantPolicy | None = None,
+        *,
+        max_idle: int = 2,
+        refresh_s: float = 1.0,
+        on_wait: Callable[[float], None] | None = None,
+        preempt_after_s: float | None = None,
+        reshape_cpu_slots: bool = True,
         clock: Callable[[], float] = time.monotonic,
         utc_now: Callable[[], datetime] | None = None,
-    ):  # fmt: skip
+    ):
         # The clocks are parameters so that tests can drive shares and waits in simulated
         # time: measured on a busy machine, they would check its speed, not the rules.
         self._clock = clock
@@ -208,10 +209,14 @@ class SlotScheduler:
         """Freeze what readers in other threads see; run at the end of every pass."""
         book = self._book
         self._snapshot = snapshot_of(
-            nodes=list(self._nodes.by_id.values()), slots=list(self._pool.slots.values()),
-            studies=book.studies, queue=book.queue(), use=book.use, policy=book.policy,
+            nodes=list(self._nodes.by_id.values()),
+            slots=list(self._pool.slots.values()),
+            studies=book.studies,
+            queue=book.queue(),
+            use=book.use,
+            policy=book.policy,
             reserved_node=self._reservation.node_id if self._reservation else None,
-        )  # fmt: skip
+        )
         self._positions = queue_infos(self._snapshot, book.studies)
 
     # -- granting ---------------------------------------------------------------------

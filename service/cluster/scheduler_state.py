@@ -81,10 +81,15 @@ class StudyState:
 
 
 def snapshot_of(
-    *, nodes: list[NodeInfo], slots: list[SlotState], studies: Mapping[int, StudyState],
-    queue: list[StudyState], use: Mapping[str, TenantUse], policy: TenantPolicy,
+    *,
+    nodes: list[NodeInfo],
+    slots: list[SlotState],
+    studies: Mapping[int, StudyState],
+    queue: list[StudyState],
+    use: Mapping[str, TenantUse],
+    policy: TenantPolicy,
     reserved_node: str | None,
-) -> ClusterSnapshot:  # fmt: skip
+) -> ClusterSnapshot:
     """Nodes, slots, tenants (every one seen since start; idle ones at share 0) and the
     queue in grant order."""
     total = sum((n.capacity for n in nodes if n.alive), ZERO)
@@ -123,10 +128,16 @@ def queue_infos(
 def _queue_entry(position: int, study: StudyState) -> QueueEntry:
     d = study.demand
     return QueueEntry(
-        position=position, study_id=d.study_id, name=d.name, tenant=d.tenant,
-        priority=d.priority, waiting_since=study.waiting_since, slots_held=len(study.held),
-        parallelism=d.parallelism, shape=d.shape,
-    )  # fmt: skip
+        position=position,
+        study_id=d.study_id,
+        name=d.name,
+        tenant=d.tenant,
+        priority=d.priority,
+        waiting_since=study.waiting_since,
+        slots_held=len(study.held),
+        parallelism=d.parallelism,
+        shape=d.shape,
+    )
 
 
 def _node_view(node: NodeInfo, slots: list[SlotState]) -> NodeView:
@@ -137,18 +148,31 @@ def _node_view(node: NodeInfo, slots: list[SlotState]) -> NodeView:
 def _slot_view(slot: SlotState, studies: Mapping[int, StudyState]) -> SlotView:
     study = studies.get(slot.study_id) if slot.study_id is not None else None
     return SlotView(
-        slot.id, slot.node_id, slot.shape, "busy" if slot.study_id is not None else "idle",
-        slot.study_id, study.demand.tenant if study else None,
-    )  # fmt: skip
+        slot.id,
+        slot.node_id,
+        slot.shape,
+        "busy" if slot.study_id is not None else "idle",
+        slot.study_id,
+        study.demand.tenant if study else None,
+    )
 
 
 def _tenant_view(
-    tenant: str, use: TenantUse, studies: Mapping[int, StudyState], policy: TenantPolicy,
-    total: Shape, share: float,
-) -> TenantView:  # fmt: skip
+    tenant: str,
+    use: TenantUse,
+    studies: Mapping[int, StudyState],
+    policy: TenantPolicy,
+    total: Shape,
+    share: float,
+) -> TenantView:
     own = [s for s in studies.values() if s.demand.tenant == tenant]
     return TenantView(
-        tenant=tenant, weight=policy.weight(tenant), share=share, held=use.held,
-        dominant_share=dominant_share(use.held, total), slots=sum(len(s.held) for s in own),
-        studies_waiting=sum(1 for s in own if s.live_waiters()), quota=policy.quota(tenant),
-    )  # fmt: skip
+        tenant=tenant,
+        weight=policy.weight(tenant),
+        share=share,
+        held=use.held,
+        dominant_share=dominant_share(use.held, total),
+        slots=sum(len(s.held) for s in own),
+        studies_waiting=sum(1 for s in own if s.live_waiters()),
+        quota=policy.quota(tenant),
+    )

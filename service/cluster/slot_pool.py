@@ -25,9 +25,13 @@ class SlotPool:
     """Slots by id, over the backend that starts and ends their actors."""
 
     def __init__(
-        self, backend: SlotBackend, *, max_idle: int, reshape_cpu_slots: bool,
+        self,
+        backend: SlotBackend,
+        *,
+        max_idle: int,
+        reshape_cpu_slots: bool,
         clock: Callable[[], float],
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._backend = backend
         self._max_idle = max_idle
         self._reshape_cpu_slots = reshape_cpu_slots
@@ -41,10 +45,17 @@ class SlotPool:
         """Where shapes can go now, over the alive ones of `nodes`."""
         alive = {n.node_id: n for n in nodes if n.alive}
         facts = [
-            SlotFacts(s.id, s.node_id, s.shape, s.study_id is not None, s.last_study,
-                      s.idle_since, s.reserved)
+            SlotFacts(
+                s.id,
+                s.node_id,
+                s.shape,
+                s.study_id is not None,
+                s.last_study,
+                s.idle_since,
+                s.reserved,
+            )
             for s in self.slots.values()
-        ]  # fmt: skip
+        ]
         gpu_nodes = {n for n, info in alive.items() if info.capacity.gpus > 0}
         return Placement({n: i.capacity for n, i in alive.items()}, facts, gpu_nodes)
 
@@ -65,8 +76,11 @@ class SlotPool:
     def prewarm(self, shape: Shape, n: int, placement: Placement) -> None:
         """Start idle slots of `shape` where there is room, until `n` (at most max_idle)
         idle ones serve it."""
-        serving = sum(1 for s in self.slots.values() if s.study_id is None
-                      and serves(s.shape, s.reserved, shape))  # fmt: skip
+        serving = sum(
+            1
+            for s in self.slots.values()
+            if s.study_id is None and serves(s.shape, s.reserved, shape)
+        )
         for _ in range(min(n, self._max_idle) - serving):
             node = placement.best_fit(shape, blocked=set())
             if node is None:
@@ -98,8 +112,9 @@ class SlotPool:
         reshapeable = self._reshape_cpu_slots and not self.autoscaler and shape.cpu_only
         reserved = ZERO if reshapeable else shape
         actor = self._backend.create(shape, node_id, reserved=reserved)
-        slot = SlotState(next(self._ids), actor, shape, node_id, idle_since=self._clock(),
-                         reserved=reserved)  # fmt: skip
+        slot = SlotState(
+            next(self._ids), actor, shape, node_id, idle_since=self._clock(), reserved=reserved
+        )
         self.slots[slot.id] = slot
         return slot
 

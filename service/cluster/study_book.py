@@ -114,10 +114,13 @@ class StudyBook:
     def queue(self) -> list[StudyState]:
         """Studies that wait for a slot (or, before they first ask, for their first), in
         grant order."""
-        return self.in_order([
-            s for s in self.studies.values()
-            if not s.departed and (s.live_waiters() or (not s.asked and not s.held))
-        ])  # fmt: skip
+        return self.in_order(
+            [
+                s
+                for s in self.studies.values()
+                if not s.departed and (s.live_waiters() or (not s.asked and not s.held))
+            ]
+        )
 
     def eligible(self, now: float) -> list[StudyState]:
         """Studies that may be granted a slot now, or are getting ready to ask, within

@@ -34,9 +34,13 @@ class YieldRequests:
     """Slot id -> the waiting study it yields to, over the scheduler's pool and book."""
 
     def __init__(
-        self, pool: SlotPool, book: StudyBook, *, preempt_after_s: float | None,
+        self,
+        pool: SlotPool,
+        book: StudyBook,
+        *,
+        preempt_after_s: float | None,
         clock: Callable[[], float],
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._pool = pool
         self._book = book
         self._preempt_after_s = preempt_after_s
@@ -70,11 +74,15 @@ class YieldRequests:
             if not study.live_waiters() or not self._book.within_quota(study):
                 continue
             victim = pick_victim(
-                _waiter(study), self._busy_slots(), placement.free, self._book.use,
-                self._book.total, self._book.policy,
+                _waiter(study),
+                self._busy_slots(),
+                placement.free,
+                self._book.use,
+                self._book.total,
+                self._book.policy,
                 granted_before=self._clock() - self._preempt_after_s,
                 other_shapes=waited_s >= self._preempt_after_s + self._pool.actor_start_s,
-            )  # fmt: skip
+            )
             if victim is not None:
                 self._request(victim, sid, "slot %s yields at its next epoch to study %s")
 
@@ -84,9 +92,13 @@ class YieldRequests:
             return
         slots = [self._node_slot(s.id) for s in self._pool.on_node(kept.node_id)]
         for slot_id in clearing_yields(
-            _waiter(study), _waited_s(study, now), slots, now=self._clock(),
-            preempt_after_s=after_s, actor_start_s=self._pool.actor_start_s,
-        ):  # fmt: skip
+            _waiter(study),
+            _waited_s(study, now),
+            slots,
+            now=self._clock(),
+            preempt_after_s=after_s,
+            actor_start_s=self._pool.actor_start_s,
+        ):
             self._request(
                 slot_id,
                 kept.study_id,
@@ -104,8 +116,15 @@ class YieldRequests:
         if holder is None:
             return NodeSlot(slot.id, slot.shape, slot.reserved)
         d = holder.demand
-        return NodeSlot(slot.id, slot.shape, slot.reserved, d.tenant, d.priority,
-                        slot.granted_at, self.asked(slot.id))  # fmt: skip
+        return NodeSlot(
+            slot.id,
+            slot.shape,
+            slot.reserved,
+            d.tenant,
+            d.priority,
+            slot.granted_at,
+            self.asked(slot.id),
+        )
 
     def _busy_slots(self) -> list[BusySlot]:
         busy = []
@@ -114,8 +133,18 @@ class YieldRequests:
             if study is None or self.asked(slot.id):
                 continue
             d = study.demand
-            busy.append(BusySlot(slot.id, slot.node_id, slot.shape, d.study_id, d.tenant,
-                                 d.priority, slot.granted_at, slot.reserved))  # fmt: skip
+            busy.append(
+                BusySlot(
+                    slot.id,
+                    slot.node_id,
+                    slot.shape,
+                    d.study_id,
+                    d.tenant,
+                    d.priority,
+                    slot.granted_at,
+                    slot.reserved,
+                )
+            )
         return busy
 
 

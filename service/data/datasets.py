@@ -110,10 +110,15 @@ def _uploaded(dataset: UploadedDataset, roots: DataRoots, tenant: str | None) ->
     except NotFound as exc:
         raise InvalidRequest(str(exc), field="dataset.id") from exc
     path = roots.uploads.path_of(record)
-    return PathDataset.model_validate({
-        "source": "path", "path": str(path), "format": record.format, "target": record.target,
-        "task": record.task,
-    })  # fmt: skip
+    return PathDataset.model_validate(
+        {
+            "source": "path",
+            "path": str(path),
+            "format": record.format,
+            "target": record.target,
+            "task": record.task,
+        }
+    )
 
 
 def prepare_data(spec: StudySpec, roots: DataRoots) -> PreparedData:
@@ -130,8 +135,8 @@ def prepare_data(spec: StudySpec, roots: DataRoots) -> PreparedData:
     for objective in spec.objectives:
         if objective.metric.startswith("val_") and objective.metric not in allowed:
             raise ValueError(
-                f"objective {objective.metric} does not fit this {data.task} data; "
-                f"use one of {allowed}"
+                f"objective {objective.metric} does not fit this {data.task} data; use one of "
+                f"{allowed}"
             )
     if spec.model.kind == "cnn" and len(data.sample_shape) != 3:  # plug-ins check their own
         raise ValueError(

@@ -39,9 +39,15 @@ class Uploads:
         return self.root / record.id / record.filename
 
     async def add(
-        self, *, tenant: str, filename: str, target: str, file_format: str | None,
-        chunks: AsyncIterator[bytes], cap: TenantCap | None = None,
-    ) -> DatasetRecord:  # fmt: skip
+        self,
+        *,
+        tenant: str,
+        filename: str,
+        target: str,
+        file_format: str | None,
+        chunks: AsyncIterator[bytes],
+        cap: TenantCap | None = None,
+    ) -> DatasetRecord:
         """Store, check and register an upload; InvalidRequest (422) or PayloadTooLarge (413,
         also when the tenant's stored uploads and this one would pass `cap`)."""
         name = PurePath(filename or "upload").name
@@ -61,10 +67,17 @@ class Uploads:
                 if cap is not None:
                     await asyncio.to_thread(self._check_total, tenant, cap, size)
                 return await asyncio.to_thread(
-                    self.store.create, id=dataset_id, tenant=tenant, filename=name, format=fmt,
-                    target=target, task=infer_task(y), size_bytes=size, n_rows=len(y),
+                    self.store.create,
+                    id=dataset_id,
+                    tenant=tenant,
+                    filename=name,
+                    format=fmt,
+                    target=target,
+                    task=infer_task(y),
+                    size_bytes=size,
+                    n_rows=len(y),
                     n_features=int(x[0].size),
-                )  # fmt: skip
+                )
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise

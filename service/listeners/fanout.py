@@ -63,8 +63,9 @@ class Listeners:
             return
         _, pending = await asyncio.wait(tasks, timeout=timeout_s)
         for task in pending:
-            log.warning("listener task %s did not finish in %s s: cancelled", task.get_name(),
-                        timeout_s)  # fmt: skip
+            log.warning(
+                "listener task %s did not finish in %s s: cancelled", task.get_name(), timeout_s
+            )
             task.cancel()
 
 
@@ -83,8 +84,13 @@ class _Feed:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
             self.n_missed += 1
-            log.warning("listener %s is %d events behind: it misses %s (%d missed)", self.name,
-                        self.queue.qsize(), event, self.n_missed)  # fmt: skip
+            log.warning(
+                "listener %s is %d events behind: it misses %s (%d missed)",
+                self.name,
+                self.queue.qsize(),
+                event,
+                self.n_missed,
+            )
             return
         if self.task is None:
             self.task = asyncio.create_task(self._drain(), name=f"listener-{self.name}")
@@ -96,8 +102,7 @@ class _Feed:
                 try:
                     await _deliver(self.listener, event)
                 except Exception:  # noqa: BLE001 - a listener's fault stops no study
-                    log.exception("listener %s raised on %s; the study goes on", self.name,
-                                  event)  # fmt: skip
+                    log.exception("listener %s raised on %s; the study goes on", self.name, event)
         finally:
             self.task = None
 

@@ -60,12 +60,21 @@ class StudyDriver:
     """Runs one study to the end of its budget, or until `request_stop`."""
 
     def __init__(
-        self, study: Study, optuna: OptunaBridge, *, ledger: Ledger, runner: TrialRunner,
-        n_done: int = 0, n_failed: int = 0, retries: Iterable[TrialJob] = (),
-        checkpoints: CheckpointStore | None = None, best_value: float | None = None,
-        metrics: ServiceMetrics | None = None, trial_checkpoints: TrialCheckpoints | None = None,
+        self,
+        study: Study,
+        optuna: OptunaBridge,
+        *,
+        ledger: Ledger,
+        runner: TrialRunner,
+        n_done: int = 0,
+        n_failed: int = 0,
+        retries: Iterable[TrialJob] = (),
+        checkpoints: CheckpointStore | None = None,
+        best_value: float | None = None,
+        metrics: ServiceMetrics | None = None,
+        trial_checkpoints: TrialCheckpoints | None = None,
         members: Iterable[TrialRecord] = (),
-    ):  # fmt: skip
+    ):
         self.study = study
         self.study_id = study.id
         self.spec = spec = study.spec
@@ -84,19 +93,31 @@ class StudyDriver:
         self._slots = SlotWait(runner, self._end, self._on_grant)
         self._book = TrialBook(study.id, optuna, ledger=ledger, writer=self.writer, metrics=metrics)
         self._weights = KeptWeights(
-            study.id, spec, self.writer, checkpoints=checkpoints,
-            trial_checkpoints=trial_checkpoints, best_value=best_value,
-        )  # fmt: skip
+            study.id,
+            spec,
+            self.writer,
+            checkpoints=checkpoints,
+            trial_checkpoints=trial_checkpoints,
+            best_value=best_value,
+        )
         self._members = Members(spec, members) if spec.population else None
         self._ctx = TrialContext(
-            study_id=study.id, spec=spec, optuna=optuna, store=store, writer=self.writer,
-            study_ending=self._study_ending, interruption=self._interruption,
+            study_id=study.id,
+            spec=spec,
+            optuna=optuna,
+            store=store,
+            writer=self.writer,
+            study_ending=self._study_ending,
+            interruption=self._interruption,
             target_reached=lambda: self.request_stop("target_reached"),
-            keeps_checkpoint=self._weights.keeps, last_epoch=self._weights.last_epoch,
-            save_checkpoint=self._weights.save, checkpoint_policy=self._weights.policy,
-            warn=self._book.warn, population=self._members.population if self._members else None,
+            keeps_checkpoint=self._weights.keeps,
+            last_epoch=self._weights.last_epoch,
+            save_checkpoint=self._weights.save,
+            checkpoint_policy=self._weights.policy,
+            warn=self._book.warn,
+            population=self._members.population if self._members else None,
             rotates=self._rotates,
-        )  # fmt: skip
+        )
 
     async def run(self) -> None:
         """Drive the study and write its final state; a trial's fault never escapes."""
@@ -119,9 +140,13 @@ class StudyDriver:
                 if self._members is not None:  # finished members were kept as donors
                     self._weights.forget_study()
             await record_end(
-                self.study, self._end, writer=self.writer, ledger=self.ledger,
-                optuna_storage=self.optuna.storage, error=error,
-            )  # fmt: skip
+                self.study,
+                self._end,
+                writer=self.writer,
+                ledger=self.ledger,
+                optuna_storage=self.optuna.storage,
+                error=error,
+            )
         except Exception:  # noqa: BLE001 - the database is gone: start-up reconciles it
             log.exception("study %s: its end could not be recorded", self.study_id)
         finally:
@@ -254,9 +279,12 @@ class StudyDriver:
             self._metrics.trials_running.inc()
         try:
             outcome = await run_trial(
-                self._ctx, slot, trial, {**self.spec.params, **params},
+                self._ctx,
+                slot,
+                trial,
+                {**self.spec.params, **params},
                 resume=job.number is not None,
-            )  # fmt: skip
+            )
         finally:
             if self._metrics is not None:
                 self._metrics.trials_running.dec()

@@ -28,6 +28,10 @@ class TrialJob:
     def resumed(self, trial: optuna.Trial, params: dict[str, Any], *, lost: bool) -> TrialJob:
         """The same trial again, from its checkpoint; `lost` counts one more lost worker."""
         return replace(
-            self, params=params, number=trial.number, trial=trial,
-            attempt=self.attempt + int(lost), consumes_claim=False,
-        )  # fmt: skip
+            self,
+            params=params,
+            number=trial.number,
+            trial=trial,
+            attempt=self.attempt + int(lost),
+            consumes_claim=False,
+        )

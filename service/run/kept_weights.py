@@ -20,10 +20,15 @@ class KeptWeights:
     """One study's kept weights, with the best value kept so far."""
 
     def __init__(
-        self, study_id: int, spec: StudySpec, writer: OrderedWriter, *,
-        checkpoints: CheckpointStore | None, trial_checkpoints: TrialCheckpoints | None,
+        self,
+        study_id: int,
+        spec: StudySpec,
+        writer: OrderedWriter,
+        *,
+        checkpoints: CheckpointStore | None,
+        trial_checkpoints: TrialCheckpoints | None,
         best_value: float | None,
-    ):  # fmt: skip
+    ):
         self.study_id = study_id
         self.spec = spec
         self.writer = writer

@@ -30,28 +30,54 @@ class Ledger:
     listeners: Listeners = field(default_factory=Listeners)
 
     def end_trial(
-        self, study_id: int, number: int, *, state: str, value: float | None,
-        best_epoch: int | None, stop_reason: str, error: str | None = None,
-        values: Sequence[float] | None = None, test_metrics: dict[str, float] | None = None,
+        self,
+        study_id: int,
+        number: int,
+        *,
+        state: str,
+        value: float | None,
+        best_epoch: int | None,
+        stop_reason: str,
+        error: str | None = None,
+        values: Sequence[float] | None = None,
+        test_metrics: dict[str, float] | None = None,
         finished_at: datetime | None = None,
-    ) -> TrialRecord:  # fmt: skip
+    ) -> TrialRecord:
         """Close the trial with its outcome (`Store.finish_trial`), then tell listeners."""
         record = self.store.finish_trial(
-            study_id, number, state=state, value=value, best_epoch=best_epoch,
-            stop_reason=stop_reason, error=error, values=values, test_metrics=test_metrics,
+            study_id,
+            number,
+            state=state,
+            value=value,
+            best_epoch=best_epoch,
+            stop_reason=stop_reason,
+            error=error,
+            values=values,
+            test_metrics=test_metrics,
             finished_at=finished_at,
-        )  # fmt: skip
+        )
         event = TrialEnded(
-            study_id, number, state, stop_reason, value,
-            None if values is None else tuple(values), error,
-        )  # fmt: skip
+            study_id,
+            number,
+            state,
+            stop_reason,
+            value,
+            None if values is None else tuple(values),
+            error,
+        )
         after_commit(lambda: self.listeners.tell(event))
         return record
 
     def move_study(
-        self, study_id: int, state: str, *, reason: str | None = None, error: str | None = None,
-        expect: Sequence[str] | None = None, spec: dict[str, Any] | None = None,
-    ) -> StudyRecord | None:  # fmt: skip
+        self,
+        study_id: int,
+        state: str,
+        *,
+        reason: str | None = None,
+        error: str | None = None,
+        expect: Sequence[str] | None = None,
+        spec: dict[str, Any] | None = None,
+    ) -> StudyRecord | None:
         """Move the study to `state`, then tell listeners; with `expect`, only from one of
         those states (a compare-and-set: StudyStateChanged for the loser).
 

@@ -15,7 +15,8 @@ from service.data.datasets import DataRoots, prepare_data
 from service.run.runner import LastEpoch, TrialEnd, TrialError, TrialStart, trial_error
 from service.spec import StudySpec
 from workers.slot import EpochResult, Exploited, Resumed
-from workers.trainer import TensorData, TrialTrainer
+from workers.tensors import TensorData
+from workers.trial_trainer import TrialTrainer
 
 
 class InProcessSlot:
@@ -29,12 +30,19 @@ class InProcessSlot:
 
     async def start_trial(self, start: TrialStart) -> None:
         self._trainer = await _guarded(
-            TrialTrainer, self._tensors, start.params, model=self._spec.model.key,
-            objective=self._spec.primary.metric, direction=self._spec.primary.direction,
-            seed=start.seed, max_epochs=self._spec.budget.max_epochs,
-            param_schedule={name: [(p.from_epoch, p.value) for p in points]
-                            for name, points in self._spec.param_schedule.items()},
-        )  # fmt: skip
+            TrialTrainer,
+            self._tensors,
+            start.params,
+            model=self._spec.model.key,
+            objective=self._spec.primary.metric,
+            direction=self._spec.primary.direction,
+            seed=start.seed,
+            max_epochs=self._spec.budget.max_epochs,
+            param_schedule={
+                name: [(p.from_epoch, p.value) for p in points]
+                for name, points in self._spec.param_schedule.items()
+            },
+        )
 
     async def resume_trial(self, start: TrialStart) -> Resumed:
         """No checkpoints here: a resumed trial starts over."""

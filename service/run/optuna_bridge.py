@@ -75,9 +75,10 @@ class OptunaBridge:
         index = self.spec.objectives.index(self.spec.primary)
         value = trial.values[index] if trial.values else None
         return optuna.trial.create_trial(
-            state=trial.state, value=value if trial.state == TrialState.COMPLETE else None,
+            state=trial.state,
+            value=value if trial.state == TrialState.COMPLETE else None,
             intermediate_values=trial.intermediate_values,
-        )  # fmt: skip
+        )
 
     @property
     def n_trials(self) -> int:
@@ -95,10 +96,12 @@ class OptunaBridge:
         if self.multi_objective:
             self._shadows[trial.number] = self._pruning.ask()
         create = partial(
-            self._mirror.create, number=trial.number, params=dict(trial.params),
+            self._mirror.create,
+            number=trial.number,
+            params=dict(trial.params),
             distributions=dict(trial.distributions),
             system_attrs=self.study._storage.get_trial_system_attrs(trial._trial_id),
-        )  # fmt: skip
+        )
         return trial, params, partial(self._store.run, create)
 
     def adopt(self, number: int) -> optuna.Trial:

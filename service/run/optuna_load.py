@@ -33,16 +33,18 @@ from storage.foreign_rows import rows_of_children, rows_where
 _TRIALS = models.TrialModel.__table__
 # Each child table with the columns read, the trial's id first.
 _CHILDREN = {
-    "params": (models.TrialParamModel.__table__,
-               ("trial_id", "param_name", "param_value", "distribution_json")),
-    "values": (models.TrialValueModel.__table__,
-               ("trial_id", "objective", "value", "value_type")),
-    "intermediate": (models.TrialIntermediateValueModel.__table__,
-                     ("trial_id", "step", "intermediate_value", "intermediate_value_type")),
+    "params": (
+        models.TrialParamModel.__table__,
+        ("trial_id", "param_name", "param_value", "distribution_json"),
+    ),
+    "values": (models.TrialValueModel.__table__, ("trial_id", "objective", "value", "value_type")),
+    "intermediate": (
+        models.TrialIntermediateValueModel.__table__,
+        ("trial_id", "step", "intermediate_value", "intermediate_value_type"),
+    ),
     "user_attrs": (models.TrialUserAttributeModel.__table__, ("trial_id", "key", "value_json")),
-    "system_attrs": (models.TrialSystemAttributeModel.__table__,
-                     ("trial_id", "key", "value_json")),
-}  # fmt: skip
+    "system_attrs": (models.TrialSystemAttributeModel.__table__, ("trial_id", "key", "value_json")),
+}
 _TRIAL_COLUMNS = ("trial_id", "number", "state", "datetime_start", "datetime_complete")
 Rows = Sequence[tuple[Any, ...]]
 
@@ -72,8 +74,10 @@ def read_trials(
 
     def read(connection: Any) -> dict[str, Rows]:
         where = {"study_id": optuna_study_id}
-        rows = {name: rows_of_children(connection, table, columns, _TRIALS, "trial_id", where)
-                for name, (table, columns) in _CHILDREN.items()}  # fmt: skip
+        rows = {
+            name: rows_of_children(connection, table, columns, _TRIALS, "trial_id", where)
+            for name, (table, columns) in _CHILDREN.items()
+        }
         rows["trials"] = rows_where(connection, _TRIALS, _TRIAL_COLUMNS, where, order_by="number")
         return rows
 
@@ -104,16 +108,24 @@ def _build(rows: dict[str, Rows]) -> list[FrozenTrial]:
         objectives = values.get(tid, none)
         if len(objectives) > 1:
             objectives = sorted(objectives, key=lambda v: v[1])
-        trials.append(FrozenTrial(
-            number=number, trial_id=tid, state=state, value=None,
-            values=[value_of(v, kind) for _, _, v, kind in objectives] or None,
-            datetime_start=started, datetime_complete=completed,
-            params=chosen, distributions=distributions,
-            user_attrs={k: json.loads(v) for _, k, v in user.get(tid, none)},
-            system_attrs={k: json.loads(v) for _, k, v in system.get(tid, none)},
-            intermediate_values={
-                step: step_value_of(v, kind) for _, step, v, kind in steps.get(tid, none)},
-        ))  # fmt: skip
+        trials.append(
+            FrozenTrial(
+                number=number,
+                trial_id=tid,
+                state=state,
+                value=None,
+                values=[value_of(v, kind) for _, _, v, kind in objectives] or None,
+                datetime_start=started,
+                datetime_complete=completed,
+                params=chosen,
+                distributions=distributions,
+                user_attrs={k: json.loads(v) for _, k, v in user.get(tid, none)},
+                system_attrs={k: json.loads(v) for _, k, v in system.get(tid, none)},
+                intermediate_values={
+                    step: step_value_of(v, kind) for _, step, v, kind in steps.get(tid, none)
+                },
+            )
+        )
     return trials
 
 
@@ -130,12 +142,16 @@ def add_all(study: optuna.Study, trials: list[FrozenTrial]) -> None:
             raise ValueError("add_all fills an empty study only")
         for trial in trials:
             if trial.number != len(info.trials):
-                raise ValueError(f"trial numbers must run 0..n-1; got {trial.number} "
-                                 f"at position {len(info.trials)}")  # fmt: skip
+                raise ValueError(
+                    f"trial numbers must run 0..n-1; got {trial.number} at position "
+                    f"{len(info.trials)}"
+                )
             storage._max_trial_id += 1
             trial._trial_id = storage._max_trial_id
             storage._trial_id_to_study_id_and_number[trial._trial_id] = (
-                study._study_id, trial.number)  # fmt: skip
+                study._study_id,
+                trial.number,
+            )
             info.trials.append(trial)
         best = _best(trials, storage.get_study_directions(study._study_id))
         info.best_trial_id = best._trial_id if best is not None else None

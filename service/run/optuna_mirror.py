@@ -43,14 +43,16 @@ TESTED_OPTUNA = ("5.0",)  # minor versions tests/api/test_optuna_compat.py passe
 WRITTEN_COLUMNS: dict[str, set[str]] = {
     table.name: set(columns)
     for table, columns in (
-        (_TRIALS, ("trial_id", "number", "study_id", "state", "datetime_start",
-                   "datetime_complete")),
+        (
+            _TRIALS,
+            ("trial_id", "number", "study_id", "state", "datetime_start", "datetime_complete"),
+        ),
         (_PARAMS, ("trial_id", "param_name", "param_value", "distribution_json")),
         (_VALUES, ("trial_id", "objective", "value", "value_type")),
         (_INTERMEDIATE, ("trial_id", "step", "intermediate_value", "intermediate_value_type")),
         (_SYSTEM_ATTRS, ("trial_id", "key", "value_json")),
     )
-}  # fmt: skip
+}
 
 
 def check_compatible(version: str, columns_of: Callable[[str], set[str]]) -> None:
@@ -81,44 +83,80 @@ class OptunaMirror:
         self._trial_ids: dict[int, int] = {}
 
     def create(
-        self, connection: Any, number: int, params: dict[str, Any],
-        distributions: dict[str, BaseDistribution], system_attrs: dict[str, Any],
-    ) -> None:  # fmt: skip
+        self,
+        connection: Any,
+        number: int,
+        params: dict[str, Any],
+        distributions: dict[str, BaseDistribution],
+        system_attrs: dict[str, Any],
+    ) -> None:
         """A running trial with its params (Optuna's internal representation) and attrs."""
-        row = {"number": number, "study_id": self._study_id, "state": TrialState.RUNNING,
-               "datetime_start": _utc_now()}  # fmt: skip
+        row = {
+            "number": number,
+            "study_id": self._study_id,
+            "state": TrialState.RUNNING,
+            "datetime_start": _utc_now(),
+        }
         trial_id = int(insert_row(connection, _TRIALS, row))
         self._trial_ids[number] = trial_id
-        insert_rows(connection, _PARAMS, [
-            {"trial_id": trial_id, "param_name": name,
-             "param_value": distributions[name].to_internal_repr(value),
-             "distribution_json": distribution_to_json(distributions[name])}
-            for name, value in params.items()
-        ])  # fmt: skip
-        insert_rows(connection, _SYSTEM_ATTRS, [
-            {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
-            for key, value in system_attrs.items()
-        ])  # fmt: skip
+        insert_rows(
+            connection,
+            _PARAMS,
+            [
+                {
+                    "trial_id": trial_id,
+                    "param_name": name,
+                    "param_value": distributions[name].to_internal_repr(value),
+                    "distribution_json": distribution_to_json(distributions[name]),
+                }
+                for name, value in params.items()
+            ],
+        )
+        insert_rows(
+            connection,
+            _SYSTEM_ATTRS,
+            [
+                {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+                for key, value in system_attrs.items()
+            ],
+        )
 
     def report(self, connection: Any, number: int, step: int, value: float) -> None:
         stored, kind = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(value)
-        row = {"trial_id": self._trial_id(connection, number), "step": step,
-               "intermediate_value": stored, "intermediate_value_type": kind}  # fmt: skip
+        row = {
+            "trial_id": self._trial_id(connection, number),
+            "step": step,
+            "intermediate_value": stored,
+            "intermediate_value_type": kind,
+        }
         insert_row(connection, _INTERMEDIATE, row)
 
     def finish(
-        self, connection: Any, number: int, state: TrialState,
-        values: Sequence[float] | None,
-    ) -> None:  # fmt: skip
+        self, connection: Any, number: int, state: TrialState, values: Sequence[float] | None
+    ) -> None:
         trial_id = self._trial_id(connection, number)
-        update_rows(connection, _TRIALS, {"trial_id": trial_id},
-                    {"state": state, "datetime_complete": _utc_now()})  # fmt: skip
-        insert_rows(connection, _VALUES, [
-            dict(zip(("value", "value_type"),
-                     models.TrialValueModel.value_to_stored_repr(v), strict=True),
-                 trial_id=trial_id, objective=objective)
-            for objective, v in enumerate(values or ())
-        ])  # fmt: skip
+        update_rows(
+            connection,
+            _TRIALS,
+            {"trial_id": trial_id},
+            {"state": state, "datetime_complete": _utc_now()},
+        )
+        insert_rows(
+            connection,
+            _VALUES,
+            [
+                dict(
+                    zip(
+                        ("value", "value_type"),
+                        models.TrialValueModel.value_to_stored_repr(v),
+                        strict=True,
+                    ),
+                    trial_id=trial_id,
+                    objective=objective,
+                )
+                for objective, v in enumerate(values or ())
+            ],
+        )
         self._trial_ids.pop(number, None)  # a replay reads the id back from the table
 
     def _trial_id(self, connection: Any, number: int) -> int:

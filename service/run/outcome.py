@@ -9,9 +9,15 @@ import optuna
 from workers.direction import at_least, improves
 
 STOP_REASONS = (
-    "completed", "early_stopped", "pruned", "diverged", "worker_lost", "out_of_memory", "failed",
+    "completed",
+    "early_stopped",
+    "pruned",
+    "diverged",
+    "worker_lost",
+    "out_of_memory",
+    "failed",
     "cancelled",
-)  # fmt: skip
+)
 
 _STATE_OF_REASON = {
     "completed": "complete",
@@ -86,6 +92,9 @@ class CurveBest:
 
     def outcome(self, stop_reason: str) -> TrialOutcome:
         return TrialOutcome(
-            stop_reason, value=self.value, values=self._values, best_epoch=self.epoch,
+            stop_reason,
+            value=self.value,
+            values=self._values,
+            best_epoch=self.epoch,
             epochs_run=self.epochs_seen,
-        )  # fmt: skip
+        )

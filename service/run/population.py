@@ -79,9 +79,14 @@ class Population:
         member whose value is not finite ranks last."""
         self._scores[number] = self._score(value)
         return decide(
-            number, self._scores, self._params, self.population, self.spec.space,
-            self.spec.primary.direction, self._rng,
-        )  # fmt: skip
+            number,
+            self._scores,
+            self._params,
+            self.population,
+            self.spec.space,
+            self.spec.primary.direction,
+            self._rng,
+        )
 
     def adopted(self, number: int, exploit: Exploit, value: float | None) -> None:
         """The member is now a copy: the donor's params (mutated) and, until its next

@@ -71,15 +71,24 @@ def _copy_outcome(ledger: Ledger, spec: StudySpec, study_id: int, trial: FrozenT
     values = list(trial.values) if trial.values else None
     state = _STATES[trial.state]
     ledger.end_trial(
-        study_id, trial.number, state=state, value=values[index] if values else None,
-        values=values, best_epoch=None, stop_reason="completed" if state == "complete" else state,
-    )  # fmt: skip
+        study_id,
+        trial.number,
+        state=state,
+        value=values[index] if values else None,
+        values=values,
+        best_epoch=None,
+        stop_reason="completed" if state == "complete" else state,
+    )
 
 
 def end_unfinished(
-    ledger: Ledger, storage: optuna.storages.RDBStorage, study: Study, *,
-    stop_reason: str = "cancelled", error: str | None = None,
-) -> int:  # fmt: skip
+    ledger: Ledger,
+    storage: optuna.storages.RDBStorage,
+    study: Study,
+    *,
+    stop_reason: str = "cancelled",
+    error: str | None = None,
+) -> int:
     """End every unfinished trial of a study that has ended, in both stores: trials still
     running in Optuna end there too; one that Optuna finished gets Optuna's outcome.
 
@@ -99,16 +108,24 @@ def end_unfinished(
         if ours.number not in ended and _copied(ledger, storage, study, optuna_id, ours):
             continue
         ledger.end_trial(
-            study_id, ours.number, state=outcome.state, value=None, best_epoch=None,
-            stop_reason=stop_reason, error=error,
-        )  # fmt: skip
+            study_id,
+            ours.number,
+            state=outcome.state,
+            value=None,
+            best_epoch=None,
+            stop_reason=stop_reason,
+            error=error,
+        )
     return len(unfinished)
 
 
 def _copied(
-    ledger: Ledger, storage: optuna.storages.RDBStorage, study: Study, optuna_id: int,
+    ledger: Ledger,
+    storage: optuna.storages.RDBStorage,
+    study: Study,
+    optuna_id: int,
     ours: TrialRecord,
-) -> bool:  # fmt: skip
+) -> bool:
     """Whether Optuna had finished the trial, and its outcome was copied to ours."""
     try:
         trial_id = storage.get_trial_id_from_study_id_trial_number(optuna_id, ours.number)

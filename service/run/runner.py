@@ -175,14 +175,21 @@ class RaySlot:
         # The data ref travels inside a dict so Ray hands it over unresolved: the slot
         # fetches the data only when it has not got this study's tensors yet.
         return {
-            "data_key": self._data_key, "data": self.data_ref, "params": start.params,
-            "model": self._spec.model.key, "objective": self._spec.primary.metric,
-            "direction": self._spec.primary.direction, "seed": start.seed,
-            "max_epochs": self._spec.budget.max_epochs, "checkpoint": start.checkpoint,
-            "param_schedule": {name: [(p.from_epoch, p.value) for p in points]
-                               for name, points in self._spec.param_schedule.items()},
+            "data_key": self._data_key,
+            "data": self.data_ref,
+            "params": start.params,
+            "model": self._spec.model.key,
+            "objective": self._spec.primary.metric,
+            "direction": self._spec.primary.direction,
+            "seed": start.seed,
+            "max_epochs": self._spec.budget.max_epochs,
+            "checkpoint": start.checkpoint,
+            "param_schedule": {
+                name: [(p.from_epoch, p.value) for p in points]
+                for name, points in self._spec.param_schedule.items()
+            },
             "threads": self.lease.shape.threads(),
-        }  # fmt: skip
+        }
 
     async def start_trial(self, start: TrialStart) -> None:
         self._pending_start = self._start_arguments(start)
@@ -248,9 +255,14 @@ class RayTrialRunner:
     """
 
     def __init__(
-        self, study_id: int, spec: StudySpec, data: PreparedData | None,
-        scheduler: SlotScheduler, *, data_roots: DataRoots | None = None,
-    ):  # fmt: skip
+        self,
+        study_id: int,
+        spec: StudySpec,
+        data: PreparedData | None,
+        scheduler: SlotScheduler,
+        *,
+        data_roots: DataRoots | None = None,
+    ):
         self._study_id = study_id
         self._spec = spec
         self._scheduler = scheduler

@@ -78,9 +78,14 @@ class StudyEnd:
 
 
 async def record_end(
-    study: Study, end: StudyEnd, *, writer: OrderedWriter, ledger: Ledger,
-    optuna_storage: optuna.storages.RDBStorage, error: str | None,
-) -> None:  # fmt: skip
+    study: Study,
+    end: StudyEnd,
+    *,
+    writer: OrderedWriter,
+    ledger: Ledger,
+    optuna_storage: optuna.storages.RDBStorage,
+    error: str | None,
+) -> None:
     """Write the study's final state, after its queued writes; no trial of an ended study
     stays unfinished. A shutdown that found no fault writes nothing: the study resumes."""
     # The writer's own failure is the cause: what escaped the task group is its echo.

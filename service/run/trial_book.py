@@ -28,9 +28,14 @@ class TrialBook:
     """Writes one study's trials in both stores, and counts them in the metrics."""
 
     def __init__(
-        self, study_id: int, optuna: OptunaBridge, *, ledger: Ledger, writer: OrderedWriter,
+        self,
+        study_id: int,
+        optuna: OptunaBridge,
+        *,
+        ledger: Ledger,
+        writer: OrderedWriter,
         metrics: ServiceMetrics | None,
-    ):  # fmt: skip
+    ):
         self.study_id = study_id
         self.optuna = optuna
         self.ledger = ledger
@@ -58,17 +63,21 @@ class TrialBook:
         self.writer.submit(create)
         # The writer runs later: the times are taken here, where the slot is held.
         self.writer.submit(
-            self.ledger.store.create_trial, self.study_id, trial.number, params,
-            node=slot.node, started_at=datetime.now(UTC), device=slot.device,
-        )  # fmt: skip
+            self.ledger.store.create_trial,
+            self.study_id,
+            trial.number,
+            params,
+            node=slot.node,
+            started_at=datetime.now(UTC),
+            device=slot.device,
+        )
         return trial, params
 
     def interrupt(self, number: int, reason: str) -> None:
         """Trial `number` stopped unfinished for `reason`: it waits to resume."""
         self.writer.submit(
-            self.ledger.store.interrupt_trial, self.study_id, number, end=reason,
-            state="waiting",
-        )  # fmt: skip
+            self.ledger.store.interrupt_trial, self.study_id, number, end=reason, state="waiting"
+        )
 
     def end(self, trial: optuna.Trial, outcome: TrialOutcome) -> None:
         """Tell Optuna first, then end the trial's row the API reads (`Ledger.end_trial`)."""
@@ -80,8 +89,15 @@ class TrialBook:
             self._metrics.trials_finished.labels(outcome.state).inc()
             self._metrics.epochs.inc(outcome.epochs_run)
         self.writer.submit(
-            self.ledger.end_trial, self.study_id, trial.number,
-            state=outcome.state, value=outcome.value, values=outcome.values,
-            best_epoch=outcome.best_epoch, stop_reason=outcome.stop_reason, error=outcome.error,
-            test_metrics=outcome.test_metrics, finished_at=datetime.now(UTC),
-        )  # fmt: skip
+            self.ledger.end_trial,
+            self.study_id,
+            trial.number,
+            state=outcome.state,
+            value=outcome.value,
+            values=outcome.values,
+            best_epoch=outcome.best_epoch,
+            stop_reason=outcome.stop_reason,
+            error=outcome.error,
+            test_metrics=outcome.test_metrics,
+            finished_at=datetime.now(UTC),
+        )

@@ -90,16 +90,21 @@ class _Rules:
 
 
 async def run_trial(
-    ctx: TrialContext, slot: Slot, trial: optuna.Trial, params: dict[str, object], *,
+    ctx: TrialContext,
+    slot: Slot,
+    trial: optuna.Trial,
+    params: dict[str, object],
+    *,
     resume: bool = False,
-) -> TrialOutcome:  # fmt: skip
+) -> TrialOutcome:
     """Train one trial; every failure of the trial becomes an outcome, never an exception:
     an error nobody mapped fails this trial only, and marks its slot as suspect."""
     started = time.monotonic()
     start = TrialStart(
-        dict(params), seed=ctx.spec.trial_seed(trial.number),
+        dict(params),
+        seed=ctx.spec.trial_seed(trial.number),
         checkpoint=ctx.checkpoint_policy(trial.number),
-    )  # fmt: skip
+    )
     rules = _rules(ctx.spec)
     try:
         first = 1
@@ -134,17 +139,20 @@ async def run_trial(
     except Exception as exc:  # noqa: BLE001 - what nobody mapped fails this trial, no other
         log.exception("study %s trial %s raised", ctx.study_id, trial.number)
         return TrialOutcome(
-            "failed", error=describe_error(exc), epochs_run=rules.best.epochs_seen,
+            "failed",
+            error=describe_error(exc),
+            epochs_run=rules.best.epochs_seen,
             slot_suspect=True,
-        )  # fmt: skip
+        )
 
 
 def _rules(spec: StudySpec) -> _Rules:
     primary = spec.primary
     stopper = EarlyStopping(
-        patience=spec.early_stopping.patience, min_delta=spec.early_stopping.min_delta,
+        patience=spec.early_stopping.patience,
+        min_delta=spec.early_stopping.min_delta,
         direction=primary.direction,
-    )  # fmt: skip
+    )
     best = CurveBest(primary.metric, primary.direction, [o.metric for o in spec.objectives])
     return _Rules(stopper, best)
 
@@ -158,9 +166,13 @@ async def _resume(
         ctx.warn(f"trial {trial.number}: {resumed.error}")
     history = [(m.get("seconds", 0.0), _recordable(m)) for m in resumed.history]
     ctx.writer.submit(
-        ctx.store.resume_trial, ctx.study_id, trial.number, node=slot.node, history=history,
+        ctx.store.resume_trial,
+        ctx.study_id,
+        trial.number,
+        node=slot.node,
+        history=history,
         device=slot.device,
-    )  # fmt: skip
+    )
     metric = ctx.spec.primary.metric
     for epoch, metrics in enumerate(resumed.history, start=1):
         rules.best.update(epoch, metrics)
@@ -250,9 +262,10 @@ async def _exploit_step(
     if exploit is None or donor_policy is None:
         return
     start = TrialStart(
-        {**ctx.spec.params, **exploit.params}, seed=ctx.spec.trial_seed(trial.number),
+        {**ctx.spec.params, **exploit.params},
+        seed=ctx.spec.trial_seed(trial.number),
         checkpoint=ctx.checkpoint_policy(trial.number),
-    )  # fmt: skip
+    )
     copied = await slot.exploit(start, donor_policy.key)
     if copied.error is not None:
         return  # the donor's checkpoint is gone (it failed meanwhile): train on unchanged
@@ -260,11 +273,14 @@ async def _exploit_step(
     loaded = _finite((copied.loaded_metrics or {}).get(metric))
     population.adopted(trial.number, exploit, loaded)
     entry = {
-        "epoch": epoch, "copied": exploit.donor, "copied_epoch": copied.donor_epoch,
+        "epoch": epoch,
+        "copied": exploit.donor,
+        "copied_epoch": copied.donor_epoch,
         "copied_value": _finite((copied.donor_metrics or {}).get(metric)),
         "loaded_value": loaded,
-        "changed": exploit.changed, "params": exploit.params,
-    }  # fmt: skip
+        "changed": exploit.changed,
+        "params": exploit.params,
+    }
     ctx.writer.submit(ctx.store.add_lineage, ctx.study_id, trial.number, entry)
     _restart(ctx, rules)
 
@@ -316,6 +332,10 @@ def _record_epoch(
     ctx: TrialContext, trial: optuna.Trial, epoch: int, metrics: dict[str, float]
 ) -> None:
     ctx.writer.submit(
-        ctx.store.add_epoch, ctx.study_id, trial.number, epoch=epoch,
-        seconds=metrics.get("seconds", 0.0), metrics=_recordable(metrics),
-    )  # fmt: skip
+        ctx.store.add_epoch,
+        ctx.study_id,
+        trial.number,
+        epoch=epoch,
+        seconds=metrics.get("seconds", 0.0),
+        metrics=_recordable(metrics),
+    )

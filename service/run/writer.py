@@ -149,5 +149,7 @@ class OrderedWriter:
             self._error = exc
             log.error(
                 "%s could not record %s; later writes are skipped and the study fails",
-                self._thread.name, getattr(write.fn, "__name__", write.fn), exc_info=exc,
-            )  # fmt: skip
+                self._thread.name,
+                getattr(write.fn, "__name__", write.fn),
+                exc_info=exc,
+            )

@@ -40,11 +40,16 @@ class StudyCommands:
     """Commands on studies; each answers with the study as it reads afterwards."""
 
     def __init__(
-        self, drivers: DriverPool, reads: StudyReads, *, limits: SpecLimits | None = None,
-        rate: SubmissionRate | None = None, data_roots: DataRoots | None = None,
+        self,
+        drivers: DriverPool,
+        reads: StudyReads,
+        *,
+        limits: SpecLimits | None = None,
+        rate: SubmissionRate | None = None,
+        data_roots: DataRoots | None = None,
         checkpoints: CheckpointStore | None = None,
         trial_checkpoints: TrialCheckpoints | None = None,
-    ):  # fmt: skip
+    ):
         self.drivers = drivers
         self.reads = reads
         self.ledger = drivers.ledger
@@ -73,14 +78,18 @@ class StudyCommands:
     def _create(self, spec: StudySpec, tenant: str) -> Study:
         with storage_errors():
             record = self.store.create_study(
-                name=spec.name, spec=spec.model_dump(mode="json"),
-                direction=spec.primary.direction, warnings=spec.warnings(), tenant=tenant,
-            )  # fmt: skip
+                name=spec.name,
+                spec=spec.model_dump(mode="json"),
+                direction=spec.primary.direction,
+                warnings=spec.warnings(),
+                tenant=tenant,
+            )
             try:
                 optuna.create_study(
-                    storage=self.optuna_storage, study_name=record.optuna_study_name,
+                    storage=self.optuna_storage,
+                    study_name=record.optuna_study_name,
                     directions=spec.directions,
-                )  # fmt: skip
+                )
             except Exception:
                 self.store.delete_study(record.id)
                 raise
@@ -121,9 +130,13 @@ class StudyCommands:
             return await asyncio.to_thread(self.reads.get, study_id)
 
     async def resume(
-        self, study_id: int, *, budget: dict[str, Any] | None = None, tenant: str | None = None,
+        self,
+        study_id: int,
+        *,
+        budget: dict[str, Any] | None = None,
+        tenant: str | None = None,
         admit: Callable[[str], None] | None = None,
-    ) -> StudyView:  # fmt: skip
+    ) -> StudyView:
         """Run a paused or finished study further, keeping its trials and its sampler's
         history; a paused study's trials continue from their checkpoints.
 

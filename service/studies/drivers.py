@@ -45,11 +45,16 @@ class DriverPool:
     """The drivers of this process's studies, by study id."""
 
     def __init__(
-        self, ledger: Ledger, optuna_storage: optuna.storages.RDBStorage,
-        runners: RunnerFactory, *, scheduler: SlotScheduler | None = None,
-        checkpoints: CheckpointStore | None = None, metrics: ServiceMetrics | None = None,
+        self,
+        ledger: Ledger,
+        optuna_storage: optuna.storages.RDBStorage,
+        runners: RunnerFactory,
+        *,
+        scheduler: SlotScheduler | None = None,
+        checkpoints: CheckpointStore | None = None,
+        metrics: ServiceMetrics | None = None,
         trial_checkpoints: TrialCheckpoints | None = None,
-    ):  # fmt: skip
+    ):
         self.ledger = ledger
         self.store = ledger.store
         self.optuna_storage = optuna_storage
@@ -94,9 +99,12 @@ class DriverPool:
         self.ledger.move_study(record.id, "failed", reason="error", error=error)
         with contextlib.suppress(Exception):
             end_unfinished(
-                self.ledger, self.optuna_storage, load_study(record), stop_reason="failed",
+                self.ledger,
+                self.optuna_storage,
+                load_study(record),
+                stop_reason="failed",
                 error=error,
-            )  # fmt: skip
+            )
 
     def _end_leftovers(self) -> None:
         """Trials that an ended study left waiting or running (an older version, or a crash
@@ -105,15 +113,18 @@ class DriverPool:
             failed = record.state == "failed"
             try:
                 n = end_unfinished(
-                    self.ledger, self.optuna_storage, load_study(record),
+                    self.ledger,
+                    self.optuna_storage,
+                    load_study(record),
                     stop_reason="failed" if failed else "cancelled",
                     error=f"the study {record.state} before this trial ended" if failed else None,
-                )  # fmt: skip
+                )
             except Exception:  # noqa: BLE001 - the next start tries again; others go on
                 log.exception("study %s: could not end its unfinished trials", record.id)
                 continue
-            log.warning("study %s was %s with %d trials unfinished: ended them", record.id,
-                        record.state, n)  # fmt: skip
+            log.warning(
+                "study %s was %s with %d trials unfinished: ended them", record.id, record.state, n
+            )
 
     async def close(self) -> None:
         """End every study's work within an epoch, leaving each queued or running in the
@@ -144,12 +155,16 @@ class DriverPool:
         if self.scheduler is not None:
             self.scheduler.register(
                 StudyDemand(
-                    study_id=record.id, name=record.name, tenant=record.tenant,
-                    priority=spec.priority, created_at=record.created_at, shape=_shape(spec),
+                    study_id=record.id,
+                    name=record.name,
+                    tenant=record.tenant,
+                    priority=spec.priority,
+                    created_at=record.created_at,
+                    shape=_shape(spec),
                     parallelism=spec.budget.parallelism,
                 ),
                 waiting_since=record.created_at if record.started_at is None else None,
-            )  # fmt: skip
+            )
         task = asyncio.create_task(self._drive(study, retries or []), name=f"study-{record.id}")
         self._tasks[record.id] = task
         task.add_done_callback(lambda done: self._forget(record.id, done))
@@ -199,9 +214,12 @@ class DriverPool:
     async def _drive(self, study: Study, retries: list[TrialJob]) -> None:
         try:
             bridge = await asyncio.to_thread(
-                OptunaBridge, self.optuna_storage, study.record.optuna_study_name, study.spec,
+                OptunaBridge,
+                self.optuna_storage,
+                study.record.optuna_study_name,
+                study.spec,
                 self.store,
-            )  # fmt: skip
+            )
             runner = await self._runners(study.id, study.spec)
         except Exception as exc:  # noqa: BLE001 - a study that cannot start fails, visibly
             error = describe_error(exc)
@@ -215,11 +233,19 @@ class DriverPool:
             return
         counts, n_retries, best, members = await asyncio.to_thread(self._so_far, study)
         driver = StudyDriver(
-            study, bridge, ledger=self.ledger, runner=runner,
-            n_done=sum(counts.values()) - n_retries, n_failed=counts["failed"], retries=retries,
-            checkpoints=self._checkpoints, best_value=best[0].value if best else None,
-            metrics=self._metrics, trial_checkpoints=self._trial_checkpoints, members=members,
-        )  # fmt: skip
+            study,
+            bridge,
+            ledger=self.ledger,
+            runner=runner,
+            n_done=sum(counts.values()) - n_retries,
+            n_failed=counts["failed"],
+            retries=retries,
+            checkpoints=self._checkpoints,
+            best_value=best[0].value if best else None,
+            metrics=self._metrics,
+            trial_checkpoints=self._trial_checkpoints,
+            members=members,
+        )
         self._drivers[study.id] = driver
         await driver.run()
 
@@ -230,10 +256,11 @@ class DriverPool:
         and its PBT members, in one session."""
         with self.store.reading():
             return (
-                self.store.count_trials(study.id), self.store.count_retries(study.id),
+                self.store.count_trials(study.id),
+                self.store.count_retries(study.id),
                 self.store.best_trials(study.id, k=1),
                 population_members(self.store, study.id, study.spec),
-            )  # fmt: skip
+            )
 
 
 def _shape(spec: StudySpec) -> Shape:

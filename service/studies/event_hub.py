@@ -71,9 +71,13 @@ class EventHub:
     """
 
     def __init__(
-        self, feed: EventFeed, *, cap: TenantCap, poll_s: float = POLL_S,
+        self,
+        feed: EventFeed,
+        *,
+        cap: TenantCap,
+        poll_s: float = POLL_S,
         max_stalled_polls: int = 150,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.feed = feed
         self.cap = cap
         self.poll_s = poll_s

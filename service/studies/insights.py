@@ -63,9 +63,14 @@ class InsightService:
         return Importance(EVALUATOR, len(sample), shares)
 
     def curves(
-        self, study_id: int, *, numbers: Sequence[int] = (), top: int = 0, pruned: int = 0,
+        self,
+        study_id: int,
+        *,
+        numbers: Sequence[int] = (),
+        top: int = 0,
+        pruned: int = 0,
         tenant: str | None = None,
-    ) -> tuple[str, list[Curve]]:  # fmt: skip
+    ) -> tuple[str, list[Curve]]:
         """The primary metric per epoch for the named trials, the `top` best complete ones
         and the `pruned` most recently pruned ones (at most MAX_CURVES in all)."""
         with storage_errors():

@@ -80,11 +80,20 @@ def replay_spec(spec: StudySpec, members: Mapping[int, TrialRecord], number: int
         start += epochs
     body = spec.model_dump(mode="json", exclude={"population", "space", "initial_trials"})
     return {
-        **body, "name": f"{spec.name}-replay-{number}"[:200], "space": {},
-        "params": {**spec.params, **segments[0][1]}, "param_schedule": schedule,
+        **body,
+        "name": f"{spec.name}-replay-{number}"[:200],
+        "space": {},
+        "params": {**spec.params, **segments[0][1]},
+        "param_schedule": schedule,
         "training_seed": spec.trial_seed(lineage.root),
-        "sampler": {"type": "random"}, "pruner": {"type": "none"},
+        "sampler": {"type": "random"},
+        "pruner": {"type": "none"},
         "early_stopping": {**body["early_stopping"], "patience": start - 1},
-        "budget": {**body["budget"], "max_trials": 1, "parallelism": 1, "max_epochs": start - 1,
-                   "target": None},
-    }  # fmt: skip
+        "budget": {
+            **body["budget"],
+            "max_trials": 1,
+            "parallelism": 1,
+            "max_epochs": start - 1,
+            "target": None,
+        },
+    }

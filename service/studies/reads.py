@@ -44,9 +44,12 @@ class StudyReads:
     """Reads of the store, each in one session, in the service's errors."""
 
     def __init__(
-        self, store: Store, *, scheduler: SlotScheduler | None = None,
+        self,
+        store: Store,
+        *,
+        scheduler: SlotScheduler | None = None,
         checkpoints: CheckpointStore | None = None,
-    ):  # fmt: skip
+    ):
         self.store = store
         self.scheduler = scheduler
         self.checkpoints = checkpoints
@@ -78,8 +81,16 @@ class StudyReads:
         views = []
         for record in records:
             queue = self.scheduler.queue_info(record.id) if self.scheduler is not None else None
-            views.append(StudyView(record, counts[record.id], best.get(record.id), queue,
-                                   held[record.id], stored_priority(record)))  # fmt: skip
+            views.append(
+                StudyView(
+                    record,
+                    counts[record.id],
+                    best.get(record.id),
+                    queue,
+                    held[record.id],
+                    stored_priority(record),
+                )
+            )
         return views
 
     def list_studies(
@@ -90,15 +101,25 @@ class StudyReads:
             return Page(self._views(page.items), page.next_cursor)
 
     def list_trials(
-        self, study_id: int, *, state: str | None, order: str, limit: int, cursor: str | None,
+        self,
+        study_id: int,
+        *,
+        state: str | None,
+        order: str,
+        limit: int,
+        cursor: str | None,
         tenant: str | None = None,
-    ) -> Page:  # fmt: skip
+    ) -> Page:
         with storage_errors(), self.store.reading():
             record = self.owned(study_id, tenant)
             return self.store.list_trials(
-                study_id, state=state, order=order, limit=limit, cursor=cursor,
+                study_id,
+                state=state,
+                order=order,
+                limit=limit,
+                cursor=cursor,
                 direction=record.direction,
-            )  # fmt: skip
+            )
 
     def trial(self, study_id: int, number: int, *, tenant: str | None = None) -> TrialRecord:
         with storage_errors(), self.store.reading():

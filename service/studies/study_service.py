@@ -54,13 +54,20 @@ class StudyService:
     """
 
     def __init__(
-        self, store: Store, optuna_storage: optuna.storages.RDBStorage, runners: RunnerFactory,
-        *, data_roots: DataRoots | None = None, checkpoints: CheckpointStore | None = None,
-        metrics: ServiceMetrics | None = None, limits: SpecLimits | None = None,
-        rate: SubmissionRate | None = None, scheduler: SlotScheduler | None = None,
+        self,
+        store: Store,
+        optuna_storage: optuna.storages.RDBStorage,
+        runners: RunnerFactory,
+        *,
+        data_roots: DataRoots | None = None,
+        checkpoints: CheckpointStore | None = None,
+        metrics: ServiceMetrics | None = None,
+        limits: SpecLimits | None = None,
+        rate: SubmissionRate | None = None,
+        scheduler: SlotScheduler | None = None,
         trial_checkpoints: TrialCheckpoints | None = None,
         listeners: Iterable[StudyListener] = (),
-    ):  # fmt: skip
+    ):
         self.store = store
         self.optuna_storage = optuna_storage
         self.metrics = metrics
@@ -69,13 +76,23 @@ class StudyService:
         self.ledger = Ledger(store, self.listeners)
         self.reads = StudyReads(store, scheduler=scheduler, checkpoints=checkpoints)
         self.drivers = DriverPool(
-            self.ledger, optuna_storage, runners, scheduler=scheduler, checkpoints=checkpoints,
-            metrics=metrics, trial_checkpoints=trial_checkpoints,
-        )  # fmt: skip
+            self.ledger,
+            optuna_storage,
+            runners,
+            scheduler=scheduler,
+            checkpoints=checkpoints,
+            metrics=metrics,
+            trial_checkpoints=trial_checkpoints,
+        )
         self.commands = StudyCommands(
-            self.drivers, self.reads, limits=limits, rate=rate, data_roots=data_roots,
-            checkpoints=checkpoints, trial_checkpoints=trial_checkpoints,
-        )  # fmt: skip
+            self.drivers,
+            self.reads,
+            limits=limits,
+            rate=rate,
+            data_roots=data_roots,
+            checkpoints=checkpoints,
+            trial_checkpoints=trial_checkpoints,
+        )
 
     # The drivers: what the runtime starts and closes.
 
@@ -112,9 +129,13 @@ class StudyService:
         return await self.commands.pause(study_id, tenant=tenant)
 
     async def resume(
-        self, study_id: int, *, budget: dict[str, Any] | None = None, tenant: str | None = None,
+        self,
+        study_id: int,
+        *,
+        budget: dict[str, Any] | None = None,
+        tenant: str | None = None,
         admit: Callable[[str], None] | None = None,
-    ) -> StudyView:  # fmt: skip
+    ) -> StudyView:
         """Run a paused or finished study further (see `StudyCommands.resume`)."""
         self.listeners.bind()
         return await self.commands.resume(study_id, budget=budget, tenant=tenant, admit=admit)
@@ -139,9 +160,15 @@ class StudyService:
         return self.reads.list_studies(state=state, limit=limit, cursor=cursor, tenant=tenant)
 
     def list_trials(
-        self, study_id: int, *, state: str | None, order: str, limit: int, cursor: str | None,
+        self,
+        study_id: int,
+        *,
+        state: str | None,
+        order: str,
+        limit: int,
+        cursor: str | None,
         tenant: str | None = None,
-    ) -> Page:  # fmt: skip
+    ) -> Page:
         return self.reads.list_trials(
             study_id, state=state, order=order, limit=limit, cursor=cursor, tenant=tenant
         )

@@ -22,7 +22,7 @@ FA = "function-before[_infer_direction(), Objective]"
         (("params", "hidden_unit", "[key]"), ("params", "hidden_unit"), None),
         (("budget", "max_trials"), ("budget", "max_trials"), None),
     ],
-)  # fmt: skip
+)
 def test_a_location_reads_as_the_path_the_user_wrote(
     loc: tuple[str | int, ...], kept: tuple[str | int, ...], member_at: int | None
 ) -> None:

@@ -30,9 +30,12 @@ def hpo(
     *args: str, env: dict[str, str] | None = None, timeout: float = 180
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args], capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "api.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", **(env or {})},
-    )  # fmt: skip
+    )
 
 
 def spec_file(
@@ -151,9 +154,14 @@ def test_show_and_studies_print_a_study_for_people(
     shown = hpo("show", str(study_id), "--url", shared_service.url)
     assert shown.returncode == 0, shown.stderr
     for text in (
-        "'cli-study'", "completed (max_trials)", study["optuna_study_name"], "3/3 trials",
-        f"trial {study['best']['number']}:", "val_accuracy (maximize)", "duration",
-    ):  # fmt: skip
+        "'cli-study'",
+        "completed (max_trials)",
+        study["optuna_study_name"],
+        "3/3 trials",
+        f"trial {study['best']['number']}:",
+        "val_accuracy (maximize)",
+        "duration",
+    ):
         assert text in shown.stdout, (text, shown.stdout)
     listed = hpo("studies", "--url", shared_service.url)
     assert listed.returncode == 0 and "cli-study" in listed.stdout and "3/3" in listed.stdout
@@ -183,13 +191,15 @@ def test_tables_at_80_columns_never_split_a_word(
 
     listed = hpo("trials", str(study_id), *url, env=NARROW)
     assert_fits_80_columns(
-        listed, *(pair for t in trials for pair in param_pairs(t)),
+        listed,
+        *(pair for t in trials for pair in param_pairs(t)),
         *(t["stop_reason"] for t in trials),
-    )  # fmt: skip
+    )
     assert_fits_80_columns(
         hpo("best", str(study_id), "--k", "2", *url, env=NARROW),
-        *(pair for t in best for pair in param_pairs(t)), "val_accuracy",
-    )  # fmt: skip
+        *(pair for t in best for pair in param_pairs(t)),
+        "val_accuracy",
+    )
     assert_fits_80_columns(hpo("studies", *url, env=NARROW), "cli-study", "completed")
     shown = hpo("show", str(study_id), *url, env=NARROW)
     study = http.get(f"/api/v1/studies/{study_id}").json()
@@ -229,8 +239,9 @@ def test_a_study_that_fails_exits_non_zero_with_one_line(shared_service: LiveSer
     # Its header passes at submission (the target is there); its text column fails the start.
     (shared_service.data_root / "words.csv").write_text("a,word,target\n" + "1,w,0\n" * 20)
     spec = copy.deepcopy(FAST_SPEC) | {
-        "name": "cli-fails", "dataset": {"source": "path", "path": "words.csv"}
-    }  # fmt: skip
+        "name": "cli-fails",
+        "dataset": {"source": "path", "path": "words.csv"},
+    }
     path = shared_service.data_dir / "fails.json"
     path.write_text(json.dumps(spec))
     result = hpo("submit", str(path), "--wait", "--url", shared_service.url)
@@ -293,9 +304,10 @@ def test_the_token_comes_from_an_option_or_the_environment(
     ray_cluster: Any, tmp_path: Path
 ) -> None:
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'hpo.db'}", data_dir=tmp_path / "data",
+        database_url=f"sqlite:///{tmp_path / 'hpo.db'}",
+        data_dir=tmp_path / "data",
         api_tokens="team:secret",
-    )  # fmt: skip
+    )
     with running_service(settings) as url:
         assert "HTTP 401" in one_error_line(hpo("studies", "--url", url))
         by_option = hpo("studies", "--json", "--url", url, "--token", "secret")
@@ -372,9 +384,13 @@ def test_cluster_prints_nodes_slots_tenants_and_the_queue(
         out,
     ), out
     assert_fits_80_columns(
-        hpo("cluster", *url, env=NARROW), "needs-a-node", "default", "dominant", "4 CPUs",
+        hpo("cluster", *url, env=NARROW),
+        "needs-a-node",
+        "default",
+        "dominant",
+        "4 CPUs",
         *(node["node_id"][:12] for node in answer["nodes"]),
-    )  # fmt: skip
+    )
 
 
 def test_show_and_studies_print_a_queued_studys_place(
@@ -385,9 +401,12 @@ def test_show_and_studies_print_a_queued_studys_place(
     shown = hpo("show", str(big), *url)
     assert shown.returncode == 0, shown.stderr
     for line in (
-        r"state +queued #1", r"priority +2", r"slots +0 held of parallelism 2", r"queue +#1",
+        r"state +queued #1",
+        r"priority +2",
+        r"slots +0 held of parallelism 2",
+        r"queue +#1",
         r"waiting since +20\d\d-\d\d-\d\d \d\d:\d\d:\d\d \(\d+ s ago\)",
-    ):  # fmt: skip
+    ):
         assert re.search(rf"^{line}\s*$", shown.stdout, re.M), (line, shown.stdout)
     listed = hpo("studies", *url)
     assert listed.returncode == 0, listed.stderr

@@ -48,8 +48,11 @@ def http(shared_service: LiveService) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def finished(http: httpx.Client) -> dict[str, Any]:
     """A finished 2-trial study: the one its tests read, then delete."""
-    spec = {**FAST_SPEC, "name": "cli-finished",
-            "budget": {"max_trials": 2, "max_epochs": 2, "parallelism": 2}}  # fmt: skip
+    spec = {
+        **FAST_SPEC,
+        "name": "cli-finished",
+        "budget": {"max_trials": 2, "max_epochs": 2, "parallelism": 2},
+    }
     created = http.post("/api/v1/studies", json=spec)
     assert created.status_code == 201, created.text
     study = wait_for_study(http, created.json()["id"])
@@ -125,8 +128,11 @@ def test_best_checkpoint_saves_the_best_trials_weights(
     saved = hpo(*args, "--checkpoint", str(path), "--json")
     assert saved.returncode == 0, saved.stderr
     best = http.get(f"/api/v1/studies/{finished['id']}/best").json()["items"][0]
-    assert json.loads(saved.stdout) == {"study": finished["id"], "trial": best["number"],
-                                        "path": str(path)}  # fmt: skip
+    assert json.loads(saved.stdout) == {
+        "study": finished["id"],
+        "trial": best["number"],
+        "path": str(path),
+    }
     served = http.get(f"/api/v1/studies/{finished['id']}/best/checkpoint").content
     assert path.read_bytes() == served
     assert isinstance(torch.load(path, weights_only=True), dict)

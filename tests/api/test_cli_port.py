@@ -21,13 +21,21 @@ pytestmark = pytest.mark.slow
 
 def test_client_commands_find_a_server_started_on_hpo_port(tmp_path: Path) -> None:
     port = str(free_port())
-    env = {**os.environ, "HPO_PORT": port, "HPO_DATA_DIR": str(tmp_path / "data"),
-           "HPO_RAY_NUM_CPUS": "1", "HPO_PREWARM_SLOTS": "false"}  # fmt: skip
+    env = {
+        **os.environ,
+        "HPO_PORT": port,
+        "HPO_DATA_DIR": str(tmp_path / "data"),
+        "HPO_RAY_NUM_CPUS": "1",
+        "HPO_PREWARM_SLOTS": "false",
+    }
     env.pop("HPO_URL", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 90
         while (listed := hpo("studies", "--json", env={"HPO_PORT": port})).returncode != 0:

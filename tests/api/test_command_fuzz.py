@@ -39,8 +39,9 @@ TINY = {**FAST_SPEC, "budget": {"max_trials": 1, "max_epochs": 1, "parallelism":
 @pytest.fixture(scope="module")
 def client(ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     root = tmp_path_factory.mktemp("races")
-    settings = Settings(database_url=f"sqlite:///{root / 'hpo.db'}", data_dir=root / "data",
-                        studies_per_minute=1000)  # fmt: skip
+    settings = Settings(
+        database_url=f"sqlite:///{root / 'hpo.db'}", data_dir=root / "data", studies_per_minute=1000
+    )
     with running_service(settings) as url, httpx.Client(base_url=url, timeout=60) as http:
         yield http
 
@@ -71,12 +72,17 @@ def at_once(http: httpx.Client, pair: tuple[str, str], study_id: int) -> list[ht
     return answers
 
 
-@hypothesis.settings(max_examples=10, deadline=None, derandomize=True, database=None,
-                     suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@hypothesis.settings(
+    max_examples=10,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @hypothesis.given(
     pairs=st.lists(
         st.tuples(st.sampled_from(COMMANDS), st.sampled_from(COMMANDS)), min_size=1, max_size=3
-    ),  # fmt: skip
+    ),
     ended=st.booleans(),
 )
 def test_commands_raced_on_one_study_leave_one_outcome_and_no_5xx(

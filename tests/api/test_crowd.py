@@ -43,9 +43,13 @@ ODD = {  # one trial of five (variant 3) raises an exception Ray cannot deserial
 
 @pytest.fixture
 def service(ray_cluster: Any, database_url: str, tmp_path: Path) -> Iterator[str]:
-    settings = Settings(database_url=database_url, data_dir=tmp_path / "data",
-                        api_tokens="alice:tok-alice,bob:tok-bob", warm_slots=0,
-                        studies_per_minute=1000)  # fmt: skip
+    settings = Settings(
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+        api_tokens="alice:tok-alice,bob:tok-bob",
+        warm_slots=0,
+        studies_per_minute=1000,
+    )
     with running_service(settings) as url:
         yield url
 
@@ -54,10 +58,12 @@ def studies(make_spec: Any) -> list[tuple[dict[str, str], dict[str, Any]]]:
     """Six studies of 2 trials at once each (12 slots asked, 5 there), three a tenant."""
     crowd: list[tuple[dict[str, str], dict[str, Any]]] = [(ALICE, ODD)]
     for i in range(5):
-        spec = make_spec(name=f"crowd-{i}", sampler={"type": "random", "seed": i},
-                         checkpoints={"every_epochs": 1},
-                         budget={"max_trials": 3, "max_epochs": 2, "parallelism": 2,
-                                 "max_retries": 4})  # fmt: skip
+        spec = make_spec(
+            name=f"crowd-{i}",
+            sampler={"type": "random", "seed": i},
+            checkpoints={"every_epochs": 1},
+            budget={"max_trials": 3, "max_epochs": 2, "parallelism": 2, "max_retries": 4},
+        )
         crowd.append((BOB if i % 2 == 0 else ALICE, spec))
     return crowd
 
@@ -65,8 +71,9 @@ def studies(make_spec: Any) -> list[tuple[dict[str, str], dict[str, Any]]]:
 def running_pids(http: httpx.Client, ids: dict[int, dict[str, str]]) -> list[int]:
     pids = []
     for study_id, who in ids.items():
-        page = http.get(f"/api/v1/studies/{study_id}/trials", params={"state": "running"},
-                        headers=who).json()  # fmt: skip
+        page = http.get(
+            f"/api/v1/studies/{study_id}/trials", params={"state": "running"}, headers=who
+        ).json()
         pids += [int(t["node"].split("pid=")[1].split()[0]) for t in page["items"] if t["node"]]
     return pids
 
@@ -122,15 +129,15 @@ def test_a_crowd_with_faults_finishes_every_study_and_keeps_tenants_apart(
             for study in ended.values():
                 assert (study["state"], study["error"]) == ("completed", None), study
                 assert study["counts"]["running"] == study["counts"]["waiting"] == 0, study
-                stored = optuna.load_study(study_name=study["optuna_study_name"],
-                                           storage=storage)  # fmt: skip
+                stored = optuna.load_study(study_name=study["optuna_study_name"], storage=storage)
                 assert optuna.trial.TrialState.RUNNING not in {t.state for t in stored.trials}
         finally:
             storage.engine.dispose()
 
         odd_id = next(i for i, s in ended.items() if s["name"] == "odd-errors")
-        trials = http.get(f"/api/v1/studies/{odd_id}/trials", params={"limit": 10},
-                          headers=ALICE).json()["items"]  # fmt: skip
+        trials = http.get(
+            f"/api/v1/studies/{odd_id}/trials", params={"limit": 10}, headers=ALICE
+        ).json()["items"]
         by_variant = {t["params"]["variant"]: t for t in trials}
         assert sorted(by_variant) == [0, 1, 2, 3, 4]
         odd = by_variant[3]

@@ -92,10 +92,11 @@ def scale(ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     upgrade_schema(url)
     engine = create_engine_for(url)
     ids = {
-        n: write_study(engine, url, n, name=f"scale-{n}", with_optuna=False,
-                       read_curves=CURVES // 2)
+        n: write_study(
+            engine, url, n, name=f"scale-{n}", with_optuna=False, read_curves=CURVES // 2
+        )
         for n in (SMALL, LARGE)
-    }  # fmt: skip
+    }
     engine.dispose()
     settings = Settings(database_url=url, data_dir=root / "data")
     with (
@@ -124,8 +125,12 @@ def test_the_study_page_reads_only_what_it_shows(scale: dict[str, Any]) -> None:
     client, study_id = scale["client"], scale["ids"][LARGE]
     answers = {name: client.get(path).json() for name, path in page_calls(study_id).items()}
     assert answers["study"]["counts"] == {
-        "waiting": 0, "running": 0, "complete": 90_000, "pruned": 10_000, "failed": 0,
-    }  # fmt: skip
+        "waiting": 0,
+        "running": 0,
+        "complete": 90_000,
+        "pruned": 10_000,
+        "failed": 0,
+    }
     history = answers["history"]
     assert len(history["items"]) <= 500 and history["n_complete"] == 90_000
     assert history["items"][-1]["best"] == answers["best"]["items"][0]["value"]

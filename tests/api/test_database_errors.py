@@ -31,9 +31,11 @@ def logged(caplog: pytest.LogCaptureFixture, id_: str) -> list[str]:
 
 
 def test_a_dropped_table_shows_an_error_id_in_the_study_and_the_response_not_sql(
-    service_url: str, database_url: str, make_spec: Callable[..., dict[str, Any]],
+    service_url: str,
+    database_url: str,
+    make_spec: Callable[..., dict[str, Any]],
     caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+) -> None:
     engine = create_engine(database_url)
     with engine.begin() as connection:
         connection.execute(text("DROP TABLE hpo_epochs"))

@@ -29,9 +29,13 @@ def service(
     trial checkpoints in `trial-checkpoints`, none of which a path source may read."""
     root = tmp_path_factory.mktemp("uploads")
     (root / "datasets").mkdir()
-    settings = Settings(data_dir=root / "data", checkpoint_uri=str(root / "trial-checkpoints"),
-                        data_roots=f"{root / 'datasets'},{root}", max_upload_bytes=LIMIT,
-                        api_tokens="alice:a,bob:b")  # fmt: skip
+    settings = Settings(
+        data_dir=root / "data",
+        checkpoint_uri=str(root / "trial-checkpoints"),
+        data_roots=f"{root / 'datasets'},{root}",
+        max_upload_bytes=LIMIT,
+        api_tokens="alice:a,bob:b",
+    )
     with running_service(settings) as url:
         yield url, settings.data_dir
 
@@ -84,8 +88,11 @@ def test_an_upload_is_checked_listed_used_by_a_study_and_deleted(
     )
     assert dataset["id"] in [d["id"] for d in http.get("/api/v1/datasets").json()["items"]]
 
-    spec = make_spec(name="on-upload", dataset={"source": "uploaded", "id": dataset["id"]},
-                     budget={"max_trials": 2, "max_epochs": 3})  # fmt: skip
+    spec = make_spec(
+        name="on-upload",
+        dataset={"source": "uploaded", "id": dataset["id"]},
+        budget={"max_trials": 2, "max_epochs": 3},
+    )
     study = http.post("/api/v1/studies", json=spec).json()
     refused = http.delete(f"/api/v1/datasets/{dataset['id']}")
     assert (
@@ -118,10 +125,12 @@ def test_another_tenant_cannot_see_or_use_an_upload(
 
 @pytest.mark.parametrize(
     ("mutate", "words"),
-    [(lambda f: f.assign(b=["x"] * len(f)), "feature column 'b' is not numeric"),
-     (lambda f: f.drop(columns=["label"]), "target column 'label' not in"),
-     (lambda f: f.assign(c=[np.nan] + [0.0] * (len(f) - 1)), "missing values")],
-)  # fmt: skip
+    [
+        (lambda f: f.assign(b=["x"] * len(f)), "feature column 'b' is not numeric"),
+        (lambda f: f.drop(columns=["label"]), "target column 'label' not in"),
+        (lambda f: f.assign(c=[np.nan] + [0.0] * (len(f) - 1)), "missing values"),
+    ],
+)
 def test_a_bad_file_is_422_naming_the_column_and_leaves_nothing(
     http: httpx.Client,
     service: tuple[str, Path],
@@ -205,14 +214,28 @@ def test_the_services_own_folders_are_refused_alike_whether_or_not_a_file_is_the
     (root / "datasets" / "db.csv").symlink_to(data_dir / "hpo.db")
     (root / "datasets" / "service").symlink_to(data_dir, target_is_directory=True)
     refused = [
-        str(upload_dir / "theirs.csv"), str(upload_dir), str(upload_dir / "missing.csv"),
-        f"../data/uploads/{theirs}/theirs.csv", f"../data/uploads/{theirs}/missing.csv",
-        f"service/uploads/{theirs}/theirs.csv", "service/uploads", "service/nothing-here",
-        str(data_dir / "hpo.db"), str(data_dir / "missing.db"), "db.csv",
-        str(checkpoints / "trial.csv"), str(checkpoints / "missing.csv"), str(checkpoints),
-        str(data_dir / "artifacts"), str(data_dir), "../..", "../../etc/passwd", "/etc/passwd",
-        "/no/such/file.csv", f"shared.csv/../../data/uploads/{theirs}/theirs.csv",
-    ]  # fmt: skip
+        str(upload_dir / "theirs.csv"),
+        str(upload_dir),
+        str(upload_dir / "missing.csv"),
+        f"../data/uploads/{theirs}/theirs.csv",
+        f"../data/uploads/{theirs}/missing.csv",
+        f"service/uploads/{theirs}/theirs.csv",
+        "service/uploads",
+        "service/nothing-here",
+        str(data_dir / "hpo.db"),
+        str(data_dir / "missing.db"),
+        "db.csv",
+        str(checkpoints / "trial.csv"),
+        str(checkpoints / "missing.csv"),
+        str(checkpoints),
+        str(data_dir / "artifacts"),
+        str(data_dir),
+        "../..",
+        "../../etc/passwd",
+        "/etc/passwd",
+        "/no/such/file.csv",
+        f"shared.csv/../../data/uploads/{theirs}/theirs.csv",
+    ]
     spec = make_spec(name="probe")
     answers = {path: submit_path(http, path, spec) for path in refused}
     first = answers[refused[0]]

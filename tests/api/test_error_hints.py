@@ -27,8 +27,9 @@ def service(ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
     root = tmp_path_factory.mktemp("hints")
     (root / "datasets").mkdir()
     # The database's folder is the service's own, unreadable by path sources: not `root`.
-    settings = Settings(data_dir=root / "data", data_roots=str(root / "datasets"),
-                        prewarm_slots=False)  # fmt: skip
+    settings = Settings(
+        data_dir=root / "data", data_roots=str(root / "datasets"), prewarm_slots=False
+    )
     with running_service(settings) as url:
         yield LiveService(url, settings.data_dir, root / "datasets")
 
@@ -61,66 +62,109 @@ def refusal(http: httpx.Client, **request: Any) -> list[dict[str, str]]:
 @pytest.mark.parametrize(
     ("override", "loc", "msg"),
     [
-        ({"budget": {"max_trial": 10}}, "budget.max_trial",
-         "Extra inputs are not permitted; did you mean 'max_trials'?"),
+        (
+            {"budget": {"max_trial": 10}},
+            "budget.max_trial",
+            "Extra inputs are not permitted; did you mean 'max_trials'?",
+        ),
         ({"budget": {"zzzz": 10}}, "budget.zzzz", "Extra inputs are not permitted"),
-        ({"budgit": {"max_trials": 10}}, "budgit",
-         "Extra inputs are not permitted; did you mean 'budget'?"),
-        ({"sampler": {"sed": 1}}, "sampler.sed",
-         "Extra inputs are not permitted; did you mean 'seed'?"),
-        ({"space": {"lr": {"type": "float", "low": 0.01, "high": 0.1, "lg": True}}},
-         "space.lr.lg", "Extra inputs are not permitted; did you mean 'log'?"),
-        ({"objective": [{"metric": "val_accuracy", "directon": "maximize"}]},
-         "objective.0.directon", "Extra inputs are not permitted; did you mean 'direction'?"),
+        (
+            {"budgit": {"max_trials": 10}},
+            "budgit",
+            "Extra inputs are not permitted; did you mean 'budget'?",
+        ),
+        (
+            {"sampler": {"sed": 1}},
+            "sampler.sed",
+            "Extra inputs are not permitted; did you mean 'seed'?",
+        ),
+        (
+            {"space": {"lr": {"type": "float", "low": 0.01, "high": 0.1, "lg": True}}},
+            "space.lr.lg",
+            "Extra inputs are not permitted; did you mean 'log'?",
+        ),
+        (
+            {"objective": [{"metric": "val_accuracy", "directon": "maximize"}]},
+            "objective.0.directon",
+            "Extra inputs are not permitted; did you mean 'direction'?",
+        ),
     ],
-)  # fmt: skip
+)
 def test_an_unknown_field_is_refused_at_its_path_with_the_nearest_valid_one(
-    http: httpx.Client, make_spec: Callable[..., dict[str, Any]], override: dict[str, Any],
-    loc: str, msg: str,
-) -> None:  # fmt: skip
+    http: httpx.Client,
+    make_spec: Callable[..., dict[str, Any]],
+    override: dict[str, Any],
+    loc: str,
+    msg: str,
+) -> None:
     assert refusal(http, json=make_spec(**override)) == [{"loc": loc, "msg": msg}]
 
 
 @pytest.mark.parametrize(
     ("override", "loc", "msg"),
     [
-        ({"sampler": {"type": "tpee"}}, "sampler.type",
-         "type must be one of ['tpe', 'random', 'cmaes', 'gp', 'qmc', 'grid', 'nsga2'], "
-         "got 'tpee'; did you mean 'tpe'?"),
-        ({"pruner": {"type": "ashaa"}}, "pruner.type",
-         "type must be one of ['none', 'median', 'percentile', 'asha', 'hyperband', "
-         "'threshold', 'patient'], got 'ashaa'; did you mean 'asha'?"),
-        ({"pruner": {"type": "xyz"}}, "pruner.type",
-         "type must be one of ['none', 'median', 'percentile', 'asha', 'hyperband', "
-         "'threshold', 'patient'], got 'xyz'"),
-        ({"dataset": {"source": "paht", "path": "a.csv"}}, "dataset.source",
-         "source must be one of ['builtin', 'path', 'uploaded', 'plugin'], got 'paht'; "
-         "did you mean 'path'?"),
-        ({"dataset": {"name": "digits"}}, "dataset.source",
-         "source is required: one of ['builtin', 'path', 'uploaded', 'plugin']"),
-        ({"space": {"lr": {"type": "flaot", "low": 0.01, "high": 0.1}}}, "space.lr.type",
-         "type must be one of ['float', 'int', 'categorical'], got 'flaot'; "
-         "did you mean 'float'?"),
+        (
+            {"sampler": {"type": "tpee"}},
+            "sampler.type",
+            "type must be one of ['tpe', 'random', 'cmaes', 'gp', 'qmc', 'grid', 'nsga2'], "
+            "got 'tpee'; did you mean 'tpe'?",
+        ),
+        (
+            {"pruner": {"type": "ashaa"}},
+            "pruner.type",
+            "type must be one of ['none', 'median', 'percentile', 'asha', 'hyperband', "
+            "'threshold', 'patient'], got 'ashaa'; did you mean 'asha'?",
+        ),
+        (
+            {"pruner": {"type": "xyz"}},
+            "pruner.type",
+            "type must be one of ['none', 'median', 'percentile', 'asha', 'hyperband', "
+            "'threshold', 'patient'], got 'xyz'",
+        ),
+        (
+            {"dataset": {"source": "paht", "path": "a.csv"}},
+            "dataset.source",
+            "source must be one of ['builtin', 'path', 'uploaded', 'plugin'], got 'paht'; did you mean 'path'?",
+        ),
+        (
+            {"dataset": {"name": "digits"}},
+            "dataset.source",
+            "source is required: one of ['builtin', 'path', 'uploaded', 'plugin']",
+        ),
+        (
+            {"space": {"lr": {"type": "flaot", "low": 0.01, "high": 0.1}}},
+            "space.lr.type",
+            "type must be one of ['float', 'int', 'categorical'], got 'flaot'; did you mean 'float'?",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_mistyped_type_is_refused_at_its_own_field_with_the_valid_ones(
-    http: httpx.Client, make_spec: Callable[..., dict[str, Any]], override: dict[str, Any],
-    loc: str, msg: str,
-) -> None:  # fmt: skip
+    http: httpx.Client,
+    make_spec: Callable[..., dict[str, Any]],
+    override: dict[str, Any],
+    loc: str,
+    msg: str,
+) -> None:
     assert refusal(http, json=make_spec(**override)) == [{"loc": loc, "msg": msg}]
 
 
 @pytest.mark.parametrize(
     ("objective", "loc"),
-    [({"metric": "val_accuracy", "direction": "minimise"}, "objective.direction"),
-     ([{"metric": "val_accuracy", "direction": "minimise"}], "objective.0.direction")],
-)  # fmt: skip
+    [
+        ({"metric": "val_accuracy", "direction": "minimise"}, "objective.direction"),
+        ([{"metric": "val_accuracy", "direction": "minimise"}], "objective.0.direction"),
+    ],
+)
 def test_a_mistyped_direction_is_one_error_with_the_nearest_value(
     http: httpx.Client, make_spec: Callable[..., dict[str, Any]], objective: Any, loc: str
 ) -> None:
     got = refusal(http, json=make_spec(objective=objective))
-    assert got == [{"loc": loc, "msg": "Input should be 'maximize' or 'minimize', got "
-                    "'minimise'; did you mean 'minimize'?"}]  # fmt: skip
+    assert got == [
+        {
+            "loc": loc,
+            "msg": "Input should be 'maximize' or 'minimize', got 'minimise'; did you mean 'minimize'?",
+        }
+    ]
 
 
 def test_a_value_every_member_of_a_union_refuses_is_one_error(
@@ -130,22 +174,30 @@ def test_a_value_every_member_of_a_union_refuses_is_one_error(
         {"loc": "objective", "msg": "Input should be an object or a list"}
     ]
     assert refusal(http, json=make_spec(params={"hidden_units": [32]})) == [
-        {"loc": "params.hidden_units",
-         "msg": "Input should be a boolean, an integer, a number or a string"}
-    ]  # fmt: skip
+        {
+            "loc": "params.hidden_units",
+            "msg": "Input should be a boolean, an integer, a number or a string",
+        }
+    ]
 
 
 @pytest.mark.parametrize(
     ("objective", "loc"),
-    [({"metric": "val_rmse"}, "objective.metric"),
-     ([{"metric": "val_accuracy"}, {"metric": "val_rmse"}], "objective.1.metric")],
-)  # fmt: skip
+    [
+        ({"metric": "val_rmse"}, "objective.metric"),
+        ([{"metric": "val_accuracy"}, {"metric": "val_rmse"}], "objective.1.metric"),
+    ],
+)
 def test_a_metric_the_data_cannot_give_is_refused_at_the_metric(
     http: httpx.Client, make_spec: Callable[..., dict[str, Any]], objective: Any, loc: str
 ) -> None:
     got = refusal(http, json=make_spec(objective=objective))
-    assert got == [{"loc": loc, "msg": "val_rmse does not fit a classification task; use one "
-                    "of ['val_loss', 'val_accuracy', 'val_f1']"}]  # fmt: skip
+    assert got == [
+        {
+            "loc": loc,
+            "msg": "val_rmse does not fit a classification task; use one of ['val_loss', 'val_accuracy', 'val_f1']",
+        }
+    ]
 
 
 def test_an_unknown_metric_is_refused_at_the_metric_with_the_nearest_one(
@@ -169,9 +221,7 @@ def test_yaml_sent_without_its_content_type_is_told_to_send_it(
     ), detail
 
 
-def test_a_body_that_reads_as_neither_json_nor_yaml_gets_no_yaml_hint(
-    http: httpx.Client,
-) -> None:
+def test_a_body_that_reads_as_neither_json_nor_yaml_gets_no_yaml_hint(http: httpx.Client) -> None:
     headers = {"content-type": "application/json"}
     assert refusal(http, content=b"name: [unclosed", headers=headers) == [
         {"loc": "body", "msg": "invalid JSON at line 1, column 1 (character 0): Expecting value"}
@@ -188,21 +238,24 @@ def test_json_sent_as_text_is_told_its_content_type(http: httpx.Client) -> None:
 def test_json_syntax_errors_name_their_line_and_column(http: httpx.Client) -> None:
     body, headers = b'{"name": "x",\n  "budget": }', {"content-type": "application/json"}
     assert refusal(http, content=body, headers=headers) == [
-        {"loc": "body",
-         "msg": "invalid JSON at line 2, column 13 (character 26): Expecting value"}
-    ]  # fmt: skip
+        {"loc": "body", "msg": "invalid JSON at line 2, column 13 (character 26): Expecting value"}
+    ]
 
 
 @pytest.mark.parametrize(
     ("body", "msg"),
     [
-        (b"name: x\nbudget:\n  max_trials: 10\n   parallelism: 2\n",
-         "invalid YAML body at line 4, column 15: mapping values are not allowed here"),
-        (b"name: [unclosed",
-         "invalid YAML body at line 1, column 16: expected ',' or ']', but got '<stream end>' "
-         "(while parsing a flow sequence at line 1, column 7)"),
+        (
+            b"name: x\nbudget:\n  max_trials: 10\n   parallelism: 2\n",
+            "invalid YAML body at line 4, column 15: mapping values are not allowed here",
+        ),
+        (
+            b"name: [unclosed",
+            "invalid YAML body at line 1, column 16: expected ',' or ']', but got '<stream end>' "
+            "(while parsing a flow sequence at line 1, column 7)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_yaml_syntax_errors_keep_their_line_and_column(
     http: httpx.Client, body: bytes, msg: str
 ) -> None:
@@ -227,10 +280,12 @@ def test_a_path_data_set_without_its_target_is_refused_at_submission(
     write_table(service.data_root / name, frame)
     spec = make_spec(dataset={"source": "path", "path": name, "target": "label"})
     kind, names = ("array", ["x", "y"]) if name.endswith("npz") else ("column", ["a", "b", "y"])
-    assert refusal(http, json=spec) == [{
-        "loc": "dataset.target",
-        "msg": f"dataset.target 'label' is not a {kind} of '{name}'; its {kind}s are {names}",
-    }]  # fmt: skip
+    assert refusal(http, json=spec) == [
+        {
+            "loc": "dataset.target",
+            "msg": f"dataset.target 'label' is not a {kind} of '{name}'; its {kind}s are {names}",
+        }
+    ]
 
 
 def test_a_target_close_to_a_column_gets_that_column_suggested(
@@ -239,9 +294,12 @@ def test_a_target_close_to_a_column_gets_that_column_suggested(
     (service.data_root / "labels.csv").write_text("a,b,label\n0.1,1,0\n0.2,2,1\n")
     spec = make_spec(dataset={"source": "path", "path": "labels.csv", "target": "lable"})
     [detail] = refusal(http, json=spec)
-    assert detail == {"loc": "dataset.target", "msg": "dataset.target 'lable' is not a column "
-                      "of 'labels.csv'; its columns are ['a', 'b', 'label']; did you mean "
-                      "'label'?"}  # fmt: skip
+    assert detail == {
+        "loc": "dataset.target",
+        "msg": "dataset.target 'lable' is not a column "
+        "of 'labels.csv'; its columns are ['a', 'b', 'label']; did you mean "
+        "'label'?",
+    }
 
 
 def test_paths_outside_the_roots_get_one_answer_whether_or_not_they_exist(
@@ -260,9 +318,11 @@ def test_paths_outside_the_roots_get_one_answer_whether_or_not_they_exist(
 
 
 def test_a_refused_submission_logs_at_most_one_line_and_no_traceback(
-    http: httpx.Client, make_spec: Callable[..., dict[str, Any]], service: LiveService,
+    http: httpx.Client,
+    make_spec: Callable[..., dict[str, Any]],
+    service: LiveService,
     caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+) -> None:
     (service.data_root / "few.csv").write_text("a,y\n1,0\n")
     refused = [
         make_spec(budget={"max_trial": 10}),
@@ -281,15 +341,20 @@ def test_a_refused_submission_logs_at_most_one_line_and_no_traceback(
 
 @pytest.mark.slow
 def test_a_study_whose_data_fails_at_start_logs_one_line_and_no_traceback(
-    http: httpx.Client, make_spec: Callable[..., dict[str, Any]], service: LiveService,
+    http: httpx.Client,
+    make_spec: Callable[..., dict[str, Any]],
+    service: LiveService,
     caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+) -> None:
     """A header that passes (the target is there) over rows that do not (a text feature):
     the study fails when its data is read, and that is the user's data, not a bug."""
-    (service.data_root / "words.csv").write_text("a,word,y\n" + "".join(f"{i},w{i},{i % 2}\n"
-                                                              for i in range(40)))  # fmt: skip
-    spec = make_spec(dataset={"source": "path", "path": "words.csv", "target": "y"},
-                     budget={"max_trials": 1, "parallelism": 1})  # fmt: skip
+    (service.data_root / "words.csv").write_text(
+        "a,word,y\n" + "".join(f"{i},w{i},{i % 2}\n" for i in range(40))
+    )
+    spec = make_spec(
+        dataset={"source": "path", "path": "words.csv", "target": "y"},
+        budget={"max_trials": 1, "parallelism": 1},
+    )
     with caplog.at_level(logging.WARNING):
         response = http.post("/api/v1/studies", json=spec)
         assert response.status_code == 201, response.text

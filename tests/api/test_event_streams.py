@@ -45,11 +45,12 @@ def live_service(settings: Settings) -> Iterator[Live]:
     with running_service(settings, app=app) as url, httpx.Client(base_url=url, timeout=60) as http:
         ids = [
             http.post(
-                "/api/v1/studies", json={**FAST_SPEC, "name": name, "budget": LONG_BUDGET},
+                "/api/v1/studies",
+                json={**FAST_SPEC, "name": name, "budget": LONG_BUDGET},
                 headers=headers,
             ).json()["id"]
             for name, headers in (("long-a", A), ("long-b", B))
-        ]  # fmt: skip
+        ]
         try:
             yield Live(url, app, *ids)
         finally:
@@ -60,9 +61,14 @@ def live_service(settings: Settings) -> Iterator[Live]:
 @pytest.fixture(scope="module")
 def live(ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     root = tmp_path_factory.mktemp("streams")
-    settings = Settings(database_url=f"sqlite:///{root / 'hpo.db'}", data_dir=root / "data",
-                        api_tokens="a:token-a,b:token-b", max_event_streams_per_tenant=CAP,
-                        event_heartbeat_s=0.05, event_idle_s=600)  # fmt: skip
+    settings = Settings(
+        database_url=f"sqlite:///{root / 'hpo.db'}",
+        data_dir=root / "data",
+        api_tokens="a:token-a,b:token-b",
+        max_event_streams_per_tenant=CAP,
+        event_heartbeat_s=0.05,
+        event_idle_s=600,
+    )
     with live_service(settings) as service:
         yield service
 
@@ -142,8 +148,10 @@ def test_one_stream_over_the_tenant_cap_is_429_naming_the_cap(live: Live) -> Non
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         with ExitStack() as again:
-            codes = [again.enter_context(stream(live, live.study_a, A, NEVER)).status_code
-                     for _ in range(CAP)]  # fmt: skip
+            codes = [
+                again.enter_context(stream(live, live.study_a, A, NEVER)).status_code
+                for _ in range(CAP)
+            ]
         if codes == [200] * CAP:
             break
         time.sleep(0.1)
@@ -160,9 +168,15 @@ def test_a_tenants_stream_never_carries_another_tenants_events(live: Live) -> No
 
 
 def test_an_idle_stream_ends_and_frees_its_slot(ray_cluster: Any, tmp_path: Path) -> None:
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'hpo.db'}", data_dir=tmp_path / "data",
-                        api_tokens="a:token-a,b:token-b", max_event_streams_per_tenant=1,
-                        event_heartbeat_s=0.05, event_idle_s=0.5, prewarm_slots=False)  # fmt: skip
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'hpo.db'}",
+        data_dir=tmp_path / "data",
+        api_tokens="a:token-a,b:token-b",
+        max_event_streams_per_tenant=1,
+        event_heartbeat_s=0.05,
+        event_idle_s=0.5,
+        prewarm_slots=False,
+    )
     with live_service(settings) as live:
         with stream(live, live.study_a, A, NEVER) as idle:
             lines = list(idle.iter_lines())  # returns only once the server ends the stream

@@ -127,8 +127,11 @@ def test_metrics_count_trials_epochs_states_and_latencies(
 
     def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         text = httpx.get(f"{shared_service.url}/metrics").text
-        return {(s.name, tuple(sorted(s.labels.items()))): s.value
-                for family in text_string_to_metric_families(text) for s in family.samples}  # fmt: skip
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
 
     before = scrape()
     study = client.submit(make_spec(name="metered", budget={"max_trials": 3, "max_epochs": 2}))

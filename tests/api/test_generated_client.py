@@ -39,10 +39,21 @@ def package(sqlite_service_url: str, tmp_path: Path) -> ModuleType:
     document.write_bytes(httpx.get(f"{sqlite_service_url}/openapi.json").content)
     out = tmp_path / "hpo_generated"
     done = subprocess.run(
-        [str(GENERATOR), "generate", "--path", str(document), "--meta", "none",
-         "--output-path", str(out)],
-        capture_output=True, text=True, timeout=240, check=False,
-    )  # fmt: skip
+        [
+            str(GENERATOR),
+            "generate",
+            "--path",
+            str(document),
+            "--meta",
+            "none",
+            "--output-path",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     # The YAML body of POST /studies is an extra content type the generator skips; nothing
     # else may be left out.
@@ -70,8 +81,9 @@ def test_a_generated_client_runs_a_study_and_manages_a_data_set(
     models = importlib.import_module(f"{package.__name__}.models")
     types = importlib.import_module(f"{package.__name__}.types")
     with package.Client(base_url=sqlite_service_url, timeout=httpx.Timeout(60)) as client:
-        spec = models.StudySpec.from_dict({**FAST_SPEC, "name": "generated",
-                                           "budget": {"max_trials": 2, "max_epochs": 2}})  # fmt: skip
+        spec = models.StudySpec.from_dict(
+            {**FAST_SPEC, "name": "generated", "budget": {"max_trials": 2, "max_epochs": 2}}
+        )
         study = call(package, "studies.submit_study", client, body=spec)
         deadline = time.monotonic() + 180
         while (study := call(package, "studies.get_study", client, study_id=study.id)).state in (

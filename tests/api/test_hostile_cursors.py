@@ -29,8 +29,11 @@ def study_id(client: httpx.Client, make_spec: Callable[..., dict[str, Any]]) -> 
 
 
 def test_every_forged_cursor_is_a_422_on_every_list(client: httpx.Client, study_id: int) -> None:
-    lists = ["/api/v1/studies", f"/api/v1/studies/{study_id}/trials",
-             f"/api/v1/studies/{study_id}/trials?order=best"]  # fmt: skip
+    lists = [
+        "/api/v1/studies",
+        f"/api/v1/studies/{study_id}/trials",
+        f"/api/v1/studies/{study_id}/trials?order=best",
+    ]
     answers = {
         (name, path): client.get(path, params={"cursor": cursor})
         for name, cursor in HOSTILE_CURSORS.items()

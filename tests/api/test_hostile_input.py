@@ -50,11 +50,16 @@ def test_an_alias_bomb_is_refused_and_nothing_is_stored(http: httpx.Client) -> N
 
 def test_deep_nesting_is_refused_in_yaml_and_json(http: httpx.Client) -> None:
     deep_yaml = "name: deep\nparams: " + "[" * 5_000 + "]" * 5_000
-    assert "nests at most" in refused(http.post("/api/v1/studies", content=deep_yaml,
-                                                headers=YAML))["message"]  # fmt: skip
+    assert (
+        "nests at most"
+        in refused(http.post("/api/v1/studies", content=deep_yaml, headers=YAML))["message"]
+    )
     deep_json = '{"name": "deep", "params": ' + "[" * 100_000 + "]" * 100_000 + "}"
-    refused(http.post("/api/v1/studies", content=deep_json,
-                      headers={"content-type": "application/json"}))  # fmt: skip
+    refused(
+        http.post(
+            "/api/v1/studies", content=deep_json, headers={"content-type": "application/json"}
+        )
+    )
     assert n_studies(http) == 0
 
 
@@ -98,10 +103,16 @@ def test_a_large_yaml_body_is_parsed_off_the_event_loop(
 
 NUMBERS: list[tuple[str, dict[str, Any], str]] = [
     ("bound", {"space": {"lr": {"type": "float", "low": "NaN", "high": 0.1}}}, "space.lr.low"),
-    ("bound", {"space": {"lr": {"type": "float", "low": 0.01, "high": "Infinity"}}},
-     "space.lr.high"),
-    ("step", {"space": {"lr": {"type": "float", "low": 0.01, "high": 0.1, "step": "NaN"}}},
-     "space.lr.step"),
+    (
+        "bound",
+        {"space": {"lr": {"type": "float", "low": 0.01, "high": "Infinity"}}},
+        "space.lr.high",
+    ),
+    (
+        "step",
+        {"space": {"lr": {"type": "float", "low": 0.01, "high": 0.1, "step": "NaN"}}},
+        "space.lr.step",
+    ),
     ("budget", {"budget": {"timeout_s": "Infinity"}}, "budget.timeout_s"),
     ("target", {"budget": {"target": "NaN"}}, "budget.target"),
     ("split", {"split": {"validation": "NaN"}}, "split.validation"),
@@ -112,27 +123,33 @@ NUMBERS: list[tuple[str, dict[str, Any], str]] = [
     # Found by the fuzzer: 9e307 CPUs overflowed the scheduler's resource units (a 500).
     ("huge cpus", {"resources": {"cpus_per_trial": 9.06e307}}, "resources.cpus_per_trial"),
     ("tiny gpus", {"resources": {"gpus_per_trial": 1e-9}}, "resources.gpus_per_trial"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("what", "override", "field"), NUMBERS, ids=[n[0] for n in NUMBERS])
 def test_nan_infinite_and_huge_numbers_are_refused_naming_the_field(
-    http: httpx.Client, make_spec: Callable[..., dict[str, Any]], what: str,
-    override: dict[str, Any], field: str,
-) -> None:  # fmt: skip
+    http: httpx.Client,
+    make_spec: Callable[..., dict[str, Any]],
+    what: str,
+    override: dict[str, Any],
+    field: str,
+) -> None:
     # Sent as JSON's non-standard NaN and Infinity literals, as Python's json writes them.
     spec = make_spec(**override)
     text = json.dumps(spec).replace('"NaN"', "NaN").replace('"Infinity"', "Infinity")
     text = text.replace('"-Infinity"', "-Infinity")
-    response = http.post("/api/v1/studies", content=text,
-                         headers={"content-type": "application/json"})  # fmt: skip
+    response = http.post(
+        "/api/v1/studies", content=text, headers={"content-type": "application/json"}
+    )
     error = refused(response)
     assert [d["loc"] for d in error["details"]] == [field], error
     assert n_studies(http) == 0
 
 
 def test_a_resume_with_a_nan_budget_is_refused(http: httpx.Client) -> None:
-    response = http.post("/api/v1/studies/1/resume",
-                         content='{"budget": {"timeout_s": NaN}}',
-                         headers={"content-type": "application/json"})  # fmt: skip
+    response = http.post(
+        "/api/v1/studies/1/resume",
+        content='{"budget": {"timeout_s": NaN}}',
+        headers={"content-type": "application/json"},
+    )
     assert refused(response)["details"][0]["loc"] == "budget.timeout_s"

@@ -118,10 +118,16 @@ def test_a_curve_of_a_count_is_integers_and_of_a_measurement_floats() -> None:
 
 @pytest.mark.parametrize(
     ("path", "params"),
-    [("history", {"points": 0}), ("curves", {"top": 101}), ("curves", {"numbers": "x"}),
-     ("curves", [("numbers", n) for n in range(101)]), ("curves", {"numbers": -1}),
-     ("curves", {"numbers": 2**63}), ("events", {"after": 2**63})],
-)  # fmt: skip
+    [
+        ("history", {"points": 0}),
+        ("curves", {"top": 101}),
+        ("curves", {"numbers": "x"}),
+        ("curves", [("numbers", n) for n in range(101)]),
+        ("curves", {"numbers": -1}),
+        ("curves", {"numbers": 2**63}),
+        ("events", {"after": 2**63}),
+    ],
+)
 def test_bad_query_values_are_422(
     client: httpx.Client, study: dict[str, Any], path: str, params: Any
 ) -> None:

@@ -17,9 +17,15 @@ pytestmark = pytest.mark.ray
 @pytest.fixture(scope="module")
 def url(ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("limits")
-    settings = Settings(database_url=f"sqlite:///{root / 'hpo.db'}", data_dir=root / "data",
-                        max_request_bytes=20_000, max_trials_limit=50, max_parallelism_limit=4,
-                        max_epochs_limit=100, studies_per_minute=3)  # fmt: skip
+    settings = Settings(
+        database_url=f"sqlite:///{root / 'hpo.db'}",
+        data_dir=root / "data",
+        max_request_bytes=20_000,
+        max_trials_limit=50,
+        max_parallelism_limit=4,
+        max_epochs_limit=100,
+        studies_per_minute=3,
+    )
     with running_service(settings) as base:
         yield base
 

@@ -29,10 +29,11 @@ def url(ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     """A service where both tenants have run a study, so both have series of their own."""
     root = tmp_path_factory.mktemp("metrics-tenancy")
     settings = Settings(
-        database_url=f"sqlite:///{root / 'hpo.db'}", data_dir=root / "data",
+        database_url=f"sqlite:///{root / 'hpo.db'}",
+        data_dir=root / "data",
         api_tokens=",".join(f"{t}:{token}" for t, token in TOKENS.items()),
         metrics_token=SecretStr(OPERATOR_TOKEN),
-    )  # fmt: skip
+    )
     spec = {**FAST_SPEC, "budget": {"max_trials": 1, "max_epochs": 1, "parallelism": 1}}
     with running_service(settings) as base:
         for tenant, token in TOKENS.items():

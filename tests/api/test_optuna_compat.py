@@ -59,8 +59,9 @@ def optuna_dashboard(storage_url: str, study: dict[str, Any]) -> Iterator[str]:
         port = sock.getsockname()[1]
     server = subprocess.Popen(
         [BIN / "optuna-dashboard", storage_url, "--port", str(port), "--server", "wsgiref"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -102,8 +103,16 @@ def test_optuna_dashboard_reads_the_study_and_its_trials(
 
 
 def test_optuna_best_trial_cli_agrees_with_best(storage_url: str, study: dict[str, Any]) -> None:
-    command = [BIN / "optuna", "best-trial", "--study-name", study["optuna_study_name"],
-               "--storage", storage_url, "-f", "json"]  # fmt: skip
+    command = [
+        BIN / "optuna",
+        "best-trial",
+        "--study-name",
+        study["optuna_study_name"],
+        "--storage",
+        storage_url,
+        "-f",
+        "json",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     best = json.loads(done.stdout)

@@ -73,8 +73,11 @@ def test_a_plugin_study_completes_with_pruning_and_early_stopping(client: httpx.
 @pytest.mark.parametrize(
     ("model", "dataset", "message"),
     [
-        ({"kind": "plugin", "name": "not-installed"}, None,
-         "task 'not-installed' is not installed; installed tasks: ["),
+        (
+            {"kind": "plugin", "name": "not-installed"},
+            None,
+            "task 'not-installed' is not installed; installed tasks: [",
+        ),
         ({"kind": "plugin", "name": "hpo_example_tasks:ResidualMLP"}, None, "should match pattern"),
         ({"kind": "plugin", "name": "os.system"}, None, "should match pattern"),
         ({"kind": "plugin", "name": "residual-mlp", "module": "os"}, None, "Extra inputs"),
@@ -82,7 +85,7 @@ def test_a_plugin_study_completes_with_pruning_and_early_stopping(client: httpx.
         (None, {"source": "plugin", "name": "../../etc"}, "should match pattern"),
         (None, {"source": "plugin", "name": "residual-mlp", "code": "import os"}, "Extra inputs"),
     ],
-)  # fmt: skip
+)
 def test_specs_naming_missing_tasks_or_code_are_refused(
     client: httpx.Client, model: Any, dataset: Any, message: str
 ) -> None:
@@ -106,8 +109,11 @@ def test_an_uninstalled_task_lists_the_installed_ones(client: httpx.Client) -> N
 
 
 def test_plugin_hyperparameters_need_the_plugin_model(client: httpx.Client) -> None:
-    spec = {**PLUGIN_SPEC, "model": {"kind": "mlp"}, "dataset": {"source": "builtin",
-            "name": "digits"}}  # fmt: skip
+    spec = {
+        **PLUGIN_SPEC,
+        "model": {"kind": "mlp"},
+        "dataset": {"source": "builtin", "name": "digits"},
+    }
     response = client.post("/api/v1/studies", json=spec)
     assert response.status_code == 422
     assert "model mlp has no hyperparameter 'width'" in response.text
@@ -115,12 +121,15 @@ def test_plugin_hyperparameters_need_the_plugin_model(client: httpx.Client) -> N
 
 def test_a_plugin_raising_on_some_params_fails_only_those_trials(client: httpx.Client) -> None:
     spec = {
-        **PLUGIN_SPEC, "name": "fragile",
-        "space": {"groups": {"type": "categorical", "choices": [4, 5]},
-                  "lr": {"type": "float", "low": 0.005, "high": 0.02, "log": True}},
+        **PLUGIN_SPEC,
+        "name": "fragile",
+        "space": {
+            "groups": {"type": "categorical", "choices": [4, 5]},
+            "lr": {"type": "float", "low": 0.005, "high": 0.02, "log": True},
+        },
         "params": {"width": 32, "optimizer": "adam"},
         "budget": {"max_trials": 8, "max_epochs": 3, "parallelism": 2, "max_failed_trials": 8},
-    }  # fmt: skip
+    }
     created = client.post("/api/v1/studies", json=spec)
     assert created.status_code == 201, created.text
     study = wait_for_study(client, created.json()["id"])

@@ -36,9 +36,12 @@ class Serve:
 
     def start(self) -> HpoClient:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve", "--port", str(self.port)], env=self.env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            [sys.executable, "-m", "api.cli", "serve", "--port", str(self.port)],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         client = HpoClient(f"http://127.0.0.1:{self.port}")
         deadline = time.monotonic() + 90
         while not client.healthy():
@@ -78,11 +81,14 @@ def test_a_killed_service_resumes_its_study_without_losing_or_double_counting(
     # cores): all five are seen in flight together before any has trained its 8 epochs.
     slow = {**SLOW_TRIALS, "params": {**SLOW_TRIALS["params"], "hidden_units": 2048}}
     spec = make_spec(
-        name="survivor", **slow, checkpoints={"every_epochs": 1},
+        name="survivor",
+        **slow,
+        checkpoints={"every_epochs": 1},
         budget={"max_trials": 5, "max_epochs": 8, "parallelism": 5},
-    )  # fmt: skip
-    waiter_spec = make_spec(name="waiter", priority=5,
-                            budget={"max_trials": 5, "max_epochs": 1, "parallelism": 5})  # fmt: skip
+    )
+    waiter_spec = make_spec(
+        name="waiter", priority=5, budget={"max_trials": 5, "max_epochs": 1, "parallelism": 5}
+    )
     with serve.start() as client:
         study_id = client.submit(spec)["id"]
         deadline = time.monotonic() + 90

@@ -32,10 +32,7 @@ import schemathesis
 from hypothesis import HealthCheck
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    response_schema_conformance,
-    status_code_conformance,
-)
+from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from api.app import create_app
 from service.settings import Settings
@@ -109,9 +106,7 @@ def live_url(ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iter
     the rest get the documented 429. Starting hundreds of studies took minutes."""
     root = tmp_path_factory.mktemp("fuzz")
     settings = Settings(
-        database_url=f"sqlite:///{root / 'hpo.db'}",
-        data_dir=root / "data",
-        studies_per_minute=10,
+        database_url=f"sqlite:///{root / 'hpo.db'}", data_dir=root / "data", studies_per_minute=10
     )
     with running_service(settings) as url:
         with httpx.Client(base_url=url, timeout=30) as client:

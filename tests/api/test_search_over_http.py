@@ -37,13 +37,15 @@ def test_two_objectives_give_a_non_dominated_front_and_still_prune(
         name="accuracy-vs-size",
         objective=[{"metric": "val_accuracy"}, {"metric": "n_params"}],
         prune_on="val_accuracy",
-        space={"hidden_units": {"type": "int", "low": 4, "high": 128, "log": True},
-               "lr": {"type": "float", "low": 1e-5, "high": 0.1, "log": True}},
+        space={
+            "hidden_units": {"type": "int", "low": 4, "high": 128, "log": True},
+            "lr": {"type": "float", "low": 1e-5, "high": 0.1, "log": True},
+        },
         params={"optimizer": "adam"},
         sampler={"type": "nsga2", "seed": 0, "population_size": 6},
         pruner={"type": "median", "n_startup_trials": 3},
         budget={"max_trials": 14, "max_epochs": 6, "parallelism": 2},
-    )  # fmt: skip
+    )
     study = submit_and_wait(client, spec)
     assert study["state"] == "completed", study
     assert [o["direction"] for o in study["spec"]["objective"]] == ["maximize", "minimize"]
@@ -96,9 +98,12 @@ def test_resume_extends_a_finished_study_over_http(
 def test_target_ends_a_study_early_over_http(
     client: httpx.Client, make_spec: Callable[..., dict[str, Any]]
 ) -> None:
-    spec = make_spec(name="target", params={"hidden_units": 64, "optimizer": "adam", "lr": 0.01},
-                     space={"batch_size": {"type": "categorical", "choices": [32, 64]}},
-                     budget={"max_trials": 40, "max_epochs": 10, "target": 0.9})  # fmt: skip
+    spec = make_spec(
+        name="target",
+        params={"hidden_units": 64, "optimizer": "adam", "lr": 0.01},
+        space={"batch_size": {"type": "categorical", "choices": [32, 64]}},
+        budget={"max_trials": 40, "max_epochs": 10, "target": 0.9},
+    )
     study = submit_and_wait(client, spec)
     assert (study["state"], study["state_reason"]) == ("completed", "target_reached")
     assert study["best"]["value"] >= 0.9
@@ -107,8 +112,17 @@ def test_target_ends_a_study_early_over_http(
 
 def test_the_spec_schema_is_served(client: httpx.Client) -> None:
     schema = client.get("/api/v1/schema/study").json()
-    assert {"name", "space", "params", "objective", "prune_on", "initial_trials", "sampler", "pruner",
-            "budget"} <= set(schema["properties"])  # fmt: skip
+    assert {
+        "name",
+        "space",
+        "params",
+        "objective",
+        "prune_on",
+        "initial_trials",
+        "sampler",
+        "pruner",
+        "budget",
+    } <= set(schema["properties"])
     assert schema["required"] == ["name"]
     samplers = schema["$defs"]["GridSamplerSpec"]["properties"]
     assert "grid" in samplers
@@ -117,8 +131,12 @@ def test_the_spec_schema_is_served(client: httpx.Client) -> None:
 def test_a_sampler_fallback_is_reported_as_a_warning(
     client: httpx.Client, make_spec: Callable[..., dict[str, Any]]
 ) -> None:
-    response = client.post("/api/v1/studies", json=make_spec(name="cma", sampler={"type": "cmaes"},
-                                                            budget={"max_trials": 1, "max_epochs": 1}))  # fmt: skip
+    response = client.post(
+        "/api/v1/studies",
+        json=make_spec(
+            name="cma", sampler={"type": "cmaes"}, budget={"max_trials": 1, "max_epochs": 1}
+        ),
+    )
     assert response.status_code == 201
     assert "['batch_size', 'optimizer'] are drawn at random" in response.json()["warnings"][0]
     wait_for_study(client, response.json()["id"])

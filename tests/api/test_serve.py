@@ -33,8 +33,11 @@ def test_hpo_serve_runs_a_study_and_stops_cleanly_on_sigterm(
     env = {**os.environ, "HPO_DATA_DIR": str(tmp_path / "data"), "HPO_RAY_NUM_CPUS": "2"}
     process = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         with HpoClient(f"http://127.0.0.1:{port}") as client:
             deadline = time.monotonic() + 90
@@ -83,7 +86,7 @@ def test_a_start_that_fails_on_its_store_stops_the_ray_it_started(tmp_path: Path
         "except Exception as exc:\n"
         "    print('failed:', type(exc).__name__)\n"
         "print('ray still up:', ray.is_initialized())\n"
-    )  # fmt: skip
+    )
     done = subprocess.run(
         [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120
     )
@@ -98,10 +101,21 @@ def test_hpo_serve_never_prints_the_database_password(tmp_path: Path) -> None:
     url = "postgresql+psycopg://postgres:s3cret-w0rd@127.0.0.1:1/none"  # nothing listens
     env = {**os.environ, "HPO_DATA_DIR": str(tmp_path / "data"), "HPO_RAY_NUM_CPUS": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(free_port()),
-         "--database-url", url],
-        env=env, capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "api.cli",
+            "serve",
+            "--port",
+            str(free_port()),
+            "--database-url",
+            url,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     output = done.stdout + done.stderr
     assert done.returncode != 0 and "OperationalError" in output, output
     assert "db=postgresql+psycopg://postgres:***@127.0.0.1:1/none" in output

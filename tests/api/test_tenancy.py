@@ -22,8 +22,9 @@ def url(ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     root = tmp_path_factory.mktemp("tenancy")
     tokens = root / "tokens"
     tokens.write_text("# tenant:token\nalice:tok-alice\nbob:tok-bob\n")
-    settings = Settings(database_url=f"sqlite:///{root / 'hpo.db'}", data_dir=root / "data",
-                        api_tokens=f"@{tokens}")  # fmt: skip
+    settings = Settings(
+        database_url=f"sqlite:///{root / 'hpo.db'}", data_dir=root / "data", api_tokens=f"@{tokens}"
+    )
     with running_service(settings) as base:
         yield base
 
@@ -40,10 +41,20 @@ def alice_study(url: str) -> dict[str, Any]:
 
 def id_routes(study_id: int) -> list[tuple[str, str]]:
     base = f"/api/v1/studies/{study_id}"
-    return [("GET", base), ("GET", f"{base}/trials"), ("GET", f"{base}/trials/0"), ("GET", f"{base}/best"),
-            ("GET", f"{base}/events"), ("GET", f"{base}/history"), ("GET", f"{base}/importance"),
-            ("GET", f"{base}/curves?top=1"), ("GET", f"{base}/best/checkpoint"),
-            ("POST", f"{base}/stop"), ("POST", f"{base}/resume"), ("DELETE", base)]  # fmt: skip
+    return [
+        ("GET", base),
+        ("GET", f"{base}/trials"),
+        ("GET", f"{base}/trials/0"),
+        ("GET", f"{base}/best"),
+        ("GET", f"{base}/events"),
+        ("GET", f"{base}/history"),
+        ("GET", f"{base}/importance"),
+        ("GET", f"{base}/curves?top=1"),
+        ("GET", f"{base}/best/checkpoint"),
+        ("POST", f"{base}/stop"),
+        ("POST", f"{base}/resume"),
+        ("DELETE", base),
+    ]
 
 
 def test_another_tenant_gets_404_on_every_route_that_takes_an_id(
@@ -63,8 +74,11 @@ def test_lists_show_only_the_callers_studies(
     url: str, alice_study: dict[str, Any], make_spec: Callable[..., Any]
 ) -> None:
     with httpx.Client(base_url=url, timeout=30) as http:
-        bobs = http.post("/api/v1/studies", json=make_spec(name="bob's", budget={"max_trials": 1, "max_epochs": 1}),
-                         headers=BOB).json()  # fmt: skip
+        bobs = http.post(
+            "/api/v1/studies",
+            json=make_spec(name="bob's", budget={"max_trials": 1, "max_epochs": 1}),
+            headers=BOB,
+        ).json()
         with httpx.Client(base_url=url, headers=BOB) as as_bob:
             wait_for_study(as_bob, bobs["id"])
         seen_by_bob = {s["id"] for s in http.get("/api/v1/studies", headers=BOB).json()["items"]}
@@ -78,14 +92,27 @@ def test_lists_show_only_the_callers_studies(
     )
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "tok-alice"},
-                                     {"Authorization": "Basic tok-alice"}])  # fmt: skip
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer nope"},
+        {"Authorization": "tok-alice"},
+        {"Authorization": "Basic tok-alice"},
+    ],
+)
 def test_a_missing_or_wrong_token_is_401_everywhere_but_healthz(
     url: str, alice_study: dict[str, Any], headers: dict[str, str]
 ) -> None:
     with httpx.Client(base_url=url, timeout=30) as http:
-        routes = [*id_routes(alice_study["id"]), ("GET", "/api/v1/studies"), ("POST", "/api/v1/studies"),
-                  ("GET", "/api/v1/schema/study"), ("GET", "/readyz"), ("GET", "/metrics")]  # fmt: skip
+        routes = [
+            *id_routes(alice_study["id"]),
+            ("GET", "/api/v1/studies"),
+            ("POST", "/api/v1/studies"),
+            ("GET", "/api/v1/schema/study"),
+            ("GET", "/readyz"),
+            ("GET", "/metrics"),
+        ]
         for method, path in routes:
             response = http.request(method, path, headers=headers)
             assert response.status_code == 401, (method, path, response.status_code)
@@ -101,9 +128,10 @@ def test_malformed_tokens_fail_at_start(tmp_path: Path) -> None:
 def test_the_openapi_document_declares_the_bearer_scheme_on_api_routes(url: str) -> None:
     document = httpx.get(f"{url}/openapi.json").json()
     assert document["components"]["securitySchemes"]["HTTPBearer"] == {
-        "type": "http", "scheme": "bearer",
+        "type": "http",
+        "scheme": "bearer",
         "description": "A token of HPO_API_TOKENS, when it is set.",
-    }  # fmt: skip
+    }
     submit = document["paths"]["/api/v1/studies"]["post"]
     assert submit["security"] == [{"HTTPBearer": []}]
     assert document["paths"]["/metrics"]["get"]["security"] == [{"HTTPBearer": []}]

@@ -25,9 +25,14 @@ def service(
     ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, Path]]:
     root = tmp_path_factory.mktemp("caps")
-    settings = Settings(database_url=f"sqlite:///{root / 'hpo.db'}", data_dir=root / "data",
-                        max_active_studies_per_tenant=2, max_upload_bytes=5_000,
-                        max_upload_bytes_per_tenant=10_000, prewarm_slots=False)  # fmt: skip
+    settings = Settings(
+        database_url=f"sqlite:///{root / 'hpo.db'}",
+        data_dir=root / "data",
+        max_active_studies_per_tenant=2,
+        max_upload_bytes=5_000,
+        max_upload_bytes_per_tenant=10_000,
+        prewarm_slots=False,
+    )
     with running_service(settings) as url:
         yield url, settings.data_dir
 
@@ -53,9 +58,10 @@ def test_a_study_over_the_active_cap_is_429_and_paused_ones_count(
     refused = http.post("/api/v1/studies", json=spec)
     assert refused.status_code == 429
     assert refused.json()["error"] == {
-        "code": "cap_reached", "details": [],
+        "code": "cap_reached",
+        "details": [],
         "message": "tenant cap reached: max_active_studies_per_tenant = 2",
-    }  # fmt: skip
+    }
     assert http.post(f"/api/v1/studies/{first}/pause").status_code == 202
     wait_for_state(http, first, "paused")
     assert http.post("/api/v1/studies", json=spec).status_code == 429, "a paused study counts"
@@ -80,8 +86,9 @@ def csv_of(n_rows: int, seed: int) -> bytes:
 
 
 def upload(http: httpx.Client, content: bytes) -> httpx.Response:
-    return http.post("/api/v1/datasets", files={"file": ("d.csv", content)},
-                     data={"target": "label"})  # fmt: skip
+    return http.post(
+        "/api/v1/datasets", files={"file": ("d.csv", content)}, data={"target": "label"}
+    )
 
 
 def test_an_upload_past_the_tenants_total_is_refused_and_loses_nothing(

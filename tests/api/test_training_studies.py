@@ -15,9 +15,15 @@ from tests.conftest import LiveService, wait_for_study
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 SENSIBLE_LR = {
-    "sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adagrad": 0.05,
-    "adadelta": 1.0, "rmsprop": 0.002, "adam": 0.005, "adamw": 0.005,
-}  # fmt: skip
+    "sgd": 0.1,
+    "momentum": 0.05,
+    "nesterov": 0.05,
+    "adagrad": 0.05,
+    "adadelta": 1.0,
+    "rmsprop": 0.002,
+    "adam": 0.005,
+    "adamw": 0.005,
+}
 
 
 @pytest.fixture
@@ -44,12 +50,14 @@ def test_a_digits_study_reaches_090_with_each_optimizer(
     configs = [{"optimizer": name, "lr": lr} for name, lr in sorted(SENSIBLE_LR.items())]
     spec = make_spec(
         name="each-optimizer",
-        space={"optimizer": {"type": "categorical", "choices": sorted(SENSIBLE_LR)},
-               "lr": {"type": "categorical", "choices": sorted(set(SENSIBLE_LR.values()))}},
+        space={
+            "optimizer": {"type": "categorical", "choices": sorted(SENSIBLE_LR)},
+            "lr": {"type": "categorical", "choices": sorted(set(SENSIBLE_LR.values()))},
+        },
         params={"hidden_units": 64, "batch_size": 32},
         initial_trials=configs,
         budget={"max_trials": len(configs), "max_epochs": 12, "parallelism": 4},
-    )  # fmt: skip
+    )
     study, trials = run(client, spec)
     assert study["state"] == "completed", study
     by_optimizer = {t["params"]["optimizer"]: t for t in trials}
@@ -87,11 +95,13 @@ def test_a_regression_study_completes_on_synthetic_regression(
         name="regression",
         dataset={"source": "builtin", "name": "synthetic-regression"},
         objective={"metric": "val_rmse"},
-        space={"lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True},
-               "lr_schedule": {"type": "categorical", "choices": ["cosine", "constant"]}},
+        space={
+            "lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True},
+            "lr_schedule": {"type": "categorical", "choices": ["cosine", "constant"]},
+        },
         params={"hidden_units": 64, "optimizer": "adam"},
         budget={"max_trials": 3, "max_epochs": 10},
-    )  # fmt: skip
+    )
     study, trials = run(client, spec)
     assert study["state"] == "completed", study
     assert study["spec"]["objective"]["direction"] == "minimize"
@@ -111,9 +121,10 @@ def test_a_csv_classification_study_completes(
     )
     table.to_csv(shared_service.data_root / "two-blobs.csv", index=False)
     spec = make_spec(
-        name="csv", dataset={"source": "path", "path": "two-blobs.csv", "target": "kind"},
+        name="csv",
+        dataset={"source": "path", "path": "two-blobs.csv", "target": "kind"},
         budget={"max_trials": 3, "max_epochs": 8},
-    )  # fmt: skip
+    )
     study, trials = run(client, spec)
     assert study["state"] == "completed", study
     assert study["best"]["value"] > 0.9
@@ -147,41 +158,80 @@ def test_a_file_without_its_target_is_refused_with_the_columns_it_has(
     response = client.post("/api/v1/studies", json=spec)
     assert response.status_code == 422, response.text
     assert response.json()["error"]["details"] == [
-        {"loc": "dataset.target",
-         "msg": "dataset.target 'y' is not a column of 'no-target.csv'; its columns are ['a', 'b']"}
-    ]  # fmt: skip
+        {
+            "loc": "dataset.target",
+            "msg": "dataset.target 'y' is not a column of 'no-target.csv'; its columns are ['a', 'b']",
+        }
+    ]
 
 
 @pytest.mark.parametrize(
     ("overrides", "field", "words"),
     [
         ({"params": {"dropout": 1.5}}, "params.dropout", "dropout must be in [0, 1)"),
-        ({"params": {"batch_size": 0}}, "params.batch_size", "batch_size must be an integer >= 1 or 'full'"),
-        ({"space": {"optimizer": {"type": "categorical", "choices": ["sgd", "lbfgs"]}}},
-         "space.optimizer.choices", "optimizer must be one of"),
-        ({"space": {"lr": {"type": "float", "low": 0.0, "high": 0.1}}}, "space.lr.low",
-         "lr must be in (0, inf)"),
-        ({"space": {"lr": {"type": "float", "low": 1e-3, "high": 0.1}},
-          "params": {"optimizer": "adam", "rho": 0.9}}, "body", "params.rho is read only by"),
-        ({"objective": {"metric": "val_rmse"}}, "objective.metric",
-         "does not fit a classification task"),
+        (
+            {"params": {"batch_size": 0}},
+            "params.batch_size",
+            "batch_size must be an integer >= 1 or 'full'",
+        ),
+        (
+            {"space": {"optimizer": {"type": "categorical", "choices": ["sgd", "lbfgs"]}}},
+            "space.optimizer.choices",
+            "optimizer must be one of",
+        ),
+        (
+            {"space": {"lr": {"type": "float", "low": 0.0, "high": 0.1}}},
+            "space.lr.low",
+            "lr must be in (0, inf)",
+        ),
+        (
+            {
+                "space": {"lr": {"type": "float", "low": 1e-3, "high": 0.1}},
+                "params": {"optimizer": "adam", "rho": 0.9},
+            },
+            "body",
+            "params.rho is read only by",
+        ),
+        (
+            {"objective": {"metric": "val_rmse"}},
+            "objective.metric",
+            "does not fit a classification task",
+        ),
         ({"objective": {"metric": "val_auc"}}, "objective.metric", "metric must be one of"),
-        ({"model": {"kind": "cnn"}, "dataset": {"source": "builtin", "name": "synthetic-classification"}},
-         "body", "cnn needs image data"),
-        ({"dataset": {"source": "path", "path": "../../etc/passwd", "format": "csv"}}, "dataset.path",
-         "outside the data roots"),
-        ({"dataset": {"source": "path", "path": "/etc/hostname", "format": "csv"}}, "dataset.path",
-         "outside the data roots"),
+        (
+            {
+                "model": {"kind": "cnn"},
+                "dataset": {"source": "builtin", "name": "synthetic-classification"},
+            },
+            "body",
+            "cnn needs image data",
+        ),
+        (
+            {"dataset": {"source": "path", "path": "../../etc/passwd", "format": "csv"}},
+            "dataset.path",
+            "outside the data roots",
+        ),
+        (
+            {"dataset": {"source": "path", "path": "/etc/hostname", "format": "csv"}},
+            "dataset.path",
+            "outside the data roots",
+        ),
         ({"dataset": {"source": "path", "path": "missing.csv"}}, "dataset.path", "is not a file"),
-        ({"space": {"precision": {"type": "categorical", "choices": ["fp32", "int8"]}}},
-         "space.precision.choices", "precision must be one of ['fp32', 'bf16', 'fp16']"),
+        (
+            {"space": {"precision": {"type": "categorical", "choices": ["fp32", "int8"]}}},
+            "space.precision.choices",
+            "precision must be one of ['fp32', 'bf16', 'fp16']",
+        ),
         ({"params": {"compile": "yes"}}, "params.compile", "compile must be one of [True, False]"),
     ],
-)  # fmt: skip
+)
 def test_specs_the_worker_cannot_train_are_422(
-    client: httpx.Client, make_spec: Callable[..., dict[str, Any]], overrides: dict[str, Any],
-    field: str, words: str,
-) -> None:  # fmt: skip
+    client: httpx.Client,
+    make_spec: Callable[..., dict[str, Any]],
+    overrides: dict[str, Any],
+    field: str,
+    words: str,
+) -> None:
     before = len(client.get("/api/v1/studies", params={"limit": 1000}).json()["items"])
     response = client.post("/api/v1/studies", json=make_spec(**overrides))
     assert response.status_code == 422, response.text

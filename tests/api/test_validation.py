@@ -14,16 +14,28 @@ pytestmark = pytest.mark.ray
 BAD_SPACES: dict[str, tuple[dict[str, Any], str]] = {
     "unknown hyperparameter": ({"foo": {"type": "float", "low": 0, "high": 1}}, "space.foo"),
     "low above high": ({"lr": {"type": "float", "low": 0.5, "high": 0.1}}, "space.lr.high"),
-    "log with low 0": ({"lr": {"type": "float", "low": 0.0, "high": 1, "log": True}}, "space.lr.low"),
-    "log with low < 0": ({"hidden_units": {"type": "int", "low": -1, "high": 8, "log": True}},
-                         "space.hidden_units.low"),
-    "empty choices": ({"optimizer": {"type": "categorical", "choices": []}}, "space.optimizer.choices"),
+    "log with low 0": (
+        {"lr": {"type": "float", "low": 0.0, "high": 1, "log": True}},
+        "space.lr.low",
+    ),
+    "log with low < 0": (
+        {"hidden_units": {"type": "int", "low": -1, "high": 8, "log": True}},
+        "space.hidden_units.low",
+    ),
+    "empty choices": (
+        {"optimizer": {"type": "categorical", "choices": []}},
+        "space.optimizer.choices",
+    ),
     "unknown type": ({"lr": {"type": "gaussian", "low": 0, "high": 1}}, "space.lr.type"),
     "unknown optimizer among the choices": (
-        {"optimizer": {"type": "categorical", "choices": ["adam", "lion"]}}, "space.optimizer.choices"),
-    "dropout bound the worker refuses": ({"dropout": {"type": "float", "low": 0.1, "high": 1.5}},
-                                          "space.dropout.high"),
-}  # fmt: skip
+        {"optimizer": {"type": "categorical", "choices": ["adam", "lion"]}},
+        "space.optimizer.choices",
+    ),
+    "dropout bound the worker refuses": (
+        {"dropout": {"type": "float", "low": 0.1, "high": 1.5}},
+        "space.dropout.high",
+    ),
+}
 
 
 @pytest.fixture
@@ -125,9 +137,13 @@ def test_yaml_spec_is_accepted(client: httpx.Client, make_spec: Callable[..., An
 
 @pytest.mark.parametrize(
     "path",
-    ["/api/v1/studies/999", "/api/v1/studies/999/trials", "/api/v1/studies/999/best",
-     "/api/v1/studies/999/trials/0"],
-)  # fmt: skip
+    [
+        "/api/v1/studies/999",
+        "/api/v1/studies/999/trials",
+        "/api/v1/studies/999/best",
+        "/api/v1/studies/999/trials/0",
+    ],
+)
 def test_unknown_study_is_404(client: httpx.Client, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 404
@@ -144,16 +160,30 @@ def test_bad_cursor_is_422(client: httpx.Client) -> None:
 
 
 BATCH_NORM_ON_ONE_ROW: dict[str, tuple[dict[str, Any], dict[str, Any], list[str]]] = {
-    "both fixed": ({}, {"batch_size": 1, "batch_norm": True}, ["params.batch_size", "params.batch_norm"]),
-    "1 among the choices": ({"batch_size": {"type": "categorical", "choices": [1, 32]}},
-                            {"batch_norm": True}, ["space.batch_size.choices", "params.batch_norm"]),
+    "both fixed": (
+        {},
+        {"batch_size": 1, "batch_norm": True},
+        ["params.batch_size", "params.batch_norm"],
+    ),
+    "1 among the choices": (
+        {"batch_size": {"type": "categorical", "choices": [1, 32]}},
+        {"batch_norm": True},
+        ["space.batch_size.choices", "params.batch_norm"],
+    ),
     "an int range from 1, batch norm searched": (
-        {"batch_size": {"type": "int", "low": 1, "high": 64},
-         "batch_norm": {"type": "categorical", "choices": [True, False]}},
-        {}, ["space.batch_size.low", "space.batch_norm.choices"]),
-    "batch norm searched": ({"batch_norm": {"type": "categorical", "choices": [False, True]}},
-                            {"batch_size": 1}, ["params.batch_size", "space.batch_norm.choices"]),
-}  # fmt: skip
+        {
+            "batch_size": {"type": "int", "low": 1, "high": 64},
+            "batch_norm": {"type": "categorical", "choices": [True, False]},
+        },
+        {},
+        ["space.batch_size.low", "space.batch_norm.choices"],
+    ),
+    "batch norm searched": (
+        {"batch_norm": {"type": "categorical", "choices": [False, True]}},
+        {"batch_size": 1},
+        ["params.batch_size", "space.batch_norm.choices"],
+    ),
+}
 
 
 @pytest.mark.parametrize("case", list(BATCH_NORM_ON_ONE_ROW))
@@ -171,8 +201,10 @@ def test_batch_norm_with_one_row_batches_is_422_naming_both_fields(
 def test_batch_norm_is_accepted_where_no_batch_has_one_row_by_choice(
     client: httpx.Client, make_spec: Callable[..., dict[str, Any]]
 ) -> None:
-    space = {"batch_size": {"type": "categorical", "choices": [1, 4], "when": {"batch_norm": [False]}},
-             "batch_norm": {"type": "categorical", "choices": [True, False]}}  # fmt: skip
+    space = {
+        "batch_size": {"type": "categorical", "choices": [1, 4], "when": {"batch_norm": [False]}},
+        "batch_norm": {"type": "categorical", "choices": [True, False]},
+    }
     for spec in (
         make_spec(space=space),
         make_spec(space={}, params={"batch_size": 4, "batch_norm": True}),
@@ -187,14 +219,23 @@ def test_batch_norm_is_accepted_where_no_batch_has_one_row_by_choice(
 BAD_POPULATIONS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     "model shape": ({"hidden_units": {"resample": True}}, {}, "population.mutations.hidden_units"),
     "batch size": ({"batch_size": {"resample": True}}, {}, "population.mutations.batch_size"),
-    "not searched": ({"weight_decay": {"perturb": [0.8, 1.2]}}, {},
-                     "population.mutations.weight_decay"),
-    "lr under a schedule": ({"lr": {"perturb": [0.8]}}, {"params": {"lr_schedule": "cosine"}},
-                            "population.mutations.lr"),
+    "not searched": (
+        {"weight_decay": {"perturb": [0.8, 1.2]}},
+        {},
+        "population.mutations.weight_decay",
+    ),
+    "lr under a schedule": (
+        {"lr": {"perturb": [0.8]}},
+        {"params": {"lr_schedule": "cosine"}},
+        "population.mutations.lr",
+    ),
     "a pruner": ({"lr": {"perturb": [0.8]}}, {"pruner": {"type": "median"}}, "pruner.type"),
-    "fewer slots than members": ({"lr": {"perturb": [0.8]}}, {"budget": {"parallelism": 2}},
-                                 "budget.parallelism"),
-}  # fmt: skip
+    "fewer slots than members": (
+        {"lr": {"perturb": [0.8]}},
+        {"budget": {"parallelism": 2}},
+        "budget.parallelism",
+    ),
+}
 
 
 @pytest.mark.parametrize("case", list(BAD_POPULATIONS))
@@ -203,19 +244,26 @@ def test_a_pbt_mutation_a_running_trial_cannot_make_is_422_naming_it(
 ) -> None:
     mutations, extra, field = BAD_POPULATIONS[case]
     spec = {
-        "name": "pbt", "budget": {"max_epochs": 6},
-        "space": {"lr": {"type": "float", "low": 1e-3, "high": 0.1, "log": True},
-                  "hidden_units": {"type": "categorical", "choices": [32, 64]},
-                  "batch_size": {"type": "categorical", "choices": [32, 64]}},
+        "name": "pbt",
+        "budget": {"max_epochs": 6},
+        "space": {
+            "lr": {"type": "float", "low": 1e-3, "high": 0.1, "log": True},
+            "hidden_units": {"type": "categorical", "choices": [32, 64]},
+            "batch_size": {"type": "categorical", "choices": [32, 64]},
+        },
         "population": {"size": 4, "interval_epochs": 2, "mutations": mutations},
-    }  # fmt: skip
+    }
     for key, value in extra.items():
         spec[key] = {**spec.get(key, {}), **value}
     before = _n_studies(client)
     _assert_names_field(client.post("/api/v1/studies", json=spec), field)
     assert _n_studies(client) == before
-    ok = {**spec, "population": {**spec["population"], "mutations": {"lr": {"perturb": [0.8]}}},
-          "budget": {"max_epochs": 6}, "params": {}}  # fmt: skip
+    ok = {
+        **spec,
+        "population": {**spec["population"], "mutations": {"lr": {"perturb": [0.8]}}},
+        "budget": {"max_epochs": 6},
+        "params": {},
+    }
     created = client.post("/api/v1/studies", json={k: v for k, v in ok.items() if k != "pruner"})
     assert created.status_code == 201, created.text
     body = created.json()["spec"]

@@ -109,8 +109,12 @@ def test_the_studies_page_lists_a_finished_study(live: Live, page: Any) -> None:
     legend = page.locator("[data-testid=progress-legend]")
     items = legend.locator(".legend-item")
     assert items.evaluate_all("els => els.map(e => e.dataset.state)") == [
-        "complete", "pruned", "failed", "running", "to-run",
-    ]  # fmt: skip
+        "complete",
+        "pruned",
+        "failed",
+        "running",
+        "to-run",
+    ]
     assert items.all_inner_texts() == ["complete", "pruned", "failed", "running", "not run yet"]
     segments = row.locator("[data-testid=study-progress] .seg").all()
     assert len(segments) == 2  # complete and pruned
@@ -295,11 +299,19 @@ def test_a_running_study_progresses_without_a_reload(live: Live, page: Any, runn
 
 
 def test_pause_then_resume_continues_the_trial_and_shows_its_runs(live: Live, page: Any) -> None:
-    study_id = submit(live.http, {**spec("pausable", budget={
-        "max_trials": 1, "max_epochs": 1000, "parallelism": 1}), **ENDLESS})  # fmt: skip
+    study_id = submit(
+        live.http,
+        {
+            **spec("pausable", budget={"max_trials": 1, "max_epochs": 1000, "parallelism": 1}),
+            **ENDLESS,
+        },
+    )
     deadline = time.monotonic() + 60
-    while not [t for t in live.http.get(f"/api/v1/studies/{study_id}/trials").json()["items"]
-               if t["epochs_run"] >= 1]:  # fmt: skip
+    while not [
+        t
+        for t in live.http.get(f"/api/v1/studies/{study_id}/trials").json()["items"]
+        if t["epochs_run"] >= 1
+    ]:
         assert time.monotonic() < deadline, "the trial trained no epoch within 60 s"
         time.sleep(0.2)
     try:
@@ -385,16 +397,18 @@ def test_the_cluster_page_shows_the_nodes_and_the_slots_studies_left(live: Live,
 def crowded(live: Live) -> Iterator[tuple[int, int]]:
     """A study holding 4 of the cluster's 5 CPUs with endless 1-CPU trials, and one whose
     2-CPU trials fit nowhere until they end: it stays queued, first in line."""
-    hog = submit(live.http, spec("hog", budget={**LONG, "parallelism": 4, "max_epochs": 10_000},
-                                 **ENDLESS))  # fmt: skip
+    hog = submit(
+        live.http, spec("hog", budget={**LONG, "parallelism": 4, "max_epochs": 10_000}, **ENDLESS)
+    )
     big = 0
     try:
         deadline = time.monotonic() + 60
         while not _training_on_all(live.http.get(f"/api/v1/studies/{hog}").json(), 4):
             assert time.monotonic() < deadline, "the hog got no 4 slots within 60 s"
             time.sleep(0.1)
-        big = submit(live.http, spec("needs-a-node", resources={"cpus_per_trial": 2},
-                                     priority=2, **ENDLESS))  # fmt: skip
+        big = submit(
+            live.http, spec("needs-a-node", resources={"cpus_per_trial": 2}, priority=2, **ENDLESS)
+        )
         yield hog, big
     finally:
         for study_id in (hog, big):
@@ -459,8 +473,10 @@ def test_a_pbt_members_page_shows_its_schedule_and_whom_it_copied(live: Live, pa
     assert first[:2] == ["1", "own draw"], first
     copy = member["lineage"][0]
     second = pieces.nth(1).locator("td").all_text_contents()
-    assert second[:2] == [str(copy["epoch"] + 1),
-                          f"trial {copy['copied']} @{copy['copied_epoch']}"], second  # fmt: skip
+    assert second[:2] == [
+        str(copy["epoch"] + 1),
+        f"trial {copy['copied']} @{copy['copied_epoch']}",
+    ], second
     screenshot(page, "trial-schedule")
     # The study page draws the whole population, with a star at every copy.
     page.goto(f"{live.url}/studies/{study['id']}")

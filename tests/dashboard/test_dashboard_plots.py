@@ -77,8 +77,12 @@ def live(ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     root: Path = tmp_path_factory.mktemp("plots")
     settings = Settings(database_url=f"sqlite:///{root / 'hpo.db'}", data_dir=root / "data")
     with running_service(settings) as url, httpx.Client(base_url=url, timeout=30) as http:
-        body = {**FAST_SPEC, "name": "two-objectives", "objective": TWO_OBJECTIVES,
-                "budget": {"max_trials": 3, "max_epochs": 2, "parallelism": 1}}  # fmt: skip
+        body = {
+            **FAST_SPEC,
+            "name": "two-objectives",
+            "objective": TWO_OBJECTIVES,
+            "budget": {"max_trials": 3, "max_epochs": 2, "parallelism": 1},
+        }
         pareto_id = submit(http, body)
         wait_for_study(http, pareto_id)
         yield Live(url, http, pareto_id)
@@ -153,9 +157,10 @@ def test_the_modebar_covers_nothing_on_any_plot(
             bar = modebar.bounding_box()
             assert bar is not None and bar["width"] > 0
             covered = [
-                item for item in page.evaluate(COVERABLE, div.element_handle())
+                item
+                for item in page.evaluate(COVERABLE, div.element_handle())
                 if overlaps(bar, item["box"])
-            ]  # fmt: skip
+            ]
             assert not covered, (chart, bar, covered)
         screenshot(page, f"plots-modebar-{path.strip('/').replace('/', '-')}")
 

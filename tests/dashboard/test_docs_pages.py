@@ -31,8 +31,12 @@ class Offline:
 def url(ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A service with tokens configured: the docs must load without one all the same."""
     root: Path = tmp_path_factory.mktemp("docs")
-    settings = Settings(database_url=f"sqlite:///{root / 'hpo.db'}", data_dir=root / "data",
-                        api_tokens="alice:tok-alice", prewarm_slots=False)  # fmt: skip
+    settings = Settings(
+        database_url=f"sqlite:///{root / 'hpo.db'}",
+        data_dir=root / "data",
+        api_tokens="alice:tok-alice",
+        prewarm_slots=False,
+    )
     with running_service(settings) as base:
         yield base
 

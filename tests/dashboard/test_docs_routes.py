@@ -53,9 +53,13 @@ def test_the_oauth2_redirect_page_is_served(client: Client) -> None:
 
 @pytest.mark.parametrize(
     ("name", "media_type"),
-    [("swagger-ui-bundle.js", "text/javascript"), ("swagger-ui.css", "text/css"),
-     ("redoc.standalone.js", "text/javascript"), ("favicon-32x32.png", "image/png")],
-)  # fmt: skip
+    [
+        ("swagger-ui-bundle.js", "text/javascript"),
+        ("swagger-ui.css", "text/css"),
+        ("redoc.standalone.js", "text/javascript"),
+        ("favicon-32x32.png", "image/png"),
+    ],
+)
 def test_assets_are_the_vendored_files_with_their_types(
     client: Client, name: str, media_type: str
 ) -> None:

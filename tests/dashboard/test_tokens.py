@@ -25,9 +25,10 @@ def tenants(
     tenant's study id."""
     root = tmp_path_factory.mktemp("dashboard-tokens")
     settings = Settings(
-        database_url=f"sqlite:///{root / 'hpo.db'}", data_dir=root / "data",
+        database_url=f"sqlite:///{root / 'hpo.db'}",
+        data_dir=root / "data",
         api_tokens=",".join(f"{tenant}:{token}" for tenant, token in TOKENS.items()),
-    )  # fmt: skip
+    )
     body = {**FAST_SPEC, "budget": {"max_trials": 1, "max_epochs": 1, "parallelism": 1}}
     with running_service(settings) as url, httpx.Client(base_url=url, timeout=30) as http:
         ids = {}

@@ -12,11 +12,17 @@ from workers import direction as workers_direction
 
 @pytest.mark.parametrize(
     ("value", "than", "direction", "expected"),
-    [(0.9, 0.5, "maximize", True), (0.5, 0.9, "maximize", False),
-     (0.5, 0.9, "minimize", True), (0.9, 0.5, "minimize", False),
-     (0.5, 0.5, "maximize", False), (0.5, 0.5, "minimize", False),
-     (-1.0, 2.0, "minimize", True), (-math.inf, 0.0, "maximize", False)],
-)  # fmt: skip
+    [
+        (0.9, 0.5, "maximize", True),
+        (0.5, 0.9, "maximize", False),
+        (0.5, 0.9, "minimize", True),
+        (0.9, 0.5, "minimize", False),
+        (0.5, 0.5, "maximize", False),
+        (0.5, 0.5, "minimize", False),
+        (-1.0, 2.0, "minimize", True),
+        (-math.inf, 0.0, "maximize", False),
+    ],
+)
 def test_better_follows_the_direction(
     value: float, than: float, direction: str, expected: bool
 ) -> None:

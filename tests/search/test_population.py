@@ -23,8 +23,9 @@ SPACE = {"lr": LR, "weight_decay": FloatParam(type="float", low=0.0, high=0.01)}
 
 
 def population(**mutations: Mutation) -> PopulationSpec:
-    return PopulationSpec(size=4, quantile=0.25,
-                          mutations=mutations or {"lr": Mutation(perturb=[0.8, 1.2])})  # fmt: skip
+    return PopulationSpec(
+        size=4, quantile=0.25, mutations=mutations or {"lr": Mutation(perturb=[0.8, 1.2])}
+    )
 
 
 def test_the_bottom_and_top_quantiles_are_a_quarter_each_and_at_most_half() -> None:
@@ -76,10 +77,16 @@ def test_a_spec_may_mutate_only_searched_params_a_running_trial_can_change() -> 
     fixed = {"lr_schedule": "constant"}
     ok = population(lr=Mutation(perturb=[0.8]), weight_decay=Mutation(resample=True))
     assert mutation_errors(ok, SPACE, fixed) == []
-    space = {**SPACE, "hidden_units": IntParam(type="int", low=8, high=64),
-             "dropout": FloatParam(type="float", low=0.0, high=0.5)}  # fmt: skip
-    bad = population(hidden_units=Mutation(resample=True), momentum=Mutation(perturb=[0.9]),
-                     dropout=Mutation(perturb=[0.9]))  # fmt: skip
+    space = {
+        **SPACE,
+        "hidden_units": IntParam(type="int", low=8, high=64),
+        "dropout": FloatParam(type="float", low=0.0, high=0.5),
+    }
+    bad = population(
+        hidden_units=Mutation(resample=True),
+        momentum=Mutation(perturb=[0.9]),
+        dropout=Mutation(perturb=[0.9]),
+    )
     errors = dict(mutation_errors(bad, space, fixed))
     assert "cannot change while a trial runs" in errors["population.mutations.hidden_units"]
     assert "must be in space" in errors["population.mutations.momentum"]

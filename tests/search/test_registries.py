@@ -12,11 +12,13 @@ from search.pruners import PRUNERS, PrunerSpec, build_pruner
 from search.samplers import SAMPLERS, SamplerSpec, build_sampler, check_sampler, grid_of, grid_size
 from search.space import ParamSpec
 
-SPACE = TypeAdapter(dict[str, ParamSpec]).validate_python({
-    "lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
-    "units": {"type": "int", "low": 16, "high": 64, "step": 16},
-    "optimizer": {"type": "categorical", "choices": ["sgd", "adam"]},
-})  # fmt: skip
+SPACE = TypeAdapter(dict[str, ParamSpec]).validate_python(
+    {
+        "lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+        "units": {"type": "int", "low": 16, "high": 64, "step": 16},
+        "optimizer": {"type": "categorical", "choices": ["sgd", "adam"]},
+    }
+)
 
 
 def sampler(raw: dict[str, Any]) -> Any:
@@ -29,10 +31,15 @@ def pruner(raw: dict[str, Any]) -> Any:
 
 @pytest.mark.parametrize(
     ("kind", "cls"),
-    [("tpe", optuna.samplers.TPESampler), ("random", optuna.samplers.RandomSampler),
-     ("cmaes", optuna.samplers.CmaEsSampler), ("gp", optuna.samplers.GPSampler),
-     ("qmc", optuna.samplers.QMCSampler), ("nsga2", optuna.samplers.NSGAIISampler)],
-)  # fmt: skip
+    [
+        ("tpe", optuna.samplers.TPESampler),
+        ("random", optuna.samplers.RandomSampler),
+        ("cmaes", optuna.samplers.CmaEsSampler),
+        ("gp", optuna.samplers.GPSampler),
+        ("qmc", optuna.samplers.QMCSampler),
+        ("nsga2", optuna.samplers.NSGAIISampler),
+    ],
+)
 def test_every_sampler_type_builds_its_optuna_sampler(kind: str, cls: type) -> None:
     assert isinstance(build_sampler(sampler({"type": kind, "seed": 1}), SPACE), cls)
 
@@ -60,11 +67,15 @@ def test_a_grid_is_derived_from_choices_and_steps_or_given() -> None:
     [
         ({"type": "grid"}, SPACE, 1, "grid needs a step"),
         ({"type": "grid", "grid": {"lr": [0.1]}}, SPACE, 1, "no values for searched parameters"),
-        ({"type": "grid", "grid": {"lr": [0.1], "units": [16], "optimizer": ["sgd"], "x": [1]}}, SPACE, 1,
-         "not in the space"),
+        (
+            {"type": "grid", "grid": {"lr": [0.1], "units": [16], "optimizer": ["sgd"], "x": [1]}},
+            SPACE,
+            1,
+            "not in the space",
+        ),
         ({"type": "cmaes"}, SPACE, 2, "supports one objective"),
     ],
-)  # fmt: skip
+)
 def test_what_a_sampler_cannot_do_is_refused(
     raw: dict[str, Any], space: Any, objectives: int, words: str
 ) -> None:
@@ -87,13 +98,19 @@ def test_group_needs_multivariate() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "cls"),
-    [({"type": "none"}, optuna.pruners.NopPruner), ({"type": "median"}, optuna.pruners.MedianPruner),
-     ({"type": "percentile", "percentile": 25}, optuna.pruners.PercentilePruner),
-     ({"type": "asha"}, optuna.pruners.SuccessiveHalvingPruner),
-     ({"type": "hyperband"}, optuna.pruners.HyperbandPruner),
-     ({"type": "threshold", "lower": 0.5}, optuna.pruners.ThresholdPruner),
-     ({"type": "patient", "patience": 2, "wrapped": {"type": "median"}}, optuna.pruners.PatientPruner)],
-)  # fmt: skip
+    [
+        ({"type": "none"}, optuna.pruners.NopPruner),
+        ({"type": "median"}, optuna.pruners.MedianPruner),
+        ({"type": "percentile", "percentile": 25}, optuna.pruners.PercentilePruner),
+        ({"type": "asha"}, optuna.pruners.SuccessiveHalvingPruner),
+        ({"type": "hyperband"}, optuna.pruners.HyperbandPruner),
+        ({"type": "threshold", "lower": 0.5}, optuna.pruners.ThresholdPruner),
+        (
+            {"type": "patient", "patience": 2, "wrapped": {"type": "median"}},
+            optuna.pruners.PatientPruner,
+        ),
+    ],
+)
 def test_every_pruner_type_builds_its_optuna_pruner(raw: dict[str, Any], cls: type) -> None:
     assert isinstance(build_pruner(pruner(raw), max_epochs=27), cls)
     assert raw["type"] in PRUNERS
@@ -110,11 +127,16 @@ def test_hyperband_spans_the_study_epochs_unless_told() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "words"),
-    [({"type": "threshold"}, "lower, upper or both"),
-     ({"type": "threshold", "lower": 2, "upper": 1}, "lower must be <= upper"),
-     ({"type": "percentile", "percentile": 120}, "less than or equal to 100"),
-     ({"type": "patient", "patience": 1, "wrapped": {"type": "nope"}}, "does not match any of the expected tags")],
-)  # fmt: skip
+    [
+        ({"type": "threshold"}, "lower, upper or both"),
+        ({"type": "threshold", "lower": 2, "upper": 1}, "lower must be <= upper"),
+        ({"type": "percentile", "percentile": 120}, "less than or equal to 100"),
+        (
+            {"type": "patient", "patience": 1, "wrapped": {"type": "nope"}},
+            "does not match any of the expected tags",
+        ),
+    ],
+)
 def test_bad_pruner_options_are_refused(raw: dict[str, Any], words: str) -> None:
     with pytest.raises(ValidationError, match=words):
         pruner(raw)

@@ -10,10 +10,12 @@ from pydantic import TypeAdapter
 from search.samplers import AnySamplerSpec, SamplerTraits, _SamplerSpec, check_sampler
 from search.space import ParamSpec
 
-SPACE = TypeAdapter(dict[str, ParamSpec]).validate_python({
-    "lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
-    "optimizer": {"type": "categorical", "choices": ["sgd", "adam"]},
-})  # fmt: skip
+SPACE = TypeAdapter(dict[str, ParamSpec]).validate_python(
+    {
+        "lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+        "optimizer": {"type": "categorical", "choices": ["sgd", "adam"]},
+    }
+)
 
 
 class NumericOnlySpec(_SamplerSpec):

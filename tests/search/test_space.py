@@ -26,11 +26,13 @@ def space_of(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_float_int_and_categorical_validate() -> None:
-    space = space_of({
-        "lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
-        "units": {"type": "int", "low": 16, "high": 256, "step": 16},
-        "flag": {"type": "categorical", "choices": [True, False]},
-    })  # fmt: skip
+    space = space_of(
+        {
+            "lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
+            "units": {"type": "int", "low": 16, "high": 256, "step": 16},
+            "flag": {"type": "categorical", "choices": [True, False]},
+        }
+    )
     assert isinstance(space["lr"], FloatParam) and space["lr"].log
     assert isinstance(space["units"], IntParam) and space["units"].step == 16
     assert isinstance(space["flag"], CategoricalParam)
@@ -59,35 +61,55 @@ def test_bad_params_are_refused_with_the_field(
 
 
 def test_draw_order_puts_parents_first_and_refuses_cycles_and_strangers() -> None:
-    space = space_of({
-        "momentum": {"type": "float", "low": 0.5, "high": 0.9, "when": {"optimizer": ["momentum"]}},
-        "optimizer": {"type": "categorical", "choices": ["sgd", "momentum"]},
-    })  # fmt: skip
+    space = space_of(
+        {
+            "momentum": {
+                "type": "float",
+                "low": 0.5,
+                "high": 0.9,
+                "when": {"optimizer": ["momentum"]},
+            },
+            "optimizer": {"type": "categorical", "choices": ["sgd", "momentum"]},
+        }
+    )
     assert draw_order(space, {}) == ["optimizer", "momentum"]
     with pytest.raises(ValueError, match="neither searched nor fixed"):
         draw_order({"momentum": space["momentum"]}, {})
     assert draw_order({"momentum": space["momentum"]}, {"optimizer": "sgd"}) == ["momentum"]
-    cyclic = space_of({
-        "a": {"type": "categorical", "choices": [1, 2], "when": {"b": [1]}},
-        "b": {"type": "categorical", "choices": [1, 2], "when": {"a": [1]}},
-    })  # fmt: skip
+    cyclic = space_of(
+        {
+            "a": {"type": "categorical", "choices": [1, 2], "when": {"b": [1]}},
+            "b": {"type": "categorical", "choices": [1, 2], "when": {"a": [1]}},
+        }
+    )
     with pytest.raises(ValueError, match="cycle"):
         draw_order(cyclic, {})
-    never = space_of({
-        "optimizer": {"type": "categorical", "choices": ["sgd"]},
-        "momentum": {"type": "float", "low": 0.5, "high": 0.9, "when": {"optimizer": ["adam"]}},
-    })  # fmt: skip
+    never = space_of(
+        {
+            "optimizer": {"type": "categorical", "choices": ["sgd"]},
+            "momentum": {"type": "float", "low": 0.5, "high": 0.9, "when": {"optimizer": ["adam"]}},
+        }
+    )
     with pytest.raises(ValueError, match="not among"):
         draw_order(never, {})
 
 
 def test_conditional_params_appear_only_when_their_condition_holds() -> None:
-    space = space_of({
-        "optimizer": {"type": "categorical", "choices": ["sgd", "momentum", "nesterov", "adam"]},
-        "momentum": {"type": "float", "low": 0.5, "high": 0.99,
-                     "when": {"optimizer": ["momentum", "nesterov"]}},
-        "lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
-    })  # fmt: skip
+    space = space_of(
+        {
+            "optimizer": {
+                "type": "categorical",
+                "choices": ["sgd", "momentum", "nesterov", "adam"],
+            },
+            "momentum": {
+                "type": "float",
+                "low": 0.5,
+                "high": 0.99,
+                "when": {"optimizer": ["momentum", "nesterov"]},
+            },
+            "lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+        }
+    )
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=5))
     seen = set()
     for _ in range(50):

@@ -37,16 +37,31 @@ pytestmark = [
 # reads; these are the settings it needs (the fake provider starts nodes as local
 # processes).
 FAKE_PROVIDER_CONFIG: dict[str, Any] = {
-    "cluster_name": "fake_multinode", "max_workers": 8,
-    "provider": {"type": "fake_multinode", "use_node_id_as_ip": True,
-                 "disable_node_updaters": True, "disable_launch_config_check": True},
-    "head_node_type": "ray.head.default", "auth": {}, "upscaling_speed": 1.0,
-    "idle_timeout_minutes": 1, "docker": {}, "initialization_commands": [],
-    "setup_commands": [], "head_setup_commands": [], "worker_setup_commands": [],
-    "head_start_ray_commands": [], "worker_start_ray_commands": [], "file_mounts": {},
-    "cluster_synced_files": [], "file_mounts_sync_continuously": False,
-    "rsync_exclude": [], "rsync_filter": [],
-}  # fmt: skip
+    "cluster_name": "fake_multinode",
+    "max_workers": 8,
+    "provider": {
+        "type": "fake_multinode",
+        "use_node_id_as_ip": True,
+        "disable_node_updaters": True,
+        "disable_launch_config_check": True,
+    },
+    "head_node_type": "ray.head.default",
+    "auth": {},
+    "upscaling_speed": 1.0,
+    "idle_timeout_minutes": 1,
+    "docker": {},
+    "initialization_commands": [],
+    "setup_commands": [],
+    "head_setup_commands": [],
+    "worker_setup_commands": [],
+    "head_start_ray_commands": [],
+    "worker_start_ray_commands": [],
+    "file_mounts": {},
+    "cluster_synced_files": [],
+    "file_mounts_sync_continuously": False,
+    "rsync_exclude": [],
+    "rsync_filter": [],
+}
 
 
 @pytest.fixture
@@ -68,18 +83,24 @@ def autoscaling_cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
     class LocalAutoscalingCluster(AutoscalingCluster):  # type: ignore[misc]
         def _generate_config(
-            self, head_resources: dict[str, Any], worker_node_types: dict[str, Any],
-            autoscaler_v2: bool = False, **config_kwargs: Any,
-        ) -> dict[str, Any]:  # fmt: skip
+            self,
+            head_resources: dict[str, Any],
+            worker_node_types: dict[str, Any],
+            autoscaler_v2: bool = False,
+            **config_kwargs: Any,
+        ) -> dict[str, Any]:
             config = copy.deepcopy(FAKE_PROVIDER_CONFIG)
             # The nodes it launches join the head here (they would try port 6379).
             node_ip = ray._private.services.get_node_ip_address()
             config["provider"]["gcs_address"] = f"{node_ip}:{port}"
             config["available_node_types"] = {
                 **worker_node_types,
-                "ray.head.default": {"resources": head_resources, "node_config": {},
-                                     "max_workers": 0},
-            }  # fmt: skip
+                "ray.head.default": {
+                    "resources": head_resources,
+                    "node_config": {},
+                    "max_workers": 0,
+                },
+            }
             return {**config, **config_kwargs}
 
     cluster = LocalAutoscalingCluster(
@@ -90,8 +111,8 @@ def autoscaling_cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
                 "node_config": {},
                 "min_workers": 0,
                 "max_workers": 1,
-            },
-        },  # fmt: skip
+            }
+        },
         idle_timeout_minutes=1,
     )
     cluster.start()
@@ -105,13 +126,19 @@ def test_a_study_too_big_for_the_head_gets_a_node_from_the_autoscaler(
     autoscaling_cluster: str, tmp_path: Path
 ) -> None:
     port, log = free_port(), tmp_path / "serve.log"
-    env = {**os.environ, "HPO_DATA_DIR": str(tmp_path / "data"), "HPO_RAY_ADDRESS": autoscaling_cluster,
-           "HPO_PREWARM_SLOTS": "false"}  # fmt: skip
+    env = {
+        **os.environ,
+        "HPO_DATA_DIR": str(tmp_path / "data"),
+        "HPO_RAY_ADDRESS": autoscaling_cluster,
+        "HPO_PREWARM_SLOTS": "false",
+    }
     with log.open("w") as out:
         serve = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve", "--port", str(port)], env=env,
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
         try:
             client = HpoClient(f"http://127.0.0.1:{port}")
             deadline = time.monotonic() + 90
@@ -120,8 +147,12 @@ def test_a_study_too_big_for_the_head_gets_a_node_from_the_autoscaler(
                     f"hpo serve did not start: {log.read_text()[-2000:]}"
                 )
                 time.sleep(0.5)
-            spec = {**FAST_SPEC, "name": "needs-a-node", "resources": {"cpus_per_trial": 2},
-                    "budget": {"max_trials": 2, "max_epochs": 2, "parallelism": 1}}  # fmt: skip
+            spec = {
+                **FAST_SPEC,
+                "name": "needs-a-node",
+                "resources": {"cpus_per_trial": 2},
+                "budget": {"max_trials": 2, "max_epochs": 2, "parallelism": 1},
+            }
             study = client.submit(spec)  # not refused: an autoscaler can add a 2-CPU node
             assert study["state"] == "queued"
             done = client.wait(study["id"], timeout_s=240)

@@ -23,10 +23,18 @@ from tests.service.test_cluster import pid_of, submit, trials, wait_running
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 # Epochs of about a second on this machine, so that a test can act between two of them.
-LONG_EPOCHS = {"space": {"lr": {"type": "float", "low": 0.005, "high": 0.01}},
-               "params": {"hidden_units": 1024, "hidden_layers": 3, "optimizer": "sgd",
-                          "batch_size": 8, "dropout": 0.1},
-               "pruner": {"type": "none"}, "early_stopping": {"patience": 1000}}  # fmt: skip
+LONG_EPOCHS = {
+    "space": {"lr": {"type": "float", "low": 0.005, "high": 0.01}},
+    "params": {
+        "hidden_units": 1024,
+        "hidden_layers": 3,
+        "optimizer": "sgd",
+        "batch_size": 8,
+        "dropout": 0.1,
+    },
+    "pruner": {"type": "none"},
+    "early_stopping": {"patience": 1000},
+}
 
 
 def service(settings: Settings) -> Iterator[httpx.Client]:
@@ -63,15 +71,23 @@ def assert_whole_curve(detail: dict[str, Any], n_epochs: int) -> None:
 def test_a_killed_slot_resumes_its_trial_from_its_checkpoint(
     client: httpx.Client, make_spec: Callable[..., dict[str, Any]]
 ) -> None:
-    spec = make_spec(name="lost", **LONG_EPOCHS, checkpoints={"every_epochs": 2},
-                     budget={"max_trials": 1, "max_epochs": 12, "parallelism": 1})  # fmt: skip
+    spec = make_spec(
+        name="lost",
+        **LONG_EPOCHS,
+        checkpoints={"every_epochs": 2},
+        budget={"max_trials": 1, "max_epochs": 12, "parallelism": 1},
+    )
     study_id = submit(client, spec)
     (victim,) = wait_running(client, study_id, 1, epochs=6, timeout_s=120)
     os.kill(pid_of(victim), signal.SIGKILL)
     study = wait_for_study(client, study_id, timeout_s=240)
     assert study["state"] == "completed" and study["counts"] == {
-        "waiting": 0, "running": 0, "complete": 1, "pruned": 0, "failed": 0,
-    }, study  # fmt: skip
+        "waiting": 0,
+        "running": 0,
+        "complete": 1,
+        "pruned": 0,
+        "failed": 0,
+    }, study
     detail = trial(client, study_id, victim["number"])
     assert_whole_curve(detail, 12)
     lost, resumed = detail["attempts"]
@@ -92,8 +108,9 @@ def test_a_killed_slot_resumes_its_trial_from_its_checkpoint(
 def test_pause_frees_the_slots_and_resume_continues_every_trial(
     client: httpx.Client, make_spec: Callable[..., dict[str, Any]], tmp_path: Path
 ) -> None:
-    spec = make_spec(name="paused", **LONG_EPOCHS,
-                     budget={"max_trials": 2, "max_epochs": 8, "parallelism": 2})  # fmt: skip
+    spec = make_spec(
+        name="paused", **LONG_EPOCHS, budget={"max_trials": 2, "max_epochs": 8, "parallelism": 2}
+    )
     study_id = submit(client, spec)
     running = wait_running(client, study_id, 2, epochs=2, timeout_s=120)
     assert client.post(f"/api/v1/studies/{study_id}/pause").status_code == 202
@@ -129,11 +146,17 @@ def test_a_checkpoint_store_that_refuses_writes_leaves_trials_running_with_a_war
     # stop root, and CI may run as root).
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
-    settings = Settings(database_url=sqlite_url, data_dir=tmp_path / "data",
-                        checkpoint_uri=str(blocker / "checkpoints"))  # fmt: skip
+    settings = Settings(
+        database_url=sqlite_url,
+        data_dir=tmp_path / "data",
+        checkpoint_uri=str(blocker / "checkpoints"),
+    )
     for client in service(settings):
-        spec = make_spec(name="no-store", checkpoints={"every_epochs": 1},
-                         budget={"max_trials": 2, "max_epochs": 3})  # fmt: skip
+        spec = make_spec(
+            name="no-store",
+            checkpoints={"every_epochs": 1},
+            budget={"max_trials": 2, "max_epochs": 3},
+        )
         study = wait_for_study(client, submit(client, spec))
         done = [trial(client, study["id"], t["number"]) for t in trials(client, study["id"])]
     assert study["state"] == "completed" and study["counts"]["complete"] == 2, study
@@ -147,11 +170,23 @@ def test_a_study_that_waited_preempts_a_lower_priority_one_and_nothing_is_lost(
 ) -> None:
     settings = Settings(database_url=sqlite_url, data_dir=tmp_path / "data", preempt_after_s=1)
     for client in service(settings):
-        low = submit(client, make_spec(name="low", **LONG_EPOCHS, budget={
-            "max_trials": 5, "max_epochs": 6, "parallelism": 5}))  # fmt: skip
+        low = submit(
+            client,
+            make_spec(
+                name="low",
+                **LONG_EPOCHS,
+                budget={"max_trials": 5, "max_epochs": 6, "parallelism": 5},
+            ),
+        )
         wait_running(client, low, 5, epochs=1, timeout_s=120)  # the whole cluster
-        high = submit(client, make_spec(name="high", priority=10, budget={
-            "max_trials": 2, "max_epochs": 2, "parallelism": 1}))  # fmt: skip
+        high = submit(
+            client,
+            make_spec(
+                name="high",
+                priority=10,
+                budget={"max_trials": 2, "max_epochs": 2, "parallelism": 1},
+            ),
+        )
         high_study = wait_for_study(client, high, timeout_s=120)
         low_running = client.get(f"/api/v1/studies/{low}").json()
         low_study = wait_for_study(client, low, timeout_s=300)
@@ -162,8 +197,12 @@ def test_a_study_that_waited_preempts_a_lower_priority_one_and_nothing_is_lost(
     preempted = [t for t in low_trials if any(a["end"] == "preempted" for a in t["attempts"])]
     assert preempted, [t["attempts"] for t in low_trials]
     # A run that yields trained first: no slot start goes to waste.
-    assert all(a["epochs_trained"] >= 1 for t in preempted for a in t["attempts"]
-               if a["end"] == "preempted"), [t["attempts"] for t in preempted]  # fmt: skip
+    assert all(
+        a["epochs_trained"] >= 1
+        for t in preempted
+        for a in t["attempts"]
+        if a["end"] == "preempted"
+    ), [t["attempts"] for t in preempted]
     for detail in low_trials:
         assert_whole_curve(detail, 6)
     for detail in preempted:

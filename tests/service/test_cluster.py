@@ -25,9 +25,12 @@ from tests.conftest import running_service, wait_for_study
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.postgres]
 
-SLOW_TRIALS = {"space": {"lr": {"type": "float", "low": 0.01, "high": 0.05}},
-               "params": {"hidden_units": 512, "hidden_layers": 2, "optimizer": "sgd", "batch_size": 16},
-               "pruner": {"type": "none"}, "early_stopping": {"patience": 1000}}  # fmt: skip
+SLOW_TRIALS = {
+    "space": {"lr": {"type": "float", "low": 0.01, "high": 0.05}},
+    "params": {"hidden_units": 512, "hidden_layers": 2, "optimizer": "sgd", "batch_size": 16},
+    "pruner": {"type": "none"},
+    "early_stopping": {"patience": 1000},
+}
 
 
 @pytest.fixture
@@ -56,9 +59,10 @@ def wait_running(
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         running = [
-            t for t in trials(client, study_id)
+            t
+            for t in trials(client, study_id)
             if t["state"] == "running" and t["epochs_run"] >= epochs
-        ]  # fmt: skip
+        ]
         if len(running) >= n:
             return running
         time.sleep(0.1)
@@ -89,8 +93,11 @@ def test_a_gpu_study_runs_only_on_the_gpu_node_one_trial_at_a_time(
     client: httpx.Client, make_spec: Callable[..., dict[str, Any]]
 ) -> None:
     gpu_node = next(n["NodeID"] for n in ray.nodes() if n["Alive"] and n["Resources"].get("GPU"))
-    spec = make_spec(name="gpu", resources={"cpus_per_trial": 1, "gpus_per_trial": 1},
-                     budget={"max_trials": 4, "max_epochs": 3, "parallelism": 2})  # fmt: skip
+    spec = make_spec(
+        name="gpu",
+        resources={"cpus_per_trial": 1, "gpus_per_trial": 1},
+        budget={"max_trials": 4, "max_epochs": 3, "parallelism": 2},
+    )
     study = wait_for_study(client, submit(client, spec))
     assert study["state"] == "completed", study
     done = sorted(trials(client, study["id"]), key=lambda t: t["started_at"])

@@ -38,8 +38,9 @@ class Slow:
 
     async def run_epoch(self, *, last: LastEpoch | None = None) -> EpochResult:
         await asyncio.sleep(0.005)
-        return EpochResult({"train_loss": 0.5, "val_loss": 0.5, "val_accuracy": 0.5,
-                            "lr": 0.1, "seconds": 0.0})  # fmt: skip
+        return EpochResult(
+            {"train_loss": 0.5, "val_loss": 0.5, "val_accuracy": 0.5, "lr": 0.1, "seconds": 0.0}
+        )
 
     async def save_checkpoint(self) -> tuple[int | None, str | None]:
         return None, None
@@ -86,8 +87,10 @@ class _Runner:
         self.runners.open -= 1
 
 
-SPEC = {"budget": {"max_trials": 2, "max_epochs": 20, "parallelism": 2},
-        "early_stopping": {"patience": 1000}}  # fmt: skip
+SPEC = {
+    "budget": {"max_trials": 2, "max_epochs": 20, "parallelism": 2},
+    "early_stopping": {"patience": 1000},
+}
 
 
 async def ended_study(service: StudyService, make_spec: Any, then: str) -> int:
@@ -186,13 +189,16 @@ def test_pause_and_stop_at_once_leave_the_first(store, optuna_storage, make_spec
 
     async def main() -> tuple[list[Any], StudyService, int]:
         service = StudyService(store, optuna_storage, runners)
-        spec = make_spec(budget={"max_trials": 4, "max_epochs": 200, "parallelism": 2},
-                         early_stopping={"patience": 1000})  # fmt: skip
+        spec = make_spec(
+            budget={"max_trials": 4, "max_epochs": 200, "parallelism": 2},
+            early_stopping={"patience": 1000},
+        )
         study_id = (await service.submit(StudySpec.model_validate(spec))).record.id
         while not store.unfinished_trials(study_id, states=["running"]):
             await asyncio.sleep(0.01)
-        results = await asyncio.gather(service.pause(study_id), service.stop(study_id),
-                                       return_exceptions=True)  # fmt: skip
+        results = await asyncio.gather(
+            service.pause(study_id), service.stop(study_id), return_exceptions=True
+        )
         await asyncio.wait_for(service.wait(study_id), timeout=30)
         return list(results), service, study_id
 
@@ -204,8 +210,9 @@ def test_pause_and_stop_at_once_leave_the_first(store, optuna_storage, make_spec
 def test_a_state_change_is_a_compare_and_set_in_sql(store, make_spec) -> None:
     """Eight threads (as eight service processes would) reopen one stopped study: one wins."""
     spec = StudySpec.model_validate(make_spec()).model_dump(mode="json")
-    record = store.create_study(name="s", spec=spec, direction="maximize", warnings=[],
-                                tenant="default")  # fmt: skip
+    record = store.create_study(
+        name="s", spec=spec, direction="maximize", warnings=[], tenant="default"
+    )
     store.set_study_state(record.id, "stopped", reason="user")
     barrier = threading.Barrier(8)
     outcomes: list[str] = []

@@ -48,9 +48,11 @@ def test_a_gpu_trial_on_a_node_without_cuda_fails_saying_why_and_warns_the_study
     client: httpx.Client, make_spec: Callable[..., dict[str, Any]]
 ) -> None:
     gpu_node = next(n["NodeID"] for n in ray.nodes() if n["Alive"] and n["Resources"].get("GPU"))
-    spec = make_spec(name="no-cuda", resources={"cpus_per_trial": 1, "gpus_per_trial": 1},
-                     budget={"max_trials": 4, "max_epochs": 3, "parallelism": 1,
-                             "max_failed_trials": 2})  # fmt: skip
+    spec = make_spec(
+        name="no-cuda",
+        resources={"cpus_per_trial": 1, "gpus_per_trial": 1},
+        budget={"max_trials": 4, "max_epochs": 3, "parallelism": 1, "max_failed_trials": 2},
+    )
     created = client.post("/api/v1/studies", json=spec)
     assert created.status_code == 201, created.text
     study = wait_for_study(client, created.json()["id"])
@@ -140,10 +142,7 @@ def optuna_storage(sqlite_url: str) -> Iterator[optuna.storages.RDBStorage]:
 
 
 def run_on_actors(
-    store: Store,
-    storage: Any,
-    spec: dict[str, Any],
-    runner_class: Callable[..., ActorRunner],
+    store: Store, storage: Any, spec: dict[str, Any], runner_class: Callable[..., ActorRunner]
 ) -> tuple[StudyService, int, ActorRunner]:
     """Run a study to its end on the slot actors of `runner_class(spec, data)`."""
     study_spec = StudySpec.model_validate(spec)
@@ -196,16 +195,22 @@ def injecting_slot() -> type[TrialSlot]:
 
 
 def test_a_trial_out_of_memory_fails_alone_and_its_slot_trains_the_next_trials(
-    store: Store, optuna_storage: Any, make_spec: Callable[..., dict[str, Any]],
+    store: Store,
+    optuna_storage: Any,
+    make_spec: Callable[..., dict[str, Any]],
     runners: list[ActorRunner],
-) -> None:  # fmt: skip
+) -> None:
     spec = make_spec(
         space={"batch_size": {"type": "categorical", "choices": [32, 64]}},
-        initial_trials=[{"batch_size": 64}, {"batch_size": 32}, {"batch_size": 64},
-                        {"batch_size": 32}],
+        initial_trials=[
+            {"batch_size": 64},
+            {"batch_size": 32},
+            {"batch_size": 64},
+            {"batch_size": 32},
+        ],
         budget={"max_trials": 4, "max_epochs": 3, "parallelism": 1},
         early_stopping={"patience": 10},
-    )  # fmt: skip
+    )
 
     def runner(spec: StudySpec, data: Any) -> ActorRunner:
         runners.append(ActorRunner(spec, data, injecting_slot()))
@@ -216,9 +221,11 @@ def test_a_trial_out_of_memory_fails_alone_and_its_slot_trains_the_next_trials(
     assert (study.state, study.state_reason, study.warnings) == ("completed", "max_trials", [])
     done = trials(service, study_id)
     assert [(t.state, t.stop_reason, t.epochs_run) for t in done] == [
-        ("failed", "out_of_memory", 1), ("complete", "completed", 3),
-        ("failed", "out_of_memory", 1), ("complete", "completed", 3),
-    ]  # fmt: skip
+        ("failed", "out_of_memory", 1),
+        ("complete", "completed", 3),
+        ("failed", "out_of_memory", 1),
+        ("complete", "completed", 3),
+    ]
     assert done[0].error == (
         "out of memory on cpu: CUDA out of memory. Tried to allocate 20.00 GiB (injected)"
     )
@@ -227,8 +234,11 @@ def test_a_trial_out_of_memory_fails_alone_and_its_slot_trains_the_next_trials(
     assert {t.device for t in done} == {"cpu"}
     # Told to Optuna as pruned, which TPE learns from (it skips failed trials).
     assert optuna_states(service, study_id, optuna_storage) == [
-        "PRUNED", "COMPLETE", "PRUNED", "COMPLETE"
-    ]  # fmt: skip
+        "PRUNED",
+        "COMPLETE",
+        "PRUNED",
+        "COMPLETE",
+    ]
 
 
 def capped_slot() -> type[TrialSlot]:
@@ -250,9 +260,11 @@ def capped_slot() -> type[TrialSlot]:
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_a_real_cuda_out_of_memory_frees_the_slot_for_the_next_trial(
-    store: Store, optuna_storage: Any, make_spec: Callable[..., dict[str, Any]],
+    store: Store,
+    optuna_storage: Any,
+    make_spec: Callable[..., dict[str, Any]],
     runners: list[ActorRunner],
-) -> None:  # fmt: skip
+) -> None:
     spec = make_spec(
         space={"hidden_units": {"type": "categorical", "choices": [32, 65536]}},
         params={"batch_size": "full"},
@@ -267,8 +279,9 @@ def test_a_real_cuda_out_of_memory_frees_the_slot_for_the_next_trial(
     service, study_id, used = run_on_actors(store, optuna_storage, spec, runner)
     done = trials(service, study_id)
     assert [(t.state, t.stop_reason) for t in done] == [
-        ("failed", "out_of_memory"), ("complete", "completed")
-    ]  # fmt: skip
+        ("failed", "out_of_memory"),
+        ("complete", "completed"),
+    ]
     assert done[0].error is not None and "CUDA out of memory" in done[0].error
     assert {t.device for t in done} == {torch.cuda.get_device_name(0)}
     assert len(used.slots) == 1 and len({t.node for t in done}) == 1

@@ -60,13 +60,9 @@ class ScriptedSlot:
         if isinstance(value, BaseException):
             raise value
         loss = 1.0 - value if math.isfinite(value) else value
-        return EpochResult({
-            "train_loss": loss,
-            "val_loss": loss,
-            "val_accuracy": value,
-            "lr": 0.1,
-            "seconds": 0.0,
-        })  # fmt: skip
+        return EpochResult(
+            {"train_loss": loss, "val_loss": loss, "val_accuracy": value, "lr": 0.1, "seconds": 0.0}
+        )
 
     async def save_checkpoint(self) -> tuple[int | None, str | None]:
         return None, None
@@ -434,11 +430,14 @@ def test_a_resumed_study_draws_none_of_the_params_it_drew_before(
     store, optuna_storage, make_spec, sampler: str
 ) -> None:
     spec = make_spec(
-        space={"lr": {"type": "float", "low": 1e-3, "high": 0.1, "log": True},
-               "dropout": {"type": "float", "low": 0.0, "high": 0.5}},
-        sampler={"type": sampler, "seed": 0}, pruner={"type": "none"},
+        space={
+            "lr": {"type": "float", "low": 1e-3, "high": 0.1, "log": True},
+            "dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        },
+        sampler={"type": sampler, "seed": 0},
+        pruner={"type": "none"},
         budget={"max_trials": 3, "max_epochs": 1, "parallelism": 1},
-    )  # fmt: skip
+    )
     service, study_id, _ = run_study(store, optuna_storage, spec, curve(0.5), resume_to=6)
     drawn = [tuple(sorted(t.params.items())) for t in trials(service, study_id)]
     assert len(drawn) == 6
@@ -485,8 +484,11 @@ def paused_study(
 def test_a_paused_study_keeps_its_trials_waiting_and_resume_finishes_them(
     store, optuna_storage, make_spec
 ) -> None:
-    spec = make_spec(budget={"max_trials": 4, "max_epochs": 30, "parallelism": 2},
-                     early_stopping={"patience": 100}, pruner={"type": "none"})  # fmt: skip
+    spec = make_spec(
+        budget={"max_trials": 4, "max_epochs": 30, "parallelism": 2},
+        early_stopping={"patience": 100},
+        pruner={"type": "none"},
+    )
     service, study_id, at_pause = paused_study(store, optuna_storage, spec, "resume")
     paused = at_pause["study"]
     assert (paused.record.state, paused.record.state_reason) == ("paused", "user")
@@ -505,8 +507,11 @@ def test_a_paused_study_keeps_its_trials_waiting_and_resume_finishes_them(
 def test_stopping_a_paused_study_cancels_its_waiting_trials_in_both_stores(
     store, optuna_storage, make_spec
 ) -> None:
-    spec = make_spec(budget={"max_trials": 4, "max_epochs": 30, "parallelism": 2},
-                     early_stopping={"patience": 100}, pruner={"type": "none"})  # fmt: skip
+    spec = make_spec(
+        budget={"max_trials": 4, "max_epochs": 30, "parallelism": 2},
+        early_stopping={"patience": 100},
+        pruner={"type": "none"},
+    )
     service, study_id, _ = paused_study(store, optuna_storage, spec, "stop")
     study = service.get(study_id)
     assert (study.record.state, study.record.state_reason) == ("stopped", "user")
@@ -539,9 +544,11 @@ def test_slow_draws_leave_the_event_loop_free(
     monkeypatch.setattr(optuna.samplers.GPSampler, "sample_relative", draw_once_the_loop_answers)
     space = {name: {"type": "float", "low": 0.0, "high": 0.5} for name in ("dropout", "l1")}
     spec = make_spec(
-        space=space, sampler={"type": "gp", "seed": 0, "n_startup_trials": 2},
-        pruner={"type": "none"}, budget={"max_trials": 5, "max_epochs": 1, "parallelism": 1},
-    )  # fmt: skip
+        space=space,
+        sampler={"type": "gp", "seed": 0, "n_startup_trials": 2},
+        pruner={"type": "none"},
+        budget={"max_trials": 5, "max_epochs": 1, "parallelism": 1},
+    )
     runner = ScriptedRunner(lambda params, epoch: 1.0 - sum(params[name] ** 2 for name in space))
     n_answered = 0
 

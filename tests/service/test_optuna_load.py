@@ -58,8 +58,11 @@ def test_the_bulk_load_equals_optunas_own_load(
         for i in range(5):
             trial = source.ask()
             x = trial.suggest_float("x", 0, 1)
-            source.tell(trial, [x, i] if i != 2 else None,
-                        state=TrialState.COMPLETE if i != 2 else TrialState.FAIL)  # fmt: skip
+            source.tell(
+                trial,
+                [x, i] if i != 2 else None,
+                state=TrialState.COMPLETE if i != 2 else TrialState.FAIL,
+            )
     study_id = storage.get_study_id_from_name("s")
 
     expected = optuna.create_study(directions=directions, study_name="s")
@@ -70,7 +73,11 @@ def test_the_bulk_load_equals_optunas_own_load(
     assert len(loaded.trials) == len(expected.trials) > 0
     for got, want in zip(loaded.trials, expected.trials, strict=True):
         assert (got.number, got.state, got.params, got.distributions) == (
-            want.number, want.state, want.params, want.distributions)  # fmt: skip
+            want.number,
+            want.state,
+            want.params,
+            want.distributions,
+        )
         assert got.values == want.values
         assert got.user_attrs == want.user_attrs and got.system_attrs == want.system_attrs
         assert got.intermediate_values.keys() == want.intermediate_values.keys()
@@ -79,7 +86,9 @@ def test_the_bulk_load_equals_optunas_own_load(
                 math.isnan(value) and math.isnan(got.intermediate_values[step])
             )
         assert (got.datetime_start, got.datetime_complete) == (
-            want.datetime_start, want.datetime_complete)  # fmt: skip
+            want.datetime_start,
+            want.datetime_complete,
+        )
     if len(directions) == 1:
         assert loaded.best_trial.number == expected.best_trial.number
         # The same history gives the same next proposal.

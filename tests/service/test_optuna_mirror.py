@@ -24,9 +24,7 @@ def test_the_installed_optuna_and_its_fresh_tables_are_compatible(
     check_compatible(optuna.__version__, partial(column_names, storage.engine))
 
 
-def test_an_untested_optuna_version_is_refused_by_name(
-    storage: optuna.storages.RDBStorage,
-) -> None:
+def test_an_untested_optuna_version_is_refused_by_name(storage: optuna.storages.RDBStorage) -> None:
     with pytest.raises(RuntimeError, match=r"tested with Optuna 5\.0\.x; Optuna 5\.1\.2 is"):
         check_compatible("5.1.2", partial(column_names, storage.engine))
 

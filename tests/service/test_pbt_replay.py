@@ -21,11 +21,23 @@ from tests.service.test_population import detail
 
 def member(number: int, lr: float, epochs: int, *copies: dict[str, Any]) -> TrialRecord:
     return TrialRecord(
-        study_id=1, number=number, state="complete", params={"lr": lr}, value=0.9,
-        values=[0.9], best_epoch=epochs, epochs_run=epochs, stop_reason="completed",
-        started_at=None, finished_at=None, duration_s=None, node=None, retry_of=None,
-        error=None, lineage=list(copies),
-    )  # fmt: skip
+        study_id=1,
+        number=number,
+        state="complete",
+        params={"lr": lr},
+        value=0.9,
+        values=[0.9],
+        best_epoch=epochs,
+        epochs_run=epochs,
+        stop_reason="completed",
+        started_at=None,
+        finished_at=None,
+        duration_s=None,
+        node=None,
+        retry_of=None,
+        error=None,
+        lineage=list(copies),
+    )
 
 
 def copy(epoch: int, donor: int, donor_epoch: int, lr: float) -> dict[str, Any]:
@@ -60,11 +72,14 @@ def test_the_walk_back_follows_each_copy_to_the_donors_epochs() -> None:
 
 
 PBT = {
-    "name": "pbt", "space": {"lr": {"type": "float", "low": 1e-3, "high": 0.3, "log": True}},
-    "params": {"optimizer": "sgd"}, "split": {"seed": 10}, "budget": {"max_epochs": 9, "target": 0.99},
+    "name": "pbt",
+    "space": {"lr": {"type": "float", "low": 1e-3, "high": 0.3, "log": True}},
+    "params": {"optimizer": "sgd"},
+    "split": {"seed": 10},
+    "budget": {"max_epochs": 9, "target": 0.99},
     "early_stopping": {"patience": 2},
     "population": {"size": 6, "interval_epochs": 3, "mutations": {"lr": {"perturb": [0.8, 1.2]}}},
-}  # fmt: skip
+}
 
 
 def test_the_replay_spec_trains_that_schedule_once_with_the_roots_seed() -> None:
@@ -94,14 +109,22 @@ def test_trials_train_with_split_seed_plus_their_number_unless_training_seed_is_
 def test_a_schedule_of_a_knob_a_running_trial_cannot_change_is_refused() -> None:
     base = {"name": "x", "space": {}, "params": {"lr": 0.1}, "budget": {"max_epochs": 5}}
     with pytest.raises(ValueError, match="param_schedule.hidden_units"):
-        StudySpec.model_validate({**base, "param_schedule": {"hidden_units": [
-            {"from_epoch": 2, "value": 64}]}})  # fmt: skip
+        StudySpec.model_validate(
+            {**base, "param_schedule": {"hidden_units": [{"from_epoch": 2, "value": 64}]}}
+        )
     with pytest.raises(ValueError, match="from_epoch must rise"):
-        StudySpec.model_validate({**base, "param_schedule": {"lr": [
-            {"from_epoch": 3, "value": 0.1}, {"from_epoch": 2, "value": 0.2}]}})  # fmt: skip
+        StudySpec.model_validate(
+            {
+                **base,
+                "param_schedule": {
+                    "lr": [{"from_epoch": 3, "value": 0.1}, {"from_epoch": 2, "value": 0.2}]
+                },
+            }
+        )
     with pytest.raises(ValueError, match="lr must be in"):
-        StudySpec.model_validate({**base, "param_schedule": {"lr": [
-            {"from_epoch": 3, "value": -1.0}]}})  # fmt: skip
+        StudySpec.model_validate(
+            {**base, "param_schedule": {"lr": [{"from_epoch": 3, "value": -1.0}]}}
+        )
 
 
 # A replay on a real service: the same curve, epoch by epoch.
@@ -110,16 +133,22 @@ REPLAYED_METRICS = ("train_loss", "val_loss", "val_accuracy", "lr")
 
 TWO_MEMBERS: dict[str, Any] = {
     "name": "pbt-replayed",
-    "space": {"lr": {"type": "float", "low": 1e-5, "high": 0.5, "log": True},
-              "dropout": {"type": "float", "low": 0.05, "high": 0.3}},
+    "space": {
+        "lr": {"type": "float", "low": 1e-5, "high": 0.5, "log": True},
+        "dropout": {"type": "float", "low": 0.05, "high": 0.3},
+    },
     "params": {"optimizer": "sgd", "hidden_units": 32, "batch_size": 32, "input_noise": 0.05},
     # Member 0 learns nothing with its lr, member 1 learns: 0 copies 1, 1 never copies.
     "initial_trials": [{"lr": 1e-5, "dropout": 0.1}, {"lr": 0.05, "dropout": 0.2}],
     "early_stopping": {"patience": 100},
     "budget": {"max_epochs": 6},
-    "population": {"size": 2, "interval_epochs": 2, "quantile": 0.5,
-                   "mutations": {"lr": {"perturb": [0.8, 1.2]}, "dropout": {"resample": True}}},
-}  # fmt: skip
+    "population": {
+        "size": 2,
+        "interval_epochs": 2,
+        "quantile": 0.5,
+        "mutations": {"lr": {"perturb": [0.8, 1.2]}, "dropout": {"resample": True}},
+    },
+}
 
 
 def lineage_curve(members: dict[int, dict[str, Any]], number: int, upto: int) -> list[Any]:
@@ -142,8 +171,12 @@ def lineage_curve(members: dict[int, dict[str, Any]], number: int, upto: int) ->
 def one_slot(ray_cluster: Any, sqlite_url: str, tmp_path: Path) -> Iterator[httpx.Client]:
     """A service whose tenant has one CPU: members take turns on one slot, so who copies
     whom does not depend on timing."""
-    settings = Settings(database_url=sqlite_url, data_dir=tmp_path / "data",
-                        tenant_quotas="default:cpus=1", warm_slots=1)  # fmt: skip
+    settings = Settings(
+        database_url=sqlite_url,
+        data_dir=tmp_path / "data",
+        tenant_quotas="default:cpus=1",
+        warm_slots=1,
+    )
     with running_service(settings) as url, httpx.Client(base_url=url, timeout=30) as http:
         yield http
 

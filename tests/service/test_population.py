@@ -36,14 +36,21 @@ def pbt_spec(name: str, *, max_epochs: int = 6, **params: Any) -> dict[str, Any]
         "name": name,
         "space": {"lr": LR, "weight_decay": WD},
         "params": {"optimizer": "sgd", "hidden_units": 32, "batch_size": 32, **params},
-        "initial_trials": [{"lr": 0.05, "weight_decay": 1e-4}, {"lr": 0.03, "weight_decay": 1e-5},
-                           {"lr": 1e-5, "weight_decay": 1e-4}, {"lr": 2e-5, "weight_decay": 1e-5}],
+        "initial_trials": [
+            {"lr": 0.05, "weight_decay": 1e-4},
+            {"lr": 0.03, "weight_decay": 1e-5},
+            {"lr": 1e-5, "weight_decay": 1e-4},
+            {"lr": 2e-5, "weight_decay": 1e-5},
+        ],
         "early_stopping": {"patience": 100},
         "budget": {"max_epochs": max_epochs},
-        "population": {"size": 4, "interval_epochs": 2, "quantile": 0.5,
-                       "mutations": {"lr": {"perturb": [0.8, 1.2]},
-                                     "weight_decay": {"resample": True}}},
-    }  # fmt: skip
+        "population": {
+            "size": 4,
+            "interval_epochs": 2,
+            "quantile": 0.5,
+            "mutations": {"lr": {"perturb": [0.8, 1.2]}, "weight_decay": {"resample": True}},
+        },
+    }
 
 
 @pytest.fixture
@@ -51,8 +58,12 @@ def client(ray_cluster: Any, database_url: str, tmp_path: Path) -> Iterator[http
     # A tenant whose quota holds 2 CPUs: half of the population at a time, so members take
     # turns. With a slot per member, a CI run under load saw members 2 and 3 train ahead
     # of 0 and 1 and never rank below them: nobody copied anybody.
-    settings = Settings(database_url=database_url, data_dir=tmp_path / "data",
-                        tenant_quotas="default:cpus=2", warm_slots=2)  # fmt: skip
+    settings = Settings(
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+        tenant_quotas="default:cpus=2",
+        warm_slots=2,
+    )
     with running_service(settings) as url, httpx.Client(base_url=url, timeout=30) as http:
         yield http
 
@@ -92,8 +103,9 @@ def test_bottom_members_copy_top_members_exactly_and_mutate_within_the_space(
 ) -> None:
     study = wait_for_study(client, submit(client, pbt_spec("pbt")), timeout_s=300)
     assert study["state"] == "completed" and study["counts"]["complete"] == 4, study
-    members = {t["number"]: detail(client, study["id"], t["number"])
-               for t in trials(client, study["id"])}  # fmt: skip
+    members = {
+        t["number"]: detail(client, study["id"], t["number"]) for t in trials(client, study["id"])
+    }
     copies = [(n, e) for n, m in members.items() for e in m["lineage"]]
     # Members 0 and 1 take the two slots first, rank at epoch 2 and give their slots to 2
     # and 3, which rank at epoch 2 below them (their lr learns nothing): both copy.
@@ -104,8 +116,11 @@ def test_bottom_members_copy_top_members_exactly_and_mutate_within_the_space(
         # The copy is exact: its value before training is the donor's at that epoch (or,
         # when the donor had copied another at that very boundary, that copy's value).
         donor_copy = [c for c in donor["lineage"] if c["epoch"] == entry["copied_epoch"]]
-        donor_value = (donor_copy[0]["loaded_value"] if donor_copy
-                       else donor["epochs"][entry["copied_epoch"] - 1]["val_accuracy"])  # fmt: skip
+        donor_value = (
+            donor_copy[0]["loaded_value"]
+            if donor_copy
+            else donor["epochs"][entry["copied_epoch"] - 1]["val_accuracy"]
+        )
         assert entry["copied_value"] == donor_value, (entry, donor_copy)
         assert entry["loaded_value"] == entry["copied_value"], entry
         # Mutations: lr is the donor's times 0.8 or 1.2, weight decay drawn in its range.

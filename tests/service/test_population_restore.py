@@ -21,9 +21,13 @@ SPEC = {
     "space": {"lr": {"type": "float", "low": 1e-4, "high": 0.5, "log": True}},
     "params": {"optimizer": "sgd"},
     "budget": {"max_epochs": 12},
-    "population": {"size": 4, "interval_epochs": 3, "quantile": 0.25,
-                   "mutations": {"lr": {"perturb": [0.5, 2.0]}}},
-}  # fmt: skip
+    "population": {
+        "size": 4,
+        "interval_epochs": 3,
+        "quantile": 0.25,
+        "mutations": {"lr": {"perturb": [0.5, 2.0]}},
+    },
+}
 
 
 def member(
@@ -35,8 +39,15 @@ def member(
 
 
 def copy(epoch: int, donor: int, lr: float, loaded: float | None) -> dict[str, Any]:
-    return {"epoch": epoch, "copied": donor, "copied_epoch": epoch, "copied_value": loaded,
-            "loaded_value": loaded, "changed": {"lr": lr}, "params": {"lr": lr}}  # fmt: skip
+    return {
+        "epoch": epoch,
+        "copied": donor,
+        "copied_epoch": epoch,
+        "copied_value": loaded,
+        "loaded_value": loaded,
+        "changed": {"lr": lr},
+        "params": {"lr": lr},
+    }
 
 
 @pytest.fixture
@@ -47,15 +58,22 @@ def restarted(store: Store) -> tuple[StudySpec, int]:
     study = store.create_study(name="pbt", spec=spec.model_dump(mode="json"), direction="maximize")
     sid = study.id
     # 0 finished: it copied at epoch 3 and trained on with lr 0.12; final value 0.95.
-    member(store, sid, 0, 0.1, [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.9, 0.92, 0.93, 0.94, 0.95, 0.95],
-           metric)  # fmt: skip
+    member(
+        store,
+        sid,
+        0,
+        0.1,
+        [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.9, 0.92, 0.93, 0.94, 0.95, 0.95],
+        metric,
+    )
     store.add_lineage(sid, 0, copy(3, 1, 0.12, 0.7))
     store.note_checkpoint(sid, 0, epoch=12, size=10)
     store.finish_trial(sid, 0, state="complete", value=0.95, best_epoch=11, stop_reason="completed")
     # 1 failed, with the best value ever seen: it is nobody's donor.
     member(store, sid, 1, 0.3, [0.99, 0.99, 0.99], metric)
-    store.finish_trial(sid, 1, state="failed", value=None, best_epoch=None, stop_reason="failed",
-                       error="boom")  # fmt: skip
+    store.finish_trial(
+        sid, 1, state="failed", value=None, best_epoch=None, stop_reason="failed", error="boom"
+    )
     # 2 is waiting to resume from epoch 7; it ranked with its epoch-6 value (0.6).
     member(store, sid, 2, 0.05, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.65], metric)
     store.note_checkpoint(sid, 2, epoch=7, size=10)
@@ -100,8 +118,7 @@ def test_resumed_members_rank_with_what_they_ranked_with_before(
 def test_a_member_whose_value_was_not_finite_ranks_last(store: Store) -> None:
     spec = StudySpec.model_validate(SPEC)
     metric = spec.primary.metric
-    sid = store.create_study(name="pbt", spec=spec.model_dump(mode="json"),
-                             direction="maximize").id  # fmt: skip
+    sid = store.create_study(name="pbt", spec=spec.model_dump(mode="json"), direction="maximize").id
     member(store, sid, 0, 0.1, [0.2, 0.3, None], metric)  # stored as null: it diverged
     member(store, sid, 1, 0.1, [0.1, 0.1, 0.1], metric)
     member(store, sid, 2, 0.1, [0.1, 0.1, 0.05], metric)
@@ -113,7 +130,8 @@ def test_a_member_whose_value_was_not_finite_ranks_last(store: Store) -> None:
 
 def test_a_study_without_a_population_reads_no_members(store: Store) -> None:
     spec = StudySpec.model_validate({**SPEC, "population": None, "budget": {"max_epochs": 3}})
-    sid = store.create_study(name="plain", spec=spec.model_dump(mode="json"),
-                             direction="maximize").id  # fmt: skip
+    sid = store.create_study(
+        name="plain", spec=spec.model_dump(mode="json"), direction="maximize"
+    ).id
     store.create_trial(sid, 0, {"lr": 0.1})
     assert population_members(store, sid, spec) == []

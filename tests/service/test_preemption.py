@@ -11,8 +11,16 @@ TOTAL = Shape.of(4, 0)
 FULL = {"n1": Shape.of(0, 0), "n2": Shape.of(0, 0)}
 
 
-def busy(slot_id: int, study_id: int, tenant: str, *, priority: int = 0, node: str = "n1",
-         shape: Shape = CPU, granted_at: float = 0.0) -> BusySlot:  # fmt: skip
+def busy(
+    slot_id: int,
+    study_id: int,
+    tenant: str,
+    *,
+    priority: int = 0,
+    node: str = "n1",
+    shape: Shape = CPU,
+    granted_at: float = 0.0,
+) -> BusySlot:
     return BusySlot(slot_id, node, shape, study_id, tenant, priority, granted_at)
 
 
@@ -23,8 +31,12 @@ def use(**held_cpus: int) -> dict[str, TenantUse]:
 def test_within_a_tenant_only_a_lower_priority_study_yields_the_longest_serving_slot_first() -> (
     None
 ):
-    slots = [busy(1, 10, "a", priority=0, granted_at=1.0), busy(2, 10, "a", granted_at=5.0),
-             busy(3, 11, "a", priority=5), busy(4, 12, "a", priority=9)]  # fmt: skip
+    slots = [
+        busy(1, 10, "a", priority=0, granted_at=1.0),
+        busy(2, 10, "a", granted_at=5.0),
+        busy(3, 11, "a", priority=5),
+        busy(4, 12, "a", priority=9),
+    ]
     waiter = Waiter(20, "a", 5, CPU)
     assert pick_victim(waiter, slots, FULL, use(a=4), TOTAL, TenantPolicy()) == 1
     equal = Waiter(20, "a", 0, CPU)
@@ -56,14 +68,21 @@ def test_a_slot_yields_only_where_its_room_fits_the_waiting_trial() -> None:
 def test_a_slot_granted_moments_ago_trains_before_it_can_yield() -> None:
     slots = [busy(1, 10, "a", granted_at=100.0), busy(2, 10, "a", granted_at=50.0)]
     waiter = Waiter(20, "a", 5, CPU)
-    assert pick_victim(waiter, slots, FULL, use(a=2), TOTAL, TenantPolicy(),
-                       granted_before=110.0) == 2  # fmt: skip
-    assert pick_victim(waiter, slots[:1], FULL, use(a=2), TOTAL, TenantPolicy(),
-                       granted_before=110.0) == 1  # fmt: skip
-    assert pick_victim(waiter, slots[:1], FULL, use(a=2), TOTAL, TenantPolicy(),
-                       granted_before=90.0) is None  # fmt: skip
-    assert pick_victim(waiter, slots, FULL, use(a=2), TOTAL, TenantPolicy(),
-                       granted_before=40.0) is None  # fmt: skip
+    assert (
+        pick_victim(waiter, slots, FULL, use(a=2), TOTAL, TenantPolicy(), granted_before=110.0) == 2
+    )
+    assert (
+        pick_victim(waiter, slots[:1], FULL, use(a=2), TOTAL, TenantPolicy(), granted_before=110.0)
+        == 1
+    )
+    assert (
+        pick_victim(waiter, slots[:1], FULL, use(a=2), TOTAL, TenantPolicy(), granted_before=90.0)
+        is None
+    )
+    assert (
+        pick_victim(waiter, slots, FULL, use(a=2), TOTAL, TenantPolicy(), granted_before=40.0)
+        is None
+    )
 
 
 def served(virtual: float, cpus: int) -> TenantUse:
@@ -73,8 +92,11 @@ def served(virtual: float, cpus: int) -> TenantUse:
 def test_a_wide_slot_yields_once_its_tenant_has_been_served_more_over_time() -> None:
     # b holds 2 of 4 CPUs, a and c 1 each: at equal service, taking b's slot for a
     # would leave b below a, so nothing moves yet.
-    slots = [busy(1, 10, "a", node="n1"), busy(2, 20, "b", node="n2", shape=Shape.of(2, 0)),
-             busy(3, 30, "c", node="n1")]  # fmt: skip
+    slots = [
+        busy(1, 10, "a", node="n1"),
+        busy(2, 20, "b", node="n2", shape=Shape.of(2, 0)),
+        busy(3, 30, "c", node="n1"),
+    ]
     waiter_a = Waiter(11, "a", 0, CPU)
     level = {"a": served(10.0, 1), "b": served(10.0, 2), "c": served(10.0, 1)}
     assert pick_victim(waiter_a, slots, FULL, level, TOTAL, TenantPolicy()) is None
@@ -96,9 +118,11 @@ def test_a_moved_slot_moves_back_only_after_its_new_holder_is_served_more() -> N
 
 def test_a_slot_of_the_waiters_own_shape_yields_first_it_needs_no_new_actor() -> None:
     half = Shape.of(0.5, 0)
-    slots = [busy(1, 10, "a", node="n1", shape=Shape.of(2, 0), granted_at=1.0),
-             busy(2, 11, "b", node="n2", shape=half, granted_at=9.0),
-             busy(3, 11, "b", node="n2", shape=Shape.of(1.5, 0), granted_at=2.0)]  # fmt: skip
+    slots = [
+        busy(1, 10, "a", node="n1", shape=Shape.of(2, 0), granted_at=1.0),
+        busy(2, 11, "b", node="n2", shape=half, granted_at=9.0),
+        busy(3, 11, "b", node="n2", shape=Shape.of(1.5, 0), granted_at=2.0),
+    ]
     waiter = Waiter(20, "c", 0, half)
     # a holds more than b, but b's half-CPU slot is handed over as it is.
     held = {"a": served(2.0, 2), "b": served(1.0, 2), "c": served(0.0, 0)}

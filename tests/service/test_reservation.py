@@ -24,8 +24,9 @@ def cpus(n: float) -> Shape:
     return Shape.of(n, 0)
 
 
-def fact(slot_id: int, node: str, shape: Shape, *, busy: bool = True,
-         reserved: Shape | None = None) -> SlotFacts:  # fmt: skip
+def fact(
+    slot_id: int, node: str, shape: Shape, *, busy: bool = True, reserved: Shape | None = None
+) -> SlotFacts:
     return SlotFacts(slot_id, node, shape, busy, None, 0.0, shape if reserved is None else reserved)
 
 
@@ -37,11 +38,13 @@ def crowded() -> Placement:
     """Both nodes full of narrow trials: no single trial's end lets WIDE fit anywhere.
     n1 is closer to fitting: an idle slot there holds 2 CPUs that ending it frees."""
     return placement(
-        fact(1, "n1", cpus(4)), fact(2, "n1", cpus(2)),
+        fact(1, "n1", cpus(4)),
+        fact(2, "n1", cpus(2)),
         fact(3, "n1", cpus(2), busy=False),  # idle, holds its 2 CPUs in Ray
         fact(4, "n1", cpus(1), busy=False, reserved=ZERO),  # idle, reshapeable: holds none
-        fact(5, "n2", cpus(4)), fact(6, "n2", cpus(4)),
-    )  # fmt: skip
+        fact(5, "n2", cpus(4)),
+        fact(6, "n2", cpus(4)),
+    )
 
 
 def test_the_node_closest_to_fitting_is_kept_and_its_idle_slots_holding_room_end() -> None:

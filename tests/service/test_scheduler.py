@@ -62,8 +62,7 @@ class RecordingBackend:
         used = sum((a.reserved for a in self.live.values() if a.node_id == node_id), Shape(0, 0))
         assert node_id not in self.dead, f"an actor was placed on dead node {node_id}"
         assert (used + reserved).fits_in(self.capacity[node_id]), (
-            f"{reserved} does not fit on {node_id} beside {used} (capacity "
-            f"{self.capacity[node_id]})"
+            f"{reserved} does not fit on {node_id} beside {used} (capacity {self.capacity[node_id]})"
         )
         assert reserved in (shape, Shape(0, 0)), reserved
         actor = FakeActor(next(self._ids), node_id, shape, reserved)
@@ -107,21 +106,36 @@ class Sim:
     started: float = 0.0
 
     def add(
-        self, study_id: int, *, tenant: str = "t", cpus: float = 1, gpus: float = 0,
-        parallelism: int = 1, priority: int = 0, age: int = 0,
-    ) -> StudyDemand:  # fmt: skip
+        self,
+        study_id: int,
+        *,
+        tenant: str = "t",
+        cpus: float = 1,
+        gpus: float = 0,
+        parallelism: int = 1,
+        priority: int = 0,
+        age: int = 0,
+    ) -> StudyDemand:
         demand = StudyDemand(
-            study_id=study_id, name=f"s{study_id}", tenant=tenant, priority=priority,
-            created_at=T0 + timedelta(seconds=age or study_id), shape=Shape.of(cpus, gpus),
+            study_id=study_id,
+            name=f"s{study_id}",
+            tenant=tenant,
+            priority=priority,
+            created_at=T0 + timedelta(seconds=age or study_id),
+            shape=Shape.of(cpus, gpus),
             parallelism=parallelism,
-        )  # fmt: skip
+        )
         self.scheduler.register(demand)
         return demand
 
     async def study(
-        self, demand: StudyDemand, trials: Iterable[float], *, unregister: bool = True,
+        self,
+        demand: StudyDemand,
+        trials: Iterable[float],
+        *,
+        unregister: bool = True,
         ready_after_s: float = 0.0,
-    ) -> None:  # fmt: skip
+    ) -> None:
         queue = list(trials)
         await asyncio.sleep(ready_after_s)  # setting up its data and sampler
 
@@ -146,15 +160,21 @@ class Sim:
         await asyncio.sleep(length)
         self.held[demand.tenant] = self.held[demand.tenant] - lease.shape
         end = loop.time() - self.started
-        self.runs.append(Run(demand.study_id, demand.tenant, lease.node_id, lease.shape,
-                             start, end))  # fmt: skip
+        self.runs.append(
+            Run(demand.study_id, demand.tenant, lease.node_id, lease.shape, start, end)
+        )
         self.scheduler.release(lease, keep=True)
 
 
-async def open_sim(backend: RecordingBackend, policy: TenantPolicy | None = None,
-                   max_idle: int = 2, reshape_cpu_slots: bool = True) -> Sim:  # fmt: skip
-    scheduler = SlotScheduler(backend, policy, max_idle=max_idle, refresh_s=0.05,
-                              reshape_cpu_slots=reshape_cpu_slots)  # fmt: skip
+async def open_sim(
+    backend: RecordingBackend,
+    policy: TenantPolicy | None = None,
+    max_idle: int = 2,
+    reshape_cpu_slots: bool = True,
+) -> Sim:
+    scheduler = SlotScheduler(
+        backend, policy, max_idle=max_idle, refresh_s=0.05, reshape_cpu_slots=reshape_cpu_slots
+    )
     await scheduler.start()
     return Sim(scheduler, started=asyncio.get_running_loop().time())
 
@@ -189,8 +209,9 @@ async def open_simulated(
 ) -> tuple[SlotScheduler, FakeClock]:
     """A scheduler on simulated time; it never re-reads the nodes by itself."""
     clock = FakeClock()
-    scheduler = SlotScheduler(backend, policy, refresh_s=3600, clock=clock.monotonic,
-                              utc_now=clock.utc_now, **kwargs)  # fmt: skip
+    scheduler = SlotScheduler(
+        backend, policy, refresh_s=3600, clock=clock.monotonic, utc_now=clock.utc_now, **kwargs
+    )
     await scheduler.start()
     return scheduler, clock
 
@@ -280,12 +301,17 @@ async def simulate(
 
 
 def demand(
-    study_id: int, *, tenant: str = "t", cpus: float = 1, parallelism: int = 1,
-    priority: int = 0,
-) -> StudyDemand:  # fmt: skip
-    return StudyDemand(study_id=study_id, name=f"s{study_id}", tenant=tenant,
-                       priority=priority, created_at=T0 + timedelta(seconds=study_id),
-                       shape=Shape.of(cpus, 0), parallelism=parallelism)  # fmt: skip
+    study_id: int, *, tenant: str = "t", cpus: float = 1, parallelism: int = 1, priority: int = 0
+) -> StudyDemand:
+    return StudyDemand(
+        study_id=study_id,
+        name=f"s{study_id}",
+        tenant=tenant,
+        priority=priority,
+        created_at=T0 + timedelta(seconds=study_id),
+        shape=Shape.of(cpus, 0),
+        parallelism=parallelism,
+    )
 
 
 async def eventually(check: Callable[[], bool], timeout_s: float = 30) -> None:
@@ -300,10 +326,11 @@ def contended_seconds(runs: list[Run], tenants: tuple[str, str]) -> dict[str, fl
     ran out of trials."""
     contended = min(max(r.end for r in runs if r.tenant == t) for t in tenants)
     return {
-        t: sum(min(r.end, contended) - r.start for r in runs
-               if r.tenant == t and r.start < contended)
+        t: sum(
+            min(r.end, contended) - r.start for r in runs if r.tenant == t and r.start < contended
+        )
         for t in tenants
-    }  # fmt: skip
+    }
 
 
 def test_mixed_shapes_at_four_times_capacity_all_finish_and_never_overcommit_a_node() -> None:
@@ -316,7 +343,7 @@ def test_mixed_shapes_at_four_times_capacity_all_finish_and_never_overcommit_a_n
             sim.study(
                 sim.add(i, tenant=f"t{i % 2}", cpus=c, gpus=g, parallelism=3),
                 [0.02 + 0.01 * (j % 3) for j in range(6)],
-            )  # fmt: skip
+            )
             for i, (c, g) in enumerate(shapes, 1)
         ]
         await asyncio.wait_for(asyncio.gather(*studies), timeout=30)
@@ -348,8 +375,10 @@ def test_a_tenant_with_one_study_and_a_tenant_with_six_share_the_cluster_evenly(
     # an even split of the five.
     contended = min(max(r.end for r in runs if r.tenant == t) for t in ("solo", "crowd"))
     for moment in sorted({r.start for r in runs if r.start < contended}):
-        held = [sum(1 for r in runs if r.tenant == t and r.start <= moment < r.end)
-                for t in ("solo", "crowd")]  # fmt: skip
+        held = [
+            sum(1 for r in runs if r.tenant == t and r.start <= moment < r.end)
+            for t in ("solo", "crowd")
+        ]
         assert abs(held[0] - held[1]) <= 1, (moment, held)
 
 
@@ -375,8 +404,9 @@ def test_a_quota_is_never_exceeded_and_the_rest_of_the_cluster_goes_to_others() 
 
     async def main() -> Sim:
         sim = await open_sim(backend, policy)
-        capped = sim.study(sim.add(1, tenant="capped", cpus=0.5, gpus=0.5, parallelism=6),
-                           [0.02] * 20)  # fmt: skip
+        capped = sim.study(
+            sim.add(1, tenant="capped", cpus=0.5, gpus=0.5, parallelism=6), [0.02] * 20
+        )
         other = sim.study(sim.add(2, tenant="free", parallelism=6), [0.02] * 40)
         await asyncio.wait_for(asyncio.gather(capped, other), timeout=30)
         await sim.scheduler.close()
@@ -395,11 +425,15 @@ def test_the_highest_priority_study_gets_the_next_freed_slots_whatever_its_age()
 
     async def main() -> list[int]:
         scheduler, clock = await open_simulated(backend)
-        runs = await simulate(scheduler, clock, [
-            Arrival(demand(1, parallelism=2), 2, 0.1),
-            Arrival(demand(2, parallelism=2, priority=0), 2, 0.05, at=0.03),  # both slots busy
-            Arrival(demand(3, parallelism=2, priority=5), 2, 0.05, at=0.03),
-        ])  # fmt: skip
+        runs = await simulate(
+            scheduler,
+            clock,
+            [
+                Arrival(demand(1, parallelism=2), 2, 0.1),
+                Arrival(demand(2, parallelism=2, priority=0), 2, 0.05, at=0.03),  # both slots busy
+                Arrival(demand(3, parallelism=2, priority=5), 2, 0.05, at=0.03),
+            ],
+        )
         await scheduler.close()
         order = sorted((r for r in runs if r.study_id != 1), key=lambda r: (r.start, r.study_id))
         return [r.study_id for r in order]
@@ -420,11 +454,15 @@ def test_a_big_shape_is_not_starved_by_a_stream_of_small_trials(seed: int) -> No
 
     async def main() -> list[Run]:
         scheduler, clock = await open_simulated(backend)
-        runs = await simulate(scheduler, clock, [
-            Arrival(demand(1, tenant="small", parallelism=2), 40, 0, lengths=lengths[0]),
-            Arrival(demand(2, tenant="small", parallelism=2), 40, 0, lengths=lengths[1]),
-            Arrival(demand(9, tenant="big", cpus=2), 3, 0.02, at=big_at),
-        ])  # fmt: skip
+        runs = await simulate(
+            scheduler,
+            clock,
+            [
+                Arrival(demand(1, tenant="small", parallelism=2), 40, 0, lengths=lengths[0]),
+                Arrival(demand(2, tenant="small", parallelism=2), 40, 0, lengths=lengths[1]),
+                Arrival(demand(9, tenant="big", cpus=2), 3, 0.02, at=big_at),
+            ],
+        )
         await scheduler.close()
         return runs
 
@@ -436,10 +474,12 @@ def test_a_big_shape_is_not_starved_by_a_stream_of_small_trials(seed: int) -> No
     # Nothing small started on the node kept for it between its arrival and its start,
     # even once half of the node had drained (then one more end would make room).
     slipped_in = [
-        r for r in runs
-        if r.study_id != 9 and r.node_id == first_big.node_id
+        r
+        for r in runs
+        if r.study_id != 9
+        and r.node_id == first_big.node_id
         and big_at <= r.start < first_big.start
-    ]  # fmt: skip
+    ]
     assert slipped_in == [], slipped_in
     # So it ran while both small studies still had trials to start.
     still_waiting = min(max(r.start for r in runs if r.study_id == i) for i in (1, 2))
@@ -545,9 +585,13 @@ def test_a_node_that_joins_raises_concurrency_and_a_lost_node_is_forgotten() -> 
         backend.dead.add("b")
         for actor in [a for a in backend.live.values() if a.node_id == "b"]:
             backend.kill(actor)
-        await eventually(lambda: not study.done() and any(
-            n.node_id == "b" and not n.alive for n in sim.scheduler.snapshot().nodes
-        ) and on("b") == 0)  # fmt: skip
+        await eventually(
+            lambda: (
+                not study.done()
+                and any(n.node_id == "b" and not n.alive for n in sim.scheduler.snapshot().nodes)
+                and on("b") == 0
+            )
+        )
         await eventually(lambda: sim.scheduler.snapshot().nodes[0].used.cpus == units(1))
         nodes = [(n.node_id, n.alive, n.used.cpus) for n in sim.scheduler.snapshot().nodes]
         await asyncio.wait_for(study, timeout=30)
@@ -648,10 +692,13 @@ def test_a_burst_of_submissions_is_shared_not_taken_by_the_first_study_ready() -
     async def main() -> Sim:
         sim = await open_sim(backend)
         studies = [
-            sim.study(sim.add(i, tenant=f"t{i}", parallelism=6), [0.3] * 6,
-                      ready_after_s=0.0 if i == 1 else 0.1)
+            sim.study(
+                sim.add(i, tenant=f"t{i}", parallelism=6),
+                [0.3] * 6,
+                ready_after_s=0.0 if i == 1 else 0.1,
+            )
             for i in (1, 2, 3)
-        ]  # fmt: skip
+        ]
         await asyncio.wait_for(asyncio.gather(*studies), timeout=20)
         await sim.scheduler.close()
         return sim
@@ -670,17 +717,25 @@ def test_a_tenant_that_arrives_late_shares_evenly_and_does_not_take_all_to_catch
 
     async def main() -> list[Run]:
         scheduler, clock = await open_simulated(backend)
-        runs = await simulate(scheduler, clock, [
-            Arrival(demand(1, tenant="early", parallelism=2), 200, 0.05),
-            Arrival(demand(2, tenant="late", parallelism=2), 60, 0.05, at=joined),
-        ])  # fmt: skip
+        runs = await simulate(
+            scheduler,
+            clock,
+            [
+                Arrival(demand(1, tenant="early", parallelism=2), 200, 0.05),
+                Arrival(demand(2, tenant="late", parallelism=2), 60, 0.05, at=joined),
+            ],
+        )
         await scheduler.close()
         return runs
 
     runs = asyncio.run(main())
     window = (joined, joined + 1.0)
-    seconds = {t: sum(max(0.0, min(r.end, window[1]) - max(r.start, window[0]))
-                      for r in runs if r.tenant == t) for t in ("early", "late")}  # fmt: skip
+    seconds = {
+        t: sum(
+            max(0.0, min(r.end, window[1]) - max(r.start, window[0])) for r in runs if r.tenant == t
+        )
+        for t in ("early", "late")
+    }
     assert seconds["early"] / sum(seconds.values()) > 0.35, seconds
 
 
@@ -725,8 +780,9 @@ def test_a_slot_of_another_shape_yields_only_after_a_wait_longer_than_an_actor_s
     backend = cluster(n=(2, 0))
 
     async def main() -> tuple[float, float, bool]:
-        scheduler, clock = await open_simulated(backend, preempt_after_s=PREEMPT_AFTER_S,
-                                                reshape_cpu_slots=reshape)  # fmt: skip
+        scheduler, clock = await open_simulated(
+            backend, preempt_after_s=PREEMPT_AFTER_S, reshape_cpu_slots=reshape
+        )
         scheduler.register(demand(1, cpus=2))
         lease = await scheduler.acquire(1)
         clock.t += ACTOR_START_S  # the new actor answers
@@ -766,8 +822,9 @@ def test_with_preemption_the_trials_on_a_node_kept_for_a_wide_study_yield_to_it(
     backend = cluster(n1=(2, 0), n2=(2, 0))
 
     async def main() -> tuple[dict[int, str], set[int], str, float, float, bool]:
-        scheduler, clock = await open_simulated(backend, preempt_after_s=PREEMPT_AFTER_S,
-                                                reshape_cpu_slots=reshape)  # fmt: skip
+        scheduler, clock = await open_simulated(
+            backend, preempt_after_s=PREEMPT_AFTER_S, reshape_cpu_slots=reshape
+        )
         scheduler.register(demand(1, tenant="a", parallelism=4))
         leases = [await scheduler.acquire(1) for _ in range(4)]
         clock.t += ACTOR_START_S  # their new actors answer

@@ -87,8 +87,11 @@ def spec(make_spec: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, An
     """Tiny real studies: digits, 16 hidden units, one slot (so seeded runs repeat)."""
 
     def make(**overrides: Any) -> dict[str, Any]:
-        base = make_spec(params={"hidden_units": 16, "optimizer": "sgd"}, early_stopping={"patience": 100},
-                         budget={"max_trials": 6, "max_epochs": 2, "parallelism": 1})  # fmt: skip
+        base = make_spec(
+            params={"hidden_units": 16, "optimizer": "sgd"},
+            early_stopping={"patience": 100},
+            budget={"max_trials": 6, "max_epochs": 2, "parallelism": 1},
+        )
         for key, value in overrides.items():
             base[key] = {**base[key], **value} if key in ("budget",) else value
         return base
@@ -110,14 +113,26 @@ def param_rows(trials: list[TrialRecord]) -> list[tuple[Any, ...]]:
 def test_grid_visits_exactly_the_grid_then_ends(
     lab: Lab, spec: Callable[..., dict[str, Any]]
 ) -> None:
-    space = {"optimizer": {"type": "categorical", "choices": ["sgd", "adam"]},
-             "hidden_units": {"type": "int", "low": 8, "high": 24, "step": 8},
-             "lr": {"type": "float", "low": 0.01, "high": 0.02, "step": 0.01}}  # fmt: skip
-    view = lab.run(spec(space=space, params={}, sampler={"type": "grid"},
-                        budget={"max_trials": 50, "parallelism": 2}))  # fmt: skip
+    space = {
+        "optimizer": {"type": "categorical", "choices": ["sgd", "adam"]},
+        "hidden_units": {"type": "int", "low": 8, "high": 24, "step": 8},
+        "lr": {"type": "float", "low": 0.01, "high": 0.02, "step": 0.01},
+    }
+    view = lab.run(
+        spec(
+            space=space,
+            params={},
+            sampler={"type": "grid"},
+            budget={"max_trials": 50, "parallelism": 2},
+        )
+    )
     rows = param_rows(lab.trials(view.record.id))
-    grid = {(("hidden_units", h), ("lr", lr), ("optimizer", o))
-            for o in ("sgd", "adam") for h in (8, 16, 24) for lr in (0.01, 0.02)}  # fmt: skip
+    grid = {
+        (("hidden_units", h), ("lr", lr), ("optimizer", o))
+        for o in ("sgd", "adam")
+        for h in (8, 16, 24)
+        for lr in (0.01, 0.02)
+    }
     assert len(rows) == 12 and set(rows) == grid
     assert (view.record.state, view.record.state_reason) == ("completed", "grid_exhausted")
 
@@ -126,8 +141,12 @@ def test_grid_visits_exactly_the_grid_then_ends(
 def test_a_seeded_sampler_repeats_its_params(
     lab: Lab, spec: Callable[..., dict[str, Any]], kind: str
 ) -> None:
-    options = {"tpe": {"n_startup_trials": 2}, "cmaes": {"n_startup_trials": 2}, "gp": {"n_startup_trials": 2},
-               "nsga2": {"population_size": 2}}.get(kind, {})  # fmt: skip
+    options = {
+        "tpe": {"n_startup_trials": 2},
+        "cmaes": {"n_startup_trials": 2},
+        "gp": {"n_startup_trials": 2},
+        "nsga2": {"population_size": 2},
+    }.get(kind, {})
     study = spec(space=FLOAT_SPACE, sampler={"type": kind, "seed": 7, **options})
     runs = [lab.trials(lab.run(study).record.id) for _ in range(2)]
     first, second = (param_rows(trials) for trials in runs)
@@ -176,13 +195,31 @@ def test_cmaes_with_a_categorical_falls_back_and_says_so(
 def test_conditional_params_never_appear_when_false_over_50_tpe_trials(
     lab: Lab, spec: Callable[..., dict[str, Any]]
 ) -> None:
-    space = {"optimizer": {"type": "categorical", "choices": ["sgd", "momentum", "nesterov", "adam"]},
-             "momentum": {"type": "float", "low": 0.5, "high": 0.95, "when": {"optimizer": ["momentum", "nesterov"]}},
-             "beta1": {"type": "float", "low": 0.8, "high": 0.95, "when": {"optimizer": ["adam"]}},
-             "lr": {"type": "float", "low": 1e-3, "high": 0.1, "log": True}}  # fmt: skip
-    view = lab.run(spec(space=space, params={"hidden_units": 8},
-                        sampler={"type": "tpe", "seed": 0, "n_startup_trials": 10, "multivariate": True, "group": True},
-                        budget={"max_trials": 50, "max_epochs": 1, "parallelism": 2}))  # fmt: skip
+    space = {
+        "optimizer": {"type": "categorical", "choices": ["sgd", "momentum", "nesterov", "adam"]},
+        "momentum": {
+            "type": "float",
+            "low": 0.5,
+            "high": 0.95,
+            "when": {"optimizer": ["momentum", "nesterov"]},
+        },
+        "beta1": {"type": "float", "low": 0.8, "high": 0.95, "when": {"optimizer": ["adam"]}},
+        "lr": {"type": "float", "low": 1e-3, "high": 0.1, "log": True},
+    }
+    view = lab.run(
+        spec(
+            space=space,
+            params={"hidden_units": 8},
+            sampler={
+                "type": "tpe",
+                "seed": 0,
+                "n_startup_trials": 10,
+                "multivariate": True,
+                "group": True,
+            },
+            budget={"max_trials": 50, "max_epochs": 1, "parallelism": 2},
+        )
+    )
     trials = lab.trials(view.record.id)
     assert len(trials) == 50
     for trial in trials:
@@ -199,8 +236,12 @@ def wide_lr_study(
     spec: Callable[..., dict[str, Any]], pruner: dict[str, Any], **budget: Any
 ) -> dict[str, Any]:
     space = {"lr": {"type": "float", "low": 1e-5, "high": 0.3, "log": True}}
-    return spec(space=space, sampler={"type": "random", "seed": 0}, pruner=pruner,
-                budget={"max_trials": 16, "max_epochs": 8, **budget})  # fmt: skip
+    return spec(
+        space=space,
+        sampler={"type": "random", "seed": 0},
+        pruner=pruner,
+        budget={"max_trials": 16, "max_epochs": 8, **budget},
+    )
 
 
 def test_asha_prunes_only_at_its_rungs(lab: Lab, spec: Callable[..., dict[str, Any]]) -> None:
@@ -297,8 +338,14 @@ def test_threshold_prunes_what_falls_below_it(
 def test_target_ends_the_study_with_target_reached(
     lab: Lab, spec: Callable[..., dict[str, Any]]
 ) -> None:
-    view = lab.run(spec(space=FLOAT_SPACE, params={"hidden_units": 32, "optimizer": "adam", "lr": 0.01} | {},
-                        budget={"max_trials": 30, "max_epochs": 5, "target": 0.9}) | {"space": {"dropout": FLOAT_SPACE["dropout"]}})  # fmt: skip
+    view = lab.run(
+        spec(
+            space=FLOAT_SPACE,
+            params={"hidden_units": 32, "optimizer": "adam", "lr": 0.01} | {},
+            budget={"max_trials": 30, "max_epochs": 5, "target": 0.9},
+        )
+        | {"space": {"dropout": FLOAT_SPACE["dropout"]}}
+    )
     assert (view.record.state, view.record.state_reason) == ("completed", "target_reached")
     assert view.best is not None and view.best.value >= 0.9
     assert sum(view.counts.values()) < 30
@@ -316,8 +363,11 @@ def test_initial_trials_run_first_in_order(lab: Lab, spec: Callable[..., dict[st
 def test_a_resumed_study_ends_at_the_new_count_and_its_sampler_remembers(
     lab: Lab, spec: Callable[..., dict[str, Any]]
 ) -> None:
-    study = spec(space=FLOAT_SPACE, sampler={"type": "tpe", "seed": 0, "n_startup_trials": 4},
-                 budget={"max_trials": 4})  # fmt: skip
+    study = spec(
+        space=FLOAT_SPACE,
+        sampler={"type": "tpe", "seed": 0, "n_startup_trials": 4},
+        budget={"max_trials": 4},
+    )
     first = lab.run(study)
     resumed = lab.resume(first.record.id, max_trials=9)
     trials = lab.trials(first.record.id)

@@ -28,9 +28,12 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 TOKENS = {"solo": "tok-solo", "crowd": "tok-crowd", "capped": "tok-capped", "ops": "tok-ops"}
 # Trials long enough for shares to show (about a second): 3 epochs of a wide two-layer
 # MLP in small batches, no pruning or early stopping.
-STEADY = {"params": {"hidden_units": 512, "hidden_layers": 2, "optimizer": "sgd", "batch_size": 16},
-          "space": {"lr": {"type": "float", "low": 0.01, "high": 0.05}},
-          "pruner": {"type": "none"}, "early_stopping": {"patience": 100}}  # fmt: skip
+STEADY = {
+    "params": {"hidden_units": 512, "hidden_layers": 2, "optimizer": "sgd", "batch_size": 16},
+    "space": {"lr": {"type": "float", "low": 0.01, "high": 0.05}},
+    "pruner": {"type": "none"},
+    "early_stopping": {"patience": 100},
+}
 
 
 def tenant(name: str) -> dict[str, str]:
@@ -40,10 +43,14 @@ def tenant(name: str) -> dict[str, str]:
 @pytest.fixture
 def shared_url(ray_cluster: Any, sqlite_url: str, tmp_path: Path) -> Iterator[str]:
     settings = Settings(
-        database_url=sqlite_url, data_dir=tmp_path / "data", prewarm_slots=False, warm_slots=5,
+        database_url=sqlite_url,
+        data_dir=tmp_path / "data",
+        prewarm_slots=False,
+        warm_slots=5,
         api_tokens=",".join(f"{t}:{k}" for t, k in TOKENS.items()),
-        tenant_quotas="capped:cpus=2", allow_cpu_for_gpus=True,
-    )  # fmt: skip
+        tenant_quotas="capped:cpus=2",
+        allow_cpu_for_gpus=True,
+    )
     with running_service(settings) as url:
         yield url
 
@@ -55,8 +62,9 @@ def submit(http: httpx.Client, spec: dict[str, Any], who: str = "solo") -> int:
 
 
 def trials_of(http: httpx.Client, study_id: int, who: str = "solo") -> list[dict[str, Any]]:
-    page = http.get(f"/api/v1/studies/{study_id}/trials", params={"limit": 1000},
-                    headers=tenant(who))  # fmt: skip
+    page = http.get(
+        f"/api/v1/studies/{study_id}/trials", params={"limit": 1000}, headers=tenant(who)
+    )
     return list(page.json()["items"])
 
 
@@ -80,10 +88,16 @@ class Interval:
 def intervals(trials: list[dict[str, Any]], study_id: int, spec: dict[str, Any]) -> list[Interval]:
     resources = {"cpus_per_trial": 1, "gpus_per_trial": 0, **spec.get("resources", {})}
     return [
-        Interval(study_id, t["node"].split()[0], resources["cpus_per_trial"],
-                 resources["gpus_per_trial"], _ts(t["started_at"]), _ts(t["finished_at"]))
+        Interval(
+            study_id,
+            t["node"].split()[0],
+            resources["cpus_per_trial"],
+            resources["gpus_per_trial"],
+            _ts(t["started_at"]),
+            _ts(t["finished_at"]),
+        )
         for t in trials
-    ]  # fmt: skip
+    ]
 
 
 def _ts(text: str) -> float:
@@ -109,25 +123,39 @@ def concurrency(runs: list[Interval]) -> int:
 
 @pytest.fixture
 def any_db_url(ray_cluster: Any, database_url: str, tmp_path: Path) -> Iterator[str]:
-    settings = Settings(database_url=database_url, data_dir=tmp_path / "data",
-                        prewarm_slots=False, warm_slots=4, allow_cpu_for_gpus=True)  # fmt: skip
+    settings = Settings(
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+        prewarm_slots=False,
+        warm_slots=4,
+        allow_cpu_for_gpus=True,
+    )
     with running_service(settings) as url:
         yield url
 
 
-SHAPES = [{"cpus_per_trial": 1}, {"cpus_per_trial": 2}, {"cpus_per_trial": 0.5},
-          {"cpus_per_trial": 1, "gpus_per_trial": 1}, {"cpus_per_trial": 2},
-          {"cpus_per_trial": 0.5, "gpus_per_trial": 0.5}, {"cpus_per_trial": 1}]  # fmt: skip
+SHAPES = [
+    {"cpus_per_trial": 1},
+    {"cpus_per_trial": 2},
+    {"cpus_per_trial": 0.5},
+    {"cpus_per_trial": 1, "gpus_per_trial": 1},
+    {"cpus_per_trial": 2},
+    {"cpus_per_trial": 0.5, "gpus_per_trial": 0.5},
+    {"cpus_per_trial": 1},
+]
 
 
 def test_mixed_shapes_at_four_times_capacity_all_finish_without_overcommitting_a_node(
     any_db_url: str, make_spec: Callable[..., dict[str, Any]]
 ) -> None:
     specs = [
-        make_spec(name=f"mixed-{i}", resources=shape,
-                  budget={"max_trials": 3, "max_epochs": 2, "parallelism": 3})
+        make_spec(
+            name=f"mixed-{i}",
+            resources=shape,
+            budget={"max_trials": 3, "max_epochs": 2, "parallelism": 3},
+        )
         for i, shape in enumerate(SHAPES)
-    ]  # fmt: skip
+    ]
     demand = sum(3 * s["resources"]["cpus_per_trial"] for s in specs)
     assert demand >= 4 * 5  # four times the cluster's 5 CPUs
     with httpx.Client(base_url=any_db_url, timeout=30) as http:
@@ -183,8 +211,9 @@ def test_one_study_against_six_of_another_tenant_gets_half_the_cluster(
     would start six in seven, and first come first served would leave it none."""
 
     def spec(name: str, n: int) -> dict[str, Any]:
-        return make_spec(name=name, **STEADY,
-                         budget={"max_trials": n, "max_epochs": 3, "parallelism": 5})  # fmt: skip
+        return make_spec(
+            name=name, **STEADY, budget={"max_trials": n, "max_epochs": 3, "parallelism": 5}
+        )
 
     with httpx.Client(base_url=shared_url, timeout=30) as http:
         warm_up(http, make_spec)
@@ -193,9 +222,10 @@ def test_one_study_against_six_of_another_tenant_gets_half_the_cluster(
         view = cluster_view_once_both_hold_slots(http)
         runs = {"solo": intervals(trials_of(http, finish(http, solo)["id"]), solo, {})}
         runs["crowd"] = [
-            r for i in crowd
+            r
+            for i in crowd
             for r in intervals(trials_of(http, finish(http, i, "crowd")["id"], "crowd"), i, {})
-        ]  # fmt: skip
+        ]
     # While both tenants had trials waiting: until the last trial of either began.
     contended_until = min(max(r.start for r in rs) for rs in runs.values())
     started = {t: sum(1 for r in rs if r.start < contended_until) for t, rs in runs.items()}
@@ -229,10 +259,12 @@ def test_a_quota_is_never_exceeded_while_other_tenants_use_the_rest(
         budget = {"max_trials": 8, "max_epochs": 2, "parallelism": 5}
         capped = submit(http, make_spec(name="capped", budget=budget), "capped")
         other = submit(http, make_spec(name="other", budget=budget), "crowd")
-        capped_runs = intervals(trials_of(http, finish(http, capped, "capped")["id"], "capped"),
-                                capped, {})  # fmt: skip
-        other_runs = intervals(trials_of(http, finish(http, other, "crowd")["id"], "crowd"),
-                               other, {})  # fmt: skip
+        capped_runs = intervals(
+            trials_of(http, finish(http, capped, "capped")["id"], "capped"), capped, {}
+        )
+        other_runs = intervals(
+            trials_of(http, finish(http, other, "crowd")["id"], "crowd"), other, {}
+        )
     assert concurrency(capped_runs) == 2  # HPO_TENANT_QUOTAS=capped:cpus=2
     assert concurrency(other_runs) >= 3
 
@@ -241,8 +273,12 @@ def test_a_higher_priority_study_submitted_last_gets_the_next_freed_slots(
     shared_url: str, make_spec: Callable[..., dict[str, Any]]
 ) -> None:
     with httpx.Client(base_url=shared_url, headers=tenant("solo"), timeout=30) as http:
-        busy = submit(http, make_spec(name="busy", **STEADY,
-                      budget={"max_trials": 5, "max_epochs": 3, "parallelism": 5}))  # fmt: skip
+        busy = submit(
+            http,
+            make_spec(
+                name="busy", **STEADY, budget={"max_trials": 5, "max_epochs": 3, "parallelism": 5}
+            ),
+        )
         deadline = time.monotonic() + 60
         while http.get(f"/api/v1/studies/{busy}").json()["slots_held"] < 5:  # the whole cluster
             assert time.monotonic() < deadline, "the busy study never held the cluster"
@@ -267,8 +303,9 @@ def test_a_node_that_joins_mid_study_raises_its_concurrency(
     ray_cluster: Any, sqlite_url: str, tmp_path: Path, make_spec: Callable[..., dict[str, Any]]
 ) -> None:
     settings = Settings(database_url=sqlite_url, data_dir=tmp_path / "data", warm_slots=7)
-    spec = make_spec(name="grows", **STEADY,
-                     budget={"max_trials": 21, "max_epochs": 3, "parallelism": 7})  # fmt: skip
+    spec = make_spec(
+        name="grows", **STEADY, budget={"max_trials": 21, "max_epochs": 3, "parallelism": 7}
+    )
     with running_service(settings) as url, httpx.Client(base_url=url, timeout=30) as http:
         study_id = submit(http, spec)
         deadline = time.monotonic() + 60

@@ -58,9 +58,15 @@ class BrokenSlots(RaySlotBackend):
 
 
 def demand(study_id: int, tenant: str) -> StudyDemand:
-    return StudyDemand(study_id=study_id, name=f"s{study_id}", tenant=tenant, priority=0,
-                       created_at=datetime.now(UTC), shape=Shape.of(1, 0),
-                       parallelism=1)  # fmt: skip
+    return StudyDemand(
+        study_id=study_id,
+        name=f"s{study_id}",
+        tenant=tenant,
+        priority=0,
+        created_at=datetime.now(UTC),
+        shape=Shape.of(1, 0),
+        parallelism=1,
+    )
 
 
 @pytest.mark.parametrize("error", ["runtime", "unmapped"])
@@ -98,9 +104,15 @@ def test_a_queued_study_reads_its_data_only_once_granted_and_a_bad_source_fails_
         scheduler = SlotScheduler(BrokenSlots("runtime", broken=0), max_idle=1)
         await scheduler.start()
         try:
-            spec = StudySpec.model_validate(make_spec(
-                dataset={"source": "path", "path": str(tmp_path / "gone.csv"),
-                         "target": "label"}))  # fmt: skip
+            spec = StudySpec.model_validate(
+                make_spec(
+                    dataset={
+                        "source": "path",
+                        "path": str(tmp_path / "gone.csv"),
+                        "target": "label",
+                    }
+                )
+            )
             scheduler.register(demand(2, "b"))
             runner = await RayTrialRunner.for_study(2, spec, DataRoots((tmp_path,)), scheduler)
             (tmp_path / "gone.csv").unlink()  # a queued study holds no copy: not read yet

@@ -62,8 +62,14 @@ class OddSlot:
 
 
 class OddRunner:
-    def __init__(self, epoch: Epoch, *, epoch_s: float = 0.005, failed_opens: int = 0,
-                 open_error: Callable[[], BaseException] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        epoch: Epoch,
+        *,
+        epoch_s: float = 0.005,
+        failed_opens: int = 0,
+        open_error: Callable[[], BaseException] | None = None,
+    ):
         self.epoch = epoch
         self.epoch_s = epoch_s
         self.slots: list[OddSlot] = []
@@ -96,8 +102,13 @@ class OddRunner:
 
 
 def good(value: float) -> dict[str, float]:
-    return {"train_loss": 1 - value, "val_loss": 1 - value, "val_accuracy": value,
-            "lr": 0.1, "seconds": 0.0}  # fmt: skip
+    return {
+        "train_loss": 1 - value,
+        "val_loss": 1 - value,
+        "val_accuracy": value,
+        "lr": 0.1,
+        "seconds": 0.0,
+    }
 
 
 def run(store: Store, storage: Any, spec: dict[str, Any], runner: OddRunner) -> StudyService:
@@ -129,11 +140,19 @@ def optuna_states(storage: Any, name: str) -> list[optuna.trial.TrialState]:
 
 
 ODD_ERRORS = [  # (what the epoch gives, the error kept, whether the slot is ended)
-    pytest.param(lambda: ConnectionResetError("the object store went away"),
-                 "ConnectionResetError", 1, id="unmapped"),
-    pytest.param(lambda: {"train_loss": 0.5, "lr": 0.1, "seconds": 0.0},
-                 "reported no 'val_accuracy'", 0, id="metric-missing"),
-]  # fmt: skip
+    pytest.param(
+        lambda: ConnectionResetError("the object store went away"),
+        "ConnectionResetError",
+        1,
+        id="unmapped",
+    ),
+    pytest.param(
+        lambda: {"train_loss": 0.5, "lr": 0.1, "seconds": 0.0},
+        "reported no 'val_accuracy'",
+        0,
+        id="metric-missing",
+    ),
+]
 
 
 @pytest.mark.parametrize(("odd", "kept", "ended"), ODD_ERRORS)
@@ -142,8 +161,11 @@ def test_an_odd_error_in_one_trial_fails_that_trial_and_its_siblings_go_on(
 ) -> None:
     """One trial of five raises what nobody mapped (or returns no objective metric) at its
     second epoch; the four others, two of them in flight beside it, train to the end."""
-    spec = make_spec(budget={"max_trials": 5, "max_epochs": 4, "parallelism": 3},
-                     early_stopping={"patience": 10}, pruner={"type": "none"})  # fmt: skip
+    spec = make_spec(
+        budget={"max_trials": 5, "max_epochs": 4, "parallelism": 3},
+        early_stopping={"patience": 10},
+        pruner={"type": "none"},
+    )
     bad_seed = spec.get("split", {}).get("seed", 0) + 1  # trial 1
 
     def epoch(seed: int, n: int) -> dict[str, float] | BaseException:
@@ -182,8 +204,9 @@ def test_a_slot_whose_set_up_fails_costs_no_study(store, optuna_storage, make_sp
 def test_slots_that_never_start_fail_the_study_through_max_failed_trials(
     store, optuna_storage, make_spec
 ) -> None:
-    spec = make_spec(budget={"max_trials": 3, "max_epochs": 2, "parallelism": 2,
-                             "max_failed_trials": 2})  # fmt: skip
+    spec = make_spec(
+        budget={"max_trials": 3, "max_epochs": 2, "parallelism": 2, "max_failed_trials": 2}
+    )
     runner = OddRunner(lambda seed, n: good(0.5), failed_opens=10**6)
     service = run(store, optuna_storage, spec, runner)
     view = only_study(service)
@@ -208,8 +231,11 @@ class FailingWrites(Store):
 def test_a_writer_that_cannot_write_fails_the_study_visibly_and_leaves_nothing_running(
     store, optuna_storage, make_spec, caplog
 ) -> None:
-    spec = make_spec(budget={"max_trials": 6, "max_epochs": 6, "parallelism": 3},
-                     early_stopping={"patience": 10}, pruner={"type": "none"})  # fmt: skip
+    spec = make_spec(
+        budget={"max_trials": 6, "max_epochs": 6, "parallelism": 3},
+        early_stopping={"patience": 10},
+        pruner={"type": "none"},
+    )
     failing = FailingWrites(store._engine, after=4)
     runner = OddRunner(lambda seed, n: good(0.1 * n), epoch_s=0.01)
     with caplog.at_level(logging.ERROR):
@@ -228,9 +254,11 @@ def test_a_writer_that_cannot_write_fails_the_study_visibly_and_leaves_nothing_r
 def test_max_failed_trials_leaves_no_trial_running_in_either_store(
     store, optuna_storage, make_spec
 ) -> None:
-    spec = make_spec(budget={"max_trials": 8, "max_epochs": 20, "parallelism": 3,
-                             "max_failed_trials": 1},
-                     early_stopping={"patience": 100}, pruner={"type": "none"})  # fmt: skip
+    spec = make_spec(
+        budget={"max_trials": 8, "max_epochs": 20, "parallelism": 3, "max_failed_trials": 1},
+        early_stopping={"patience": 100},
+        pruner={"type": "none"},
+    )
     bad_seed = spec.get("split", {}).get("seed", 0) + 2
 
     def epoch(seed: int, n: int) -> dict[str, float] | BaseException:
@@ -250,10 +278,16 @@ def test_start_up_ends_trials_an_older_version_left_running_in_a_failed_study(
 ) -> None:
     """An older version failed studies and left their trials running in both stores."""
     spec = StudySpec.model_validate(make_spec(budget={"max_trials": 4}))
-    record = store.create_study(name="old", spec=spec.model_dump(mode="json"),
-                                direction="maximize", warnings=[], tenant="default")  # fmt: skip
-    study = optuna.create_study(storage=optuna_storage, study_name=record.optuna_study_name,
-                                direction="maximize")  # fmt: skip
+    record = store.create_study(
+        name="old",
+        spec=spec.model_dump(mode="json"),
+        direction="maximize",
+        warnings=[],
+        tenant="default",
+    )
+    study = optuna.create_study(
+        storage=optuna_storage, study_name=record.optuna_study_name, direction="maximize"
+    )
     for number in range(2):
         trial = study.ask()
         store.create_trial(record.id, number, {"lr": 0.1})
@@ -330,10 +364,12 @@ def test_a_study_whose_stored_spec_is_refused_now_fails_at_start_up_and_the_othe
     stale["space"] = {**stale["space"], "batch_size": {"type": "categorical", "choices": [1]}}
     ids = []
     for spec in (stale, valid.model_dump(mode="json")):
-        record = store.create_study(name="s", spec=spec, direction="maximize", warnings=[],
-                                    tenant="default")  # fmt: skip
-        optuna.create_study(storage=optuna_storage, study_name=record.optuna_study_name,
-                            direction="maximize")  # fmt: skip
+        record = store.create_study(
+            name="s", spec=spec, direction="maximize", warnings=[], tenant="default"
+        )
+        optuna.create_study(
+            storage=optuna_storage, study_name=record.optuna_study_name, direction="maximize"
+        )
         ids.append(record.id)
     runner = OddRunner(lambda seed, n: good(0.5))
 

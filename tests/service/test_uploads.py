@@ -19,8 +19,9 @@ from storage.datasets import DatasetStore
 
 
 def big_csv(rows: int = 400_000) -> bytes:
-    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(rows, 8)).round(5),
-                         columns=list("abcdefgh"))  # fmt: skip
+    frame = pd.DataFrame(
+        np.random.default_rng(0).normal(size=(rows, 8)).round(5), columns=list("abcdefgh")
+    )
     frame["label"] = (frame["a"] > 0).astype(int)
     return frame.to_csv(index=False).encode()
 
@@ -57,8 +58,9 @@ def test_the_event_loop_keeps_turning_while_a_large_upload_is_checked(
 
     async def main() -> int:
         answering = asyncio.create_task(answer())
-        record = await uploads.add(tenant="t", filename="big.csv", target="label",
-                                   file_format=None, chunks=chunks())  # fmt: skip
+        record = await uploads.add(
+            tenant="t", filename="big.csv", target="label", file_format=None, chunks=chunks()
+        )
         await answering
         return record.n_rows
 

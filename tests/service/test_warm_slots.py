@@ -25,8 +25,12 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 def client(
     request: pytest.FixtureRequest, ray_cluster: Any, sqlite_url: str, tmp_path: Path
 ) -> Iterator[httpx.Client]:
-    settings = Settings(database_url=sqlite_url, data_dir=tmp_path / "data", warm_slots=2,
-                        reshape_cpu_slots=request.param)  # fmt: skip
+    settings = Settings(
+        database_url=sqlite_url,
+        data_dir=tmp_path / "data",
+        warm_slots=2,
+        reshape_cpu_slots=request.param,
+    )
     with running_service(settings) as url, httpx.Client(base_url=url, timeout=30) as http:
         yield http
 

@@ -96,16 +96,18 @@ def test_a_failed_batch_replays_a_trials_optuna_finish_and_keeps_the_first_error
     study = store.create_study(name="w", spec=SPEC, direction="maximize")
     writer, release = held_writer(store)
     # The trial's creation commits in a batch of its own; its finish is in the batch that fails.
-    writer.submit(store.run, partial(mirror.create, number=0, params={}, distributions={},
-                                     system_attrs={}))  # fmt: skip
+    writer.submit(
+        store.run, partial(mirror.create, number=0, params={}, distributions={}, system_attrs={})
+    )
     writer.submit(store.create_trial, study.id, 0, {})
     release.set()
     assert asyncio.run(writer.drain()) is None
     release.clear()
     writer.submit(release.wait)
     writer.submit(store.run, partial(mirror.report, number=0, step=1, value=0.5))
-    writer.submit(store.run, partial(mirror.finish, number=0, state=TrialState.COMPLETE,
-                                     values=[0.9]))  # fmt: skip
+    writer.submit(
+        store.run, partial(mirror.finish, number=0, state=TrialState.COMPLETE, values=[0.9])
+    )
     writer.submit(store.create_trial, study.id, 0, {})  # a duplicate: the batch fails here
     release.set()
 

@@ -31,9 +31,12 @@ def test_a_forged_trial_cursor_is_invalid(store: Store, cursor: str, order: str)
 
 @pytest.mark.parametrize(
     ("kind", "key", "types"),
-    [("studies", (2**63 - 1,), (int,)), ("trials-best", (-1.5e300, 0), (None, int)),
-     ("trials-best", (None, 7), (None, int))],
-)  # fmt: skip
+    [
+        ("studies", (2**63 - 1,), (int,)),
+        ("trials-best", (-1.5e300, 0), (None, int)),
+        ("trials-best", (None, 7), (None, int)),
+    ],
+)
 def test_the_widest_keys_a_list_can_issue_decode(
     kind: str, key: tuple[object, ...], types: tuple[type | None, ...]
 ) -> None:

@@ -60,8 +60,12 @@ def test_each_durability_setting_holds_on_the_store_and_optuna_engines(
     tune_engine(storage.engine, sqlite_pragmas=pragmas)
     try:
         for seen in (pragmas_of(engine), pragmas_of(storage.engine)):
-            assert seen == {"journal_mode": journal_mode, "busy_timeout": 30000,
-                            "foreign_keys": 1, "synchronous": synchronous}  # fmt: skip
+            assert seen == {
+                "journal_mode": journal_mode,
+                "busy_timeout": 30000,
+                "foreign_keys": 1,
+                "synchronous": synchronous,
+            }
     finally:
         engine.dispose()
         storage.engine.dispose()

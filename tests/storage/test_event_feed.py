@@ -34,8 +34,9 @@ def test_a_poll_reads_each_study_after_its_own_cursor(engine: Engine) -> None:
         key=lambda pair: pair[1],
     )
     assert batch.studies == {
-        first.id: WatchedStudy("running", "team-a"), second.id: WatchedStudy("running", "team-b")
-    }  # fmt: skip
+        first.id: WatchedStudy("running", "team-a"),
+        second.id: WatchedStudy("running", "team-b"),
+    }
     assert batch.complete
 
 

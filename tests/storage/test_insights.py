@@ -29,9 +29,13 @@ def finished_study(store: Store, values: list[float | None], direction: str = "m
     for number, value in enumerate(values):
         store.create_trial(study.id, number, {"x": number})
         store.finish_trial(
-            study.id, number, state="complete" if value is not None else "pruned",
-            value=value, best_epoch=1, stop_reason="completed",
-        )  # fmt: skip
+            study.id,
+            number,
+            state="complete" if value is not None else "pruned",
+            value=value,
+            best_epoch=1,
+            stop_reason="completed",
+        )
     return study.id
 
 
@@ -85,8 +89,14 @@ def test_blocks_kept_by_finish_trial_equal_a_rebuild_from_the_trials(engine: Eng
     store = Store(engine)
     study_id = finished_study(store, values)
     # Finishing a complete trial again (recovery may) must not count it twice.
-    store.finish_trial(study_id, 0 if values[0] is not None else 1, state="complete", value=0.5,
-                       best_epoch=1, stop_reason="completed")  # fmt: skip
+    store.finish_trial(
+        study_id,
+        0 if values[0] is not None else 1,
+        state="complete",
+        value=0.5,
+        best_epoch=1,
+        stop_reason="completed",
+    )
     with session_scope(engine) as session:
         kept = value_blocks.read(session, study_id)
         value_blocks.rebuild(session, study_id)
@@ -102,16 +112,23 @@ def test_large_history_comes_from_blocks_and_matches_every_trial(
     n = RAW_HISTORY + 3000
     study_id = write_study(engine, database_url, n, curves=0, with_optuna=False)
     with engine.connect() as connection:
-        scored = [(number, value) for number, value in connection.execute(text(
-            "SELECT number, value FROM hpo_trials WHERE study_id = :s AND state = 'complete'"
-        ), {"s": study_id})]  # fmt: skip
+        scored = [
+            (number, value)
+            for number, value in connection.execute(
+                text(
+                    "SELECT number, value FROM hpo_trials WHERE study_id = :s AND state = 'complete'"
+                ),
+                {"s": study_id},
+            )
+        ]
     history = StudyInsights(engine).history(study_id, points=50)
     assert len(history.buckets) <= 50
     assert history.bucket_size % value_blocks.VALUE_BLOCK == 0
     assert history.n_complete == len(scored)
     expected = expected_history(scored, history.bucket_size, "maximize")
-    assert [(b.number // history.bucket_size, b.lo, b.hi, b.best, b.count)
-            for b in history.buckets] == [pytest.approx(e) for e in expected]  # fmt: skip
+    assert [
+        (b.number // history.bucket_size, b.lo, b.hi, b.best, b.count) for b in history.buckets
+    ] == [pytest.approx(e) for e in expected]
     assert history.buckets[-1].last == n - 1
 
 

@@ -49,12 +49,7 @@ def make_study(store: Store, *, direction: str = "maximize", **overrides: Any) -
 
 
 def make_trial(
-    store: Store,
-    study_id: int,
-    number: int,
-    *,
-    state: str = "complete",
-    value: float | None = 0.5,
+    store: Store, study_id: int, number: int, *, state: str = "complete", value: float | None = 0.5
 ) -> TrialRecord:
     """A trial created and, unless `state` is running, finished with `value`."""
     record = store.create_trial(study_id, number, {"lr": 0.01 * (number + 1)})
@@ -151,9 +146,7 @@ def test_set_study_state_rejects_unknown_state(store: Store) -> None:
     assert store.get_study(study.id).state == "queued"
 
 
-def test_list_studies_pages_newest_first_without_dups_or_skips_under_inserts(
-    store: Store,
-) -> None:
+def test_list_studies_pages_newest_first_without_dups_or_skips_under_inserts(store: Store) -> None:
     before = [make_study(store).id for _ in range(7)]
     seen: list[int] = []
     page = store.list_studies(limit=3)
@@ -419,8 +412,11 @@ def test_best_trials_rank_complete_scored_trials_in_the_study_direction(
 
 
 def test_best_of_studies_reads_each_studys_best_in_its_own_direction(store: Store) -> None:
-    up, down, empty = make_study(store, direction="maximize"), make_study(store,
-        direction="minimize"), make_study(store)  # fmt: skip
+    up, down, empty = (
+        make_study(store, direction="maximize"),
+        make_study(store, direction="minimize"),
+        make_study(store),
+    )
     add_scored_trials(store, up.id)
     add_scored_trials(store, down.id)
     make_trial(store, empty.id, 0, state="failed", value=None)
@@ -447,10 +443,7 @@ def test_best_trials_of_study_without_results_is_empty(store: Store) -> None:
 
 @pytest.mark.parametrize(
     ("direction", "expected"),
-    [
-        ("maximize", [4, 1, 3, 2, 0, 5, 6, 7]),
-        ("minimize", [5, 0, 2, 1, 3, 4, 6, 7]),
-    ],
+    [("maximize", [4, 1, 3, 2, 0, 5, 6, 7]), ("minimize", [5, 0, 2, 1, 3, 4, 6, 7])],
 )
 def test_trials_ordered_best_put_unscored_last_across_pages(
     store: Store, direction: str, expected: list[int]

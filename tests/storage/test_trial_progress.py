@@ -14,8 +14,9 @@ from tests.storage.test_repository import make_study
 
 def curve(store: Store, study_id: int, number: int, epochs: range) -> None:
     for epoch in epochs:
-        store.add_epoch(study_id, number, epoch=epoch, seconds=0.1,
-                        metrics={"val_accuracy": epoch / 10})  # fmt: skip
+        store.add_epoch(
+            study_id, number, epoch=epoch, seconds=0.1, metrics={"val_accuracy": epoch / 10}
+        )
 
 
 def test_resuming_cuts_the_curve_back_to_the_checkpoint_and_fills_what_it_holds(
@@ -35,12 +36,16 @@ def test_resuming_cuts_the_curve_back_to_the_checkpoint_and_fills_what_it_holds(
     assert [e.seconds for e in detail.epochs] == [0.1, 0.2, 0.1, 0.1, 0.1]
     first, second = detail.attempts
     assert (first.node, first.from_epoch, first.epochs_trained, first.end) == (
-        "a pid=1", 0, 7, "worker_lost",
-    )  # fmt: skip
+        "a pid=1",
+        0,
+        7,
+        "worker_lost",
+    )
     assert (second.node, second.from_epoch, second.end) == ("b pid=2", 5, None)
     curve(store, study.id, 0, range(6, 9))
-    store.finish_trial(study.id, 0, state="complete", value=0.8, best_epoch=8,
-                       stop_reason="completed")  # fmt: skip
+    store.finish_trial(
+        study.id, 0, state="complete", value=0.8, best_epoch=8, stop_reason="completed"
+    )
     last = store.get_trial(study.id, 0).attempts[-1]
     assert (last.epochs_trained, last.end) == (3, "completed")
     kinds = [e.kind for e in store.events_after(study.id)]
@@ -60,9 +65,7 @@ def test_each_run_records_its_device_and_the_trial_shows_the_latest(store: Store
     assert [t.device for t in listed.items] == ["cpu"]
 
 
-def test_a_run_cut_by_a_crash_is_closed_as_interrupted_when_the_trial_resumes(
-    store: Store,
-) -> None:
+def test_a_run_cut_by_a_crash_is_closed_as_interrupted_when_the_trial_resumes(store: Store) -> None:
     study = make_study(store)
     store.create_trial(study.id, 0, {"lr": 0.1})
     curve(store, study.id, 0, range(1, 4))
@@ -81,10 +84,13 @@ def test_checkpoint_bytes_count_only_unfinished_trials_per_study(store: Store) -
     store.note_checkpoint(two.id, 0, epoch=2, size=7)
     store.interrupt_trial(two.id, 0, end="paused", state="waiting")
     assert store.checkpoint_bytes([one.id, two.id, none.id]) == {
-        one.id: 2001, two.id: 7, none.id: 0,
-    }  # fmt: skip
-    store.finish_trial(one.id, 1, state="pruned", value=None, best_epoch=None,
-                       stop_reason="cancelled")  # fmt: skip
+        one.id: 2001,
+        two.id: 7,
+        none.id: 0,
+    }
+    store.finish_trial(
+        one.id, 1, state="pruned", value=None, best_epoch=None, stop_reason="cancelled"
+    )
     assert store.checkpoint_bytes([one.id]) == {one.id: 1000}
     ids = [one.id, two.id, none.id]
     assert store.trial_totals_of(ids) == (store.count_trials_of(ids), store.checkpoint_bytes(ids))

@@ -75,8 +75,14 @@ def rmsprop(w: float, gs: list[float], alpha: float = 0.9, eps: float = 1e-8) ->
     return out
 
 
-def adam(w: float, gs: list[float], b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
-         decoupled_decay: float = 0.0) -> list[float]:  # fmt: skip
+def adam(
+    w: float,
+    gs: list[float],
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    decoupled_decay: float = 0.0,
+) -> list[float]:
     out, m, v = [], 0.0, 0.0
     for t, g in enumerate(gs, start=1):
         w *= 1 - LR * decoupled_decay

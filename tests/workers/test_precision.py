@@ -11,7 +11,8 @@ import torch
 
 from tests.workers.test_trainer import prepared
 from workers.data import PreparedData
-from workers.trainer import TensorData, TrialTrainer
+from workers.tensors import TensorData
+from workers.trial_trainer import TrialTrainer
 
 CPU = torch.device("cpu")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -60,8 +61,10 @@ def test_each_precision_runs_its_forward_passes_in_its_dtype_and_learns_digits(
 
 
 def test_bf16_reaches_the_accuracy_of_fp32_on_digits(digits: TensorData) -> None:
-    best = {p: max(m["val_accuracy"] for m in learn(digits, 6, precision=p)[1][0])
-            for p in ("fp32", "bf16")}  # fmt: skip
+    best = {
+        p: max(m["val_accuracy"] for m in learn(digits, 6, precision=p)[1][0])
+        for p in ("fp32", "bf16")
+    }
     assert abs(best["bf16"] - best["fp32"]) <= 0.03, best
 
 
@@ -142,8 +145,10 @@ def test_a_cuda_trial_keeps_its_data_on_the_gpu_and_reports_peak_memory(
 @pytest.mark.gpu
 @needs_cuda
 def test_bf16_on_the_gpu_learns_digits_as_well_as_fp32(digits_cuda: TensorData) -> None:
-    best = {p: max(m["val_accuracy"] for m in learn(digits_cuda, 6, precision=p)[1][0])
-            for p in ("fp32", "bf16")}  # fmt: skip
+    best = {
+        p: max(m["val_accuracy"] for m in learn(digits_cuda, 6, precision=p)[1][0])
+        for p in ("fp32", "bf16")
+    }
     assert abs(best["bf16"] - best["fp32"]) <= 0.03, best
 
 

@@ -10,7 +10,8 @@ import torch
 from workers.data import load_prepared
 from workers.schedules import SCHEDULES, EpochSchedule
 from workers.spec import BuiltinDataset, SplitSpec
-from workers.trainer import TensorData, TrialTrainer
+from workers.tensors import TensorData
+from workers.trial_trainer import TrialTrainer
 
 LR, EPOCHS, EVERY, GAMMA = 0.2, 12, 3, 0.5
 
@@ -41,8 +42,15 @@ def digits() -> TensorData:
 @pytest.mark.parametrize("warmup", [0, 3])
 @pytest.mark.parametrize("name", sorted(set(SCHEDULES) - {"plateau"}))
 def test_recorded_lr_follows_the_closed_form(digits: TensorData, name: str, warmup: int) -> None:
-    params = {"optimizer": "sgd", "lr": LR, "lr_schedule": name, "warmup_epochs": warmup,
-              "lr_step_epochs": EVERY, "lr_gamma": GAMMA, "hidden_units": 8}  # fmt: skip
+    params = {
+        "optimizer": "sgd",
+        "lr": LR,
+        "lr_schedule": name,
+        "warmup_epochs": warmup,
+        "lr_step_epochs": EVERY,
+        "lr_gamma": GAMMA,
+        "hidden_units": 8,
+    }
     trainer = TrialTrainer(digits, params, max_epochs=EPOCHS)
     recorded = [trainer.train_epoch()["lr"] for _ in range(EPOCHS)]
     assert recorded == pytest.approx(

@@ -33,10 +33,15 @@ def test_a_slot_that_reserves_nothing_runs_each_trial_on_its_own_threads(ray_clu
     try:
         data = ray.put(prepared())
         start = {
-            "data_key": "digits", "data": data, "model": "mlp", "objective": "val_accuracy",
-            "direction": "maximize", "seed": 0, "max_epochs": 2,
+            "data_key": "digits",
+            "data": data,
+            "model": "mlp",
+            "objective": "val_accuracy",
+            "direction": "maximize",
+            "seed": 0,
+            "max_epochs": 2,
             "params": {"hidden_units": 32, "lr": 0.05, "batch_size": 64},
-        }  # fmt: skip
+        }
         seen = [torch_threads(actor)]
         for threads in (2, 1, 2):
             metrics = ray.get(actor.run_epoch.remote({**start, "threads": threads}), timeout=120)

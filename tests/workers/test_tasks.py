@@ -14,7 +14,8 @@ from workers.data import load_prepared
 from workers.models import build_model
 from workers.spec import PluginDataset, SplitSpec
 from workers.tasks import TaskError, TrainingTask, installed_names, installed_tasks, load_task
-from workers.trainer import TensorData, TrialTrainer
+from workers.tensors import TensorData
+from workers.trial_trainer import TrialTrainer
 
 MODULE = """
 from workers.tasks import TrainingTask
@@ -89,8 +90,9 @@ def test_the_example_plugin_is_installed_and_trains_in_the_workers_loop() -> Non
     data = load_prepared(PluginDataset(source="plugin", name="residual-mlp"), SplitSpec())
     assert data.task == "classification" and data.n_outputs == 3 and data.sample_shape == (2,)
     params = {"lr": 0.01, "optimizer": "adam", "width": 32, "groups": 4, "dropout": 0.1}
-    trainer = TrialTrainer(TensorData(data, torch.device("cpu")), params,
-                           model="plugin:residual-mlp", max_epochs=20)  # fmt: skip
+    trainer = TrialTrainer(
+        TensorData(data, torch.device("cpu")), params, model="plugin:residual-mlp", max_epochs=20
+    )
     accuracies = [trainer.train_epoch()["val_accuracy"] for _ in range(20)]
     assert max(accuracies) > 0.9 > accuracies[0]
     assert trainer.params["blocks"] == 2, "the task's defaults fill what the study leaves out"
@@ -99,6 +101,7 @@ def test_the_example_plugin_is_installed_and_trains_in_the_workers_loop() -> Non
 def test_a_task_that_raises_on_its_params_raises_in_the_trainer() -> None:
     data = load_prepared(PluginDataset(source="plugin", name="residual-mlp"), SplitSpec())
     with pytest.raises(ValueError, match="width 30 is not divisible by groups 4"):
-        TrialTrainer(TensorData(data, torch.device("cpu")), {"width": 30},
-                     model="plugin:residual-mlp")  # fmt: skip
+        TrialTrainer(
+            TensorData(data, torch.device("cpu")), {"width": 30}, model="plugin:residual-mlp"
+        )
     assert np.isfinite(data.folds[0].x_train).all()

@@ -9,10 +9,12 @@ import pytest
 import torch
 from torch import nn
 
+from workers.batches import EVAL_CHUNK_ROWS
 from workers.data import PreparedData, load_prepared
 from workers.metrics import classification_metrics, regression_metrics
 from workers.spec import BuiltinDataset, SplitSpec
-from workers.trainer import EVAL_CHUNK_ROWS, TensorData, TrialTrainer
+from workers.tensors import TensorData
+from workers.trial_trainer import TrialTrainer
 
 CPU = torch.device("cpu")
 
@@ -31,8 +33,13 @@ def train(
 ) -> tuple[TrialTrainer, list[dict[str, float]]]:
     objective = params.pop("objective", "val_accuracy")
     direction = params.pop("direction", "maximize")
-    trainer = TrialTrainer(data, {"hidden_units": 64, **params}, objective=objective,
-                           direction=direction, max_epochs=n_epochs)  # fmt: skip
+    trainer = TrialTrainer(
+        data,
+        {"hidden_units": 64, **params},
+        objective=objective,
+        direction=direction,
+        max_epochs=n_epochs,
+    )
     return trainer, [trainer.train_epoch() for _ in range(n_epochs)]
 
 
@@ -118,8 +125,16 @@ def test_batch_size_from_one_to_full(digits: TensorData, batch_size: int | str) 
 
 
 def test_model_knobs_build_what_they_name(digits: TensorData) -> None:
-    trainer = TrialTrainer(digits, {"hidden_layers": 3, "hidden_units": 16, "batch_norm": True,
-                                    "activation": "gelu", "init": "orthogonal"})  # fmt: skip
+    trainer = TrialTrainer(
+        digits,
+        {
+            "hidden_layers": 3,
+            "hidden_units": 16,
+            "batch_norm": True,
+            "activation": "gelu",
+            "init": "orthogonal",
+        },
+    )
     modules = list(trainer.folds[0].model.modules())
     assert sum(isinstance(m, nn.Linear) for m in modules) == 4
     assert sum(isinstance(m, nn.BatchNorm1d) for m in modules) == 3
@@ -230,8 +245,9 @@ def test_evaluation_runs_in_bounded_chunks_with_the_unchunked_metrics(name: str)
     x_val, y_val = data.folds[0].x_val, data.folds[0].y_val
     assert len(x_val) > EVAL_CHUNK_ROWS
     objective = "val_accuracy" if data.task == "classification" else "val_rmse"
-    trainer = TrialTrainer(data, {"hidden_units": 16, "batch_size": 32, "batch_norm": True},
-                           objective=objective)  # fmt: skip
+    trainer = TrialTrainer(
+        data, {"hidden_units": 16, "batch_size": 32, "batch_norm": True}, objective=objective
+    )
     trainer.train_epoch()
     fold = trainer.folds[0]
     model = fold.model

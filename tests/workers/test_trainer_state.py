@@ -10,18 +10,39 @@ import pytest
 import torch
 
 from tests.workers.test_trainer import prepared
-from workers.trainer import TensorData, TrialTrainer
+from workers.tensors import TensorData
+from workers.trial_trainer import TrialTrainer
 
 CPU = torch.device("cpu")
 TIMES = {"seconds", "train_seconds"}
 SETTINGS = [
-    {"optimizer": "adam", "lr": 0.01, "dropout": 0.3, "input_noise": 0.1,
-     "lr_schedule": "cosine", "batch_size": 32},
-    {"optimizer": "nesterov", "momentum": 0.9, "lr": 0.05, "lr_schedule": "plateau",
-     "warmup_epochs": 2, "batch_size": 64, "l1": 1e-5, "label_smoothing": 0.1},
-    {"optimizer": "rmsprop", "lr": 0.001, "lr_schedule": "step", "lr_step_epochs": 3,
-     "batch_size": 16, "dropout": 0.2},
-]  # fmt: skip
+    {
+        "optimizer": "adam",
+        "lr": 0.01,
+        "dropout": 0.3,
+        "input_noise": 0.1,
+        "lr_schedule": "cosine",
+        "batch_size": 32,
+    },
+    {
+        "optimizer": "nesterov",
+        "momentum": 0.9,
+        "lr": 0.05,
+        "lr_schedule": "plateau",
+        "warmup_epochs": 2,
+        "batch_size": 64,
+        "l1": 1e-5,
+        "label_smoothing": 0.1,
+    },
+    {
+        "optimizer": "rmsprop",
+        "lr": 0.001,
+        "lr_schedule": "step",
+        "lr_step_epochs": 3,
+        "batch_size": 16,
+        "dropout": 0.2,
+    },
+]
 
 
 @pytest.fixture(scope="module")
@@ -97,20 +118,23 @@ def test_a_param_schedule_sets_its_knobs_from_their_epochs_also_after_a_resume(
 ) -> None:
     schedule = {"lr": [(3, 0.05), (5, 0.02)], "dropout": [(4, 0.4)]}
     params = {"optimizer": "momentum", "lr": 0.1, "dropout": 0.1, "batch_size": 32}
-    straight = TrialTrainer(digits, {"hidden_units": 32, **params}, seed=7, max_epochs=6,
-                            param_schedule=schedule)  # fmt: skip
+    straight = TrialTrainer(
+        digits, {"hidden_units": 32, **params}, seed=7, max_epochs=6, param_schedule=schedule
+    )
     curve = [straight.train_epoch() for _ in range(6)]
     assert [m["lr"] for m in curve] == [0.1, 0.1, 0.05, 0.05, 0.02, 0.02]
     dropouts = [m.p for m in straight.folds[0].model.modules() if isinstance(m, torch.nn.Dropout)]
     assert dropouts and all(p == 0.4 for p in dropouts)
     # Resumed after epoch 3, the schedule's values come back with the next epoch.
-    first = TrialTrainer(digits, {"hidden_units": 32, **params}, seed=7, max_epochs=6,
-                         param_schedule=schedule)  # fmt: skip
+    first = TrialTrainer(
+        digits, {"hidden_units": 32, **params}, seed=7, max_epochs=6, param_schedule=schedule
+    )
     for _ in range(3):
         first.train_epoch()
     state = first.state()
-    resumed = TrialTrainer(digits, {"hidden_units": 32, **params}, seed=7, max_epochs=6,
-                           param_schedule=schedule)  # fmt: skip
+    resumed = TrialTrainer(
+        digits, {"hidden_units": 32, **params}, seed=7, max_epochs=6, param_schedule=schedule
+    )
     resumed.load_state(state)
     rest = [resumed.train_epoch() for _ in range(3)]
     assert without_times(rest) == without_times(curve[3:])

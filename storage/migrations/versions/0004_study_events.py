@@ -19,7 +19,9 @@ def upgrade() -> None:
     op.create_table(
         "hpo_events",
         sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True,
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
             nullable=False,
         ),
         sa.Column("study_id", sa.Integer(), nullable=False),
@@ -28,10 +30,12 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_hpo_events"),
         sa.ForeignKeyConstraint(
-            ["study_id"], ["hpo_studies.id"], name="fk_hpo_events_study_id_hpo_studies",
+            ["study_id"],
+            ["hpo_studies.id"],
+            name="fk_hpo_events_study_id_hpo_studies",
             ondelete="CASCADE",
         ),
-    )  # fmt: skip
+    )
     op.create_index("ix_hpo_events_study_id_id", "hpo_events", ["study_id", "id"])
 
 

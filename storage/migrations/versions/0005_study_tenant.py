@@ -17,8 +17,7 @@ depends_on: str | None = None
 
 def upgrade() -> None:
     op.add_column(
-        "hpo_studies",
-        sa.Column("tenant", sa.String(100), nullable=False, server_default="default"),
+        "hpo_studies", sa.Column("tenant", sa.String(100), nullable=False, server_default="default")
     )
     op.create_index("ix_hpo_studies_tenant", "hpo_studies", ["tenant"])
 

@@ -26,11 +26,13 @@ def upgrade() -> None:
         sa.Column("lo", sa.Float(), nullable=False),
         sa.Column("hi", sa.Float(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["study_id"], ["hpo_studies.id"], ondelete="CASCADE",
+            ["study_id"],
+            ["hpo_studies.id"],
+            ondelete="CASCADE",
             name="fk_hpo_value_blocks_study_id_hpo_studies",
         ),
         sa.PrimaryKeyConstraint("study_id", "block", name="pk_hpo_value_blocks"),
-    )  # fmt: skip
+    )
     op.execute(
         "INSERT INTO hpo_value_blocks (study_id, block, count, lo, hi) "
         f"SELECT study_id, number / {VALUE_BLOCK}, COUNT(*), MIN(value), MAX(value) "

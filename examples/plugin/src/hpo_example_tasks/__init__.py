@@ -22,9 +22,12 @@ class ResidualBlock(nn.Module):
     def __init__(self, width: int, groups: int, dropout: float):
         super().__init__()
         self.body = nn.Sequential(
-            nn.GroupNorm(groups, width), nn.Linear(width, width), nn.GELU(),
-            nn.Dropout(dropout), nn.Linear(width, width),
-        )  # fmt: skip
+            nn.GroupNorm(groups, width),
+            nn.Linear(width, width),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(width, width),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
