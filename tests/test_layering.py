@@ -125,6 +125,22 @@ def test_a_room_of_service_imports_no_room_it_must_not(room: str) -> None:
     assert offenders == {}, f"{room} must not import these: {offenders}"
 
 
+@pytest.mark.parametrize("room", ["service.cluster", "service.listeners"])
+def test_a_self_contained_room_imports_nothing_else_of_service(room: str) -> None:
+    modules = project_modules()
+    offenders = {
+        name: sorted(
+            m
+            for m in imported_modules(path, set(modules))
+            if m.startswith("service") and not (m == room or m.startswith(room + "."))
+        )
+        for name, path in modules.items()
+        if name == room or name.startswith(room + ".")
+    }
+    offenders = {name: found for name, found in offenders.items() if found}
+    assert offenders == {}, f"{room} imports nothing else of service: {offenders}"
+
+
 def circles(graph: dict[str, set[str]]) -> list[list[str]]:
     """Every set of two or more modules that import each other round a circle (Tarjan's
     strongly connected components, without recursion)."""

@@ -211,3 +211,23 @@ def test_the_two_commands_come_first() -> None:
     lang, body = FENCE.findall(TEXT)[0]
     assert lang == "bash"
     assert [line.split("#")[0].strip() for line in body.splitlines()] == ["make demo", "make test"]
+
+
+ROOT = README.parent
+SOURCE_ROOTS = ("api", "service", "search", "workers", "storage", "bench", "tests", "scripts")
+
+
+@pytest.mark.parametrize("doc", ["README.md", "bench/README.md"])
+def test_every_source_file_a_readme_names_exists(doc: str) -> None:
+    """A path such as `service/cluster/scheduler.py` is where it says; a bare name such as
+    `ledger.py` is somewhere in the tree. Moving code moves its mentions too."""
+    text = (ROOT / doc).read_text()
+    named = set(re.findall(r"`([A-Za-z0-9_./-]+\.py)", text))
+    every = {p.relative_to(ROOT).as_posix() for r in SOURCE_ROOTS for p in (ROOT / r).rglob("*.py")}
+    names = {Path(p).name for p in every}
+    missing = sorted(
+        n
+        for n in named
+        if n not in every and f"bench/{n}" not in every and ("/" in n or n not in names)
+    )
+    assert named and missing == [], missing
